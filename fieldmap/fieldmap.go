@@ -1,0 +1,265 @@
+// Package fieldmap holds ruledex's field equivalence data and derives a rule's
+// indicators from its predicates, so that the same test written in Sigma, KQL or SPL
+// (Image|endswith '\x.exe', FileName =~ "x.exe", process_name=x.exe) counts as one.
+package fieldmap
+
+import (
+	_ "embed"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/ruledex/ruledex/rule"
+)
+
+//go:embed fields.tsv
+var fieldsTSV string
+
+// Entry says that Field, read in Context, means Canonical.
+type Entry struct {
+	Context   string // Sigma category (may end in *), KQL table, CIM dataset
+	Field     string
+	Canonical string
+	// NameOnly: the field holds only the file name of Canonical, so `eq x` tests `ends_with \x`.
+	NameOnly bool
+	Source   string
+}
+
+// Map answers field-equivalence questions.
+type Map struct {
+	byCtx  map[string]map[string]Entry // lower(context) -> lower(field) -> entry
+	global map[string]Entry            // lower(field) -> entry, for names with one meaning everywhere
+	globs  []string                    // contexts with wildcards (registry_*)
+	// Entries lists all rows, for pages that show the equivalence used.
+	Entries []Entry
+}
+
+var (
+	defaultOnce sync.Once
+	defaultMap  *Map
+)
+
+// Default returns the embedded map. It panics only if the embedded file is broken,
+// which a test guards.
+func Default() *Map {
+	defaultOnce.Do(func() {
+		m, err := Parse(fieldsTSV)
+		if err != nil {
+			panic(fmt.Errorf("fieldmap: embedded fields.tsv: %w", err))
+		}
+		defaultMap = m
+	})
+	return defaultMap
+}
+
+// Parse reads the TSV format of fields.tsv.
+func Parse(tsv string) (*Map, error) {
+	m := &Map{byCtx: map[string]map[string]Entry{}, global: map[string]Entry{}}
+	ambiguous := map[string]bool{}
+	header := true
+	for i, line := range strings.Split(tsv, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if header {
+			header = false
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) < 3 {
+			return nil, fmt.Errorf("line %d: want at least 3 tab-separated columns, have %d", i+1, len(f))
+		}
+		e := Entry{Context: f[0], Field: f[1], Canonical: f[2]}
+		if len(f) > 3 {
+			e.NameOnly = f[3] == "name"
+		}
+		if len(f) > 4 {
+			e.Source = f[4]
+		}
+		m.Entries = append(m.Entries, e)
+		ctx := strings.ToLower(e.Context)
+		if m.byCtx[ctx] == nil {
+			m.byCtx[ctx] = map[string]Entry{}
+			if strings.ContainsAny(ctx, "*?") {
+				m.globs = append(m.globs, ctx)
+			}
+		}
+		lf := strings.ToLower(e.Field)
+		m.byCtx[ctx][lf] = e
+		if g, ok := m.global[lf]; ok && (g.Canonical != e.Canonical || g.NameOnly != e.NameOnly) {
+			ambiguous[lf] = true
+		}
+		m.global[lf] = e
+	}
+	for f := range ambiguous {
+		delete(m.global, f)
+	}
+	return m, nil
+}
+
+// Contexts returns the lookup contexts of a rule, most specific first.
+func Contexts(r *rule.Rule) []string {
+	var ctx []string
+	ls := r.LogSource
+	ctx = append(ctx, ls.Tables...)
+	ctx = append(ctx, ls.DataModels...)
+	if ls.Category != "" {
+		ctx = append(ctx, ls.Category)
+	}
+	return ctx
+}
+
+// Lookup returns the entry for field in the first context that knows it, else the
+// context-free meaning when the name is unambiguous. ok is false for unknown fields.
+func (m *Map) Lookup(contexts []string, field string) (Entry, bool) {
+	lf := strings.ToLower(field)
+	// CIM fields are often written with their dataset prefix (Processes.process_name).
+	if i := strings.LastIndexByte(lf, '.'); i > 0 && !strings.HasPrefix(lf, "process.") {
+		if e, ok := m.lookupCtx(lf[:i], lf[i+1:]); ok {
+			return e, true
+		}
+	}
+	for _, c := range contexts {
+		if e, ok := m.lookupCtx(strings.ToLower(c), lf); ok {
+			return e, true
+		}
+	}
+	e, ok := m.global[lf]
+	return e, ok
+}
+
+func (m *Map) lookupCtx(ctx, lf string) (Entry, bool) {
+	if fm, ok := m.byCtx[ctx]; ok {
+		if e, ok := fm[lf]; ok {
+			return e, true
+		}
+	}
+	for _, g := range m.globs {
+		if ok, _ := path.Match(g, ctx); ok {
+			if e, ok := m.byCtx[g][lf]; ok {
+				return e, true
+			}
+		}
+	}
+	return Entry{}, false
+}
+
+// Canonical returns the canonical name of field in contexts (the field itself when unknown).
+func (m *Map) Canonical(contexts []string, field string) string {
+	if e, ok := m.Lookup(contexts, field); ok {
+		return e.Canonical
+	}
+	return field
+}
+
+// keyTransforms are the transforms that change what an indicator matches; `cased` is
+// left out because it is expressed by not folding the value, and regex flags by the kind.
+func keyTransforms(ts []string) string {
+	var out []string
+	for _, t := range ts {
+		switch t {
+		case rule.TCased, rule.TIgnoreCase, rule.TMultiline, rule.TDotAll:
+			continue
+		}
+		out = append(out, t)
+	}
+	return strings.Join(out, "|")
+}
+
+// Key is the counting identity of a test: canonical field, kind, transforms and value,
+// the value case-folded unless the test is case-sensitive. No trimming.
+func Key(canonical string, kind rule.Kind, transforms []string, value string, cased bool) string {
+	if !cased {
+		value = strings.ToLower(value)
+	}
+	return strings.ToLower(canonical) + "\x1f" + string(kind) + "\x1f" + keyTransforms(transforms) + "\x1f" + value
+}
+
+// Normalize turns a test on a name-only field into the equivalent test on its canonical
+// path field: eq "x.exe" becomes ends_with `\x.exe`, starts_with "x" becomes match `\x`.
+// Other kinds are returned unchanged.
+func Normalize(e Entry, kind rule.Kind, value string) (rule.Kind, string) {
+	if !e.NameOnly {
+		return kind, value
+	}
+	switch kind {
+	case rule.Eq, rule.In:
+		return rule.EndsW, `\` + value
+	case rule.StartsW:
+		return rule.Match, `\` + value
+	}
+	return kind, value
+}
+
+// IndicatorKey computes the key of (field, kind, value) as a user types it on the
+// command line or in a URL, in the given contexts (nil for context-free).
+func (m *Map) IndicatorKey(contexts []string, field string, kind rule.Kind, transforms []string, value string) (canonical, key string) {
+	canonical = field
+	if e, ok := m.Lookup(contexts, field); ok {
+		canonical = e.Canonical
+		kind, value = Normalize(e, kind, value)
+	}
+	cased := false
+	for _, t := range transforms {
+		cased = cased || t == rule.TCased
+	}
+	return canonical, Key(canonical, kind, transforms, value, cased)
+}
+
+// Indicators derives r's indicators: one per value of every predicate with a field or
+// keyword, in stage order, duplicates (same key and polarity) removed.
+func (m *Map) Indicators(r *rule.Rule) []rule.Indicator {
+	ctx := Contexts(r)
+	var out []rule.Indicator
+	seen := map[string]bool{}
+	add := func(stage int, p *rule.Pred, negated bool) {
+		switch p.Kind {
+		case rule.IsNull, rule.IsNotNull:
+			// No value: the field itself is the indicator.
+			canon := m.Canonical(ctx, p.Field)
+			k := Key(canon, p.Kind, nil, "", false)
+			if seen[k+fmt.Sprint(negated)] {
+				return
+			}
+			seen[k+fmt.Sprint(negated)] = true
+			out = append(out, rule.Indicator{Field: p.Field, Canonical: canon, Kind: p.Kind, Key: k, Negated: negated, Stage: stage})
+			return
+		}
+		for _, v := range p.Values {
+			if v.Type == rule.Null {
+				continue
+			}
+			canon, kind, val := p.Field, p.Kind, v.S
+			if e, ok := m.Lookup(ctx, p.Field); ok {
+				canon = e.Canonical
+				kind, val = Normalize(e, kind, val)
+			}
+			k := Key(canon, kind, p.Transforms, val, p.Cased())
+			if seen[k+fmt.Sprint(negated)] {
+				continue
+			}
+			seen[k+fmt.Sprint(negated)] = true
+			out = append(out, rule.Indicator{
+				Field: p.Field, Canonical: canon, Kind: p.Kind, Value: v.S, Key: k,
+				Transforms: p.Transforms, Negated: negated, Stage: stage,
+			})
+		}
+	}
+	covered := false
+	for _, s := range r.Stages {
+		if s.Node == nil || s.Kind == rule.StageCondition {
+			continue
+		}
+		covered = true
+		for _, pp := range rule.Preds(s.Node) {
+			add(s.Index, pp.Pred, pp.Negated)
+		}
+	}
+	if !covered && r.Root != nil {
+		for _, pp := range rule.Preds(r.Root) {
+			add(0, pp.Pred, pp.Negated)
+		}
+	}
+	return out
+}
