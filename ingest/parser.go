@@ -21,3 +21,10 @@ type Parser interface {
 	// with an error diagnostic.
 	Parse(src rule.Source, data []byte) (rules []*rule.Rule, diags []rule.Diagnostic)
 }
+
+// RootAware is implemented by parsers that need to see a whole source tree before
+// parsing its files (SPL detections reference macros defined in macros/*.yml).
+// Begin is called once per ingested root, before any Parse of files under it.
+type RootAware interface {
+	Begin(root string) error
+}

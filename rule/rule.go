@@ -104,17 +104,21 @@ type Rule struct {
 	Language Language `json:"language"`
 	Source   Source   `json:"source"`
 	// Name is a secondary identifier some formats have (Sigma `name`, used by correlations).
-	Name        string   `json:"name,omitempty"`
-	Title       string   `json:"title"`
-	Description string   `json:"description,omitempty"`
-	Status      string   `json:"status,omitempty"`
-	Severity    string   `json:"severity,omitempty"` // Sigma level; informational, low, medium, high, critical
-	Class       Class    `json:"class"`
-	Authors     []string `json:"authors,omitempty"`
-	Date        string   `json:"date,omitempty"`     // as written upstream (YYYY-MM-DD or YYYY/MM/DD)
-	Modified    string   `json:"modified,omitempty"` // as written upstream
-	References  []string `json:"references,omitempty"`
-	Tags        []string `json:"tags,omitempty"` // as written
+	Name        string `json:"name,omitempty"`
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+	Status      string `json:"status,omitempty"`
+	Severity    string `json:"severity,omitempty"` // Sigma level; informational, low, medium, high, critical
+	Class       Class  `json:"class"`
+	// Type is the document kind within its language, shown as "Kind" in metadata:
+	// Sigma "rule", "correlation" or "filter"; Sentinel "analytic" or "hunting"; ESCU
+	// "TTP", "Anomaly", "Hunting"...; empty when the format has none.
+	Type       string   `json:"type,omitempty"`
+	Authors    []string `json:"authors,omitempty"`
+	Date       string   `json:"date,omitempty"`     // as written upstream (YYYY-MM-DD or YYYY/MM/DD)
+	Modified   string   `json:"modified,omitempty"` // as written upstream
+	References []string `json:"references,omitempty"`
+	Tags       []string `json:"tags,omitempty"` // as written
 	// Tactics are ATT&CK tactic short names ("command-and-control"), normalized by the
 	// parser from any spelling (attack.Command_and_control, Sentinel "CommandAndControl").
 	Tactics []string `json:"tactics,omitempty"`
