@@ -1,0 +1,234 @@
+// Package neighbors decides, from rules' logic rather than their words, which rules are
+// equivalent (same canonical form), stricter (match a subset of another rule's events)
+// or broader, across languages. Every relation it reports is proved from the canonical
+// forms; where it cannot prove one it stays silent.
+package neighbors
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"strings"
+
+	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/rule"
+)
+
+// Atom is one normalized test: canonical field, kind, transforms and value.
+type Atom struct {
+	Field      string // canonical field, lower-case; "" for keywords
+	Kind       rule.Kind
+	Transforms string // transforms that change matching, joined; "" when none
+	Cased      bool
+	Value      string // folded unless Cased; glob syntax when Wild
+	Wild       bool
+}
+
+func (a Atom) key() string {
+	c := ""
+	if a.Cased {
+		c = "cased"
+	}
+	w := ""
+	if a.Wild {
+		w = "wild"
+	}
+	return a.Field + "\x1f" + string(a.Kind) + "\x1f" + a.Transforms + "\x1f" + c + "\x1f" + w + "\x1f" + a.Value
+}
+
+// cop is the operator of a canonical node.
+type cop uint8
+
+const (
+	cAtom cop = iota
+	cAnd
+	cOr
+	cNot
+)
+
+// cnode is a rule's logic in canonical form: Refs and quantifiers expanded, nested
+// ANDs/ORs flattened, children deduplicated and sorted by their canonical string.
+type cnode struct {
+	op   cop
+	atom Atom
+	kids []*cnode
+	str  string // canonical string; equal strings mean equal logic
+}
+
+// canonicalizer turns IR trees into cnodes for one rule's context.
+type canonicalizer struct {
+	fm  *fieldmap.Map
+	ctx []string
+	ok  bool // false once something unprovable (opaque, unknown op) was met
+}
+
+func (c *canonicalizer) node(n *rule.Node) *cnode {
+	if n == nil {
+		c.ok = false
+		return nil
+	}
+	switch n.Op {
+	case rule.OpPred:
+		return c.pred(n.Pred)
+	case rule.OpRef:
+		if len(n.Children) != 1 {
+			c.ok = false
+			return nil
+		}
+		return c.node(n.Children[0])
+	case rule.OpAnd, rule.OpOr:
+		op := cAnd
+		if n.Op == rule.OpOr {
+			op = cOr
+		}
+		return c.combine(op, c.nodes(n.Children))
+	case rule.OpQuant:
+		op := cOr
+		if n.Quant == "all" {
+			op = cAnd
+		}
+		return c.combine(op, c.nodes(n.Children))
+	case rule.OpNot:
+		if len(n.Children) != 1 {
+			c.ok = false
+			return nil
+		}
+		k := c.node(n.Children[0])
+		if k == nil {
+			return nil
+		}
+		if k.op == cNot { // not not x = x
+			return k.kids[0]
+		}
+		return finish(&cnode{op: cNot, kids: []*cnode{k}})
+	case rule.OpTrue:
+		return c.combine(cAnd, nil)
+	}
+	c.ok = false // opaque or unknown: nothing can be proved about it
+	return nil
+}
+
+func (c *canonicalizer) nodes(ns []*rule.Node) []*cnode {
+	out := make([]*cnode, 0, len(ns))
+	for _, n := range ns {
+		if k := c.node(n); k != nil {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// pred turns one predicate into an atom or an AND/OR of atoms over its values.
+func (c *canonicalizer) pred(p *rule.Pred) *cnode {
+	if p == nil {
+		c.ok = false
+		return nil
+	}
+	canonField := ""
+	var entry fieldmap.Entry
+	known := false
+	if p.Field != "" {
+		entry, known = c.fm.Lookup(c.ctx, p.Field)
+		canonField = p.Field
+		if known {
+			canonField = entry.Canonical
+		}
+		canonField = strings.ToLower(canonField)
+	}
+	var ts []string
+	for _, t := range p.Transforms {
+		if t != rule.TCased {
+			ts = append(ts, t)
+		}
+	}
+	transforms := strings.Join(ts, "|")
+	cased := p.Cased()
+	if p.Kind == rule.IsNull || p.Kind == rule.IsNotNull {
+		return finish(&cnode{op: cAtom, atom: Atom{Field: canonField, Kind: p.Kind}})
+	}
+	if len(p.Values) == 0 {
+		c.ok = false
+		return nil
+	}
+	var kids []*cnode
+	for _, v := range p.Values {
+		kind, val := p.Kind, v.S
+		if v.Type == rule.Null {
+			kind, val = rule.IsNull, ""
+		}
+		if known && !v.Wild {
+			kind, val = fieldmap.Normalize(entry, kind, val)
+		}
+		if kind == rule.In {
+			kind = rule.Eq
+		}
+		if !cased {
+			val = strings.ToLower(val)
+		}
+		kids = append(kids, finish(&cnode{op: cAtom, atom: Atom{
+			Field: canonField, Kind: kind, Transforms: transforms, Cased: cased, Value: val, Wild: v.Wild,
+		}}))
+	}
+	op := cOr
+	if p.All {
+		op = cAnd
+	}
+	return c.combine(op, kids)
+}
+
+// combine flattens same-op children, removes duplicates, sorts, and collapses singletons.
+func (c *canonicalizer) combine(op cop, kids []*cnode) *cnode {
+	var flat []*cnode
+	for _, k := range kids {
+		if k.op == op {
+			flat = append(flat, k.kids...)
+		} else {
+			flat = append(flat, k)
+		}
+	}
+	sort.Slice(flat, func(i, j int) bool { return flat[i].str < flat[j].str })
+	out := flat[:0]
+	for i, k := range flat {
+		if i > 0 && k.str == flat[i-1].str {
+			continue
+		}
+		out = append(out, k)
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return finish(&cnode{op: op, kids: out})
+}
+
+func finish(n *cnode) *cnode {
+	switch n.op {
+	case cAtom:
+		n.str = "(" + n.atom.key() + ")"
+	default:
+		var b strings.Builder
+		b.WriteString([]string{"", "and", "or", "not"}[n.op])
+		b.WriteByte('[')
+		for i, k := range n.kids {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(k.str)
+		}
+		b.WriteByte(']')
+		n.str = b.String()
+	}
+	return n
+}
+
+// conjuncts returns n's top-level conjuncts (n itself unless it is an AND).
+func (n *cnode) conjuncts() []*cnode {
+	if n.op == cAnd {
+		return n.kids
+	}
+	return []*cnode{n}
+}
+
+func hashID(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:6])
+}
