@@ -1,0 +1,127 @@
+// Package catalog is ruledex's embedded store: rules in their IR form, their stages,
+// predicates, indicators, ATT&CK links and diagnostics, the files and sources they came
+// from, corpus-wide indicator counts and a full-text index, all in one SQLite file
+// (modernc.org/sqlite, pure Go) in WAL mode.
+//
+// Writes happen only through an ingest transaction (Begin ... Commit): readers on other
+// connections keep seeing the previous catalog until the commit, and an ingest that fails
+// or is cancelled rolls back to it. Everything else in this package reads.
+//
+// The catalog never parses rule text: it stores what parsers produced (package rule).
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Catalog is an open catalog file. It is safe for concurrent use; any number of
+// readers may run while one ingest writes.
+type Catalog struct {
+	db   *sql.DB
+	path string
+}
+
+// Open opens (creating when missing) the catalog at path. A catalog written with an
+// older schema is emptied and recreated: it is a cache of the rule sources, rebuilt by
+// the next ingest.
+func Open(path string) (*Catalog, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("catalog %s: %w", path, err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "cache_size(-65536)")
+	q.Add("_pragma", "temp_store(MEMORY)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)+2))
+	db.SetMaxIdleConns(4)
+	c := &Catalog{db: db, path: path}
+	if err := c.init(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Catalog) init(ctx context.Context) error {
+	var v string
+	err := c.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='schema'`).Scan(&v)
+	switch {
+	case err == nil && v == schemaVersion:
+		return nil
+	case err == nil:
+		// An older layout: drop everything we own, then recreate.
+		if err := c.dropAll(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := c.db.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	_, err = c.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?)`, schemaVersion)
+	return err
+}
+
+func (c *Catalog) dropAll(ctx context.Context) error {
+	rows, err := c.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'rules_fts_%'`)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	for _, n := range names {
+		if _, err := c.db.ExecContext(ctx, `DROP TABLE IF EXISTS "`+n+`"`); err != nil {
+			return fmt.Errorf("drop %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the catalog.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+// Path is the catalog file.
+func (c *Catalog) Path() string { return c.path }
+
+// DB exposes the underlying database for read-only reports that live in other
+// packages' files of this package family (tests, benchmarks). Writers must use Begin.
+func (c *Catalog) DB() *sql.DB { return c.db }
+
+// ErrNotFound is returned (wrapped) by lookups that find nothing.
+var ErrNotFound = errors.New("not found")
+
+// Meta returns a value stored with Tx.SetMeta ("" when unset).
+func (c *Catalog) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := c.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key=?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}

@@ -1,0 +1,521 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/rule"
+	"github.com/ruledex/ruledex/source"
+)
+
+// Options tune an ingest. The zero value (plus Parsers) is a normal ingest.
+type Options struct {
+	// Parsers are asked in order; the first whose Detect says yes parses the file.
+	Parsers []Parser
+	// SourceURL, when set, names the upstream repository of every file (see package source).
+	SourceURL string
+	// Progress, when set, is called from the ingest goroutine as files are done.
+	Progress func(done, total int)
+	// Workers bounds parallel parsing; 0 means GOMAXPROCS.
+	Workers int
+	// MaxFileSize: larger files are skipped unread (0 means 8 MiB).
+	MaxFileSize int64
+	// Fingerprint identifies the parsers' version (the CLI passes its build). When it
+	// differs from the one stored by the previous ingest, every file is parsed again even
+	// if unchanged, so a new parser never leaves stale rules behind.
+	Fingerprint string
+	// Force parses every file again.
+	Force bool
+	// Attack, when set, replaces the catalog's ATT&CK names (only when its Fingerprint
+	// differs from the stored one, so unchanged re-ingests stay cheap).
+	Attack *Attack
+}
+
+// Attack is the ATT&CK reference data to store with the catalog.
+type Attack struct {
+	Tactics     []catalog.Tactic
+	Techniques  []catalog.Technique
+	Fingerprint string // e.g. the bundle's size and mtime
+}
+
+// Summary reports what an ingest did.
+type Summary struct {
+	Roots []string `json:"roots"`
+	// Files is every file walked: Changed (recognized, new or modified, parsed),
+	// Unchanged (recognized, not parsed again) and Skipped (no parser recognizes it, or
+	// binary, or too large). Deleted files disappeared from disk since the last ingest.
+	Files     int `json:"files"`
+	Changed   int `json:"changed"`
+	Unchanged int `json:"unchanged"`
+	Deleted   int `json:"deleted"`
+	Skipped   int `json:"skipped"`
+	// Rules were parsed by this ingest; TotalRules are in the catalog after it.
+	Rules      int `json:"rules"`
+	TotalRules int `json:"total_rules"`
+	// Errors counts parsed rules with an error diagnostic plus files with a file-level
+	// error; Warnings counts warning diagnostics.
+	Errors     int            `json:"errors"`
+	Warnings   int            `json:"warnings"`
+	ByLanguage map[string]int `json:"by_language"` // rules parsed, per language
+	Duration   time.Duration  `json:"-"`
+	Seconds    float64        `json:"seconds"`
+	RulesPerS  float64        `json:"rules_per_second"`
+}
+
+const metaFingerprint = "ingest.fingerprint"
+const metaAttack = "attack.fingerprint"
+
+// Run ingests the files under roots (folders or files) into cat in one transaction.
+// It returns an error, leaving the catalog as it was, when a root cannot be read, the
+// catalog cannot be written or ctx is cancelled; problems in single files become
+// diagnostics and never stop the ingest.
+func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options) (*Summary, error) {
+	start := time.Now()
+	if len(opt.Parsers) == 0 {
+		return nil, errors.New("ingest: no parsers")
+	}
+	if opt.MaxFileSize <= 0 {
+		opt.MaxFileSize = 8 << 20
+	}
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	res, err := source.NewResolver(opt.SourceURL)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	sum := &Summary{ByLanguage: map[string]int{}}
+
+	// Walk first: a missing root is the caller's mistake and must not touch the catalog.
+	type walked struct {
+		root string
+		f    source.File
+	}
+	var files []walked
+	seen := map[string]bool{}
+	var absRoots []string
+	for _, r := range roots {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return nil, fmt.Errorf("ingest %s: %w", r, err)
+		}
+		if ev, err := filepath.EvalSymlinks(abs); err == nil {
+			abs = ev
+		}
+		fs, err := source.Walk(abs, nil)
+		if err != nil {
+			return nil, fmt.Errorf("ingest %s: %w", r, err)
+		}
+		absRoots = append(absRoots, abs)
+		for _, f := range fs {
+			if !seen[f.Abs] {
+				seen[f.Abs] = true
+				files = append(files, walked{abs, f})
+			}
+		}
+	}
+	sum.Roots = absRoots
+	sum.Files = len(files)
+
+	var langs []string
+	for _, p := range opt.Parsers {
+		langs = append(langs, string(p.Language()))
+	}
+	fingerprint := strings.Join(langs, ",") + ";" + opt.Fingerprint
+	stored, err := cat.Meta(ctx, metaFingerprint)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	force := opt.Force || stored != fingerprint
+
+	prev := map[string]catalog.FileState{}
+	for _, r := range absRoots {
+		st, err := cat.Files(ctx, r, string(filepath.Separator))
+		if err != nil {
+			return nil, fmt.Errorf("ingest: catalog files: %w", err)
+		}
+		for k, v := range st {
+			prev[k] = v
+		}
+	}
+
+	type job struct {
+		root string
+		f    source.File
+		prev catalog.FileState
+	}
+	var jobs []job
+	for _, w := range files {
+		p, ok := prev[w.f.Abs]
+		if ok && !force && p.Size == w.f.Size && p.MTime == w.f.MTime {
+			if p.Language == "" {
+				sum.Skipped++
+			} else {
+				sum.Unchanged++
+			}
+			continue
+		}
+		jobs = append(jobs, job{w.root, w.f, p})
+	}
+	var deleted []catalog.FileState
+	for path, p := range prev {
+		if !seen[path] {
+			deleted = append(deleted, p)
+		}
+	}
+	sort.Slice(deleted, func(i, j int) bool { return deleted[i].Path < deleted[j].Path })
+
+	attackFP := ""
+	if opt.Attack != nil {
+		attackFP, err = cat.Meta(ctx, metaAttack)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+	}
+	needAttack := opt.Attack != nil && attackFP != opt.Attack.Fingerprint
+	done := sum.Unchanged + sum.Skipped
+	if opt.Progress != nil {
+		opt.Progress(done, len(files))
+	}
+	if len(jobs) == 0 && len(deleted) == 0 && !needAttack && !force {
+		// Nothing to write: skip the write lock entirely.
+		if err := fillTotal(ctx, cat, sum); err != nil {
+			return nil, err
+		}
+		finish(sum, start)
+		return sum, nil
+	}
+
+	// Parsers that need the whole tree see it before any of its files.
+	began := map[string]bool{}
+	for _, j := range jobs {
+		if began[j.root] {
+			continue
+		}
+		began[j.root] = true
+		for _, p := range opt.Parsers {
+			if ra, ok := p.(RootAware); ok {
+				dir := j.root
+				if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+					dir = filepath.Dir(dir)
+				}
+				if err := safeBegin(ra, dir); err != nil {
+					sum.Warnings++
+				}
+			}
+		}
+	}
+
+	tx, err := cat.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tx.Rollback()
+		}
+	}()
+	for _, d := range deleted {
+		if err := tx.DeleteFile(d.ID); err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+	}
+	sum.Deleted = len(deleted)
+
+	// Parse in parallel; store from this goroutine as results arrive.
+	jobCh := make(chan job)
+	outCh := make(chan *result, workers*4)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobCh {
+				r := process(j.root, j.f, j.prev, force, res, opt)
+				select {
+				case outCh <- r:
+				case <-wctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobCh)
+		for _, j := range jobs {
+			select {
+			case jobCh <- j:
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(outCh)
+	}()
+	for r := range outCh {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("ingest cancelled: %w", err)
+		}
+		if err := store(tx, r, sum); err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+		done++
+		if opt.Progress != nil {
+			opt.Progress(done, len(files))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ingest cancelled: %w", err)
+	}
+	if needAttack {
+		if err := tx.SetAttack(opt.Attack.Tactics, opt.Attack.Techniques); err != nil {
+			return nil, fmt.Errorf("ingest: attack: %w", err)
+		}
+		if err := tx.SetMeta(metaAttack, opt.Attack.Fingerprint); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.SetMeta(metaFingerprint, fingerprint); err != nil {
+		return nil, err
+	}
+	if err := tx.Finish(force); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ingest cancelled: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	committed = true
+	if err := fillTotal(ctx, cat, sum); err != nil {
+		return nil, err
+	}
+	finish(sum, start)
+	return sum, nil
+}
+
+func fillTotal(ctx context.Context, cat *catalog.Catalog, sum *Summary) error {
+	if err := cat.DB().QueryRowContext(ctx, `SELECT count(*) FROM rules`).Scan(&sum.TotalRules); err != nil {
+		return fmt.Errorf("ingest: count rules: %w", err)
+	}
+	return nil
+}
+
+func finish(sum *Summary, start time.Time) {
+	sum.Duration = time.Since(start)
+	sum.Seconds = sum.Duration.Seconds()
+	if sum.Seconds > 0 {
+		sum.RulesPerS = float64(sum.Rules) / sum.Seconds
+	}
+}
+
+// result is one file after reading (and maybe parsing).
+type result struct {
+	f       source.File
+	prev    catalog.FileState
+	touch   bool // content unchanged: only size/mtime to record
+	rec     catalog.FileRecord
+	entries []catalog.Entry
+	diags   []rule.Diagnostic
+}
+
+func store(tx *catalog.Tx, r *result, sum *Summary) error {
+	if r.touch {
+		if r.prev.Language == "" {
+			sum.Skipped++
+		} else {
+			sum.Unchanged++
+		}
+		return tx.TouchFile(r.prev.ID, r.f.Size, r.f.MTime)
+	}
+	if r.rec.Language == "" {
+		sum.Skipped++
+	} else {
+		sum.Changed++
+	}
+	for _, e := range r.entries {
+		sum.Rules++
+		sum.ByLanguage[string(e.Rule.Language)]++
+		if e.Rule.HasErrors() {
+			sum.Errors++
+		}
+		for _, d := range e.Rule.Diagnostics {
+			if d.Severity == rule.Warning {
+				sum.Warnings++
+			}
+		}
+	}
+	fileErr := false
+	for _, d := range r.diags {
+		if d.Severity == rule.Error {
+			fileErr = true
+		} else {
+			sum.Warnings++
+		}
+	}
+	if fileErr {
+		sum.Errors++
+	}
+	return tx.PutFile(r.prev.ID, r.rec, r.entries, r.diags)
+}
+
+// process reads one file and, when its content changed, detects and parses it. It never
+// panics: a parser panic becomes an error diagnostic of the file.
+func process(root string, f source.File, prev catalog.FileState, force bool, res *source.Resolver, opt Options) *result {
+	r := &result{f: f, prev: prev}
+	info := res.For(root, f.Abs)
+	src := info.Source(f.Abs)
+	r.rec = catalog.FileRecord{Path: f.Abs, Rel: src.Path, Size: f.Size, MTime: f.MTime,
+		Source: catalog.SourceInfo{Repo: info.Repo, RepoURL: info.RepoURL, Commit: src.Commit}}
+	if f.Size > opt.MaxFileSize {
+		return r // skipped unread
+	}
+	data, err := os.ReadFile(f.Abs)
+	if err != nil {
+		r.diags = append(r.diags, rule.Diagnostic{Severity: rule.Error, Code: "ingest/read",
+			Pos: rule.Pos{File: src.Path}, Message: fmt.Sprintf("cannot read file: %v", err)})
+		return r
+	}
+	sum := sha256.Sum256(data)
+	r.rec.Hash = hex.EncodeToString(sum[:])
+	r.rec.Size = int64(len(data))
+	if prev.ID != 0 && !force && prev.Hash == r.rec.Hash && prev.Hash != "" {
+		r.touch = true
+		return r
+	}
+	if bytes.IndexByte(data[:min(len(data), 8000)], 0) >= 0 {
+		return r // binary
+	}
+	var p Parser
+	for _, cand := range opt.Parsers {
+		ok, err := safeDetect(cand, src.Path, data)
+		if err != nil {
+			r.diags = append(r.diags, rule.Diagnostic{Severity: rule.Warning, Code: "ingest/detect-panic",
+				Pos: rule.Pos{File: src.Path}, Message: fmt.Sprintf("%s detector crashed: %v", cand.Language(), err)})
+			continue
+		}
+		if ok {
+			p = cand
+			break
+		}
+	}
+	if p == nil {
+		return r
+	}
+	lang := p.Language()
+	r.rec.Language = string(lang)
+	rules, diags, err := safeParse(p, src, data)
+	r.diags = append(r.diags, diags...)
+	if err != nil {
+		r.diags = append(r.diags, rule.Diagnostic{Severity: rule.Error, Code: "ingest/parser-panic",
+			Pos: rule.Pos{File: src.Path}, Message: fmt.Sprintf("%s parser crashed: %v", lang, err)})
+		rules = nil
+	}
+	for i, ru := range rules {
+		if ru == nil {
+			continue
+		}
+		if ru.Language == "" {
+			ru.Language = lang
+		}
+		if ru.Source.Repo == "" && ru.Source.Path == "" {
+			line, idx := ru.Source.Line, ru.Source.Index
+			ru.Source = src
+			ru.Source.Line, ru.Source.Index = line, idx
+		}
+		if ru.ID == "" {
+			ru.ID = rule.StableID(src.Repo, src.Path, i)
+		}
+		if ru.Stages == nil {
+			ru.Stages = []rule.Stage{}
+		}
+		inds, err := safeIndicators(ru)
+		if err != nil {
+			ru.Diagnostics = append(ru.Diagnostics, rule.Diagnostic{Severity: rule.Error, Code: "ingest/indicators-panic",
+				Pos: rule.Pos{File: src.Path, Line: ru.Source.Line}, Message: fmt.Sprintf("deriving indicators crashed: %v", err)})
+		}
+		ru.Indicators = inds
+		e := catalog.Entry{Rule: ru}
+		if err := e.Encode(); err != nil {
+			ru.Diagnostics = append(ru.Diagnostics, rule.Diagnostic{Severity: rule.Error, Code: "ingest/encode",
+				Pos: rule.Pos{File: src.Path, Line: ru.Source.Line}, Message: err.Error()})
+			ru.Root, ru.Stages, ru.Indicators = nil, []rule.Stage{}, nil
+			if err := e.Encode(); err != nil {
+				continue
+			}
+		}
+		r.entries = append(r.entries, e)
+	}
+	if len(r.entries) == 0 && len(r.diags) == 0 {
+		r.diags = append(r.diags, rule.Diagnostic{Severity: rule.Warning, Code: "ingest/no-rules",
+			Pos: rule.Pos{File: src.Path}, Message: fmt.Sprintf("recognized as %s but holds no rule", lang)})
+	}
+	return r
+}
+
+func safeDetect(p Parser, path string, data []byte) (ok bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok, err = false, fmt.Errorf("%v", v)
+		}
+	}()
+	return p.Detect(path, data), nil
+}
+
+func safeParse(p Parser, src rule.Source, data []byte) (rules []*rule.Rule, diags []rule.Diagnostic, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%v\n%s", v, firstFrames(debug.Stack()))
+		}
+	}()
+	rules, diags = p.Parse(src, data)
+	return rules, diags, nil
+}
+
+// firstFrames keeps the top of a stack trace: enough to find the bug, short enough for a diagnostic.
+func firstFrames(st []byte) string {
+	lines := strings.Split(string(st), "\n")
+	if len(lines) > 16 {
+		lines = lines[:16]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func safeIndicators(r *rule.Rule) (inds []rule.Indicator, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			inds, err = nil, fmt.Errorf("%v", v)
+		}
+	}()
+	return fieldmap.Default().Indicators(r), nil
+}
+
+func safeBegin(ra RootAware, root string) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%v", v)
+		}
+	}()
+	return ra.Begin(root)
+}
