@@ -1,0 +1,219 @@
+package logread
+
+import (
+	"unsafe"
+
+	"github.com/ruledex/ruledex/event"
+)
+
+// Field naming, shared by the EVTX decoder and the evtx_dump-style JSON walker so that
+// both produce the same field set for the same record by construction. Both describe a
+// record as an XML-like tree (Event > System|EventData|UserData > ...) through the
+// sink's open/attr/text/close calls; the sink decides the Sigma names:
+//
+//   - System children by their element name (EventID, Version, Level, Task, Opcode,
+//     Keywords, EventRecordID, Channel, Computer), and System attributes as
+//     Element_Attribute (Provider_Name, Provider_Guid, Provider_EventSourceName,
+//     Security_UserID, Correlation_ActivityID, EventID_Qualifiers), except
+//     TimeCreated/@SystemTime -> TimeCreated and Execution/@ProcessID|ThreadID ->
+//     ProcessID, ThreadID (the names chainsaw, hayabusa and Zircolite users write).
+//   - EventData: <Data Name="X"> (evtx_dump: key X) -> X; unnamed <Data> -> Data
+//     (repeated); other children (Binary) by their name. An empty Data element gives
+//     X = "" so `X: ''` and `X: null` rules can tell "present but empty".
+//   - UserData and anything below it: leaf elements by their own name, the wrapper
+//     element (LogFileCleared, ...) dropped.
+//   - Other sections (RenderingInfo, ProcessingErrorData, DebugData): Section_Leaf.
+//
+// Names are interned so that repeated records produce identical string headers and
+// no allocation; values live in the per-record arena.
+
+type level struct {
+	name      string
+	textStart int  // arena offset of this element's text, -1 if none yet
+	hasChild  bool // mixed content: text of elements with children is ignored
+	isData    bool // a <Data> element under EventData (renamed by its Name attribute)
+}
+
+type sink struct {
+	ev    *event.Event
+	arena []byte
+	stack []level
+
+	attrName  string
+	attrStart int // -1 when no attribute value is pending
+	inAttr    bool
+
+	intern  map[string]string
+	scratch []byte
+}
+
+const maxIntern = 1 << 14
+
+func newSink() *sink {
+	return &sink{intern: make(map[string]string, 256), attrStart: -1}
+}
+
+// begin starts a record.
+func (s *sink) begin(ev *event.Event) {
+	s.ev = ev
+	s.arena = s.arena[:0]
+	s.stack = s.stack[:0]
+	s.inAttr = false
+	s.attrStart = -1
+}
+
+// str returns a string over arena[start:]; valid until the next record (event.Event's
+// contract: the engine copies what it keeps).
+func (s *sink) str(start int) string {
+	if start >= len(s.arena) {
+		return ""
+	}
+	return unsafe.String(&s.arena[start], len(s.arena)-start)
+}
+
+func (s *sink) strRange(start, end int) string {
+	if start >= end {
+		return ""
+	}
+	return unsafe.String(&s.arena[start], end-start)
+}
+
+// name interns b.
+func (s *sink) name(b []byte) string {
+	if v, ok := s.intern[string(b)]; ok {
+		return v
+	}
+	v := string(b)
+	if len(s.intern) < maxIntern {
+		s.intern[v] = v
+	}
+	return v
+}
+
+func (s *sink) join(a, b string) string {
+	s.scratch = append(append(append(s.scratch[:0], a...), '_'), b...)
+	return s.name(s.scratch)
+}
+
+func (s *sink) open(name string) {
+	s.flushAttr()
+	if n := len(s.stack); n > 0 {
+		s.stack[n-1].hasChild = true
+	}
+	isData := len(s.stack) == 2 && s.stack[1].name == "EventData" && name == "Data"
+	s.stack = append(s.stack, level{name: name, textStart: -1, isData: isData})
+}
+
+// attr starts an attribute; its value follows through value calls.
+func (s *sink) attr(name string) {
+	s.flushAttr()
+	s.attrName = name
+	s.inAttr = true
+	s.attrStart = len(s.arena)
+}
+
+// closeStart ends the attribute list of the current element.
+func (s *sink) closeStart() { s.flushAttr() }
+
+// textStart returns where the caller should append a value's text in the arena, after
+// which it calls textEnd. Keeping values in the arena avoids an allocation per value.
+func (s *sink) valueStart() int {
+	if !s.inAttr && len(s.stack) > 0 {
+		top := &s.stack[len(s.stack)-1]
+		if top.textStart < 0 && !top.hasChild {
+			top.textStart = len(s.arena)
+		}
+	}
+	return len(s.arena)
+}
+
+// text appends a literal text value to the current attribute or element.
+func (s *sink) text(b []byte) {
+	s.valueStart()
+	s.arena = append(s.arena, b...)
+}
+
+func (s *sink) textString(b string) {
+	s.valueStart()
+	s.arena = append(s.arena, b...)
+}
+
+func (s *sink) flushAttr() {
+	if !s.inAttr {
+		return
+	}
+	s.inAttr = false
+	v := s.str(s.attrStart)
+	n := len(s.stack)
+	if n == 0 {
+		return
+	}
+	top := &s.stack[n-1]
+	if top.isData && s.attrName == "Name" {
+		top.name = s.name(s.arena[s.attrStart:])
+		top.isData = false
+		// The name is interned; the value bytes can be dropped from the arena.
+		s.arena = s.arena[:s.attrStart]
+		return
+	}
+	if n == 3 && s.stack[1].name == "System" {
+		s.ev.Add(s.systemAttr(top.name, s.attrName), v)
+	}
+}
+
+func (s *sink) systemAttr(elem, attr string) string {
+	switch elem {
+	case "TimeCreated":
+		if attr == "SystemTime" {
+			return "TimeCreated"
+		}
+	case "Execution":
+		if attr == "ProcessID" || attr == "ThreadID" {
+			return attr
+		}
+	case "Provider":
+		if attr == "Name" {
+			return "Provider_Name"
+		}
+	}
+	return s.join(elem, attr)
+}
+
+// close ends the current element, emitting its text as a field when it is a leaf.
+func (s *sink) close() {
+	s.flushAttr()
+	n := len(s.stack)
+	if n == 0 {
+		return
+	}
+	top := s.stack[n-1]
+	s.stack = s.stack[:n-1]
+	if n < 3 || top.hasChild {
+		return
+	}
+	var val string
+	if top.textStart >= 0 {
+		val = s.str(top.textStart)
+	}
+	section := s.stack[1].name
+	switch section {
+	case "System":
+		if n == 3 && top.textStart >= 0 {
+			s.ev.Add(top.name, val)
+		}
+	case "EventData", "UserData":
+		s.ev.Add(top.name, val)
+	default:
+		if top.textStart >= 0 {
+			s.ev.Add(s.join(section, top.name), val)
+		}
+	}
+	// Later siblings' text starts a new range; nothing to reset in the arena.
+}
+
+// end finishes a record, closing any elements a truncated record left open.
+func (s *sink) end() {
+	for len(s.stack) > 0 {
+		s.close()
+	}
+}
