@@ -1,0 +1,142 @@
+package sigma
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/rule"
+)
+
+// corpusFile is one Sigma file of the shared corpus.
+type corpusFile struct {
+	rel  string // relative to corpus/sigma, forward slashes
+	data []byte
+}
+
+func loadCorpus(tb testing.TB) []corpusFile {
+	tb.Helper()
+	root := corpustest.Path(tb, "sigma")
+	var out []corpusFile
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			return nil
+		}
+		ext := filepath.Ext(p)
+		if ext != ".yml" && ext != ".yaml" {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out = append(out, corpusFile{rel: filepath.ToSlash(rel), data: data})
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(out) < 4000 {
+		tb.Fatalf("corpus: found only %d Sigma files under %s", len(out), root)
+	}
+	return out
+}
+
+// group names the acceptance bucket of a corpus file.
+func group(rel string) string {
+	parts := strings.Split(rel, "/")
+	if parts[0] == "sigmahq" && len(parts) > 1 {
+		switch parts[1] {
+		case "rules", "rules-emerging-threats", "rules-threat-hunting", "rules-compliance", "rules-placeholder":
+			return "sigmahq-active"
+		}
+		return "sigmahq-" + parts[1]
+	}
+	return parts[0]
+}
+
+func TestCorpus(t *testing.T) {
+	files := loadCorpus(t)
+	type tally struct{ files, clean, rules int }
+	groups := map[string]*tally{}
+	codes := map[string]int{}
+	var p Parser
+	for _, f := range files {
+		g := group(f.rel)
+		if g == "logsources" {
+			if p.Detect(f.rel, f.data) {
+				t.Errorf("%s: Detect accepted a logsource config", f.rel)
+			}
+			continue
+		}
+		if !p.Detect(f.rel, f.data) {
+			t.Errorf("%s: Detect rejected a Sigma file", f.rel)
+		}
+		tl := groups[g]
+		if tl == nil {
+			tl = &tally{}
+			groups[g] = tl
+		}
+		tl.files++
+		rules, diags := p.Parse(rule.Source{Repo: "corpus", Path: f.rel}, f.data)
+		clean := true
+		all := diags
+		for _, r := range rules {
+			all = append(all, r.Diagnostics...)
+		}
+		for _, d := range all {
+			codes[string(d.Severity)+" "+d.Code]++
+			if d.Severity == rule.Error {
+				clean = false
+				if g == "sigmahq-active" || g == "mdecrevoisier" {
+					t.Logf("%s", d)
+				}
+			}
+			if d.Pos.File != f.rel || d.Pos.Line == 0 {
+				t.Errorf("%s: unlocated diagnostic %s", f.rel, d)
+			}
+		}
+		if len(rules) == 0 && len(diags) == 0 {
+			t.Errorf("%s: no rule and no diagnostic", f.rel)
+		}
+		tl.rules += len(rules)
+		if clean {
+			tl.clean++
+		}
+	}
+	var names []string
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	for _, g := range names {
+		tl := groups[g]
+		t.Logf("%-24s files %5d rules %5d clean %5d (%.2f%%)", g, tl.files, tl.rules, tl.clean, 100*float64(tl.clean)/float64(tl.files))
+	}
+	var cs []string
+	for c := range codes {
+		cs = append(cs, c)
+	}
+	sort.Strings(cs)
+	for _, c := range cs {
+		t.Logf("%6d %s", codes[c], c)
+	}
+	need := map[string]float64{"sigmahq-active": 99.5, "mdecrevoisier": 97}
+	for g, min := range need {
+		tl := groups[g]
+		if tl == nil {
+			t.Fatalf("corpus group %s missing", g)
+		}
+		if rate := 100 * float64(tl.clean) / float64(tl.files); rate < min {
+			t.Errorf("%s: %.2f%% of files without error diagnostics, want ≥ %.1f%%", g, rate, min)
+		}
+	}
+}

@@ -1,0 +1,301 @@
+package sigma
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ruledex/ruledex/rule"
+	"go.yaml.in/yaml/v3"
+)
+
+// docCtx builds one rule from one (merged) YAML document.
+type docCtx struct {
+	r    *rule.Rule
+	file string
+	// texts holds each condition node's source text, for stage labels.
+	texts map[*rule.Node]string
+}
+
+func (d *docCtx) pos(n *yaml.Node) rule.Pos {
+	if n == nil {
+		return rule.Pos{File: d.file}
+	}
+	return rule.Pos{File: d.file, Line: n.Line, Col: n.Column}
+}
+
+func (r *docCtx) diag(sev rule.Severity, n *yaml.Node, code, format string, args ...any) {
+	r.r.Diagnostics = append(r.r.Diagnostics, rule.Diagnostic{Severity: sev, Code: code,
+		Pos: r.pos(n), Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *docCtx) errf(n *yaml.Node, code, format string, args ...any) {
+	d.diag(rule.Error, n, code, format, args...)
+}
+
+func (d *docCtx) warnf(n *yaml.Node, code, format string, args ...any) {
+	d.diag(rule.Warning, n, code, format, args...)
+}
+
+// knownKeys are the top-level fields of the Sigma specification (rules, correlations,
+// filters) plus SigmaHQ repository conventions.
+var knownKeys = map[string]bool{
+	"title": true, "id": true, "name": true, "related": true, "taxonomy": true, "status": true,
+	"description": true, "license": true, "author": true, "references": true, "date": true,
+	"modified": true, "logsource": true, "detection": true, "fields": true, "falsepositives": true,
+	"level": true, "tags": true, "scope": true, "correlation": true, "filter": true,
+	"generate": true, "action": true,
+	// SigmaHQ conventions, documented in its repository.
+	"regression_tests_path": true, "simulation": true,
+}
+
+// build fills the rule from a document's root mapping.
+func (d *docCtx) build(root *yaml.Node) {
+	r := d.r
+	var detection, correlation, filter *yaml.Node
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolve(root.Content[i+1])
+		key := k.Value
+		if prev := seen[key]; prev != nil {
+			d.warnf(k, "sigma/yaml/duplicate-key", "key %q repeats the one on line %d; the last one is used", key, prev.Line)
+		}
+		seen[key] = k
+		if v == nil {
+			continue
+		}
+		switch key {
+		case "title":
+			r.Title = d.scalar(k, v)
+		case "id":
+			if s := d.scalar(k, v); s != "" {
+				r.ID = s
+			}
+		case "name":
+			r.Name = d.scalar(k, v)
+		case "status":
+			r.Status = d.scalar(k, v)
+		case "description":
+			r.Description = d.scalar(k, v)
+		case "level":
+			r.Severity = d.scalar(k, v)
+		case "date":
+			r.Date = d.scalar(k, v)
+		case "modified":
+			r.Modified = d.scalar(k, v)
+		case "author":
+			for _, a := range d.strings(k, v) {
+				r.Authors = append(r.Authors, splitAuthors(a)...)
+			}
+		case "references":
+			r.References = d.strings(k, v)
+		case "falsepositives":
+			r.FalsePositives = d.strings(k, v)
+		case "tags":
+			r.Tags = d.strings(k, v)
+		case "logsource":
+			d.logsource(k, v)
+		case "related":
+			d.related(k, v)
+		case "detection":
+			detection = v
+		case "correlation":
+			if v.Kind == yaml.ScalarNode {
+				// A free-text note in a rule (seen in mdecrevoisier): not a correlation document.
+				d.warnf(k, "sigma/correlation/note", "correlation is text, not a correlation definition; kept as extra metadata")
+				if r.Extra == nil {
+					r.Extra = map[string]string{}
+				}
+				r.Extra[key] = v.Value
+				continue
+			}
+			correlation = v
+		case "filter":
+			filter = v
+		case "action":
+			// Legacy collection control, handled by the file.
+		default:
+			if !knownKeys[key] {
+				d.warnf(k, "sigma/meta/unknown-key", "unknown top-level key %q kept as extra metadata", key)
+			}
+			if r.Extra == nil {
+				r.Extra = map[string]string{}
+			}
+			r.Extra[key] = nodeText(v)
+		}
+	}
+	r.Tactics, r.Techniques = attackFromTags(r.Tags)
+	if r.Title == "" {
+		d.warnf(root, "sigma/meta/missing-title", "rule has no title")
+	}
+	switch {
+	case correlation != nil:
+		r.Type = "correlation"
+		d.correlation(seen["correlation"], correlation)
+	case filter != nil && detection == nil:
+		r.Type = "filter"
+		d.filter(seen["filter"], filter)
+	case detection != nil:
+		d.detection(seen["detection"], detection)
+	default:
+		d.errf(root, "sigma/detection/missing", "document has no detection, correlation or filter section")
+	}
+}
+
+// scalar reads a scalar metadata field; lists are joined so nothing is lost.
+func (d *docCtx) scalar(k, v *yaml.Node) string {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if v.Tag == "!!null" {
+			return ""
+		}
+		return v.Value
+	default:
+		d.warnf(k, "sigma/meta/type", "%s should be a single value", k.Value)
+		return nodeText(v)
+	}
+}
+
+// strings reads a list of strings; a single scalar is accepted as a one-item list.
+func (d *docCtx) strings(k, v *yaml.Node) []string {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if v.Tag == "!!null" || v.Value == "" {
+			return nil
+		}
+		return []string{v.Value}
+	case yaml.SequenceNode:
+		out := make([]string, 0, len(v.Content))
+		for _, c := range v.Content {
+			c = resolve(c)
+			if c == nil {
+				continue
+			}
+			if c.Kind != yaml.ScalarNode {
+				d.warnf(c, "sigma/meta/type", "%s: item is not a single value", k.Value)
+				out = append(out, nodeText(c))
+				continue
+			}
+			if c.Tag == "!!null" {
+				continue
+			}
+			out = append(out, c.Value)
+		}
+		return out
+	}
+	d.warnf(k, "sigma/meta/type", "%s should be a list of values", k.Value)
+	return []string{nodeText(v)}
+}
+
+func (d *docCtx) logsource(k, v *yaml.Node) {
+	if v.Kind != yaml.MappingNode {
+		d.warnf(k, "sigma/logsource/type", "logsource should be a mapping")
+		return
+	}
+	ls := &d.r.LogSource
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		lk, lv := v.Content[i], resolve(v.Content[i+1])
+		if lv == nil {
+			continue
+		}
+		switch lk.Value {
+		case "product":
+			ls.Product = d.scalar(lk, lv)
+		case "category":
+			ls.Category = d.scalar(lk, lv)
+		case "service":
+			ls.Service = d.scalar(lk, lv)
+		case "definition":
+			ls.Definition = d.scalar(lk, lv)
+		default:
+			if d.r.Extra == nil {
+				d.r.Extra = map[string]string{}
+			}
+			d.r.Extra["logsource."+lk.Value] = nodeText(lv)
+		}
+	}
+}
+
+func (d *docCtx) related(k, v *yaml.Node) {
+	if v.Kind != yaml.SequenceNode {
+		d.warnf(k, "sigma/meta/type", "related should be a list of {id, type}")
+		return
+	}
+	for _, c := range v.Content {
+		c = resolve(c)
+		if c == nil || c.Kind != yaml.MappingNode {
+			d.warnf(c, "sigma/meta/type", "related item should be a mapping with id and type")
+			continue
+		}
+		rel := rule.Related{}
+		if n := mapGet(c, "id"); n != nil {
+			rel.ID = n.Value
+		}
+		if n := mapGet(c, "type"); n != nil {
+			rel.Type = n.Value
+		}
+		d.r.Related = append(d.r.Related, rel)
+	}
+}
+
+// splitAuthors splits "A, B (Org, Team), C" at top-level commas and semicolons, so a
+// parenthesized affiliation stays with its author.
+func splitAuthors(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	add := func(p string) {
+		p = strings.TrimSpace(p)
+		p = strings.TrimPrefix(p, "and ")
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	for i, c := range s {
+		switch c {
+		case '(', '[':
+			depth++
+		case ')', ']':
+			if depth > 0 {
+				depth--
+			}
+		case ',', ';':
+			if depth == 0 {
+				add(s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	add(s[start:])
+	return out
+}
+
+// nodeText renders a value as text for Extra: scalars as written, lists of scalars one
+// per line, anything else as YAML.
+func nodeText(v *yaml.Node) string {
+	v = resolve(v)
+	if v == nil {
+		return ""
+	}
+	switch v.Kind {
+	case yaml.ScalarNode:
+		return v.Value
+	case yaml.SequenceNode:
+		parts := make([]string, 0, len(v.Content))
+		simple := true
+		for _, c := range v.Content {
+			c = resolve(c)
+			if c == nil || c.Kind != yaml.ScalarNode {
+				simple = false
+				break
+			}
+			parts = append(parts, c.Value)
+		}
+		if simple {
+			return strings.Join(parts, "\n")
+		}
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(string(b), "\n")
+}

@@ -1,0 +1,360 @@
+// Package sigma reads Sigma rules (specification v2.1, plus the legacy forms still
+// found in the wild) into ruledex's IR: metadata, the boolean tree of predicates, the
+// stages a rule page shows, and located diagnostics. It never panics on bad input.
+package sigma
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/ruledex/ruledex/rule"
+	"go.yaml.in/yaml/v3"
+)
+
+// Parser implements ingest.Parser for Sigma.
+type Parser struct{}
+
+// Language is rule.Sigma.
+func (Parser) Language() rule.Language { return rule.Sigma }
+
+// Detect reports whether data looks like a Sigma rule, correlation or filter document:
+// a YAML file with a top-level `detection:` or `correlation:` key, or a `filter:` key
+// next to `logsource:`. Splunk ESCU (`search:`), Sentinel (`query:`) and pySigma
+// pipeline/config files have none of these at the top level.
+func (Parser) Detect(p string, data []byte) bool {
+	ext := strings.ToLower(path.Ext(p))
+	if ext != ".yml" && ext != ".yaml" {
+		return false
+	}
+	var det, filter, logsource, foreign bool
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		// Documents may be indented by a space (seen in legacy collections).
+		if len(line) > 0 && line[0] == ' ' {
+			line = line[1:]
+		}
+		if len(line) == 0 || line[0] == ' ' || line[0] == '#' || line[0] == '\t' {
+			continue
+		}
+		switch {
+		case hasKey(line, "detection"), hasKey(line, "correlation"):
+			det = true
+		case hasKey(line, "filter"):
+			filter = true
+		case hasKey(line, "logsource"):
+			logsource = true
+		case hasKey(line, "search"), hasKey(line, "query"), hasKey(line, "transformations"),
+			hasKey(line, "fieldmappings"), hasKey(line, "logsources"):
+			foreign = true
+		}
+	}
+	if foreign {
+		return false
+	}
+	return det || (filter && logsource)
+}
+
+func hasKey(line []byte, key string) bool {
+	if !bytes.HasPrefix(line, []byte(key)) || len(line) <= len(key) || line[len(key)] != ':' {
+		return false
+	}
+	return len(line) == len(key)+1 || line[len(key)+1] == ' ' || line[len(key)+1] == '\t' || line[len(key)+1] == '\r'
+}
+
+// chunk is one YAML document of a file.
+type chunk struct {
+	text      string // verbatim
+	startLine int    // 1-based line of text's first line
+}
+
+// splitDocs cuts a file at its `---` document markers. Block scalars are always
+// indented, so a marker at column 0 cannot sit inside one.
+func splitDocs(data string) []chunk {
+	var out []chunk
+	start, startLine, line := 0, 1, 1
+	for pos := 0; pos <= len(data); {
+		end := strings.IndexByte(data[pos:], '\n')
+		next := len(data) + 1
+		if end >= 0 {
+			end += pos
+			next = end + 1
+		} else {
+			end = len(data)
+		}
+		l := strings.TrimRight(data[pos:end], "\r")
+		if isMarker(l, "---") || isMarker(l, "...") {
+			out = append(out, chunk{text: data[start:pos], startLine: startLine})
+			start, startLine = min(next, len(data)), line+1
+		}
+		pos = next
+		line++
+	}
+	out = append(out, chunk{text: data[start:], startLine: startLine})
+	return out
+}
+
+func isMarker(l, m string) bool {
+	if !strings.HasPrefix(l, m) {
+		return false
+	}
+	rest := l[len(m):]
+	return rest == "" || rest[0] == ' ' || rest[0] == '\t'
+}
+
+// blank reports whether a chunk holds only comments and whitespace.
+func blank(s string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		t := strings.TrimSpace(l)
+		if t != "" && !strings.HasPrefix(t, "#") && !strings.HasPrefix(t, "%") {
+			return false
+		}
+	}
+	return true
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+
+// Parse reads every document of a Sigma file. See ingest.Parser.
+func (p Parser) Parse(src rule.Source, data []byte) (rules []*rule.Rule, diags []rule.Diagnostic) {
+	defer func() {
+		// A last safety net: the fuzz test shows it is not needed, but one bad file must
+		// never stop an ingest.
+		if r := recover(); r != nil {
+			diags = append(diags, rule.Diagnostic{Severity: rule.Error, Code: "sigma/internal/panic",
+				Pos: rule.Pos{File: src.Path}, Message: fmt.Sprintf("internal error: %v", r)})
+		}
+	}()
+	f := &fileCtx{src: src, data: string(data)}
+	return f.parse()
+}
+
+// fileCtx carries state across the documents of one file (legacy `action: global`).
+type fileCtx struct {
+	src    rule.Source
+	data   string
+	global *yaml.Node // mapping merged into each following document
+	prev   *yaml.Node // last rule document, for `action: repeat`
+	multi  bool
+	rules  []*rule.Rule
+	diags  []rule.Diagnostic
+}
+
+func (f *fileCtx) parse() ([]*rule.Rule, []rule.Diagnostic) {
+	chunks := splitDocs(f.data)
+	var docs []chunk
+	for _, c := range chunks {
+		if !blank(c.text) {
+			docs = append(docs, c)
+		}
+	}
+	f.multi = len(docs) > 1
+	if len(docs) == 0 {
+		f.diags = append(f.diags, rule.Diagnostic{Severity: rule.Error, Code: "sigma/yaml/empty",
+			Pos: rule.Pos{File: f.src.Path, Line: 1}, Message: "file holds no YAML document"})
+		return nil, f.diags
+	}
+	collection := false
+	for _, c := range docs {
+		if strings.Contains(c.text, "action:") {
+			collection = true
+		}
+	}
+	for _, c := range docs {
+		var n yaml.Node
+		err := yaml.Unmarshal([]byte(c.text), &n)
+		if err != nil {
+			f.yamlError(c, err)
+			continue
+		}
+		offsetLines(&n, c.startLine-1)
+		root := &n
+		if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+			root = root.Content[0]
+		}
+		if root.Kind != yaml.MappingNode {
+			r := f.newRule(c)
+			(&docCtx{r: r, file: f.src.Path}).errf(root, "sigma/yaml/not-mapping", "document is not a YAML mapping")
+			f.add(r)
+			continue
+		}
+		body := c.text
+		if collection {
+			body = f.data
+		} else if f.multi {
+			body = strings.TrimRight(body, " \t\r\n") + "\n"
+		}
+		if a := mapGet(root, "action"); a != nil && collection {
+			switch a.Value {
+			case "global":
+				f.global = root
+				continue
+			case "reset":
+				f.global = nil
+				continue
+			case "repeat":
+				if f.prev != nil {
+					root = mergeMaps(f.prev, root)
+				}
+			}
+		}
+		merged := root
+		if f.global != nil {
+			merged = mergeMaps(f.global, root)
+		}
+		f.prev = merged
+		r := f.newRule(c)
+		r.Body = body
+		d := &docCtx{r: r, file: f.src.Path}
+		d.build(merged)
+		f.add(r)
+	}
+	return f.rules, f.diags
+}
+
+func (f *fileCtx) newRule(c chunk) *rule.Rule {
+	idx := len(f.rules)
+	src := f.src
+	src.Line = firstContentLine(c)
+	src.Index = idx
+	return &rule.Rule{
+		ID:       rule.StableID(f.src.Repo, f.src.Path, idx),
+		Language: rule.Sigma,
+		Source:   src,
+		Class:    rule.Detection,
+		Type:     "rule",
+		Body:     c.text,
+		BodyLang: "yaml",
+		Stages:   []rule.Stage{},
+	}
+}
+
+func (f *fileCtx) add(r *rule.Rule) {
+	if r.Title == "" {
+		r.Title = strings.TrimSuffix(path.Base(f.src.Path), path.Ext(f.src.Path))
+		if f.multi {
+			r.Title += fmt.Sprintf(" #%d", r.Source.Index+1)
+		}
+	}
+	f.rules = append(f.rules, r)
+}
+
+func firstContentLine(c chunk) int {
+	for i, l := range strings.Split(c.text, "\n") {
+		t := strings.TrimSpace(l)
+		if t != "" && !strings.HasPrefix(t, "#") {
+			return c.startLine + i
+		}
+	}
+	return c.startLine
+}
+
+// yamlError turns a YAML syntax error into a rule carrying a located error, so the
+// file still appears in the catalog with what can be read by line.
+func (f *fileCtx) yamlError(c chunk, err error) {
+	r := f.newRule(c)
+	line := 0
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		if n, e := strconv.Atoi(m[1]); e == nil {
+			line = n + c.startLine - 1
+			msg = yamlLineRe.ReplaceAllString(msg, "line "+strconv.Itoa(line))
+		}
+	}
+	if line == 0 {
+		line = c.startLine
+	}
+	for _, l := range strings.Split(c.text, "\n") {
+		if strings.HasPrefix(l, "title:") {
+			r.Title = strings.Trim(strings.TrimSpace(strings.TrimPrefix(l, "title:")), `'"`)
+		}
+		if strings.HasPrefix(l, "id:") {
+			if id := strings.Trim(strings.TrimSpace(strings.TrimPrefix(l, "id:")), `'"`); id != "" {
+				r.ID = id
+			}
+		}
+	}
+	r.Diagnostics = append(r.Diagnostics, rule.Diagnostic{Severity: rule.Error, Code: "sigma/yaml/syntax",
+		Pos: rule.Pos{File: f.src.Path, Line: line, Col: 1}, Message: "YAML syntax error: " + msg})
+	f.add(r)
+}
+
+// offsetLines shifts node positions from chunk-relative to file lines.
+func offsetLines(n *yaml.Node, off int) {
+	if n == nil || off == 0 {
+		return
+	}
+	var walk func(*yaml.Node)
+	seen := map[*yaml.Node]bool{}
+	walk = func(n *yaml.Node) {
+		if n == nil || seen[n] {
+			return
+		}
+		seen[n] = true
+		n.Line += off
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+}
+
+// mergeMaps deep-merges b over a (legacy collections): mappings merge recursively,
+// anything else in b replaces a's value. Neither input is modified.
+func mergeMaps(a, b *yaml.Node) *yaml.Node {
+	a, b = resolve(a), resolve(b)
+	if a == nil || a.Kind != yaml.MappingNode || b == nil || b.Kind != yaml.MappingNode {
+		return b
+	}
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: b.Tag, Line: b.Line, Column: b.Column}
+	used := map[string]bool{}
+	for i := 0; i+1 < len(a.Content); i += 2 {
+		k := a.Content[i]
+		v := a.Content[i+1]
+		if bv := mapGet(b, k.Value); bv != nil {
+			v = mergeMaps(v, bv)
+			used[k.Value] = true
+		}
+		out.Content = append(out.Content, k, v)
+	}
+	for i := 0; i+1 < len(b.Content); i += 2 {
+		if !used[b.Content[i].Value] {
+			out.Content = append(out.Content, b.Content[i], b.Content[i+1])
+		}
+	}
+	return out
+}
+
+// resolve follows YAML aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
+		n = n.Alias
+	}
+	if n != nil && n.Kind == yaml.AliasNode {
+		return nil
+	}
+	return n
+}
+
+// mapGet returns the value of key in mapping m (the last one, as PyYAML does).
+func mapGet(m *yaml.Node, key string) *yaml.Node {
+	m = resolve(m)
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	var v *yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			v = m.Content[i+1]
+		}
+	}
+	return resolve(v)
+}
