@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ruledex/ruledex/attack"
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/web"
+)
+
+func init() {
+	var addr, baseURL string
+	cmd := &cobra.Command{
+		Use:   "serve [--addr HOST:PORT] [PATH...]",
+		Short: "Serve the wiki and JSON API (ingesting PATHs first, if given)",
+		Long: `serve ingests the given rule sources (as ruledex ingest does), then serves the catalog
+as a web wiki (rule pages, indicators, browse and search, ATT&CK matrix) and a JSON API under
+/api/. It logs one line per request, and stops gracefully on SIGINT or SIGTERM.
+
+Another ruledex ingest may write the same catalog while serve runs: pages show the catalog
+before or after that ingest, never a mix.`,
+		Example: `  ruledex --data ../shared/corpus serve ../shared/corpus/sigma
+  ruledex serve --addr 0.0.0.0:8080`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return serve(cmd.Context(), addr, baseURL, args)
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+	cmd.Flags().StringVar(&baseURL, "base-url", "", "public URL of the site, for absolute links in exported layers (default: from the request)")
+	root.AddCommand(cmd)
+}
+
+// loadAttack reads the ATT&CK bundle from the data folder.
+func loadAttack() (*attack.Matrix, error) {
+	if globals.data == "" {
+		return nil, withCode(exitUsage, errors.New("no reference data: give --data DIR (a folder with attack/enterprise-attack.json) or set RULEDEX_DATA"))
+	}
+	m, err := attack.Load(filepath.Join(globals.data, "attack", "enterprise-attack.json"))
+	if err != nil {
+		return nil, fmt.Errorf("ATT&CK data: %w", err)
+	}
+	return m, nil
+}
+
+func serve(ctx context.Context, addr, baseURL string, paths []string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	am, err := loadAttack()
+	if err != nil {
+		return err
+	}
+	cat, err := catalog.Open(globals.db)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	if len(paths) > 0 {
+		log.Info("ingesting", "paths", paths)
+		if err := ingestForServe(ctx, cat, paths); err != nil {
+			return err
+		}
+	}
+	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Logger: log, BaseURL: baseURL})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return withCode(exitFailure, fmt.Errorf("listen %s: %w", addr, err))
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("serving", "url", "http://"+ln.Addr().String()+"/", "db", cat.Path())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/ruledex/ruledex/rule"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// crumb is one breadcrumb link; the last one of a page usually has no URL.
+type crumb struct {
+	Name string
+	URL  string
+}
+
+// view is what every HTML template receives: the layout's needs plus the page's own data.
+type view struct {
+	Title  string
+	Crumbs []crumb
+	// Query fills the search box in the header.
+	Query string
+	// API is the JSON twin of this page, linked from the footer.
+	API  string
+	Data any
+}
+
+// pages are the page templates, each parsed together with the layout.
+var pageNames = []string{"home", "rule", "browse", "indicator", "technique", "tactic", "matrix", "error"}
+
+func parseTemplates() (map[string]*template.Template, error) {
+	out := map[string]*template.Template{}
+	for _, name := range pageNames {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+var funcs = template.FuncMap{
+	"safeURL":   safeURL,
+	"ruleURL":   RuleURL,
+	"langName":  func(l string) string { return rule.Language(l).Display() },
+	"join":      strings.Join,
+	"add":       func(a, b int) int { return a + b },
+	"heat":      heatClass,
+	"query":     queryWith,
+	"techURL":   func(id string) string { return "/attack/techniques/" + url.PathEscape(id) + "/" },
+	"tacticURL": func(id string) string { return "/attack/tactics/" + url.PathEscape(id) + "/" },
+	"fieldURL":  func(f string) string { return "/rules/?field=" + url.QueryEscape(f) },
+	"commas":    commas,
+}
+
+// safeURL returns u when it is an absolute http or https URL, else "". Only such
+// references become links; anything else (javascript:, data:, relative paths a rule
+// author chose) is shown as text.
+func safeURL(u string) string {
+	p, err := url.Parse(strings.TrimSpace(u))
+	if err != nil || p.Host == "" {
+		return ""
+	}
+	switch strings.ToLower(p.Scheme) {
+	case "http", "https":
+		return p.String()
+	}
+	return ""
+}
+
+// RuleURL is the path of a rule's page.
+func RuleURL(lang, id string) string {
+	return "/rules/" + url.PathEscape(lang) + "/" + url.PathEscape(id) + "/"
+}
+
+// heatClass buckets a count into one of the colour classes of the matrix (CSS has no
+// inline styles under our CSP, so the scale is a fixed set of classes).
+func heatClass(n, max int) string {
+	if n <= 0 || max <= 0 {
+		return "heat0"
+	}
+	// Logarithmic: a few techniques have hundreds of rules, most have a handful.
+	lvl := 1
+	for v := 1; v*2 <= n && lvl < 8; v *= 2 {
+		lvl++
+	}
+	return "heat" + strconv.Itoa(lvl)
+}
+
+// queryWith returns base with the query parameter key set to val (removed when val is
+// empty) and the page reset, for facet and pagination links.
+func queryWith(base url.Values, key, val string) string {
+	q := url.Values{}
+	for k, v := range base {
+		q[k] = append([]string(nil), v...)
+	}
+	if val == "" {
+		q.Del(key)
+	} else {
+		q.Set(key, val)
+	}
+	if key != "page" {
+		q.Del("page")
+	}
+	if len(q) == 0 {
+		return "?"
+	}
+	return "?" + q.Encode()
+}
+
+func commas(n int) string {
+	s := strconv.Itoa(n)
+	if n < 0 || len(s) <= 3 {
+		return s
+	}
+	var b strings.Builder
+	pre := len(s) % 3
+	if pre > 0 {
+		b.WriteString(s[:pre])
+	}
+	for i := pre; i < len(s); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s[i : i+3])
+	}
+	return b.String()
+}
+
+// html renders a page template into a buffer first, so a template error becomes a
+// clean 500 instead of half a page.
+func (s *Server) html(w http.ResponseWriter, status int, name string, v *view) {
+	t := s.tmpl[name]
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, v); err != nil {
+		s.log.Error("render", "template", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// json writes v as indented JSON.
+func (s *Server) json(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		s.log.Error("encode json", "err", err)
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(apiError{Error: "internal error", Status: status})
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(b)
+	w.Write([]byte("\n"))
+}
+
+// staticFiles serves only the embedded assets; no request path reaches the disk.
+func staticFiles() http.Handler {
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		panic(err) // the embed directive guarantees the folder
+	}
+	fsrv := http.FileServerFS(sub)
+	return http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Assets change only with the binary.
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		fsrv.ServeHTTP(w, r)
+	}))
+}
+
+func langDisplay(l string) string { return rule.Language(l).Display() }

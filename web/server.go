@@ -1,0 +1,183 @@
+// Package web serves the ruledex wiki (server-rendered HTML) and its JSON API from a
+// catalog. It never parses rule text and never touches the filesystem on behalf of a
+// request: pages come from the catalog, assets from the binary (embed.FS).
+package web
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/ruledex/ruledex/attack"
+	"github.com/ruledex/ruledex/catalog"
+)
+
+// Options configure a Server.
+type Options struct {
+	Catalog *catalog.Catalog
+	// Attack names techniques and tactics and orders the matrix. Required.
+	Attack *attack.Matrix
+	Logger *slog.Logger
+	// BaseURL ("https://ruledex.example") makes links in exported Navigator layers
+	// absolute; empty uses the request's host.
+	BaseURL string
+}
+
+// Server is the wiki's http.Handler.
+type Server struct {
+	cat     *catalog.Catalog
+	att     *attack.Matrix
+	log     *slog.Logger
+	baseURL string
+	tmpl    map[string]*template.Template
+	handler http.Handler
+	cache   *pageCache
+}
+
+// New prepares a server; templates are parsed once here so a broken template fails
+// at start-up, not on the first request.
+func New(o Options) (*Server, error) {
+	if o.Catalog == nil || o.Attack == nil {
+		return nil, errors.New("web: a catalog and an ATT&CK matrix are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	t, err := parseTemplates()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cat: o.Catalog, att: o.Attack, log: o.Logger, baseURL: o.BaseURL, tmpl: t,
+		cache: newPageCache(o.Catalog, 4096)}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	s.handler = logRequests(s.log, securityHeaders(mux))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Close releases the connection the page cache holds.
+func (s *Server) Close() error { return s.cache.close() }
+
+func (s *Server) routes(mux *http.ServeMux) {
+	// Pages.
+	mux.Handle("GET /{$}", s.page(s.homePage))
+	mux.Handle("GET /rules/{$}", s.page(s.browsePage))
+	mux.Handle("GET /rules/{lang}/{id}/{$}", s.cached(s.page(s.rulePage)))
+	mux.HandleFunc("GET /rules/{lang}/{id}", addSlash)
+	mux.Handle("GET /indicators/{$}", s.page(s.indicatorPage))
+	mux.Handle("GET /attack/{$}", s.page(s.matrixPage))
+	mux.Handle("GET /attack/navigator.json", s.api(s.navigatorAPI))
+	mux.Handle("GET /attack/techniques/{id}/{$}", s.page(s.techniquePage))
+	mux.HandleFunc("GET /attack/techniques/{id}", addSlash)
+	mux.Handle("GET /attack/tactics/{id}/{$}", s.page(s.tacticPage))
+	mux.HandleFunc("GET /attack/tactics/{id}", addSlash)
+	mux.Handle("GET /static/", staticFiles())
+	mux.Handle("GET /", s.page(func(r *http.Request) (string, *view, error) {
+		return "", nil, notFound("no page at %s", r.URL.Path)
+	}))
+
+	// JSON API: one endpoint per page.
+	mux.Handle("GET /api/{$}", s.api(s.indexAPI))
+	mux.Handle("GET /api/overview", s.api(s.overviewAPI))
+	mux.Handle("GET /api/search", s.api(s.searchAPI))
+	mux.Handle("GET /api/rules/{lang}/{id}", s.cached(s.api(s.ruleAPI)))
+	mux.Handle("GET /api/indicators", s.api(s.indicatorAPI))
+	mux.Handle("GET /api/techniques/{id}", s.api(s.techniqueAPI))
+	mux.Handle("GET /api/tactics/{id}", s.api(s.tacticAPI))
+	mux.Handle("GET /api/matrix", s.api(s.matrixAPI))
+	mux.Handle("GET /api/navigator", s.api(s.navigatorAPI))
+	mux.Handle("GET /api/", s.api(func(r *http.Request) (any, error) {
+		return nil, notFound("no API endpoint at %s", r.URL.Path)
+	}))
+}
+
+// addSlash redirects /rules/x/y to /rules/x/y/, the canonical page URL.
+func addSlash(w http.ResponseWriter, r *http.Request) {
+	u := *r.URL
+	u.Path += "/"
+	u.RawPath = ""
+	if r.URL.RawPath != "" {
+		u.RawPath = r.URL.RawPath + "/"
+	}
+	http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+}
+
+// pageFunc returns the template to render and its data.
+type pageFunc func(r *http.Request) (string, *view, error)
+
+func (s *Server) page(fn pageFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, v, err := fn(r)
+		if err != nil {
+			s.htmlError(w, r, err)
+			return
+		}
+		s.html(w, http.StatusOK, name, v)
+	})
+}
+
+func (s *Server) htmlError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := statusOf(err)
+	if status >= 500 {
+		if errors.Is(err, context.Canceled) {
+			return
+		}
+		s.log.Error("page", "path", r.URL.Path, "err", err)
+	}
+	title := http.StatusText(status)
+	if status == http.StatusNotFound {
+		title = "Not found"
+	}
+	s.html(w, status, "error", &view{Title: title, Data: msg})
+}
+
+type apiFunc func(r *http.Request) (any, error)
+
+func (s *Server) api(fn apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r)
+		if err != nil {
+			status, msg := statusOf(err)
+			if status >= 500 {
+				s.log.Error("api", "path", r.URL.Path, "err", err)
+			}
+			s.json(w, status, apiError{Error: msg, Status: status})
+			return
+		}
+		s.json(w, http.StatusOK, v)
+	})
+}
+
+// indexAPI lists the endpoints, so /api/ is self-describing.
+func (s *Server) indexAPI(r *http.Request) (any, error) {
+	return map[string]any{
+		"endpoints": []map[string]string{
+			{"path": "/api/overview", "about": "corpus overview: rules per language and source, most-shared indicators, diagnostics"},
+			{"path": "/api/search?q=TEXT&language=&source=&severity=&status=&logsource=&tactic=&technique=&field=&page=&per_page=", "about": "browse (no q: detections only) and full-text search with facets"},
+			{"path": "/api/rules/{language}/{id}", "about": "one rule: metadata, ATT&CK, stages, exclusions, indicators with corpus counts"},
+			{"path": "/api/indicators?field=&kind=&value=&transforms=", "about": "rules sharing one indicator, by language"},
+			{"path": "/api/techniques/{id}", "about": "an ATT&CK technique and the rules tagging it"},
+			{"path": "/api/tactics/{id}", "about": "an ATT&CK tactic, its techniques with rule counts"},
+			{"path": "/api/matrix?language=&source=&severity=", "about": "coverage matrix"},
+			{"path": "/api/navigator?language=&source=&severity=", "about": "ATT&CK Navigator layer (format 4.5) for the filter"},
+		},
+	}, nil
+}
+
+// baseFor returns the absolute base URL for links in exported files.
+func (s *Server) baseFor(r *http.Request) string {
+	if s.baseURL != "" {
+		return strings.TrimRight(s.baseURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
