@@ -1,0 +1,356 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ruledex/ruledex/rule"
+)
+
+type compiler struct {
+	m       *Matcher
+	lits    map[litKey]int32
+	litKeys []litKey
+	users   [][]int32 // literal id -> variants requiring it
+	rename  map[string]string
+}
+
+// litKey is a required literal: folded text that must occur in the folded value of a
+// field slot (slotAll: in any value).
+type litKey struct {
+	slot int32
+	s    string
+}
+
+// slot interns a field name; lookups try the name as written, then folded.
+func (c *compiler) slot(name string) int32 {
+	if s, ok := c.m.slots[name]; ok {
+		return s
+	}
+	f := fold(name)
+	s, ok := c.m.slots[f]
+	if !ok {
+		s = int32(c.m.nslots)
+		c.m.nslots++
+		c.m.slots[f] = s
+	}
+	c.m.slots[name] = s
+	return s
+}
+
+func (c *compiler) literal(k litKey) int32 {
+	if id, ok := c.lits[k]; ok {
+		return id
+	}
+	id := int32(len(c.litKeys))
+	c.lits[k] = id
+	c.litKeys = append(c.litKeys, k)
+	c.users = append(c.users, nil)
+	return id
+}
+
+// field resolves a rule field for the current route.
+func (c *compiler) field(name string) string {
+	if to, ok := c.rename[name]; ok {
+		return to
+	}
+	for from, to := range c.rename {
+		if strings.EqualFold(from, name) {
+			return to
+		}
+	}
+	return name
+}
+
+func (c *compiler) compileVariant(r *rule.Rule, ri int32, rt Route) (*variant, []litKey, error) {
+	c.rename = rt.Rename
+	v := &variant{rule: ri, chans: rt.Channels, eids: rt.EventIDs, via: rt.Via}
+	root, err := c.node(r.Root, v, false, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rt.Where) > 0 {
+		and := &cnode{op: rule.OpAnd}
+		for f, val := range rt.Where {
+			p := &rule.Pred{Field: f, Kind: rule.Eq, Values: []rule.Value{{S: val}}}
+			cp, err := c.pred(p)
+			if err != nil {
+				return nil, nil, err
+			}
+			and.kids = append(and.kids, &cnode{op: rule.OpPred, p: cp})
+		}
+		and.kids = append(and.kids, root)
+		root = and
+	}
+	v.root = root
+	return v, required(root), nil
+}
+
+const maxDepth = 200
+
+func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, error) {
+	if n == nil {
+		return nil, fmt.Errorf("empty node in condition tree")
+	}
+	if depth > maxDepth {
+		return nil, fmt.Errorf("condition nested deeper than %d", maxDepth)
+	}
+	kids := func(ng bool) ([]*cnode, error) {
+		out := make([]*cnode, 0, len(n.Children))
+		for _, ch := range n.Children {
+			k, err := c.node(ch, v, ng, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, k)
+		}
+		return out, nil
+	}
+	switch n.Op {
+	case rule.OpAnd, rule.OpOr:
+		ks, err := kids(neg)
+		if err != nil {
+			return nil, err
+		}
+		if len(ks) == 1 {
+			return ks[0], nil
+		}
+		return &cnode{op: n.Op, kids: ks}, nil
+	case rule.OpNot:
+		if len(n.Children) != 1 {
+			return nil, fmt.Errorf("not with %d operands", len(n.Children))
+		}
+		ks, err := kids(!neg)
+		if err != nil {
+			return nil, err
+		}
+		return &cnode{op: rule.OpNot, kids: ks}, nil
+	case rule.OpRef:
+		if len(n.Children) == 0 {
+			return nil, fmt.Errorf("selection %q has no body", n.Name)
+		}
+		ks, err := kids(neg)
+		if err != nil {
+			return nil, err
+		}
+		if len(ks) == 1 {
+			return ks[0], nil
+		}
+		return &cnode{op: rule.OpAnd, kids: ks}, nil
+	case rule.OpQuant:
+		ks, err := kids(neg)
+		if err != nil {
+			return nil, err
+		}
+		switch n.Quant {
+		case "all":
+			return &cnode{op: rule.OpAnd, kids: ks}, nil
+		case "1", "any", "":
+			return &cnode{op: rule.OpOr, kids: ks}, nil
+		}
+		return nil, fmt.Errorf("quantifier %q of %s is not supported", n.Quant, n.Name)
+	case rule.OpTrue:
+		return &cnode{op: rule.OpTrue}, nil
+	case rule.OpPred:
+		if n.Pred == nil {
+			return nil, fmt.Errorf("predicate node without predicate")
+		}
+		p, err := c.pred(n.Pred)
+		if err != nil {
+			return nil, err
+		}
+		if !neg {
+			v.preds = append(v.preds, p)
+		}
+		return &cnode{op: rule.OpPred, p: p}, nil
+	case rule.OpOpaque:
+		return nil, fmt.Errorf("condition part the parser could not model: %q", n.Text)
+	}
+	return nil, fmt.Errorf("unknown condition node %q", n.Op)
+}
+
+// pred compiles one predicate.
+func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
+	cp := &cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1}
+	where := p.Native
+	if where == "" {
+		where = p.Field
+	}
+	fail := func(err error) (*cpred, error) {
+		if p.Pos.Line > 0 {
+			return nil, fmt.Errorf("%s:%d:%d: %s: %w", p.Pos.File, p.Pos.Line, p.Pos.Col, where, err)
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if p.Kind != rule.Keyword {
+		if p.Field == "" {
+			return fail(fmt.Errorf("%s predicate without a field", p.Kind))
+		}
+		cp.field = c.slot(c.field(p.Field))
+	}
+	switch p.Kind {
+	case rule.IsNull, rule.IsNotNull:
+		cp.exists, cp.null = true, p.Kind == rule.IsNull
+		return cp, nil
+	case rule.FieldRef:
+		if len(p.Values) != 1 {
+			return fail(fmt.Errorf("fieldref needs exactly one field name, got %d", len(p.Values)))
+		}
+		cp.ref = c.slot(c.field(p.Values[0].S))
+		cp.refCase = p.Cased()
+		for _, t := range p.Transforms {
+			switch t {
+			case "contains":
+				cp.refPos = tContains
+			case "startswith":
+				cp.refPos = tPrefix
+			case "endswith":
+				cp.refPos = tSuffix
+			case rule.TCased:
+			default:
+				return fail(fmt.Errorf("modifier %q with fieldref is not supported", t))
+			}
+		}
+		return cp, nil
+	case rule.Ne:
+		cp.neg = true
+	case rule.Eq, rule.Match, rule.StartsW, rule.EndsW, rule.Glob, rule.Regex, rule.CIDR,
+		rule.In, rule.Gt, rule.Ge, rule.Lt, rule.Le, rule.Keyword:
+	default:
+		return fail(fmt.Errorf("predicate kind %q is not supported", p.Kind))
+	}
+	if len(p.Values) == 0 {
+		return fail(fmt.Errorf("%s predicate without values", p.Kind))
+	}
+	for _, val := range p.Values {
+		ts, err := compileTests(p, val)
+		if err != nil {
+			return fail(err)
+		}
+		for _, t := range ts {
+			if t.kind == tNull {
+				cp.hasNull = true
+			}
+		}
+		cp.groups = append(cp.groups, ts)
+	}
+	return cp, nil
+}
+
+// atoms returns the literals one of which must occur for the predicate to hold, or nil
+// when it can hold without any (negation, null, numbers, regexes, ...).
+func (p *cpred) atoms() []litKey {
+	if p.exists || p.ref >= 0 || p.neg || p.hasNull {
+		return nil
+	}
+	groupAtoms := func(g []vtest) []litKey {
+		var out []litKey
+		for i := range g {
+			t := &g[i]
+			var s string
+			switch t.kind {
+			case tEq, tContains, tPrefix, tSuffix:
+				s = t.s
+			case tGlob:
+				s = t.g.longestLiteral()
+			}
+			if s == "" {
+				return nil
+			}
+			out = append(out, litKey{p.field, fold(s)})
+		}
+		return out
+	}
+	if p.all {
+		var best []litKey
+		for _, g := range p.groups {
+			if a := groupAtoms(g); a != nil && better(a, best) {
+				best = a
+			}
+		}
+		return best
+	}
+	var out []litKey
+	for _, g := range p.groups {
+		a := groupAtoms(g)
+		if a == nil {
+			return nil
+		}
+		out = append(out, a...)
+	}
+	return out
+}
+
+// required computes a sound required-literal set for a compiled tree: nil means the
+// node can hold without any literal being present, so the rule must always run.
+func required(n *cnode) []litKey {
+	switch n.op {
+	case rule.OpPred:
+		return n.p.atoms()
+	case rule.OpAnd:
+		var best []litKey
+		for _, k := range n.kids {
+			if r := required(k); r != nil && better(r, best) {
+				best = r
+			}
+		}
+		return best
+	case rule.OpOr:
+		out := []litKey{}
+		for _, k := range n.kids {
+			r := required(k)
+			if r == nil {
+				return nil
+			}
+			out = append(out, r...)
+		}
+		return out
+	}
+	return nil
+}
+
+// better prefers the set whose shortest literal is longest (short literals such as
+// ".exe" occur in most events), then the smaller set.
+func better(a, b []litKey) bool {
+	if b == nil {
+		return true
+	}
+	ma, mb := minLen(a), minLen(b)
+	if ma != mb {
+		return ma > mb
+	}
+	return len(a) < len(b)
+}
+
+func minLen(a []litKey) int {
+	m := 1 << 30
+	for _, k := range a {
+		if len(k.s) < m {
+			m = len(k.s)
+		}
+	}
+	return m
+}
+
+// finish builds the automata.
+func (c *compiler) finish() {
+	m := c.m
+	m.litVariants = c.users
+	bySlot := map[int32][]int32{}
+	for id, k := range c.litKeys {
+		bySlot[k.slot] = append(bySlot[k.slot], int32(id))
+	}
+	m.slotAC = make([]*acAutomaton, m.nslots)
+	for slot, ids := range bySlot {
+		pats := make([]string, len(ids))
+		for i, id := range ids {
+			pats[i] = c.litKeys[id].s
+		}
+		a := newAC(pats, ids)
+		if slot == slotAll {
+			m.allAC = a
+		} else {
+			m.slotAC[slot] = a
+		}
+	}
+}

@@ -1,0 +1,183 @@
+// Package engine compiles rules from the IR into a matcher that evaluates flat events
+// (package event): log-source routing by channel and event ID, a shared Aho-Corasick
+// prefilter over every rule's required literals, and allocation-free evaluation of the
+// few rules whose literals were seen.
+package engine
+
+import (
+	"sync"
+
+	"github.com/ruledex/ruledex/event"
+	"github.com/ruledex/ruledex/rule"
+)
+
+// Route is one kind of event a rule's log source means. Empty Channels or EventIDs
+// mean any. Rename maps a rule field to the event field that carries it in this source
+// (Image → NewProcessName for Security 4688); fields not in Rename keep their name.
+type Route struct {
+	Channels []string
+	EventIDs []int
+	Rename   map[string]string
+	// Where adds field equalities the event must also satisfy (registry_set on 4657
+	// needs OperationType "Existing registry value modified").
+	Where map[string]string
+	// Via names an alternate source for output ("Security 4688"); empty for the primary.
+	Via string
+}
+
+// Router maps a rule's log source to the events it means. ok false means the log
+// source is unknown to the router; such rules run on every event.
+type Router interface {
+	Routes(ls rule.LogSource) (routes []Route, ok bool)
+}
+
+// Options configure Compile.
+type Options struct {
+	// Router routes rules by log source; nil runs every rule on every event.
+	Router Router
+}
+
+// Skipped is a rule the engine cannot run, with the reason.
+type Skipped struct {
+	Rule   *rule.Rule
+	Reason string
+}
+
+// Match is one rule matching one event.
+type Match struct {
+	Rule *rule.Rule
+	// Fields are the event fields the rule's positive predicates test, copied out of the
+	// event (which the reader reuses), in rule order.
+	Fields []event.Field
+	// Via is the alternate log source the rule matched through ("" for its own).
+	Via string
+}
+
+// Matcher evaluates compiled rules. It is immutable and safe for concurrent use.
+type Matcher struct {
+	rules    []*rule.Rule
+	variants []*variant
+	slots    map[string]int32 // field name as written and folded -> slot
+	nslots   int
+	chanSlot int32
+	eidSlot  int32
+	// Prefilter: one automaton per field slot over the folded required literals, and
+	// one over all values for keyword literals. litVariants maps literal ids to the
+	// variants that require them.
+	slotAC      []*acAutomaton
+	allAC       *acAutomaton
+	litVariants [][]int32
+	// unconstrained variants have no required literal and are always evaluated when
+	// their route accepts the event; buckets caches that list per channel/event ID.
+	unconstrained []int32
+	bucketMu      sync.RWMutex
+	buckets       map[bucketKey][]int32
+	// aggregate marks rules whose matches are input for an aggregation or
+	// correlation rather than alerts (see Correlator).
+	correlations []*rule.Rule
+	pool         sync.Pool
+}
+
+type bucketKey struct {
+	ch       string
+	eid      int
+	chKnown  bool
+	eidKnown bool
+}
+
+// variant is one rule compiled for one route.
+type variant struct {
+	rule  int32
+	root  *cnode
+	chans []string
+	eids  []int
+	via   string
+	preds []*cpred // positive predicates, for reporting matched fields
+}
+
+type cnode struct {
+	op   rule.Op
+	kids []*cnode
+	p    *cpred
+}
+
+// Rules returns the rules compiled in (not the skipped ones).
+func (m *Matcher) Rules() []*rule.Rule { return m.rules }
+
+// Correlations returns the correlation rules, which the Correlator evaluates.
+func (m *Matcher) Correlations() []*rule.Rule { return m.correlations }
+
+// Compile builds a Matcher. Rules that cannot run are returned in Skipped with the
+// reason; correlation rules are kept for the Correlator.
+func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
+	m := &Matcher{slots: map[string]int32{}, buckets: map[bucketKey][]int32{}}
+	c := &compiler{m: m, lits: map[litKey]int32{}}
+	m.chanSlot = c.slot("Channel")
+	m.eidSlot = c.slot("EventID")
+	var skipped []Skipped
+	for _, r := range rules {
+		if r == nil {
+			continue
+		}
+		if r.Correlation != nil {
+			m.correlations = append(m.correlations, r)
+			continue
+		}
+		if r.Root == nil {
+			skipped = append(skipped, Skipped{r, "no detection logic (the rule has no condition tree)"})
+			continue
+		}
+		if d, bad := firstError(r); bad {
+			skipped = append(skipped, Skipped{r, "rule has errors: " + d})
+			continue
+		}
+		routes := []Route{{}}
+		if opts.Router != nil {
+			if rs, ok := opts.Router.Routes(r.LogSource); ok && len(rs) > 0 {
+				routes = rs
+			}
+		}
+		ri := int32(len(m.rules))
+		var vs []*variant
+		var reqs [][]litKey
+		var err error
+		for _, rt := range routes {
+			v, req, e := c.compileVariant(r, ri, rt)
+			if e != nil {
+				err = e
+				break
+			}
+			vs = append(vs, v)
+			reqs = append(reqs, req)
+		}
+		if err != nil {
+			skipped = append(skipped, Skipped{r, err.Error()})
+			continue
+		}
+		m.rules = append(m.rules, r)
+		for i, v := range vs {
+			vi := int32(len(m.variants))
+			m.variants = append(m.variants, v)
+			if reqs[i] == nil {
+				m.unconstrained = append(m.unconstrained, vi)
+				continue
+			}
+			for _, k := range reqs[i] {
+				id := c.literal(k)
+				c.users[id] = append(c.users[id], vi)
+			}
+		}
+	}
+	c.finish()
+	m.pool.New = func() any { return newState(m) }
+	return m, skipped
+}
+
+func firstError(r *rule.Rule) (string, bool) {
+	for _, d := range r.Diagnostics {
+		if d.Severity == rule.Error {
+			return d.String(), true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,444 @@
+package engine
+
+import (
+	"strings"
+
+	"github.com/ruledex/ruledex/event"
+	"github.com/ruledex/ruledex/rule"
+)
+
+// state is the per-goroutine scratch space of Match. Per-slot and per-variant marks
+// carry the event's generation number, so nothing is cleared between events.
+type state struct {
+	m   *Matcher
+	ev  *event.Event
+	gen uint32
+
+	slotGen []uint32 // slot present in this event when == gen
+	slotIdx []int32  // first event field holding the slot
+	dupGen  []uint32 // slot occurs more than once when == gen
+	fslot   []int32  // event field index -> slot (-1 none)
+
+	lowGen []uint32 // folded value of field i computed when == gen
+	low    []string
+	buf    []byte
+	name   []byte
+	name2  []byte
+
+	candGen []uint32 // variant queued when == gen
+	cand    []int32
+	ruleGen []uint32 // rule already reported when == gen
+}
+
+func newState(m *Matcher) any {
+	return &state{
+		m:       m,
+		slotGen: make([]uint32, m.nslots),
+		slotIdx: make([]int32, m.nslots),
+		dupGen:  make([]uint32, m.nslots),
+		candGen: make([]uint32, len(m.variants)),
+		ruleGen: make([]uint32, len(m.rules)),
+	}
+}
+
+func (st *state) begin(ev *event.Event) {
+	st.gen++
+	if st.gen == 0 { // wrapped: old marks could collide, clear them once
+		clear(st.slotGen)
+		clear(st.dupGen)
+		clear(st.candGen)
+		clear(st.ruleGen)
+		clear(st.lowGen)
+		st.gen = 1
+	}
+	st.ev = ev
+	st.buf = st.buf[:0]
+	st.cand = st.cand[:0]
+	n := len(ev.Fields)
+	if cap(st.fslot) < n {
+		st.fslot = make([]int32, n, n*2)
+		st.lowGen = make([]uint32, n, n*2)
+		st.low = make([]string, n, n*2)
+	}
+	st.fslot = st.fslot[:n]
+	st.lowGen = st.lowGen[:n]
+	st.low = st.low[:n]
+}
+
+// lookup finds the slot of an event field name: as written, else case-insensitively
+// and without spaces, because Windows writes some EventData names with spaces that
+// Sigma rules write without (Defender's "Threat Name" is ThreatName).
+func (st *state) lookup(name string) int32 {
+	if s, ok := st.m.slots[name]; ok {
+		return s
+	}
+	if !needsFold(name) && strings.IndexByte(name, ' ') < 0 {
+		return -1
+	}
+	st.name = st.name[:0]
+	for i := 0; i < len(name); i++ {
+		if name[i] != ' ' {
+			st.name = append(st.name, name[i])
+		}
+	}
+	key := st.name
+	if needsFold(bstr(st.name)) {
+		st.name2 = foldAppend(st.name2[:0], bstr(st.name))
+		key = st.name2
+	}
+	if s, ok := st.m.slots[bstr(key)]; ok {
+		return s
+	}
+	return -1
+}
+
+// lowAt returns the folded value of event field i.
+func (st *state) lowAt(i int) string {
+	if st.lowGen[i] == st.gen {
+		return st.low[i]
+	}
+	v := st.ev.Fields[i].Value
+	s := v
+	if needsFold(v) {
+		start := len(st.buf)
+		st.buf = foldAppend(st.buf, v)
+		s = bstr(st.buf[start:])
+	}
+	st.low[i] = s
+	st.lowGen[i] = st.gen
+	return s
+}
+
+func (st *state) hitLiteral(id int32) {
+	for _, v := range st.m.litVariants[id] {
+		if st.candGen[v] != st.gen {
+			st.candGen[v] = st.gen
+			st.cand = append(st.cand, v)
+		}
+	}
+}
+
+// Match appends to out the rules that match ev and returns it. It does not keep ev.
+func (m *Matcher) Match(ev *event.Event, out []Match) []Match {
+	st := m.pool.Get().(*state)
+	out = st.match(ev, out)
+	st.ev = nil
+	m.pool.Put(st)
+	return out
+}
+
+func (st *state) match(ev *event.Event, out []Match) []Match {
+	m := st.m
+	st.begin(ev)
+	for i := range ev.Fields {
+		s := st.lookup(ev.Fields[i].Name)
+		st.fslot[i] = s
+		if s < 0 {
+			continue
+		}
+		if st.slotGen[s] != st.gen {
+			st.slotGen[s] = st.gen
+			st.slotIdx[s] = int32(i)
+		} else {
+			st.dupGen[s] = st.gen
+		}
+	}
+	var ch string
+	var eid int
+	chKnown := st.slotGen[m.chanSlot] == st.gen
+	if chKnown {
+		ch = ev.Fields[st.slotIdx[m.chanSlot]].Value
+	}
+	eidKnown := false
+	if st.slotGen[m.eidSlot] == st.gen {
+		eid, eidKnown = atoi(ev.Fields[st.slotIdx[m.eidSlot]].Value)
+	}
+	// Prefilter: scan the fields that have required literals.
+	for i := range ev.Fields {
+		if s := st.fslot[i]; s >= 0 && m.slotAC[s] != nil {
+			m.slotAC[s].scan(st.lowAt(i), st)
+		}
+	}
+	if m.allAC != nil {
+		for i := range ev.Fields {
+			m.allAC.scan(st.lowAt(i), st)
+		}
+	}
+	for _, vi := range m.bucket(ch, chKnown, eid, eidKnown) {
+		out = st.try(vi, out)
+	}
+	for _, vi := range st.cand {
+		v := m.variants[vi]
+		if v.accepts(ch, chKnown, eid, eidKnown) {
+			out = st.try(vi, out)
+		}
+	}
+	return out
+}
+
+func (st *state) try(vi int32, out []Match) []Match {
+	v := st.m.variants[vi]
+	if st.ruleGen[v.rule] == st.gen || !st.eval(v.root) {
+		return out
+	}
+	st.ruleGen[v.rule] = st.gen
+	return append(out, Match{Rule: st.m.rules[v.rule], Fields: st.matchedFields(v), Via: v.via})
+}
+
+// matchedFields copies the fields of the variant's positive predicates that hold.
+func (st *state) matchedFields(v *variant) []event.Field {
+	var out []event.Field
+	seen := map[int32]bool{}
+	for _, p := range v.preds {
+		if p.field == slotAll {
+			for i := range st.ev.Fields {
+				if p.evalValue(st.ev.Fields[i].Value, st.lowAt(i)) && !seen[-2-int32(i)] {
+					seen[-2-int32(i)] = true
+					f := st.ev.Fields[i]
+					out = append(out, event.Field{Name: strings.Clone(f.Name), Value: strings.Clone(f.Value)})
+				}
+			}
+			continue
+		}
+		if seen[p.field] || st.slotGen[p.field] != st.gen || !st.evalPred(p) {
+			continue
+		}
+		seen[p.field] = true
+		f := st.ev.Fields[st.slotIdx[p.field]]
+		out = append(out, event.Field{Name: strings.Clone(f.Name), Value: strings.Clone(f.Value)})
+	}
+	return out
+}
+
+func (v *variant) accepts(ch string, chKnown bool, eid int, eidKnown bool) bool {
+	if chKnown && len(v.chans) > 0 {
+		ok := false
+		for _, c := range v.chans {
+			if strings.EqualFold(c, ch) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if eidKnown && len(v.eids) > 0 {
+		for _, e := range v.eids {
+			if e == eid {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// maxBuckets bounds the route cache against events with arbitrary channel names.
+const maxBuckets = 4096
+
+// bucket returns the always-evaluated variants whose route accepts the event.
+func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown bool) []int32 {
+	k := bucketKey{ch: ch, eid: eid, chKnown: chKnown, eidKnown: eidKnown}
+	m.bucketMu.RLock()
+	b, ok := m.buckets[k]
+	m.bucketMu.RUnlock()
+	if ok {
+		return b
+	}
+	b = []int32{}
+	for _, vi := range m.unconstrained {
+		if m.variants[vi].accepts(ch, chKnown, eid, eidKnown) {
+			b = append(b, vi)
+		}
+	}
+	m.bucketMu.Lock()
+	if len(m.buckets) < maxBuckets {
+		k.ch = strings.Clone(ch)
+		m.buckets[k] = b
+	}
+	m.bucketMu.Unlock()
+	return b
+}
+
+func atoi(s string) (int, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func (st *state) eval(n *cnode) bool {
+	switch n.op {
+	case rule.OpPred:
+		return st.evalPred(n.p)
+	case rule.OpAnd:
+		for _, k := range n.kids {
+			if !st.eval(k) {
+				return false
+			}
+		}
+		return true
+	case rule.OpOr:
+		for _, k := range n.kids {
+			if st.eval(k) {
+				return true
+			}
+		}
+		return false
+	case rule.OpNot:
+		return !st.eval(n.kids[0])
+	case rule.OpTrue:
+		return true
+	}
+	return false
+}
+
+// value returns the first value of a slot and its event field index.
+func (st *state) value(slot int32) (string, int, bool) {
+	if slot < 0 || st.slotGen[slot] != st.gen {
+		return "", -1, false
+	}
+	i := int(st.slotIdx[slot])
+	return st.ev.Fields[i].Value, i, true
+}
+
+func (st *state) evalPred(p *cpred) bool {
+	if p.field == slotAll {
+		return st.evalKeyword(p)
+	}
+	present := st.slotGen[p.field] == st.gen
+	switch {
+	case p.exists:
+		if p.null {
+			if !present {
+				return true
+			}
+			v, _, _ := st.value(p.field)
+			return v == ""
+		}
+		return present
+	case p.ref >= 0:
+		a, _, ok1 := st.value(p.field)
+		b, _, ok2 := st.value(p.ref)
+		if !ok1 || !ok2 {
+			return false
+		}
+		if !p.refCase {
+			// Fold both into the scratch buffer; field values are short.
+			start := len(st.buf)
+			st.buf = foldAppend(st.buf, a)
+			mid := len(st.buf)
+			st.buf = foldAppend(st.buf, b)
+			a, b = bstr(st.buf[start:mid]), bstr(st.buf[mid:])
+		}
+		switch p.refPos {
+		case tContains:
+			return strings.Contains(a, b)
+		case tPrefix:
+			return strings.HasPrefix(a, b)
+		case tSuffix:
+			return strings.HasSuffix(a, b)
+		}
+		return a == b
+	}
+	var r bool
+	switch {
+	case !present:
+		r = p.matchAbsent()
+	case st.dupGen[p.field] != st.gen:
+		i := int(st.slotIdx[p.field])
+		r = p.evalValue(st.ev.Fields[i].Value, st.lowAt(i))
+	default:
+		for i := range st.ev.Fields {
+			if st.fslot[i] == p.field && p.evalValue(st.ev.Fields[i].Value, st.lowAt(i)) {
+				r = true
+				break
+			}
+		}
+	}
+	if p.neg {
+		return !r
+	}
+	return r
+}
+
+// matchAbsent: only null values accept a missing field.
+func (p *cpred) matchAbsent() bool {
+	if !p.hasNull {
+		return false
+	}
+	for _, g := range p.groups {
+		has := false
+		for i := range g {
+			if g[i].kind == tNull {
+				has = true
+				break
+			}
+		}
+		if has && !p.all {
+			return true
+		}
+		if !has && p.all {
+			return false
+		}
+	}
+	return p.all
+}
+
+// evalValue tests one field value against the values (OR, or AND with all).
+func (p *cpred) evalValue(orig, low string) bool {
+	for gi := range p.groups {
+		g := p.groups[gi]
+		ok := false
+		for i := range g {
+			if g[i].test(orig, low) {
+				ok = true
+				break
+			}
+		}
+		if ok && !p.all {
+			return true
+		}
+		if !ok && p.all {
+			return false
+		}
+	}
+	return p.all
+}
+
+// evalKeyword: each value (all of them with |all) must occur in some field value.
+func (st *state) evalKeyword(p *cpred) bool {
+	for gi := range p.groups {
+		g := p.groups[gi]
+		found := false
+		for fi := range st.ev.Fields {
+			orig, low := st.ev.Fields[fi].Value, st.lowAt(fi)
+			for i := range g {
+				if g[i].test(orig, low) {
+					found = true
+					break
+				}
+			}
+			if found {
+				break
+			}
+		}
+		if found && !p.all {
+			return true
+		}
+		if !found && p.all {
+			return false
+		}
+	}
+	return p.all
+}

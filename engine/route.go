@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"github.com/ruledex/ruledex/rule"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+// CatalogRouter routes Sigma log sources through the Windows event catalog's logsource
+// map: a category or service becomes its channels and event IDs, and Sysmon
+// categories with a native-audit alternate (process_creation → Security 4688, ...)
+// get a second route with the alternate's field renames.
+//
+// Log sources the map does not know (other products, product-only rules, unknown
+// categories) are reported as unknown, and such rules run on every event: JSON input
+// may come from anything, and a rule that never runs would fail silently. The
+// prefilter keeps them cheap where their fields are absent.
+type CatalogRouter struct {
+	Catalog *winevent.Catalog
+}
+
+// Routes implements Router.
+func (r CatalogRouter) Routes(ls rule.LogSource) ([]Route, bool) {
+	if r.Catalog == nil {
+		return nil, false
+	}
+	ts := r.Catalog.Route(ls)
+	if len(ts) == 0 {
+		return nil, false
+	}
+	// Providers are not routed on: the channel and event ID already decide, and
+	// evtx_dump exports of forwarded events sometimes rename providers.
+	var out []Route
+	idx := map[string]int{}
+	for _, t := range ts {
+		via := ""
+		if t.Native {
+			via = t.Channel + " " + idsText(t.EventIDs)
+		}
+		k := via + "\x00" + idsText(t.EventIDs)
+		if i, ok := idx[k]; ok && !t.Native {
+			if !contains(out[i].Channels, t.Channel) {
+				out[i].Channels = append(out[i].Channels, t.Channel)
+			}
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, Route{Channels: []string{t.Channel}, EventIDs: t.EventIDs, Rename: t.Renames,
+			Where: t.Where, Via: via})
+	}
+	return out, true
+}
+
+func idsText(ids []int) string {
+	b := make([]byte, 0, 8*len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendInt(b, id)
+	}
+	return string(b)
+}
+
+func appendInt(b []byte, n int) []byte {
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	var tmp [20]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return append(b, tmp[i:]...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
