@@ -140,3 +140,34 @@ func TestCorpus(t *testing.T) {
 		}
 	}
 }
+
+// TestDetectOtherLanguages: no KQL, Sentinel or Splunk file of the corpus is taken for Sigma.
+func TestDetectOtherLanguages(t *testing.T) {
+	var p Parser
+	n := 0
+	for _, lang := range []string{"kql", "spl"} {
+		root := corpustest.Path(t, lang)
+		err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, path)
+			n++
+			if p.Detect(filepath.ToSlash(rel), data) {
+				t.Errorf("%s/%s: detected as Sigma", lang, rel)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n < 100 {
+		t.Fatalf("only %d KQL/SPL files found", n)
+	}
+	t.Logf("%d KQL/SPL files checked", n)
+}

@@ -341,6 +341,10 @@ func (d *docCtx) fieldItem(k, v *yaml.Node) *rule.Node {
 			}
 			kind = rule.IsNotNull
 		case "re":
+			if len(seen) > 1 {
+				d.errf(k, "sigma/modifier/conflict", "%s: re must be the first modifier (a regular expression cannot be combined with value modifiers before it)", native)
+				return opaque()
+			}
 			kind, isRegex = rule.Regex, true
 			for _, sv := range vals {
 				if sv.typ == rule.Null {
