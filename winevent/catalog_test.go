@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/rule"
 )
@@ -181,7 +182,7 @@ func TestRoute(t *testing.T) {
 	}
 	for _, tc := range tests {
 		got := c.Route(tc.ls)
-		if d := cmp.Diff(tc.want, got); d != "" {
+		if d := cmp.Diff(tc.want, got, cmpopts.IgnoreUnexported(Target{})); d != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.name, d)
 		}
 	}

@@ -31,6 +31,16 @@ type CoverageRow struct {
 	// data does not describe); Title is then empty.
 	Known bool   `json:"known"`
 	Via   string `json:"via"`
+	// Fields are the rule's tested fields as this event names them (Image on Sysmon 1
+	// is NewProcessName on 4688), for the per-field counts of event pages. Only fields
+	// the event carries are listed; empty for events the catalog does not describe.
+	Fields []FieldUse `json:"-"`
+}
+
+// FieldUse links a field as a rule writes it to the event field it reads.
+type FieldUse struct {
+	RuleField  string
+	EventField string
 }
 
 // facts are what coverage needs to know about a rule's logic.
@@ -159,6 +169,7 @@ func (c *Catalog) Coverage(r *rule.Rule) []CoverageRow {
 				row.Provider, row.Slug = p.Name, p.Slug
 				if e, ok := p.Event(id); ok {
 					row.Title, row.Known, row.Channel = e.Title, true, e.Channel
+					row.Fields = fieldUses(e, &t, f.fields)
 				}
 			}
 			k := strings.ToLower(row.Provider) + "\x00" + strconv.Itoa(id)
@@ -170,6 +181,37 @@ func (c *Catalog) Coverage(r *rule.Rule) []CoverageRow {
 		}
 	}
 	return rows
+}
+
+// fieldUses maps each tested field to the event's own field name, when it has one.
+func fieldUses(e *Event, t *Target, fields []string) []FieldUse {
+	var out []FieldUse
+	for _, fl := range fields {
+		name := fl
+		if t.canon != nil {
+			cf, ok := t.canon(fl)
+			if !ok {
+				// A column ruledex cannot place may still be the event's own name
+				// (SecurityEvent columns are 4688's).
+				cf = fl
+			}
+			name = cf
+		}
+		name = t.Field(name)
+		if ef, ok := e.Field(name); ok {
+			out = append(out, FieldUse{RuleField: fl, EventField: ef.Name})
+			continue
+		}
+		if hashParts[strings.ToLower(name)] {
+			for _, h := range []string{"Hashes", "Hash"} {
+				if ef, ok := e.Field(h); ok {
+					out = append(out, FieldUse{RuleField: fl, EventField: ef.Name})
+					break
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (c *Catalog) sigmaTargets(r *rule.Rule, f facts) []Target {
@@ -371,6 +413,27 @@ func (c *Catalog) fit(ts []Target, fields []string, canon func(string) (string, 
 	return out
 }
 
+// lookupIn maps a column through the field map of its own table or data model only:
+// a name's meaning elsewhere (DeviceName is a network event's SourceHostname) must not
+// decide whether a process event fits.
+func lookupIn(fm *fieldmap.Map, ctx []string, col string) (string, bool) {
+	if len(ctx) == 0 || ctx[0] == "" {
+		return "", false
+	}
+	e, ok := fm.Lookup(ctx, col)
+	if !ok || !strings.EqualFold(e.Context, ctx[0]) {
+		return "", false
+	}
+	return e.Canonical, true
+}
+
+func withCanon(ts []Target, canon func(string) (string, bool)) []Target {
+	for i := range ts {
+		ts[i].canon = canon
+	}
+	return ts
+}
+
 func hasAll(e *Event, t *Target, fields []string) bool {
 	for _, fl := range fields {
 		if !e.HasField(t.Field(fl)) {
@@ -464,13 +527,8 @@ func (c *Catalog) kqlTargets(r *rule.Rule, f facts) []Target {
 				ts[i].Via = ViaTable
 			}
 			ctx := []string{kt.ctx}
-			out = append(out, c.fit(ts, f.fields, func(col string) (string, bool) {
-				if kt.ctx == "" {
-					return "", false
-				}
-				e, ok := fm.Lookup(ctx, col)
-				return e.Canonical, ok
-			})...)
+			canon := func(col string) (string, bool) { return lookupIn(fm, ctx, col) }
+			out = append(out, withCanon(c.fit(ts, f.fields, canon), canon)...)
 		case len(kt.security) > 0:
 			out = append(out, Target{Channel: "Security", Provider: securityAuditing, EventIDs: kt.security, Via: ViaTable})
 		case kt.pinned:
@@ -555,13 +613,8 @@ func (c *Catalog) splTargets(r *rule.Rule, f facts) []Target {
 				ts[i].Via = ViaDataModel
 			}
 			ctx := []string{m.ctx}
-			out = append(out, c.fit(ts, f.fields, func(col string) (string, bool) {
-				if m.ctx == "" {
-					return "", false
-				}
-				e, ok := fm.Lookup(ctx, col)
-				return e.Canonical, ok
-			})...)
+			canon := func(col string) (string, bool) { return lookupIn(fm, ctx, col) }
+			out = append(out, withCanon(c.fit(ts, f.fields, canon), canon)...)
 			break
 		}
 	}

@@ -200,3 +200,42 @@ func TestCoverageNeverPanics(t *testing.T) {
 		t.Fatal()
 	}
 }
+
+func TestCoverageFields(t *testing.T) {
+	c := catalog(t)
+	uses := func(rs []CoverageRow) map[string][]string {
+		out := map[string][]string{}
+		for _, r := range rs {
+			k := fmt.Sprint(r.EventID)
+			for _, u := range r.Fields {
+				out[k] = append(out[k], u.RuleField+">"+u.EventField)
+			}
+		}
+		return out
+	}
+	sticky := parseSigma(t, "sigmahq", "rules", "windows", "process_creation", "proc_creation_win_cmd_sticky_key_like_backdoor_execution.yml")
+	kql := pipeline(rule.Kusto, rule.LogSource{Tables: []string{"DeviceProcessEvents"}},
+		rule.And(pred("FileName", rule.Eq, "bitsadmin.exe"), pred("ProcessCommandLine", rule.Match, "/transfer"), pred("DeviceName", rule.Eq, "x")))
+	hashes := sigmaRule(rule.LogSource{Product: "windows", Category: "process_creation"}, rule.And(pred("sha256", rule.Eq, "x"), pred("image", rule.EndsW, "x")))
+	tests := []struct {
+		name string
+		r    *rule.Rule
+		want map[string][]string
+	}{
+		{"sigma", sticky, map[string][]string{
+			"1":    {"ParentImage>ParentImage", "Image>Image", "CommandLine>CommandLine"},
+			"4688": {"ParentImage>ParentProcessName", "Image>NewProcessName", "CommandLine>CommandLine"},
+		}},
+		// DeviceName has no counterpart in either event and is left out.
+		{"kql", kql, map[string][]string{
+			"1":    {"FileName>Image", "ProcessCommandLine>CommandLine"},
+			"4688": {"FileName>NewProcessName", "ProcessCommandLine>CommandLine"},
+		}},
+		{"hash part and case", hashes, map[string][]string{"1": {"sha256>Hashes", "image>Image"}}},
+	}
+	for _, tc := range tests {
+		if d := cmp.Diff(tc.want, uses(c.Coverage(tc.r))); d != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, d)
+		}
+	}
+}

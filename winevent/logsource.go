@@ -152,6 +152,10 @@ type Target struct {
 	Where map[string]string `json:"where,omitempty"`
 	// Via says why the target applies (ViaLogSource, ViaNative, ViaPinned, ...).
 	Via string `json:"via,omitempty"`
+
+	// canon maps a KQL/SPL column to its Sysmon-named equivalent before Renames apply;
+	// nil for Sigma, whose names are Sysmon's or the native event's already.
+	canon func(string) (string, bool)
 }
 
 // Field returns the name under which this target's events carry the rule's field.
