@@ -68,21 +68,21 @@ func (s *Server) matrixPage(r *http.Request) (string, *view, error) {
 
 // TechniqueResponse is the body of /api/techniques/{id}.
 type TechniqueResponse struct {
-	ID            string            `json:"id"`
-	Name          string            `json:"name"`
-	Parent        *TechniqueLink    `json:"parent,omitempty"`
-	Subtechniques []TechniqueLink   `json:"subtechniques,omitempty"`
-	Tactics       []TacticLink      `json:"tactics"`
-	Revoked       bool              `json:"revoked,omitempty"`
-	RevokedBy     string            `json:"revoked_by,omitempty"`
-	Deprecated    bool              `json:"deprecated,omitempty"`
-	AttackURL     string            `json:"attack_url,omitempty"`
-	Summary       string            `json:"summary,omitempty"`
-	Rules         int               `json:"rules"`
-	Detections    int               `json:"detections"`
-	ByLanguage    map[string]int    `json:"by_language"`
-	BySource      map[string]int    `json:"by_source"`
-	Groups        []RuleGroup       `json:"groups"`
+	ID            string          `json:"id"`
+	Name          string          `json:"name"`
+	Parent        *TechniqueLink  `json:"parent,omitempty"`
+	Subtechniques []TechniqueLink `json:"subtechniques,omitempty"`
+	Tactics       []TacticLink    `json:"tactics"`
+	Revoked       bool            `json:"revoked,omitempty"`
+	RevokedBy     string          `json:"revoked_by,omitempty"`
+	Deprecated    bool            `json:"deprecated,omitempty"`
+	AttackURL     string          `json:"attack_url,omitempty"`
+	Summary       string          `json:"summary,omitempty"`
+	Rules         int             `json:"rules"`
+	Detections    int             `json:"detections"`
+	ByLanguage    map[string]int  `json:"by_language"`
+	BySource      map[string]int  `json:"by_source"`
+	Groups        []RuleGroup     `json:"groups"`
 }
 
 // TechniqueLink names a technique.
@@ -196,16 +196,16 @@ func (s *Server) techniquePage(r *http.Request) (string, *view, error) {
 // TacticResponse is the body of /api/tactics/{id}.
 type TacticResponse struct {
 	TacticLink
-	AttackURL  string          `json:"attack_url,omitempty"`
-	Summary    string          `json:"summary,omitempty"`
-	Techniques []MatrixCell    `json:"techniques"`
-	Covered    int             `json:"covered"`
-	Total      int             `json:"total"`
-	Rules      int             `json:"rules"`
-	Detections int             `json:"detections"`
-	ByLanguage map[string]int  `json:"by_language"`
-	BySource   map[string]int  `json:"by_source"`
-	Groups     []RuleGroup     `json:"groups"`
+	AttackURL  string         `json:"attack_url,omitempty"`
+	Summary    string         `json:"summary,omitempty"`
+	Techniques []MatrixCell   `json:"techniques"`
+	Covered    int            `json:"covered"`
+	Total      int            `json:"total"`
+	Rules      int            `json:"rules"`
+	Detections int            `json:"detections"`
+	ByLanguage map[string]int `json:"by_language"`
+	BySource   map[string]int `json:"by_source"`
+	Groups     []RuleGroup    `json:"groups"`
 }
 
 func (s *Server) tactic(r *http.Request) (*TacticResponse, error) {

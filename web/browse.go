@@ -71,14 +71,14 @@ type activeFilter struct {
 }
 
 type browseData struct {
-	Resp    *SearchResponse
+	Resp      *SearchResponse
 	Searching bool
-	Facets  []facetView
-	Active  []activeFilter
-	Prev    string
-	Next    string
-	First   int
-	Last    int
+	Facets    []facetView
+	Active    []activeFilter
+	Prev      string
+	Next      string
+	First     int
+	Last      int
 }
 
 var facetLabels = map[string]string{
@@ -146,4 +146,3 @@ func (s *Server) facetLabel(facet, v string) string {
 	}
 	return v
 }
-

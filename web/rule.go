@@ -3,10 +3,53 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/page"
 	"github.com/ruledex/ruledex/rule"
 )
+
+// RuleResponse is the body of /api/rules/{lang}/{id}: the rule page's view model
+// (package page, the same data `ruledex show --json` builds on) with link URLs added.
+type RuleResponse struct {
+	*page.Rule
+	ID         string             `json:"id"`
+	Language   string             `json:"language"`
+	Class      string             `json:"class"`
+	Techniques []string           `json:"techniques,omitempty"`
+	Tactics    []string           `json:"tactics,omitempty"`
+	Indicators []IndicatorRowView `json:"indicators,omitempty"`
+}
+
+// IndicatorRowView is a page.IndicatorRow whose values carry their indicator page URL.
+type IndicatorRowView struct {
+	page.IndicatorRow
+	FieldURL string               `json:"field_url"`
+	Values   []IndicatorValueView `json:"values"`
+}
+
+// IndicatorValueView is one value with its corpus count and indicator page URL.
+type IndicatorValueView struct {
+	page.IndicatorValue
+	Corpus string `json:"corpus,omitempty"`
+	URL    string `json:"url"`
+}
+
+// ruleView is what the rule template receives.
+type ruleView struct {
+	*RuleResponse
+	// Stages split into Stage 0 and the alternatives of a top-level OR (one group,
+	// Alt 0, when the rule is a single conjunction).
+	Condition []page.StageView
+	Groups    []stageGroup
+	Upstream  string
+}
+
+type stageGroup struct {
+	Alt    int
+	Stages []page.StageView
+}
 
 func (s *Server) loadRule(r *http.Request) (*rule.Rule, error) {
 	lang, id := r.PathValue("lang"), r.PathValue("id")
@@ -20,15 +63,73 @@ func (s *Server) loadRule(r *http.Request) (*rule.Rule, error) {
 	return ru, err
 }
 
+// rule builds the page model of the requested rule.
+func (s *Server) rule(r *http.Request) (*RuleResponse, *rule.Rule, error) {
+	ru, err := s.loadRule(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	counts, err := s.cat.RuleIndicatorCounts(r.Context(), ru)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := page.Input{Counts: counts, Tactics: s.tactics}
+	for _, id := range ru.Techniques {
+		if t, ok := s.att.Technique(id); ok {
+			in.Techniques = append(in.Techniques, catalog.Technique{ID: t.ID, Name: t.Name, Parent: t.Parent, Tactics: t.Tactics,
+				Revoked: t.Revoked, RevokedBy: t.RevokedBy, Deprecated: t.Deprecated, URL: t.URL})
+		}
+	}
+	p := page.BuildRule(ru, in)
+	if s.events != nil {
+		for _, row := range s.events.Coverage(ru) {
+			er := page.EventRow{Provider: row.Provider, EventID: row.EventID, Title: row.Title}
+			if row.Known && row.Slug != "" {
+				er.URL = "/" + row.Slug + "/" + strconv.Itoa(row.EventID)
+			}
+			p.Events = append(p.Events, er)
+		}
+	}
+	out := &RuleResponse{Rule: p, ID: ru.ID, Language: string(ru.Language), Class: string(ru.Class),
+		Techniques: ru.Techniques, Tactics: ru.Tactics}
+	if out.Class == "" {
+		out.Class = string(rule.Detection)
+	}
+	for _, row := range p.Indicators {
+		rv := IndicatorRowView{IndicatorRow: row, FieldURL: funcs["fieldURL"].(func(string) string)(row.Canonical)}
+		for _, v := range row.Values {
+			rv.Values = append(rv.Values, IndicatorValueView{IndicatorValue: v, Corpus: v.CorpusText(), URL: IndicatorURL(v.Indicator)})
+		}
+		out.Indicators = append(out.Indicators, rv)
+	}
+	return out, ru, nil
+}
+
 func (s *Server) ruleAPI(r *http.Request) (any, error) {
-	return s.loadRule(r)
+	out, _, err := s.rule(r)
+	return out, err
 }
 
 func (s *Server) rulePage(r *http.Request) (string, *view, error) {
-	ru, err := s.loadRule(r)
+	out, ru, err := s.rule(r)
 	if err != nil {
 		return "", nil, err
 	}
-	return "rule", &view{Title: ru.Title, API: "/api" + RuleURL(string(ru.Language), ru.ID),
-		Crumbs: []crumb{{Name: "Detection rules", URL: "/rules/"}, {Name: ru.Language.Display(), URL: "/rules/?language=" + string(ru.Language)}}, Data: ru}, nil
+	v := &ruleView{RuleResponse: out, Upstream: safeURL(ru.Source.UpstreamURL)}
+	for _, st := range out.Stages {
+		if st.Kind == rule.StageCondition {
+			v.Condition = append(v.Condition, st)
+			continue
+		}
+		if n := len(v.Groups); n == 0 || v.Groups[n-1].Alt != st.Alt {
+			v.Groups = append(v.Groups, stageGroup{Alt: st.Alt})
+		}
+		g := &v.Groups[len(v.Groups)-1]
+		g.Stages = append(g.Stages, st)
+	}
+	crumbs := make([]crumb, 0, len(out.Breadcrumb))
+	for _, c := range out.Breadcrumb {
+		crumbs = append(crumbs, crumb{Name: c.Name, URL: c.URL})
+	}
+	return "rule", &view{Title: out.Title, API: "/api" + out.URL, Crumbs: crumbs, Data: v}, nil
 }

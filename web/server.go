@@ -13,6 +13,7 @@ import (
 
 	"github.com/ruledex/ruledex/attack"
 	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/winevent"
 )
 
 // Options configure a Server.
@@ -21,6 +22,8 @@ type Options struct {
 	// Attack names techniques and tactics and orders the matrix. Required.
 	Attack *attack.Matrix
 	Logger *slog.Logger
+	// Events, when set, fills the rule pages' event coverage.
+	Events *winevent.Catalog
 	// BaseURL ("https://ruledex.example") makes links in exported Navigator layers
 	// absolute; empty uses the request's host.
 	BaseURL string
@@ -35,6 +38,8 @@ type Server struct {
 	tmpl    map[string]*template.Template
 	handler http.Handler
 	cache   *pageCache
+	events  *winevent.Catalog
+	tactics []catalog.Tactic // ATT&CK tactics in the catalog's form, for package page
 }
 
 // New prepares a server; templates are parsed once here so a broken template fails
@@ -46,12 +51,18 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if err := o.Catalog.EnsureWebIndexes(context.Background()); err != nil {
+		return nil, err
+	}
 	t, err := parseTemplates()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cat: o.Catalog, att: o.Attack, log: o.Logger, baseURL: o.BaseURL, tmpl: t,
-		cache: newPageCache(o.Catalog, 4096)}
+		cache: newPageCache(o.Catalog, 4096), events: o.Events}
+	for _, t := range o.Attack.Tactics() {
+		s.tactics = append(s.tactics, catalog.Tactic{Short: t.Short, ID: t.ID, Name: t.Name, URL: t.URL, Order: t.Order})
+	}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = logRequests(s.log, securityHeaders(mux))
@@ -66,12 +77,12 @@ func (s *Server) Close() error { return s.cache.close() }
 
 func (s *Server) routes(mux *http.ServeMux) {
 	// Pages.
-	mux.Handle("GET /{$}", s.page(s.homePage))
-	mux.Handle("GET /rules/{$}", s.page(s.browsePage))
+	mux.Handle("GET /{$}", s.cached(s.page(s.homePage)))
+	mux.Handle("GET /rules/{$}", s.cached(s.page(s.browsePage)))
 	mux.Handle("GET /rules/{lang}/{id}/{$}", s.cached(s.page(s.rulePage)))
 	mux.HandleFunc("GET /rules/{lang}/{id}", addSlash)
 	mux.Handle("GET /indicators/{$}", s.page(s.indicatorPage))
-	mux.Handle("GET /attack/{$}", s.page(s.matrixPage))
+	mux.Handle("GET /attack/{$}", s.cached(s.page(s.matrixPage)))
 	mux.Handle("GET /attack/navigator.json", s.api(s.navigatorAPI))
 	mux.Handle("GET /attack/techniques/{id}/{$}", s.page(s.techniquePage))
 	mux.HandleFunc("GET /attack/techniques/{id}", addSlash)
@@ -85,7 +96,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	// JSON API: one endpoint per page.
 	mux.Handle("GET /api/{$}", s.api(s.indexAPI))
 	mux.Handle("GET /api/overview", s.api(s.overviewAPI))
-	mux.Handle("GET /api/search", s.api(s.searchAPI))
+	mux.Handle("GET /api/search", s.cached(s.api(s.searchAPI)))
 	mux.Handle("GET /api/rules/{lang}/{id}", s.cached(s.api(s.ruleAPI)))
 	mux.Handle("GET /api/indicators", s.api(s.indicatorAPI))
 	mux.Handle("GET /api/techniques/{id}", s.api(s.techniqueAPI))

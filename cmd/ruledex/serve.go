@@ -18,6 +18,7 @@ import (
 	"github.com/ruledex/ruledex/attack"
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/web"
+	"github.com/ruledex/ruledex/winevent"
 )
 
 func init() {
@@ -66,6 +67,12 @@ func serve(ctx context.Context, addr, baseURL string, paths []string) error {
 	if err != nil {
 		return err
 	}
+	events, err := winevent.Load(winevent.Dir(globals.data))
+	if err != nil {
+		// Event coverage is one section of the rule page; serve the rest without it.
+		log.Warn("event catalog not loaded; rule pages will have no event coverage", "err", err)
+		events = nil
+	}
 	cat, err := catalog.Open(globals.db)
 	if err != nil {
 		return err
@@ -77,7 +84,7 @@ func serve(ctx context.Context, addr, baseURL string, paths []string) error {
 			return err
 		}
 	}
-	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Logger: log, BaseURL: baseURL})
+	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: events, Logger: log, BaseURL: baseURL})
 	if err != nil {
 		return err
 	}
