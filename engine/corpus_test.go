@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -168,6 +169,9 @@ func TestSigmaHQRegression(t *testing.T) {
 	}
 	t.Logf("%d Windows rules parsed, %d compiled, %d skipped, %d variants, %d unconstrained",
 		len(rules), len(m.Rules()), len(skipped), len(m.variants), len(m.unconstrained))
+	for _, s := range skipped {
+		t.Logf("  skipped %s (%s): %s", s.Rule.Source.Path, s.Rule.ID, s.Reason)
+	}
 	cases := regressionCases(t)
 	if len(cases) < 130 {
 		t.Fatalf("found %d regression cases, want the 134 of the corpus", len(cases))
@@ -226,4 +230,38 @@ func runCase(m *Matcher, c regressionCase, path string, loaded map[string]bool, 
 		return fmt.Sprintf("%d matches, want %d (%d events, first %s/%s; read errors: %v)", n, want, len(evs), ch, id, err)
 	}
 	return ""
+}
+
+// TestPrefilterSound checks the literal prefilter never hides a match: on every
+// regression event, the prefiltered matcher reports exactly the rules that evaluating
+// every routed rule reports.
+func TestPrefilterSound(t *testing.T) {
+	rules, cat := windowsRules(t)
+	fast, _ := Compile(rules, Options{Router: CatalogRouter{cat}})
+	slow, _ := Compile(rules, Options{Router: CatalogRouter{cat}, bruteForce: true})
+	events, total := 0, 0
+	for _, c := range regressionCases(t) {
+		for _, path := range []string{c.evtx, strings.TrimSuffix(c.evtx, ".evtx") + ".json"} {
+			evs, _ := readEvents(path)
+			for i := range evs {
+				ms := slow.Match(&evs[i], nil)
+				a, b := ids(fast.Match(&evs[i], nil)), ids(ms)
+				events++
+				total += len(ms)
+				if a != b {
+					t.Errorf("%s event %d: prefiltered %q, every rule %q", path, i, a, b)
+				}
+			}
+		}
+	}
+	t.Logf("%d events, %d matches compared", events, total)
+}
+
+func ids(ms []Match) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = m.Rule.ID
+	}
+	sort.Strings(s)
+	return strings.Join(s, ",")
 }

@@ -35,6 +35,10 @@ type Router interface {
 type Options struct {
 	// Router routes rules by log source; nil runs every rule on every event.
 	Router Router
+
+	// bruteForce evaluates every routed rule on every event, bypassing the literal
+	// prefilter; tests compare it with the prefiltered path.
+	bruteForce bool
 }
 
 // Skipped is a rule the engine cannot run, with the reason.
@@ -76,6 +80,7 @@ type Matcher struct {
 	// correlation rather than alerts (see Correlator).
 	correlations []*rule.Rule
 	pool         sync.Pool
+	bruteForce   bool
 }
 
 type bucketKey struct {
@@ -110,7 +115,7 @@ func (m *Matcher) Correlations() []*rule.Rule { return m.correlations }
 // Compile builds a Matcher. Rules that cannot run are returned in Skipped with the
 // reason; correlation rules are kept for the Correlator.
 func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
-	m := &Matcher{slots: map[string]int32{}, buckets: map[bucketKey][]int32{}}
+	m := &Matcher{slots: map[string]int32{}, buckets: map[bucketKey][]int32{}, bruteForce: opts.bruteForce}
 	c := &compiler{m: m, lits: map[litKey]int32{}}
 	m.chanSlot = c.slot("Channel")
 	m.eidSlot = c.slot("EventID")
@@ -158,7 +163,7 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		for i, v := range vs {
 			vi := int32(len(m.variants))
 			m.variants = append(m.variants, v)
-			if reqs[i] == nil {
+			if reqs[i] == nil || m.bruteForce {
 				m.unconstrained = append(m.unconstrained, vi)
 				continue
 			}
