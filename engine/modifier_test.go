@@ -113,7 +113,7 @@ var modifierCases = []modCase{
 	{"windash other char", "  sel:\n    CommandLine|windash|contains: ' -enc '\n  condition: sel\n", ev("CommandLine", "powershell +enc AAA"), false},
 	{"windash two dashes", "  sel:\n    CommandLine|windash|contains: '-a -b'\n  condition: sel\n", ev("CommandLine", "x /a \u2013b"), true},
 	// base64 family: expected encodings are computed here with the standard library
-	{"base64", "  sel:\n    CommandLine|base64|contains: 'http://'\n  condition: sel\n", ev("CommandLine", "x " + b64("http://") + " y"), true},
+	{"base64", "  sel:\n    CommandLine|base64|contains: 'http://'\n  condition: sel\n", ev("CommandLine", "x "+b64("http://")+" y"), true},
 	{"base64 is cased", "  sel:\n    CommandLine|base64|contains: 'http://'\n  condition: sel\n", ev("CommandLine", strings.ToLower(b64("http://"))), false},
 	{"base64offset 0", "  sel:\n    CommandLine|base64offset|contains: 'foobar'\n  condition: sel\n", ev("CommandLine", b64("foobar!!")), true},
 	{"base64offset 1", "  sel:\n    CommandLine|base64offset|contains: 'foobar'\n  condition: sel\n", ev("CommandLine", b64("xfoobar!!")), true},
@@ -121,7 +121,7 @@ var modifierCases = []modCase{
 	{"base64offset miss", "  sel:\n    CommandLine|base64offset|contains: 'foobar'\n  condition: sel\n", ev("CommandLine", b64("xyfoxbar!!")), false},
 	{"utf16le base64offset", "  sel:\n    CommandLine|utf16le|base64offset|contains: 'ping'\n  condition: sel\n", ev("CommandLine", b64(utf16le("a ping b"))), true},
 	{"wide base64offset", "  sel:\n    CommandLine|wide|base64offset|contains: 'ping'\n  condition: sel\n", ev("CommandLine", b64(utf16le("xping"))), true},
-	{"utf16be base64", "  sel:\n    CommandLine|utf16be|base64|contains: 'ping'\n  condition: sel\n", ev("CommandLine", "." + b64(utf16be("ping")) + "."), true},
+	{"utf16be base64", "  sel:\n    CommandLine|utf16be|base64|contains: 'ping'\n  condition: sel\n", ev("CommandLine", "."+b64(utf16be("ping"))+"."), true},
 	{"utf16 bom base64", "  sel:\n    CommandLine|utf16|base64|contains: 'ping'\n  condition: sel\n", ev("CommandLine", b64("\xff\xfe"+utf16le("ping"))), true},
 	{"utf16le not be", "  sel:\n    CommandLine|utf16le|base64|contains: 'ping'\n  condition: sel\n", ev("CommandLine", b64(utf16be("ping"))), false},
 	// cidr
