@@ -11,6 +11,7 @@ import (
 var correlationTypes = map[string]bool{
 	"event_count": true, "value_count": true, "temporal": true, "temporal_ordered": true,
 	"value_sum": true, "value_avg": true, "value_percentile": true, "value_median": true,
+	"value_min": true, "value_max": true,
 }
 
 var thresholdOps = map[string]string{"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "==", "neq": "!="}
@@ -66,8 +67,13 @@ func (d *docCtx) correlation(key, v *yaml.Node) {
 	if c.Timespan == "" {
 		d.errf(key, "sigma/correlation/missing-timespan", "correlation has no timespan")
 	}
+	condText := ""
 	if condNode != nil {
-		if condNode.Kind != yaml.MappingNode {
+		if condNode.Kind == yaml.ScalarNode && temporal {
+			// Temporal correlations may state which rules must occur as an expression
+			// over rule names (specification test temporal_condition.yml).
+			condText = condNode.Value
+		} else if condNode.Kind != yaml.MappingNode {
 			d.errf(condNode, "sigma/correlation/condition", "correlation condition must be a mapping such as {gte: 10}")
 		} else {
 			for i := 0; i+1 < len(condNode.Content); i += 2 {
@@ -76,7 +82,8 @@ func (d *docCtx) correlation(key, v *yaml.Node) {
 					continue
 				}
 				if k.Value == "field" {
-					c.Field = val.Value
+					// A list of fields (allowed by the schema) is kept comma-separated.
+					c.Field = strings.Join(d.strings(k, val), ",")
 					continue
 				}
 				if _, ok := thresholdOps[k.Value]; !ok {
@@ -97,14 +104,22 @@ func (d *docCtx) correlation(key, v *yaml.Node) {
 	if strings.HasPrefix(c.Type, "value_") && c.Field == "" {
 		d.errf(key, "sigma/correlation/missing-field", "%s correlation needs condition.field", c.Type)
 	}
+	if d.generate != nil {
+		c.Generate = d.generate.Value == "true"
+	}
 	r.Timeframe = c.Timespan
 	r.GroupBy = c.GroupBy
 
 	// Condition as written: the condition mapping, one comparison per line.
-	if condNode != nil {
-		var b strings.Builder
-		renderValue(&b, condNode, "", 0)
-		r.Condition = strings.TrimLeft(strings.ReplaceAll(b.String(), "\n  ", "\n"), "\n ")
+	if condText != "" {
+		r.Condition = condText
+	} else if condNode != nil && condNode.Kind == yaml.MappingNode {
+		var lines []string
+		for i := 0; i+1 < len(condNode.Content); i += 2 {
+			v := resolve(condNode.Content[i+1])
+			lines = append(lines, condNode.Content[i].Value+": "+plainText(v))
+		}
+		r.Condition = strings.Join(lines, "\n")
 	}
 	r.Stages = append(r.Stages, rule.Stage{Index: 0, Kind: rule.StageCondition, Label: "condition",
 		Text: r.Condition, Pos: d.pos(condNode)})
@@ -135,4 +150,18 @@ func (d *docCtx) aliases(k, v *yaml.Node) map[string]map[string]string {
 		}
 	}
 	return out
+}
+
+// plainText writes a scalar as YAML would show it unquoted when that is safe.
+func plainText(v *yaml.Node) string {
+	if v == nil {
+		return "null"
+	}
+	if v.Kind != yaml.ScalarNode {
+		return nodeText(v)
+	}
+	if v.Tag == "!!str" && !plainSafe(v.Value) {
+		return scalarText(v)
+	}
+	return v.Value
 }

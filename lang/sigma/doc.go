@@ -14,6 +14,8 @@ type docCtx struct {
 	file string
 	// texts holds each condition node's source text, for stage labels.
 	texts map[*rule.Node]string
+	// generate is a top-level `generate:` (correlations may put it there).
+	generate *yaml.Node
 }
 
 func (d *docCtx) pos(n *yaml.Node) rule.Pos {
@@ -113,6 +115,9 @@ func (d *docCtx) build(root *yaml.Node) {
 			filter = v
 		case "action":
 			// Legacy collection control, handled by the file.
+		case "generate":
+			d.generate = v
+			d.extra(key, nodeText(v))
 		default:
 			if !knownKeys[key] {
 				d.warnf(k, "sigma/meta/unknown-key", "unknown top-level key %q kept as extra metadata", key)
@@ -192,6 +197,21 @@ func (d *docCtx) logsource(k, v *yaml.Node) {
 		return
 	}
 	ls := &d.r.LogSource
+	// one reads a log source field; a list (seen in the wild) keeps its first item and
+	// the whole list in Extra.
+	one := func(lk, lv *yaml.Node) string {
+		if lv.Kind == yaml.SequenceNode {
+			d.warnf(lk, "sigma/logsource/list", "logsource %s should be one value; the first of the list is used", lk.Value)
+			d.extra("logsource."+lk.Value, nodeText(lv))
+			if len(lv.Content) > 0 {
+				if c := resolve(lv.Content[0]); c != nil && c.Kind == yaml.ScalarNode {
+					return c.Value
+				}
+			}
+			return ""
+		}
+		return d.scalar(lk, lv)
+	}
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		lk, lv := v.Content[i], resolve(v.Content[i+1])
 		if lv == nil {
@@ -199,11 +219,11 @@ func (d *docCtx) logsource(k, v *yaml.Node) {
 		}
 		switch lk.Value {
 		case "product":
-			ls.Product = d.scalar(lk, lv)
+			ls.Product = one(lk, lv)
 		case "category":
-			ls.Category = d.scalar(lk, lv)
+			ls.Category = one(lk, lv)
 		case "service":
-			ls.Service = d.scalar(lk, lv)
+			ls.Service = one(lk, lv)
 		case "definition":
 			ls.Definition = d.scalar(lk, lv)
 		default:
@@ -235,6 +255,13 @@ func (d *docCtx) related(k, v *yaml.Node) {
 		}
 		d.r.Related = append(d.r.Related, rel)
 	}
+}
+
+func (d *docCtx) extra(k, v string) {
+	if d.r.Extra == nil {
+		d.r.Extra = map[string]string{}
+	}
+	d.r.Extra[k] = v
 }
 
 // splitAuthors splits "A, B (Org, Team), C" at top-level commas and semicolons, so a
