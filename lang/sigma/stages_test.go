@@ -158,7 +158,7 @@ func TestCorrelation(t *testing.T) {
 func TestCorrelationForms(t *testing.T) {
 	tests := []struct {
 		name, corr, diags string
-		check            func(c *rule.Correlation) string
+		check             func(c *rule.Correlation) string
 	}{
 		{"event_count", "  type: event_count\n  rules: [a]\n  group-by: [Host]\n  timespan: 1h\n  condition:\n    gte: 100\n", "",
 			func(c *rule.Correlation) string { return fmt.Sprint(c.Type, c.Conditions, c.GroupBy) }},
@@ -340,8 +340,8 @@ detection:
 	}
 	want := map[string]any{
 		"id": "11111111-2222-3333-4444-555555555555", "name": "meta_rule", "status": "test", "desc": "Two lines\nof text.\n",
-		"authors":    []string{"Florian Roth (Nextron Systems)", "Markus Neis", "oscd.community", "Tim Shelton"},
-		"date":       "2023/01/02", "modified": "2024-02-03", "refs": []string{"https://example.com/a"},
+		"authors": []string{"Florian Roth (Nextron Systems)", "Markus Neis", "oscd.community", "Tim Shelton"},
+		"date":    "2023/01/02", "modified": "2024-02-03", "refs": []string{"https://example.com/a"},
 		"tactics":    []string{"credential-access", "command-and-control"},
 		"techniques": []string{"T1558.004", "T1059"},
 		"related":    []rule.Related{{ID: "22222222-2222-3333-4444-555555555555", Type: "derived"}},
