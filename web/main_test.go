@@ -1,0 +1,100 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ruledex/ruledex/attack"
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+// The real corpus is ingested once into a temporary catalog; every test reads it
+// through one server.
+var (
+	corpusDir string
+	testAtt   *attack.Matrix
+	testEv    *winevent.Catalog
+	testCat   *catalog.Catalog
+	testSrv   *Server
+	testTS    *httptest.Server
+)
+
+// testParsers are the languages the web tests ingest.
+func testParsers() []ingest.Parser { return []ingest.Parser{sigma.Parser{}} }
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "web tests:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	dir, err := corpustest.Find()
+	if err != nil {
+		return 0, fmt.Errorf("corpus not found (set RULEDEX_CORPUS): %w", err)
+	}
+	corpusDir = dir
+	tmp, err := os.MkdirTemp("", "ruledex-web-test")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	if testAtt, err = attack.Load(filepath.Join(dir, "attack", "enterprise-attack.json")); err != nil {
+		return 0, err
+	}
+	if testEv, err = winevent.Load(winevent.Dir(dir)); err != nil {
+		return 0, err
+	}
+	if testCat, err = catalog.Open(filepath.Join(tmp, "catalog.db")); err != nil {
+		return 0, err
+	}
+	defer testCat.Close()
+	if _, err := ingest.Run(context.Background(), testCat, []string{filepath.Join(dir, "sigma")},
+		ingest.Options{Parsers: testParsers()}); err != nil {
+		return 0, fmt.Errorf("ingest: %w", err)
+	}
+	if testSrv, err = New(Options{Catalog: testCat, Attack: testAtt, Events: testEv,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		return 0, err
+	}
+	defer testSrv.Close()
+	testTS = httptest.NewServer(testSrv)
+	defer testTS.Close()
+	return m.Run(), nil
+}
+
+// get fetches path from the test server.
+func get(t testing.TB, path string) (*http.Response, string) {
+	t.Helper()
+	return getFrom(t, testTS, path)
+}
+
+func getFrom(t testing.TB, ts *httptest.Server, path string) (*http.Response, string) {
+	t.Helper()
+	c := ts.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(ts.URL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read: %v", path, err)
+	}
+	return resp, string(b)
+}
