@@ -184,7 +184,6 @@ func TestSeedRulePage(t *testing.T) {
 	}
 }
 
-
 // TestAPI checks the JSON API's shapes: stable snake_case names and page URLs.
 func TestAPI(t *testing.T) {
 	seed := seedURL(t)
