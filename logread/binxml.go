@@ -88,7 +88,13 @@ type chunkDec struct {
 	vals      []value
 	s         *sink
 	depth     int
+	budget    int // ops left for the current record
 }
+
+// recordBudget bounds the ops one record may execute: a template's slots can each
+// hold BinXML that instantiates templates again, so crafted input could otherwise
+// fan out exponentially within maxDepth.
+const recordBudget = 1 << 16
 
 func newChunkDec(s *sink) *chunkDec {
 	return &chunkDec{templates: make(map[uint32]*template), names: make(map[uint32]string), s: s}
@@ -364,7 +370,7 @@ func (d *chunkDec) instance(off int) (int, error) {
 		if bodyEnd > len(d.b) || bodyEnd < body {
 			return off, fmt.Errorf("template definition at %#x: body of %d bytes beyond chunk", defOff, size)
 		}
-		ops, _, err := d.compile(nil, body, bodyEnd)
+		ops, _, err := d.compile(make([]op, 0, 96), body, bodyEnd)
 		if err != nil {
 			return off, fmt.Errorf("template definition at %#x: %w", defOff, err)
 		}
@@ -404,6 +410,10 @@ func (d *chunkDec) instance(off int) (int, error) {
 // exec runs ops against vals into the sink.
 func (d *chunkDec) exec(ops []op, vals []value) error {
 	s := d.s
+	d.budget -= len(ops)
+	if d.budget < 0 {
+		return errors.New("record expands to too many elements")
+	}
 	for i := range ops {
 		o := &ops[i]
 		switch o.kind {

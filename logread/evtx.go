@@ -225,6 +225,7 @@ func (r *EVTXReader) record(ev *event.Event) error {
 	r.dec.vals = r.dec.vals[:0]
 	r.dec.scratch = r.dec.scratch[:0]
 	r.dec.depth = 0
+	r.dec.budget = recordBudget
 	err := r.dec.fragment(start+recordHdrSize, start+size-4)
 	r.s.end()
 	if err != nil {

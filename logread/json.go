@@ -134,9 +134,11 @@ func (j *JSONReader) Next(ev *event.Event) error {
 		}
 		end, ok := j.scan(i)
 		if !ok {
+			base := j.base
 			if j.fill() {
 				continue
 			}
+			i -= int(j.base - base) // fill may have compacted the buffer
 			err := j.errAt(i, errors.New("unterminated JSON value at end of input"))
 			j.resync(i)
 			return err
@@ -197,10 +199,17 @@ func (j *JSONReader) resync(i int) {
 		indent = 0
 	}
 	k := i
+	// more reads input; fill may compact the buffer, shifting k.
+	more := func() bool {
+		base := j.base
+		ok := j.fill()
+		k -= int(j.base - base)
+		return ok
+	}
 	for {
 		nl := bytes.IndexByte(j.buf[k:], '\n')
 		if nl < 0 {
-			if j.fill() {
+			if more() {
 				continue
 			}
 			j.advance(len(j.buf))
@@ -212,7 +221,8 @@ func (j *JSONReader) resync(i int) {
 			m++
 		}
 		if m >= len(j.buf) {
-			if j.fill() {
+			k-- // re-find this newline after reading more
+			if more() {
 				continue
 			}
 			j.advance(len(j.buf))
