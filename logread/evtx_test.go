@@ -154,8 +154,11 @@ func TestCorruptEVTX(t *testing.T) {
 		wantRead int    // events still read
 	}{
 		{
-			name:     "truncated in the last chunk",
-			file:     func() []byte { b := bytes.Join(append([][]byte{hdr}, chunks...), nil); return b[:len(b)-chunkSize+chunkHdrSize+firstRecordSize(chunks[len(chunks)-1])/2] },
+			name: "truncated in the last chunk",
+			file: func() []byte {
+				b := bytes.Join(append([][]byte{hdr}, chunks...), nil)
+				return b[:len(b)-chunkSize+chunkHdrSize+firstRecordSize(chunks[len(chunks)-1])/2]
+			},
 			wantErr:  "truncated",
 			chunk:    len(chunks) - 1,
 			wantRead: total - perChunk[len(chunks)-1],
