@@ -176,4 +176,3 @@ func logTop(t *testing.T, what string, m map[string]int, n int) {
 	}
 	t.Logf("%s: %s", what, strings.Join(parts, ", "))
 }
-

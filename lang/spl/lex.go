@@ -15,7 +15,7 @@ const (
 	tLParen            // (
 	tRParen            // )
 	tComma             // ,
-	tOp                // = == != < <= > >= :: and, in eval mode, + - * / % . !
+	tOp                // = == != < <= > >= and, in eval mode, + - * / % . !
 	tMacro             // `an unexpanded macro call`
 	tSubsearch         // [ ... ]
 )
@@ -104,9 +104,6 @@ func lex(s string, base int, mode lexMode) []token {
 			}
 			emit(tOp, i, j)
 			i = j
-		case c == ':' && i+1 < len(s) && s[i+1] == ':' && mode == searchMode:
-			emit(tOp, i, i+2)
-			i += 2
 		case mode == evalMode && c == '\'':
 			j := strings.IndexByte(s[i+1:], '\'')
 			if j < 0 {

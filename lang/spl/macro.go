@@ -249,6 +249,8 @@ func (m *MacroSet) expand(search string) *expansion {
 	}
 	for i := 0; i < len(search); i++ {
 		switch search[i] {
+		case '\\':
+			i++
 		case '"':
 			i = skipString(search, i) - 1
 		case '`':
@@ -324,6 +326,8 @@ func (x *expander) nested(s string, depth int, stack []string, off, end int) str
 	lit := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
+		case '\\':
+			i++ // an escaped character outside quotes (`\"`) opens nothing
 		case '"':
 			i = skipString(s, i) - 1
 		case '`':

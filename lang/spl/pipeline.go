@@ -241,6 +241,13 @@ func (pl *pipeline) searchCmd(name string, all, args []token, a, b int, implicit
 	if implicit {
 		st.Label = "search"
 	}
+	if !implicit && len(args) > 0 && args[0].is("search") {
+		// `search `x_filter`` expands to "search search *": the macro's own command
+		// word is not a search term.
+		if _, ref := pl.exp.origin(args[0].off); ref >= 0 {
+			args = args[1:]
+		}
+	}
 	node := pl.parseSearch(args)
 	node, agg := pl.splitAggregates(node)
 	if agg != nil {

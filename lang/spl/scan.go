@@ -54,6 +54,8 @@ func skipSubsearch(s string, i int) int {
 	depth := 0
 	for j := i; j < len(s); j++ {
 		switch s[j] {
+		case '\\':
+			j++
 		case '"':
 			j = skipString(s, j) - 1
 		case '`':
@@ -84,6 +86,8 @@ func splitPipes(s string) []segment {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
+		case '\\':
+			i++ // an escaped character outside quotes (`\"`) opens nothing
 		case '"':
 			i = skipString(s, i) - 1
 		case '`':

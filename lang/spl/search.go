@@ -140,7 +140,7 @@ func (p *parser) sPrimary(depth int) *rule.Node {
 		if nt.kind == tOp {
 			return p.comparison(t)
 		}
-		if t.kind != tString && nt.is("IN") && p.peekAt(1).kind == tLParen {
+		if nt.is("IN") && p.peekAt(1).kind == tLParen {
 			p.i++ // IN
 			return p.inList(t)
 		}
@@ -227,7 +227,7 @@ func (p *parser) comparison(f token) *rule.Node {
 	native := p.c.text(f.off, v.end)
 	val := v.val()
 	switch op.text {
-	case "=", "==", "::":
+	case "=", "==":
 		return p.c.leaf(field, searchPattern(val), v.kind == tString, ts, native, f.off)
 	case "!=":
 		// field!=v also requires the field to exist, unlike NOT field=v; for a literal
