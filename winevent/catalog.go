@@ -6,8 +6,11 @@
 package winevent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"sort"
@@ -115,7 +118,17 @@ type Catalog struct {
 	categories map[string]*Mapping // Sigma category -> mapping
 	services   map[string]*Mapping // Sigma service -> mapping
 	alternates map[string]*Alternate
+
+	fingerprint string
 }
+
+// CoverageVersion changes whenever Coverage's logic changes, so stored coverage
+// (catalog.SyncRuleEvents) is recomputed.
+const CoverageVersion = "1"
+
+// Fingerprint identifies the loaded data and the coverage logic: a hash of the data
+// files' contents plus CoverageVersion.
+func (c *Catalog) Fingerprint() string { return c.fingerprint }
 
 // Dir is the events folder of a data folder laid out like the shared corpus.
 func Dir(dataDir string) string { return filepath.Join(dataDir, "events") }
@@ -153,23 +166,26 @@ func Load(dir string) (*Catalog, error) {
 	}
 	sort.Strings(files)
 	c := &Catalog{byKey: map[string]*Provider{}, byChannel: map[string][]*Provider{}}
+	h := sha256.New()
 	for _, f := range files {
-		if err := c.loadEvents(f); err != nil {
+		if err := c.loadEvents(f, h); err != nil {
 			return nil, err
 		}
 	}
 	c.finish()
-	if err := c.loadLogSources(filepath.Join(dir, "logsource_map.json")); err != nil {
+	if err := c.loadLogSources(filepath.Join(dir, "logsource_map.json"), h); err != nil {
 		return nil, err
 	}
+	c.fingerprint = "v" + CoverageVersion + ":" + hex.EncodeToString(h.Sum(nil)[:12])
 	return c, nil
 }
 
-func (c *Catalog) loadEvents(path string) error {
+func (c *Catalog) loadEvents(path string, h hash.Hash) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("winevent: %w", err)
 	}
+	h.Write(data)
 	var raws []rawEvent
 	if err := json.Unmarshal(data, &raws); err != nil {
 		return fmt.Errorf("winevent %s: %w", path, locate(data, err))

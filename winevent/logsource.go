@@ -3,6 +3,7 @@ package winevent
 import (
 	"encoding/json"
 	"fmt"
+	"hash"
 	"os"
 	"sort"
 	"strings"
@@ -65,11 +66,12 @@ type rawAlternate struct {
 	Condition map[string]string `json:"condition"`
 }
 
-func (c *Catalog) loadLogSources(path string) error {
+func (c *Catalog) loadLogSources(path string, h hash.Hash) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("winevent: %w", err)
 	}
+	h.Write(data)
 	var raw struct {
 		Category   map[string]rawMapping   `json:"category"`
 		Service    map[string]rawMapping   `json:"service"`
