@@ -12,9 +12,9 @@ import (
 // expressions"). String comparisons in eval are case-sensitive, so predicates from
 // here carry `cased` unless the field is wrapped in lower() or upper().
 //
-//	or   = xor { ("OR" | "||") xor }
+//	or   = xor { "OR" xor }
 //	xor  = and { "XOR" and }
-//	and  = not { ("AND" | "&&") not }
+//	and  = not { "AND" not }
 //	not  = ("NOT" | "!") not | cmp
 //	cmp  = add [ cmpop add | "LIKE" add | ["NOT"] "IN" "(" list ")" ]
 //	add  = mul { ("+" | "-" | ".") mul }
@@ -77,7 +77,7 @@ func (p *evalParser) isOp(t token, words ...string) bool {
 
 func (p *evalParser) or() *expr {
 	l := p.xor()
-	for p.isOp(p.peek(), "OR", "||") {
+	for p.isOp(p.peek(), "OR") {
 		p.i++
 		r := p.xor()
 		l = p.node(eBin, "OR", l.off, r.end, l, r)
@@ -97,7 +97,7 @@ func (p *evalParser) xor() *expr {
 
 func (p *evalParser) and() *expr {
 	l := p.not()
-	for p.isOp(p.peek(), "AND", "&&") {
+	for p.isOp(p.peek(), "AND") {
 		p.i++
 		r := p.not()
 		l = p.node(eBin, "AND", l.off, r.end, l, r)

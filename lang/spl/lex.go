@@ -114,12 +114,8 @@ func lex(s string, base int, mode lexMode) []token {
 			emit(tQField, i, j)
 			i = j
 		case mode == evalMode && !isEvalWordByte(c):
-			j := i + 1
-			if (c == '&' || c == '|') && j < len(s) && s[j] == c {
-				j++
-			}
-			emit(tOp, i, j)
-			i = j
+			emit(tOp, i, i+1)
+			i++
 		default:
 			j := i
 			if mode == evalMode {
