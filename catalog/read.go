@@ -82,7 +82,11 @@ func (c *Catalog) Rule(ctx context.Context, lang rule.Language, id string) (*rul
 
 func (c *Catalog) decode(ctx context.Context, pk int64, id string, ir []byte) (*rule.Rule, error) {
 	var r rule.Rule
-	if err := json.Unmarshal(ir, &r); err != nil {
+	js, err := decodeIR(ir)
+	if err != nil {
+		return nil, fmt.Errorf("rule %s: stored IR: %w", id, err)
+	}
+	if err := json.Unmarshal(js, &r); err != nil {
 		return nil, fmt.Errorf("rule %s: stored IR: %w", id, err)
 	}
 	r.ID = id

@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS rules (
 	category    TEXT NOT NULL DEFAULT '',
 	service     TEXT NOT NULL DEFAULT '',
 	has_errors  INTEGER NOT NULL DEFAULT 0,
-	ir          BLOB NOT NULL -- the rule's IR as JSON (rule.Rule), id as the parser gave it
+	ir          BLOB NOT NULL -- the rule's IR (rule.Rule) as JSON, deflated (see Entry.Encode); id as the parser gave it
 );
 CREATE INDEX IF NOT EXISTS rules_lang_id ON rules (language, id);
 CREATE INDEX IF NOT EXISTS rules_id ON rules (id);

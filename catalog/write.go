@@ -1,13 +1,17 @@
 package catalog
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ruledex/ruledex/rule"
 )
@@ -69,14 +73,43 @@ type Entry struct {
 	IR   []byte
 }
 
-// Encode fills e.IR.
+// Encode fills e.IR: the rule's JSON, deflated (IR JSON repeats itself a lot; stored
+// plain it made the catalog three times larger and the first ingest disk-bound).
 func (e *Entry) Encode() error {
 	b, err := json.Marshal(e.Rule)
 	if err != nil {
 		return fmt.Errorf("encode rule %s: %w", e.Rule.ID, err)
 	}
-	e.IR = b
+	var buf bytes.Buffer
+	buf.Grow(len(b)/4 + 16)
+	buf.WriteByte(irDeflate)
+	zw := flateWriters.Get().(*flate.Writer)
+	zw.Reset(&buf)
+	if _, err := zw.Write(b); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	flateWriters.Put(zw)
+	e.IR = buf.Bytes()
 	return nil
+}
+
+// irDeflate marks a deflated IR; plain JSON starts with '{'.
+const irDeflate = 0x01
+
+var flateWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed)
+	return w
+}}
+
+// decodeIR returns the JSON of a stored IR.
+func decodeIR(ir []byte) ([]byte, error) {
+	if len(ir) == 0 || ir[0] != irDeflate {
+		return ir, nil
+	}
+	return io.ReadAll(flate.NewReader(bytes.NewReader(ir[1:])))
 }
 
 // Tx is an ingest's single write transaction.
@@ -87,6 +120,62 @@ type Tx struct {
 	sources map[SourceInfo]int64
 	stmts   map[string]*sql.Stmt
 	changed bool
+	// Inserts are buffered per table and written as multi-row INSERTs: one statement
+	// per row costs more in database/sql and the VM than the row itself. Row ids of
+	// files and rules are assigned here, so buffered rows can refer to them.
+	batches map[string]*batch
+	order   []string // tables in first-use order, flushed in that order
+	nextPK  int64
+	nextFID int64
+}
+
+// batch is the pending rows of one table.
+type batch struct {
+	head string // "INSERT INTO t(a, b) VALUES "
+	ncol int
+	args []any
+	n    int
+}
+
+const batchRows = 128
+
+// add buffers one row for table.
+func (t *Tx) add(table, cols string, vals ...any) error {
+	b := t.batches[table]
+	if b == nil {
+		b = &batch{head: "INSERT INTO " + table + "(" + cols + ") VALUES ", ncol: len(vals)}
+		t.batches[table] = b
+		t.order = append(t.order, table)
+	}
+	b.args = append(b.args, vals...)
+	b.n++
+	if b.n >= batchRows {
+		return t.flushBatch(b)
+	}
+	return nil
+}
+
+func (t *Tx) flushBatch(b *batch) error {
+	if b.n == 0 {
+		return nil
+	}
+	row := "(?" + strings.Repeat(",?", b.ncol-1) + ")"
+	q := b.head + row + strings.Repeat(","+row, b.n-1)
+	if _, err := t.exec(q, b.args...); err != nil {
+		return err
+	}
+	b.args, b.n = b.args[:0], 0
+	return nil
+}
+
+// flush writes every buffered row.
+func (t *Tx) flush() error {
+	for _, tab := range t.order {
+		if err := t.flushBatch(t.batches[tab]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Begin starts the ingest transaction. It takes the write lock at once (BEGIN
@@ -96,7 +185,16 @@ func (c *Catalog) Begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: begin: %w", err)
 	}
-	return &Tx{c: c, tx: tx, ctx: ctx, sources: map[SourceInfo]int64{}, stmts: map[string]*sql.Stmt{}}, nil
+	t := &Tx{c: c, tx: tx, ctx: ctx, sources: map[SourceInfo]int64{}, stmts: map[string]*sql.Stmt{}, batches: map[string]*batch{}}
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(pk), 0) FROM rules`).Scan(&t.nextPK); err != nil {
+		tx.Rollback()
+		return nil, fmt.Errorf("catalog: begin: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM files`).Scan(&t.nextFID); err != nil {
+		tx.Rollback()
+		return nil, fmt.Errorf("catalog: begin: %w", err)
+	}
+	return t, nil
 }
 
 func (t *Tx) stmt(q string) (*sql.Stmt, error) {
@@ -143,6 +241,10 @@ func (t *Tx) Rollback() error {
 
 // Commit makes the ingest visible to readers.
 func (t *Tx) Commit() error {
+	if err := t.flush(); err != nil {
+		t.Rollback()
+		return fmt.Errorf("catalog: commit: %w", err)
+	}
 	t.closeStmts()
 	if err := t.tx.Commit(); err != nil {
 		return fmt.Errorf("catalog: commit: %w", err)
@@ -261,12 +363,10 @@ func (t *Tx) PutFile(prev int64, f FileRecord, entries []Entry, fileDiags []rule
 		}
 		fileID = prev
 	} else {
-		res, err := t.exec(`INSERT INTO files(path, source_id, rel, size, mtime, hash, language, rules, errors) VALUES(?,?,?,?,?,?,?,?,?)`,
-			f.Path, srcID, f.Rel, f.Size, f.MTime, f.Hash, f.Language, len(entries), nerr)
-		if err != nil {
-			return err
-		}
-		if fileID, err = res.LastInsertId(); err != nil {
+		t.nextFID++
+		fileID = t.nextFID
+		if err := t.add("files", "id, path, source_id, rel, size, mtime, hash, language, rules, errors",
+			fileID, f.Path, srcID, f.Rel, f.Size, f.MTime, f.Hash, f.Language, len(entries), nerr); err != nil {
 			return err
 		}
 	}
@@ -284,9 +384,8 @@ func (t *Tx) PutFile(prev int64, f FileRecord, entries []Entry, fileDiags []rule
 }
 
 func (t *Tx) putDiag(rulePK any, fileID int64, d rule.Diagnostic, derived bool) error {
-	_, err := t.exec(`INSERT INTO diagnostics(rule_pk, file_id, severity, code, file, line, col, message, derived) VALUES(?,?,?,?,?,?,?,?,?)`,
+	return t.add("diagnostics", "rule_pk, file_id, severity, code, file, line, col, message, derived",
 		rulePK, fileID, string(d.Severity), d.Code, d.Pos.File, d.Pos.Line, d.Pos.Col, d.Message, b2i(derived))
-	return err
 }
 
 func b2i(b bool) int {
@@ -312,22 +411,19 @@ func (t *Tx) putRule(fileID int64, srcID any, e *Entry) error {
 		}
 	}
 	ls := r.LogSource
-	res, err := t.exec(`INSERT INTO rules(file_id, language, id, uid, idx, title, title_fold, stem_fold, description, status, severity,
-		class, type, authors, date, modified, source_id, repo, path, line, upstream, product, category, service, has_errors, ir)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		fileID, string(r.Language), r.ID, r.ID, r.Source.Index, r.Title, strings.ToLower(strings.TrimSpace(r.Title)), stem(r.Source.Path),
+	t.nextPK++
+	pk := t.nextPK
+	err := t.add("rules", `pk, file_id, language, id, uid, idx, title, title_fold, stem_fold, description, status, severity,
+		class, type, authors, date, modified, source_id, repo, path, line, upstream, product, category, service, has_errors, ir`,
+		pk, fileID, string(r.Language), r.ID, r.ID, r.Source.Index, r.Title, strings.ToLower(strings.TrimSpace(r.Title)), stem(r.Source.Path),
 		r.Description, r.Status, r.Severity, string(r.Class), r.Type, strings.Join(r.Authors, ", "), r.Date, r.Modified,
 		srcID, r.Source.Repo, r.Source.Path, r.Source.Line, r.Source.UpstreamURL, ls.Product, ls.Category, ls.Service,
 		b2i(r.HasErrors()), e.IR)
 	if err != nil {
 		return err
 	}
-	pk, err := res.LastInsertId()
-	if err != nil {
-		return err
-	}
 	for _, s := range r.Stages {
-		if _, err := t.exec(`INSERT INTO stages(rule_pk, idx, alt, kind, label, negated, op, text) VALUES(?,?,?,?,?,?,?,?)`,
+		if err := t.add("stages", "rule_pk, idx, alt, kind, label, negated, op, text",
 			pk, s.Index, s.Alt, string(s.Kind), s.Label, b2i(s.Negated), s.Op, s.Text); err != nil {
 			return err
 		}
@@ -348,18 +444,18 @@ func (t *Tx) putRule(fileID int64, srcID any, e *Entry) error {
 		}
 	}
 	for _, in := range r.Indicators {
-		if _, err := t.exec(`INSERT INTO indicators(rule_pk, field, canonical, kind, value, key, negated, stage, transforms, language) VALUES(?,?,?,?,?,?,?,?,?,?)`,
+		if err := t.add("indicators", "rule_pk, field, canonical, kind, value, key, negated, stage, transforms, language",
 			pk, in.Field, in.Canonical, string(in.Kind), in.Value, in.Key, b2i(in.Negated), in.Stage, strings.Join(in.Transforms, "|"), string(r.Language)); err != nil {
 			return err
 		}
 	}
 	for _, tech := range uniq(r.Techniques) {
-		if _, err := t.exec(`INSERT INTO rule_techniques(rule_pk, technique) VALUES(?,?)`, pk, tech); err != nil {
+		if err := t.add("rule_techniques", "rule_pk, technique", pk, tech); err != nil {
 			return err
 		}
 	}
 	for _, tac := range uniq(r.Tactics) {
-		if _, err := t.exec(`INSERT INTO rule_tactics(rule_pk, tactic) VALUES(?,?)`, pk, tac); err != nil {
+		if err := t.add("rule_tactics", "rule_pk, tactic", pk, tac); err != nil {
 			return err
 		}
 	}
@@ -368,9 +464,8 @@ func (t *Tx) putRule(fileID int64, srcID any, e *Entry) error {
 			return err
 		}
 	}
-	_, err = t.exec(`INSERT INTO rules_fts(rowid, title, description, tags, fields, vals) VALUES(?,?,?,?,?,?)`,
+	return t.add("rules_fts", "rowid, title, description, tags, fields, vals",
 		pk, r.Title, r.Description, strings.Join(r.Tags, " "), strings.Join(uniq(fields), " "), strings.Join(uniq(vals), " "))
-	return err
 }
 
 func (t *Tx) putPred(pk int64, stage int, pp rule.PolarPred) error {
@@ -378,12 +473,11 @@ func (t *Tx) putPred(pk int64, stage int, pp rule.PolarPred) error {
 	canon := p.Field
 	tr := strings.Join(p.Transforms, "|")
 	if len(p.Values) == 0 {
-		_, err := t.exec(`INSERT INTO preds(rule_pk, stage, field, canonical, kind, value, negated, transforms) VALUES(?,?,?,?,?,?,?,?)`,
+		return t.add("preds", "rule_pk, stage, field, canonical, kind, value, negated, transforms",
 			pk, stage, p.Field, canon, string(p.Kind), "", b2i(pp.Negated), tr)
-		return err
 	}
 	for _, v := range p.Values {
-		if _, err := t.exec(`INSERT INTO preds(rule_pk, stage, field, canonical, kind, value, negated, transforms) VALUES(?,?,?,?,?,?,?,?)`,
+		if err := t.add("preds", "rule_pk, stage, field, canonical, kind, value, negated, transforms",
 			pk, stage, p.Field, canon, string(p.Kind), v.S, b2i(pp.Negated), tr); err != nil {
 			return err
 		}
@@ -457,6 +551,9 @@ const DuplicateCode = "catalog/duplicate-id"
 // language, and the indicator counts. It does nothing when the ingest changed nothing
 // (and force is false).
 func (t *Tx) Finish(force bool) error {
+	if err := t.flush(); err != nil {
+		return err
+	}
 	if !t.changed && !force {
 		return nil
 	}

@@ -40,16 +40,18 @@ type Options struct {
 	Fingerprint string
 	// Force parses every file again.
 	Force bool
-	// Attack, when set, replaces the catalog's ATT&CK names (only when its Fingerprint
-	// differs from the stored one, so unchanged re-ingests stay cheap).
-	Attack *Attack
+	// AttackFingerprint identifies the ATT&CK data (e.g. the bundle's path, size and
+	// mtime). When it differs from the one stored with the catalog, Attack is called and
+	// its tactics and techniques replace the catalog's; so an unchanged re-ingest never
+	// loads the bundle.
+	AttackFingerprint string
+	Attack            func() (*Attack, error)
 }
 
 // Attack is the ATT&CK reference data to store with the catalog.
 type Attack struct {
-	Tactics     []catalog.Tactic
-	Techniques  []catalog.Technique
-	Fingerprint string // e.g. the bundle's size and mtime
+	Tactics    []catalog.Tactic
+	Techniques []catalog.Technique
 }
 
 // Summary reports what an ingest did.
@@ -180,14 +182,19 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	}
 	sort.Slice(deleted, func(i, j int) bool { return deleted[i].Path < deleted[j].Path })
 
-	attackFP := ""
+	var attack *Attack
 	if opt.Attack != nil {
-		attackFP, err = cat.Meta(ctx, metaAttack)
+		stored, err := cat.Meta(ctx, metaAttack)
 		if err != nil {
 			return nil, fmt.Errorf("ingest: %w", err)
 		}
+		if stored != opt.AttackFingerprint {
+			if attack, err = opt.Attack(); err != nil {
+				return nil, fmt.Errorf("ingest: %w", err)
+			}
+		}
 	}
-	needAttack := opt.Attack != nil && attackFP != opt.Attack.Fingerprint
+	needAttack := attack != nil
 	done := sum.Unchanged + sum.Skipped
 	if opt.Progress != nil {
 		opt.Progress(done, len(files))
@@ -288,10 +295,10 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 		return nil, fmt.Errorf("ingest cancelled: %w", err)
 	}
 	if needAttack {
-		if err := tx.SetAttack(opt.Attack.Tactics, opt.Attack.Techniques); err != nil {
+		if err := tx.SetAttack(attack.Tactics, attack.Techniques); err != nil {
 			return nil, fmt.Errorf("ingest: attack: %w", err)
 		}
-		if err := tx.SetMeta(metaAttack, opt.Attack.Fingerprint); err != nil {
+		if err := tx.SetMeta(metaAttack, opt.AttackFingerprint); err != nil {
 			return nil, err
 		}
 	}

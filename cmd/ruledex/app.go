@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/ruledex/ruledex/attack"
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+// openCatalog opens the --db catalog. mustExist refuses to create an empty one (read
+// commands), so a mistyped --db says so instead of reporting "no such rule".
+func openCatalog(mustExist bool) (*catalog.Catalog, error) {
+	if mustExist {
+		if _, err := os.Stat(globals.db); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no catalog at %s: run `ruledex ingest PATH...` first (or give --db FILE)", globals.db)
+		}
+	}
+	return catalog.Open(globals.db)
+}
+
+// attackBundle is the ATT&CK bundle under --data and a fingerprint of it (path, size,
+// mtime); "" without --data.
+func attackBundle() (path, fingerprint string, err error) {
+	if globals.data == "" {
+		return "", "", nil
+	}
+	p := filepath.Join(globals.data, "attack", "enterprise-attack.json")
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", "", fmt.Errorf("ATT&CK data (--data %s): %w", globals.data, err)
+	}
+	return p, fmt.Sprintf("%s %d %d", p, st.Size(), st.ModTime().UnixNano()), nil
+}
+
+// attackMatrix loads the ATT&CK bundle when --data is given; nil without --data.
+func attackMatrix() (*attack.Matrix, error) {
+	p, _, err := attackBundle()
+	if err != nil || p == "" {
+		return nil, err
+	}
+	m, err := attack.Load(p)
+	if err != nil {
+		return nil, fmt.Errorf("ATT&CK data: %w", err)
+	}
+	return m, nil
+}
+
+// eventCatalog loads the Windows event catalog when --data is given; nil without.
+func eventCatalog() (*winevent.Catalog, error) {
+	if globals.data == "" {
+		return nil, nil
+	}
+	c, err := winevent.Load(winevent.Dir(globals.data))
+	if err != nil {
+		return nil, fmt.Errorf("event data (--data %s): %w", globals.data, err)
+	}
+	return c, nil
+}
+
+// attackForCatalog converts the bundle into what the catalog stores.
+func attackForCatalog(m *attack.Matrix) *ingest.Attack {
+	a := &ingest.Attack{}
+	for _, t := range m.Tactics() {
+		a.Tactics = append(a.Tactics, catalog.Tactic{Short: t.Short, ID: t.ID, Name: t.Name, URL: t.URL, Order: t.Order})
+	}
+	for _, t := range m.Techniques() {
+		a.Techniques = append(a.Techniques, catalog.Technique{ID: t.ID, Name: t.Name, Parent: t.Parent, Tactics: t.Tactics,
+			Revoked: t.Revoked, RevokedBy: t.RevokedBy, Deprecated: t.Deprecated, URL: t.URL})
+	}
+	return a
+}
+
+// buildFingerprint identifies this binary, so that a rebuilt ruledex (maybe with a
+// changed parser) re-parses unchanged files once instead of trusting old results.
+func buildFingerprint() string {
+	fp := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+				fp += s.Value + " "
+			}
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		if st, err := os.Stat(exe); err == nil {
+			fp += fmt.Sprintf("%d %d", st.Size(), st.ModTime().UnixNano())
+		}
+	}
+	return fp
+}
+
+// ingestOptions are the ingest command's knobs, shared with serve.
+type ingestOptions struct {
+	sourceURL string
+	force     bool
+	progress  bool // draw a progress bar on stderr when it is a terminal
+}
+
+// ingestPaths runs an ingest with the registered parsers and, with --data, the ATT&CK names.
+func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o ingestOptions) (*ingest.Summary, error) {
+	opt := ingest.Options{Parsers: parsers(), SourceURL: o.sourceURL, Force: o.force, Fingerprint: buildFingerprint()}
+	p, fp, err := attackBundle()
+	if err != nil {
+		return nil, err
+	}
+	if p != "" {
+		opt.AttackFingerprint = fp
+		opt.Attack = func() (*ingest.Attack, error) {
+			m, err := attackMatrix()
+			if err != nil {
+				return nil, err
+			}
+			return attackForCatalog(m), nil
+		}
+	}
+	if o.progress && term.IsTerminal(int(os.Stderr.Fd())) {
+		var bar *progressbar.ProgressBar
+		opt.Progress = func(done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr),
+					progressbar.OptionSetDescription("ingest"), progressbar.OptionShowCount(),
+					progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+			}
+			bar.Set(done)
+		}
+		defer func() {
+			if bar != nil {
+				bar.Finish()
+			}
+		}()
+	}
+	return ingest.Run(ctx, cat, paths, opt)
+}

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/lang/sigma"
+)
+
+// parsers are the languages ruledex reads, asked in this order whether they recognize a
+// file (the first that says yes parses it). Put stricter detectors first.
+func parsers() []ingest.Parser {
+	return []ingest.Parser{
+		sigma.Parser{},
+	}
+}

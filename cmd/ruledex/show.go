@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/page"
+	"github.com/ruledex/ruledex/rule"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+func init() {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show RULE [--json]",
+		Short: "Print a rule's page: metadata, ATT&CK, body, stages, exclusions, indicators with corpus counts",
+		Long: `show prints the page of one rule, the same sections in the same order as the web page:
+breadcrumb, title, metadata, description, references, ATT&CK coverage, event coverage (with
+--data), the rule body, stages and predicates, exclusions, indicators with their corpus
+counts ("corpus 29 (sigma 28, kusto 1)": how many rules of the catalog test the same field,
+kind and value), output fields and diagnostics. Empty sections are left out.
+
+RULE is, tried in this order: <lang>/<id> or a page path /rules/<lang>/<id>/, a rule id
+(upstream id or catalog id), an exact title (case-insensitive), a file name without
+extension, or a file path (absolute, relative, or inside the source repository).
+
+--json prints the rule's IR as stored, plus "url" (its page path) and, with --data,
+"event_coverage".
+
+Exit status 3 when RULE names no rule (closest titles are suggested) or several rules
+(they are listed with their ids).`,
+		Example: `  ruledex show "BITS payload downloaded via commandline"
+  ruledex show sigma/5b2b5a7d-4ea1-4f2c-8a3d-0f3c0c1e2d9a
+  ruledex show "win-os-BITS abuse for payload download (command)" --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, err := openCatalog(true)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			ctx := cmd.Context()
+			r, err := cat.RuleByRef(ctx, args[0])
+			var le *catalog.LookupError
+			if errors.As(err, &le) {
+				return withCode(exitNoMatch, err)
+			}
+			if err != nil {
+				return err
+			}
+			events, err := eventCatalog()
+			if err != nil {
+				return err
+			}
+			var coverage []winevent.CoverageRow
+			if events != nil {
+				coverage = events.Coverage(r)
+			}
+			if asJSON {
+				out := struct {
+					*rule.Rule
+					URL           string                 `json:"url"`
+					EventCoverage []winevent.CoverageRow `json:"event_coverage,omitempty"`
+				}{r, page.RuleURL(r.Language, r.ID), coverage}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false)
+				return enc.Encode(out)
+			}
+			in, err := pageInput(ctx, cat, r)
+			if err != nil {
+				return err
+			}
+			p := page.BuildRule(r, in)
+			for _, c := range coverage {
+				p.Events = append(p.Events, page.EventRow{Provider: c.Provider, EventID: c.EventID, Title: c.Title})
+			}
+			return page.WriteText(cmd.OutOrStdout(), p)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the rule's IR as JSON")
+	root.AddCommand(cmd)
+}
+
+// pageInput gathers what a rule page needs from the catalog: corpus counts and ATT&CK
+// names (from the catalog, else from --data when the catalog was built without it).
+func pageInput(ctx context.Context, cat *catalog.Catalog, r *rule.Rule) (page.Input, error) {
+	var in page.Input
+	var err error
+	if in.Counts, err = cat.RuleIndicatorCounts(ctx, r); err != nil {
+		return in, err
+	}
+	if in.Tactics, err = cat.Tactics(ctx); err != nil {
+		return in, err
+	}
+	if len(r.Techniques) > 0 {
+		if in.Techniques, err = cat.Techniques(ctx, r.Techniques...); err != nil {
+			return in, err
+		}
+	}
+	if len(in.Tactics) == 0 && globals.data != "" {
+		m, err := attackMatrix()
+		if err != nil {
+			return in, err
+		}
+		a := attackForCatalog(m)
+		in.Tactics = a.Tactics
+		in.Techniques = a.Techniques
+	}
+	return in, nil
+}

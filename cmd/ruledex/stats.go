@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ruledex/ruledex/catalog"
+)
+
+func init() {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "stats [--json]",
+		Short: "Summarize the catalog: files, rules, errors by diagnostic code, per language and source",
+		Long: `stats reports what the catalog holds: files seen (and how many no parser recognized),
+rules, rules with error diagnostics broken down by diagnostic code, warnings, and the same
+per language and per upstream source.
+
+JSON keys: files, rule_files, skipped, rules, errors (rules with an error diagnostic),
+file_errors (files with an error outside any rule), errors_by_code, warnings,
+warnings_by_code, by_language and by_source (each {files, rules, errors, errors_by_code}).`,
+		Example: `  ruledex stats
+  ruledex stats --json | jq '.by_source'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, err := openCatalog(true)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			st, err := cat.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStats(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	root.AddCommand(cmd)
+}
+
+func pct(n, of int) string {
+	if of == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", 100*float64(n)/float64(of))
+}
+
+func printStats(w io.Writer, st *catalog.Stats) {
+	fmt.Fprintf(w, "files:  %d seen (%d rule files, %d skipped)\n", st.Files, st.RuleFiles, st.Skipped)
+	fmt.Fprintf(w, "rules:  %d, %d with errors (%s clean), %d files with file-level errors, %d warnings\n",
+		st.Rules, st.Errors, pct(st.Rules-st.Errors, st.Rules), st.FileErrors, st.Warnings)
+	printCodes(w, "errors by code", st.ErrorsByCode)
+	printCodes(w, "warnings by code", st.WarningsByCode)
+	printGroups(w, "by language", st.ByLanguage)
+	printGroups(w, "by source", st.BySource)
+}
+
+func printCodes(w io.Writer, title string, m map[string]int) {
+	if len(m) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s:\n", title)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %6d  %s\n", m[k], k)
+	}
+}
+
+func printGroups(w io.Writer, title string, m map[string]*catalog.GroupStats) {
+	if len(m) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s:\n", title)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		g := m[k]
+		fmt.Fprintf(w, "  %-50s %6d files %6d rules %5d with errors (%s clean)\n", k, g.Files, g.Rules, g.Errors, pct(g.Rules-g.Errors, g.Rules))
+	}
+}

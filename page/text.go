@@ -1,0 +1,225 @@
+package page
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// IndicatorsIntro explains the corpus column, on text and HTML pages alike.
+const IndicatorsIntro = "Each row is a field, a kind of test and the values the rule looks for. " +
+	"The corpus count says how many rules in the whole catalog test the same field (after field " +
+	"equivalence across languages), kind and value, split by language; a widely shared indicator is " +
+	"well-established, a blank count means only this rule tests it."
+
+// WriteText renders the page as plain text, sections in page order, empty ones left out.
+func WriteText(w io.Writer, p *Rule) error { return writeText(w, p) }
+
+// newTable returns a tabwriter whose output, on Flush, is written to bw without the
+// trailing blanks of padded last columns.
+func newTable(bw io.Writer) *table {
+	t := &table{out: bw}
+	t.Writer = tabwriter.NewWriter(&t.buf, 0, 0, 3, ' ', 0)
+	return t
+}
+
+type table struct {
+	*tabwriter.Writer
+	buf bytes.Buffer
+	out io.Writer
+}
+
+func (t *table) Flush() error {
+	if err := t.Writer.Flush(); err != nil {
+		return err
+	}
+	for _, l := range strings.SplitAfter(t.buf.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		io.WriteString(t.out, strings.TrimRight(l, " \n")+"\n")
+	}
+	t.buf.Reset()
+	return nil
+}
+
+func writeText(w io.Writer, p *Rule) error {
+	bw := bufio.NewWriter(w)
+	var names []string
+	for _, c := range p.Breadcrumb {
+		names = append(names, c.Name)
+	}
+	section := func(title string) {
+		bw.WriteString("\n" + title + "\n\n")
+	}
+	bw.WriteString(strings.Join(names, " › ") + "\n\n")
+	bw.WriteString(p.Title + "\n")
+	if p.Banner != "" {
+		bw.WriteString("\n" + p.Banner + "\n")
+	}
+	if len(p.Meta) > 0 {
+		bw.WriteString("\n")
+		for _, m := range p.Meta {
+			bw.WriteString(m.Label + "\n" + m.Value + "\n")
+			if m.Link != "" && m.Link != m.Value {
+				bw.WriteString(m.Link + "\n")
+			}
+		}
+	}
+	if p.Description != "" {
+		bw.WriteString("\n" + p.Description + "\n")
+	}
+	if len(p.References) > 0 {
+		section("References")
+		for _, r := range p.References {
+			bw.WriteString("- " + r + "\n")
+		}
+	}
+	if len(p.Attack) > 0 {
+		section("MITRE ATT&CK coverage")
+		tw := newTable(bw)
+		tw.Write([]byte("Tactic\tTechniques\n"))
+		for _, row := range p.Attack {
+			name := row.Tactic.Name
+			switch {
+			case row.Tactic.Short == "":
+				name = "(tactic unknown)"
+			case !row.Tactic.Named:
+				name += " (tactic not tagged)"
+			}
+			if len(row.Techniques) == 0 {
+				tw.Write([]byte(name + "\t(no technique tagged)\n"))
+				continue
+			}
+			for i, t := range row.Techniques {
+				cell := ""
+				if i == 0 {
+					cell = name
+				}
+				tw.Write([]byte(cell + "\t" + techniqueText(t) + "\n"))
+			}
+		}
+		tw.Flush()
+	}
+	if len(p.Events) > 0 {
+		section("Event coverage")
+		tw := newTable(bw)
+		tw.Write([]byte("Provider\tEvent ID\tTitle\n"))
+		for _, e := range p.Events {
+			tw.Write([]byte(e.Provider + "\t" + itoa(e.EventID) + "\t" + e.Title + "\n"))
+		}
+		tw.Flush()
+	}
+	for _, b := range p.Bodies {
+		title := "Rule body " + b.Lang
+		if b.Label != "" {
+			title = "Rule body (" + b.Label + ") " + b.Lang
+		}
+		section(strings.TrimSpace(title))
+		bw.WriteString(strings.TrimRight(b.Text, "\n") + "\n")
+	}
+	if len(p.Stages) > 0 {
+		section("Stages and Predicates")
+		alt := 0
+		for i, s := range p.Stages {
+			if i > 0 {
+				bw.WriteString("\n")
+			}
+			if s.Alt != alt && s.Alt > 0 {
+				alt = s.Alt
+				bw.WriteString("Alternative " + itoa(s.Alt) + " of " + itoa(p.Alternatives) + " (the rule matches when any one alternative holds)\n\n")
+			}
+			bw.WriteString(s.Title + "\n")
+			if s.Text != "" {
+				bw.WriteString("\n" + strings.TrimRight(s.Text, "\n") + "\n")
+			}
+		}
+	}
+	if len(p.Exclusions) > 0 {
+		section("Exclusions")
+		tw := newTable(bw)
+		tw.Write([]byte("Stage\tField\tKind\tExcluded values\n"))
+		for _, e := range p.Exclusions {
+			kind := string(e.Kind) + transformsText(e.Transforms)
+			for i, v := range e.Values {
+				if i == 0 {
+					tw.Write([]byte(e.StageLabel + "\t" + e.Field + "\t" + kind + "\t" + oneLine(v) + "\n"))
+				} else {
+					tw.Write([]byte("\t\t\t" + oneLine(v) + "\n"))
+				}
+			}
+			if len(e.Values) == 0 {
+				tw.Write([]byte(e.StageLabel + "\t" + e.Field + "\t" + kind + "\t\n"))
+			}
+		}
+		tw.Flush()
+	}
+	if len(p.Indicators) > 0 {
+		section("Indicators")
+		bw.WriteString(IndicatorsIntro + "\n\n")
+		tw := newTable(bw)
+		tw.Write([]byte("Field\tKind\tValues\t\n"))
+		for _, row := range p.Indicators {
+			field := row.Field
+			if field == "" {
+				field = "(any field)"
+			}
+			kind := string(row.Kind) + transformsText(row.Transforms)
+			for i, v := range row.Values {
+				val := oneLine(v.Value)
+				if val == "" {
+					val = "-"
+				}
+				if i == 0 {
+					tw.Write([]byte(field + "\t" + kind + "\t" + val + "\t" + v.CorpusText() + "\n"))
+				} else {
+					tw.Write([]byte("\t\t" + val + "\t" + v.CorpusText() + "\n"))
+				}
+			}
+		}
+		tw.Flush()
+	}
+	if len(p.Outputs) > 0 {
+		section("Output fields")
+		bw.WriteString(strings.Join(p.Outputs, ", ") + "\n")
+	}
+	if len(p.Diagnostics) > 0 {
+		section("Diagnostics")
+		for _, d := range p.Diagnostics {
+			bw.WriteString(d.String() + "\n")
+		}
+	}
+	return bw.Flush()
+}
+
+func techniqueText(t TechniqueRef) string {
+	s := t.ID
+	if t.Name != "" {
+		s += " " + t.Name
+	}
+	switch {
+	case t.Revoked && t.RevokedBy != "":
+		s += " (revoked, replaced by " + t.RevokedBy + ")"
+	case t.Revoked:
+		s += " (revoked)"
+	case t.Deprecated:
+		s += " (deprecated)"
+	case t.Unknown:
+		s += " (not in ATT&CK)"
+	}
+	return s
+}
+
+func transformsText(ts []string) string {
+	if len(ts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(ts, ", ") + ")"
+}
+
+// oneLine keeps table rows on one line: a value with line breaks or tabs shows them escaped.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+}
