@@ -229,11 +229,8 @@ func fillMeta(r *rule.Rule, m *yaml.Node, file string) {
 	if strings.EqualFold(r.Type, "Hunting") {
 		r.Class = rule.Hunting
 	}
-	for _, a := range strings.Split(scalar(get(m, "author")), ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			r.Authors = append(r.Authors, a)
-		}
-	}
+	var affiliation string
+	r.Authors, affiliation = authors(scalar(get(m, "author")))
 	r.References = strs(get(m, "references"))
 	if fp := strings.TrimSpace(scalar(get(m, "known_false_positives"))); fp != "" {
 		r.FalsePositives = []string{fp}
@@ -244,6 +241,9 @@ func fillMeta(r *rule.Rule, m *yaml.Node, file string) {
 		if v := strings.TrimSpace(scalar(get(m, k))); v != "" {
 			extra[k] = v
 		}
+	}
+	if affiliation != "" {
+		extra["author_affiliation"] = affiliation
 	}
 	if dm := strs(get(m, "datamodel")); len(dm) > 0 {
 		extra["datamodel"] = strings.Join(dm, ", ")
@@ -268,6 +268,22 @@ func fillMeta(r *rule.Rule, m *yaml.Node, file string) {
 	if len(extra) > 0 {
 		r.Extra = extra
 	}
+}
+
+// affiliations are organizations ESCU lists after the people ("Michael Haag, Splunk").
+var affiliations = map[string]bool{"splunk": true, "github community": true}
+
+// authors splits ESCU's comma-separated author field, setting a trailing organization apart.
+func authors(s string) (names []string, affiliation string) {
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			names = append(names, a)
+		}
+	}
+	if n := len(names); n > 1 && affiliations[strings.ToLower(names[n-1])] {
+		return names[:n-1], names[n-1]
+	}
+	return names, ""
 }
 
 func isDeprecatedPath(p string) bool {
