@@ -75,7 +75,7 @@ func atomImplies(a, b Atom) bool {
 		return false
 	}
 	av, bv := a.Value, b.Value
-	if !b.Cased {
+	if !b.Cased && a.Cased { // a case-insensitive value is already folded
 		av = strings.ToLower(av)
 	}
 	switch a.Kind {

@@ -2,8 +2,10 @@ package neighbors
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/rule"
@@ -198,31 +200,60 @@ func Compute(fm *fieldmap.Map, rules []*rule.Rule) *Result {
 			g.byField[fld] = append(g.byField[fld], f)
 		}
 	}
-	for _, b := range forms { // b is the candidate broader rule
-		if !b.Provable {
-			continue
-		}
-		need := requiredFields(b.root)
-		g := groups[b.Class]
-		var cands []*Form
-		if len(need) == 0 {
-			continue // b has no positive anchor (only negations): too weak to relate usefully
-		}
-		best := ""
-		for fld := range need {
-			if best == "" || len(g.byField[fld]) < len(g.byField[best]) || len(g.byField[fld]) == len(g.byField[best]) && fld < best {
-				best = fld
+	// Each broader candidate b is independent: spread them over the cores and merge.
+	type found struct {
+		a, b  *Form
+		equiv bool
+	}
+	work := make(chan *Form)
+	results := make(chan []found)
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out []found
+			for b := range work {
+				need, anchor := requiredFields(b.root)
+				if len(need) == 0 {
+					continue // only negations: too weak to relate usefully
+				}
+				g := groups[b.Class]
+				best := ""
+				for fld := range need {
+					if best == "" || len(g.byField[fld]) < len(g.byField[best]) || len(g.byField[fld]) == len(g.byField[best]) && fld < best {
+						best = fld
+					}
+				}
+				for _, a := range g.byField[best] { // a is the candidate stricter rule
+					if a == b || a.Canonical == b.Canonical || !subset(need, fieldsOf[a]) {
+						continue
+					}
+					// The anchor conjunct on the rarest field rejects most candidates cheaply.
+					if !implies(a.root, anchor[best]) || !implies(a.root, b.root) {
+						continue
+					}
+					out = append(out, found{a: a, b: b, equiv: implies(b.root, a.root)})
+				}
+			}
+			results <- out
+		}()
+	}
+	go func() {
+		for _, b := range forms {
+			if b.Provable {
+				work <- b
 			}
 		}
-		cands = g.byField[best]
-		for _, a := range cands { // a is the candidate stricter rule
-			if a == b || a.Canonical == b.Canonical || !subset(need, fieldsOf[a]) {
-				continue
-			}
-			if !implies(a.root, b.root) {
-				continue
-			}
-			if implies(b.root, a.root) {
+		close(work)
+		wg.Wait()
+		close(results)
+	}()
+	for out := range results {
+		for _, f := range out {
+			a, b := f.a, f.b
+			if f.equiv {
 				res.Equivalent[a.Key] = append(res.Equivalent[a.Key], Relation{Key: b.Key, Difference: "logically equivalent, written differently"})
 				continue
 			}
@@ -260,15 +291,18 @@ func positiveFields(n *cnode) map[string]bool {
 }
 
 // requiredFields are fields that any rule implying n must test positively: for each
-// top-level positive conjunct that is a single-field atom disjunction, that field.
-func requiredFields(n *cnode) map[string]bool {
+// top-level positive conjunct that is a single-field atom disjunction, that field, with
+// (one of) the conjuncts on it.
+func requiredFields(n *cnode) (map[string]bool, map[string]*cnode) {
 	out := map[string]bool{}
+	anchor := map[string]*cnode{}
 	for _, c := range n.conjuncts() {
 		if f, ok := singleField(c); ok {
 			out[f] = true
+			anchor[f] = c
 		}
 	}
-	return out
+	return out, anchor
 }
 
 // singleField reports the field when c is an atom or an OR/AND of atoms on one field.
