@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/lang/spl"
 )
 
 // parsers are the languages ruledex reads, asked in this order whether they recognize a
@@ -10,5 +11,6 @@ import (
 func parsers() []ingest.Parser {
 	return []ingest.Parser{
 		sigma.Parser{},
+		&spl.Parser{},
 	}
 }

@@ -169,6 +169,13 @@ func (m *MacroSet) LoadTree(root string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("spl macros under %s: %w", root, err)
 	}
+	if len(dirs) == 0 {
+		// A subfolder (detections/endpoint) or one file was ingested: its ESCU root,
+		// holding detections/ and macros/ side by side, is an ancestor.
+		if d := escuRootAbove(root); d != "" {
+			dirs = append(dirs, filepath.Join(d, "macros"))
+		}
+	}
 	sort.Strings(dirs)
 	total := 0
 	var first error
@@ -180,6 +187,28 @@ func (m *MacroSet) LoadTree(root string) (int, error) {
 		}
 	}
 	return total, first
+}
+
+// escuRootAbove returns the nearest ancestor of dir that has both detections/ and
+// macros/ folders, or "".
+func escuRootAbove(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		if isDir(filepath.Join(d, "macros")) && isDir(filepath.Join(d, "detections")) {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
 
 // RefStatus is the outcome of one macro reference.

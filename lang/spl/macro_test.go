@@ -123,6 +123,11 @@ func TestLoadTreeFindsESCUMacros(t *testing.T) {
 	if !ok || d.Args[0] != "field" || !strings.Contains(d.Definition, "ctime($field$)") {
 		t.Errorf("security_content_ctime(1) = %+v, %v", d, ok)
 	}
+	// Ingesting one detections/ subfolder still finds the ESCU macros above it.
+	m3 := NewMacroSet()
+	if n, err := m3.LoadTree(filepath.Join(root, "detections", "endpoint")); err != nil || n < len(files) {
+		t.Errorf("LoadTree(detections/endpoint) = %d, %v; want the %d macros of the ESCU root", n, err, len(files))
+	}
 	if _, err := m.LoadTree(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("LoadTree of a missing root: no error")
 	}
