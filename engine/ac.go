@@ -12,12 +12,6 @@ type acAutomaton struct {
 	out      []int32  // pattern ids reported at each state (own and inherited)
 }
 
-type acBuildNode struct {
-	next map[byte]int32
-	fail int32
-	pats []int32
-}
-
 // newAC builds an automaton; pattern i is reported as id ids[i].
 func newAC(pats []string, ids []int32) *acAutomaton {
 	a := &acAutomaton{}
@@ -47,53 +41,68 @@ func newAC(pats []string, ids []int32) *acAutomaton {
 		}
 	}
 	a.stride = n
-	nodes := []acBuildNode{{next: map[byte]int32{}}}
+	// The trie is built directly in the dense table: 0 means "no child" (the root is
+	// never a child), and breadth-first order fills the gaps with failure transitions.
+	stride := a.stride
+	a.trans = make([]uint32, stride, stride*64)
+	pats2 := [][]int32{nil}
 	for pi, p := range pats {
-		s := int32(0)
+		s := 0
 		for i := 0; i < len(p); i++ {
-			c := a.classes[p[i]]
-			nx, ok := nodes[s].next[c]
-			if !ok {
-				nx = int32(len(nodes))
-				nodes = append(nodes, acBuildNode{next: map[byte]int32{}})
-				nodes[s].next[c] = nx
+			c := int(a.classes[p[i]])
+			nx := int(a.trans[s*stride+c])
+			if nx == 0 {
+				nx = len(pats2)
+				pats2 = append(pats2, nil)
+				a.trans = append(a.trans, make([]uint32, stride)...)
+				a.trans[s*stride+c] = uint32(nx)
 			}
 			s = nx
 		}
-		nodes[s].pats = append(nodes[s].pats, ids[pi])
+		pats2[s] = append(pats2[s], ids[pi])
 	}
-	a.trans = make([]uint32, len(nodes)*a.stride)
-	// Breadth-first: a node's failure target is complete before the node itself.
-	queue := make([]int32, 0, len(nodes))
-	for c := 0; c < a.stride; c++ {
-		if nx, ok := nodes[0].next[byte(c)]; ok {
-			nodes[nx].fail = 0
-			a.trans[c] = uint32(nx)
+	nstates := len(pats2)
+	fail := make([]uint32, nstates)
+	queue := make([]uint32, 0, nstates)
+	for c := 0; c < stride; c++ {
+		if nx := a.trans[c]; nx != 0 {
 			queue = append(queue, nx)
 		}
 	}
 	for qi := 0; qi < len(queue); qi++ {
-		s := queue[qi]
-		f := nodes[s].fail
-		nodes[s].pats = append(nodes[s].pats, nodes[f].pats...)
-		for c := 0; c < a.stride; c++ {
-			if nx, ok := nodes[s].next[byte(c)]; ok {
-				nodes[nx].fail = int32(a.trans[int(f)*a.stride+c])
-				a.trans[int(s)*a.stride+c] = uint32(nx)
+		s := int(queue[qi])
+		f := int(fail[s])
+		pats2[s] = append(pats2[s], pats2[f]...)
+		row := a.trans[s*stride : (s+1)*stride]
+		frow := a.trans[f*stride : (f+1)*stride]
+		for c := 0; c < stride; c++ {
+			if nx := row[c]; nx != 0 {
+				fail[nx] = frow[c]
 				queue = append(queue, nx)
 			} else {
-				a.trans[int(s)*a.stride+c] = a.trans[int(f)*a.stride+c]
+				row[c] = frow[c]
 			}
 		}
 	}
+	nodes := pats2
 	a.outStart = make([]uint32, len(nodes)+1)
 	for i := range nodes {
 		a.outStart[i] = uint32(len(a.out))
-		a.out = append(a.out, dedupIDs(nodes[i].pats)...)
+		a.out = append(a.out, dedupIDs(nodes[i])...)
 	}
 	a.outStart[len(nodes)] = uint32(len(a.out))
+	// Flag transitions into states that report patterns, so the scan loop touches the
+	// output table only on hits.
+	for i, nx := range a.trans {
+		if a.outStart[nx] != a.outStart[nx+1] {
+			a.trans[i] = nx | acMatch
+		}
+	}
 	return a
 }
+
+// acMatch marks a transition whose target state reports patterns.
+const acMatch = 1 << 31
 
 func dedupIDs(ids []int32) []int32 {
 	if len(ids) < 2 {
@@ -114,10 +123,12 @@ func dedupIDs(ids []int32) []int32 {
 func (a *acAutomaton) scan(text string, st *state) {
 	s := uint32(0)
 	stride := uint32(a.stride)
+	trans, classes := a.trans, &a.classes
 	for i := 0; i < len(text); i++ {
-		s = a.trans[s*stride+uint32(a.classes[text[i]])]
-		if lo, hi := a.outStart[s], a.outStart[s+1]; lo != hi {
-			for _, id := range a.out[lo:hi] {
+		s = trans[s*stride+uint32(classes[text[i]])]
+		if s&acMatch != 0 {
+			s &^= acMatch
+			for _, id := range a.out[a.outStart[s]:a.outStart[s+1]] {
 				st.hitLiteral(id)
 			}
 		}

@@ -253,6 +253,15 @@ func (p *cpred) atoms() []litKey {
 				s = t.s
 			case tGlob:
 				s = t.g.longestLiteral()
+			case tRegex:
+				lits := regexAtoms(t.expr)
+				if lits == nil {
+					return nil
+				}
+				for _, l := range lits {
+					out = append(out, litKey{p.field, l})
+				}
+				continue
 			}
 			if s == "" {
 				return nil

@@ -39,6 +39,7 @@ type vtest struct {
 	s     string // folded unless cased
 	g     *glob
 	num   float64
+	expr  string // regex as compiled, flags included
 	re    *regexp.Regexp
 	re2   *regexp2.Regexp
 	net   netip.Prefix
@@ -84,7 +85,7 @@ func compileTests(p *rule.Pred, v rule.Value) ([]vtest, error) {
 			expr = "(?" + flags + ")" + expr
 		}
 		if re, err := regexp.Compile(expr); err == nil {
-			return []vtest{{kind: tRegex, re: re, cased: true}}, nil
+			return []vtest{{kind: tRegex, re: re, expr: expr, cased: true}}, nil
 		}
 		var o regexp2.RegexOptions
 		for _, f := range flags {
@@ -102,6 +103,7 @@ func compileTests(p *rule.Pred, v rule.Value) ([]vtest, error) {
 			return nil, fmt.Errorf("regex %q: %w", v.S, err)
 		}
 		re2.MatchTimeout = regexTimeout
+		// RE2 syntax cannot describe this pattern, so no literals are extracted from it.
 		return []vtest{{kind: tRegex, re2: re2, cased: true}}, nil
 	case rule.CIDR:
 		pf, err := netip.ParsePrefix(strings.TrimSpace(v.S))
