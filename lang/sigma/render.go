@@ -6,6 +6,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// maxRender bounds a stage text, so YAML aliases cannot blow it up.
+const maxRender = 1 << 20
+
 // render writes a selection back as Sigma YAML for a stage's Text: keys and values in
 // the order written, strings single-quoted, numbers and booleans bare, lists at their
 // key's indentation, two-space indents. It is a normal form, so the same selection reads
@@ -28,7 +31,7 @@ func renderValue(b *strings.Builder, v *yaml.Node, indent string, depth int) {
 		b.WriteString(" null")
 		return
 	}
-	if depth > 20 {
+	if depth > 20 || b.Len() > maxRender {
 		b.WriteString(" ...")
 		return
 	}
@@ -69,6 +72,10 @@ func renderItem(b *strings.Builder, v *yaml.Node, indent string, depth int) {
 	v = resolve(v)
 	if v == nil {
 		b.WriteString(" null")
+		return
+	}
+	if depth > 20 || b.Len() > maxRender {
+		b.WriteString(" ...")
 		return
 	}
 	switch v.Kind {

@@ -102,6 +102,19 @@ func splitDocs(data string) []chunk {
 	return out
 }
 
+// trimTrailingBlank cuts a document after its last non-blank line (newline included),
+// so the body stays a byte-exact substring of the file.
+func trimTrailingBlank(s string) string {
+	i := strings.LastIndexFunc(s, func(r rune) bool { return r != ' ' && r != '\t' && r != '\r' && r != '\n' })
+	if i < 0 {
+		return s
+	}
+	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+		return s[:i+j+1]
+	}
+	return s
+}
+
 func isMarker(l, m string) bool {
 	if !strings.HasPrefix(l, m) {
 		return false
@@ -190,7 +203,7 @@ func (f *fileCtx) parse() ([]*rule.Rule, []rule.Diagnostic) {
 		if collection {
 			body = f.data
 		} else if f.multi {
-			body = strings.TrimRight(body, " \t\r\n") + "\n"
+			body = trimTrailingBlank(body)
 		}
 		if a := mapGet(root, "action"); a != nil && collection {
 			switch a.Value {
@@ -216,6 +229,10 @@ func (f *fileCtx) parse() ([]*rule.Rule, []rule.Diagnostic) {
 		d := &docCtx{r: r, file: f.src.Path}
 		d.build(merged)
 		f.add(r)
+	}
+	if len(f.rules) == 0 && len(f.diags) == 0 {
+		f.diags = append(f.diags, rule.Diagnostic{Severity: rule.Error, Code: "sigma/collection/empty",
+			Pos: rule.Pos{File: f.src.Path, Line: docs[0].startLine}, Message: "file defines no rule (only collection control documents)"})
 	}
 	return f.rules, f.diags
 }
