@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/ruledex/ruledex/event"
 )
@@ -43,6 +44,7 @@ type EVTXReader struct {
 	s        *sink
 	pending  error
 	chunkErr bool // the current chunk has failed; skip to the next
+	state    *decoderState
 }
 
 // OpenEVTX opens an EVTX file.
@@ -82,13 +84,33 @@ func NewEVTXReader(name string, r io.ReaderAt, size int64) (*EVTXReader, error) 
 	if size > first {
 		n = int((size - first + chunkSize - 1) / chunkSize)
 	}
-	s := newSink()
+	st := decoders.Get().(*decoderState)
 	return &EVTXReader{name: name, r: r, size: size, first: first, nchunks: n, chunk: -1,
-		buf: make([]byte, chunkSize), s: s, dec: newChunkDec(s)}, nil
+		buf: st.buf, s: st.s, dec: st.dec, state: st}, nil
 }
 
-// Close closes the underlying file when the reader opened it.
+// decoderState is the per-file working memory (chunk buffer, interned names, template
+// cache), pooled because hunting a folder opens thousands of small files.
+type decoderState struct {
+	buf []byte
+	s   *sink
+	dec *chunkDec
+}
+
+var decoders = sync.Pool{New: func() any {
+	s := newSink()
+	return &decoderState{buf: make([]byte, chunkSize), s: s, dec: newChunkDec(s)}
+}}
+
+// Close closes the underlying file when the reader opened it. Events read from r must
+// not be used after Close.
 func (r *EVTXReader) Close() error {
+	if r.state != nil {
+		decoders.Put(r.state)
+		r.state = nil
+		r.buf, r.s, r.dec = nil, nil, nil
+		r.done = true
+	}
 	if r.closer != nil {
 		return r.closer.Close()
 	}
@@ -99,6 +121,9 @@ func (r *EVTXReader) Close() error {
 // is an *Error locating a bad chunk or record, after which Next continues with the
 // next record or chunk.
 func (r *EVTXReader) Next(ev *event.Event) error {
+	if r.done {
+		return io.EOF
+	}
 	for {
 		if !r.loaded || r.chunkErr || r.pos >= r.limit {
 			if err := r.nextChunk(); err != nil {

@@ -323,3 +323,31 @@ func BenchmarkReadEVTX(b *testing.B) {
 	}
 	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkOpenEVTXFiles reads the sample files one by one through Open, as hunting a
+// folder does (per-file costs included).
+func BenchmarkOpenEVTXFiles(b *testing.B) {
+	files := append(mdecrevoisier(b), regressionCases(b)...)
+	var size int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size += st.Size()
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	var ev event.Event
+	for b.Loop() {
+		for _, f := range files {
+			r, err := Open(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for r.Next(&ev) == nil {
+			}
+			r.Close()
+		}
+	}
+}

@@ -1,0 +1,623 @@
+// Command hunt compares ruledex's hunting engine with github.com/bradleyjkemp/sigma-go
+// v0.6.6 on the same rules (every SigmaHQ rule under rules*/windows/) and the same
+// events (the SigmaHQ regression EVTX, decoded once), and measures ruledex end to end
+// on EVTX files. Run it from the bench module: cd bench && go run ./hunt
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bradleyjkemp/sigma-go"
+	"github.com/bradleyjkemp/sigma-go/evaluator"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ruledex/ruledex/bench/internal/measure"
+	"github.com/ruledex/ruledex/engine"
+	"github.com/ruledex/ruledex/event"
+	"github.com/ruledex/ruledex/internal/corpustest"
+	sigmalang "github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/logread"
+	"github.com/ruledex/ruledex/rule"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+var (
+	flagCorpus   = flag.String("corpus", "", "corpus root (default: ../shared/corpus beside the repository, or $RULEDEX_CORPUS)")
+	flagRuledex  = flag.Duration("ruledex-time", 3*time.Second, "time budget for each ruledex throughput measurement")
+	flagSigmaGo  = flag.Duration("sigmago-time", 15*time.Second, "time budget for each sigma-go throughput measurement")
+	flagNoSigma  = flag.Bool("skip-sigmago", false, "measure ruledex only")
+	flagVerbose  = flag.Bool("v", false, "list regression failures and skip reasons")
+	flagProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flagMaxCores = flag.Int("cores", 2, "parallel measurement uses this many goroutines and GOMAXPROCS")
+)
+
+func main() {
+	flag.Parse()
+	root := *flagCorpus
+	if root == "" {
+		var err error
+		if root, err = corpustest.Find(); err != nil {
+			fail("corpus not found (-corpus or RULEDEX_CORPUS): %v", err)
+		}
+	}
+	fmt.Printf("ruledex hunt benchmark  (%s, GOMAXPROCS max %d, %d CPUs)\n", runtime.Version(), *flagMaxCores, runtime.NumCPU())
+	fmt.Printf("corpus: %s\nload average: %s\n\n", root, measure.LoadAvg())
+	if *flagProfile != "" {
+		f, err := os.Create(*flagProfile)
+		if err != nil {
+			fail("%v", err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+
+	ruleFiles := windowsRuleFiles(root)
+	cases := regressionCases(root)
+	evs, caseEvents := decodeCases(cases)
+	fmt.Printf("rule files: %d (sigmahq/rules*/windows/**)\n", len(ruleFiles))
+	fmt.Printf("regression: %d cases, %d events decoded once\n\n", len(cases), len(evs))
+
+	var res results
+	res.events = len(evs)
+	runRuledex(root, ruleFiles, cases, evs, caseEvents, &res)
+	if !*flagNoSigma {
+		runSigmaGo(ruleFiles, cases, evs, caseEvents, &res)
+	}
+	res.print()
+}
+
+type results struct {
+	events int
+
+	rdLoaded, rdSkipped      int
+	rdCompile                time.Duration
+	rdHeap                   uint64
+	rd1, rdN                 rate    // events
+	rdAllocs, rdQuietAllocs  float64 // per event
+	rdQuiet                  int
+	rdPass, rdCases          int
+	rdRead, rdEVTX1, rdEVTXN throughput
+	rdHWM                    uint64
+
+	sgLoaded, sgFailed int
+	sgHeap             uint64
+	sg1, sgN           rate
+	sgAllocs, sgBytes  float64
+	sgPass, sgCases    int
+	sgHWM              uint64
+	sgDone             bool
+}
+
+// rate is work done over wall-clock time and over the process's CPU time.
+type rate struct {
+	n         float64
+	wall, cpu time.Duration
+}
+
+func (r rate) perWall() float64 { return r.n / r.wall.Seconds() }
+func (r rate) perCPU() float64 {
+	if r.cpu <= 0 {
+		return 0
+	}
+	return r.n / r.cpu.Seconds()
+}
+
+type throughput struct {
+	bytes, records int64
+	elapsed, cpu   time.Duration
+}
+
+func (t throughput) mbps() float64    { return float64(t.bytes) / 1e6 / t.elapsed.Seconds() }
+func (t throughput) rps() float64     { return float64(t.records) / t.elapsed.Seconds() }
+func (t throughput) mbpsCPU() float64 { return float64(t.bytes) / 1e6 / t.cpu.Seconds() }
+
+// ---- inputs ----
+
+func windowsRuleFiles(root string) []string {
+	dirs, _ := filepath.Glob(filepath.Join(root, "sigma", "sigmahq", "rules*", "windows"))
+	var out []string
+	for _, d := range dirs {
+		filepath.WalkDir(d, func(p string, de os.DirEntry, err error) error {
+			if err == nil && !de.IsDir() && (strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml")) {
+				out = append(out, p)
+			}
+			return nil
+		})
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		fail("no Windows SigmaHQ rules under %s", root)
+	}
+	return out
+}
+
+type regressionCase struct {
+	ruleID     string
+	evtx       string
+	matchCount int
+}
+
+func regressionCases(root string) []regressionCase {
+	var out []regressionCase
+	filepath.WalkDir(filepath.Join(root, "regression", "regression_data"), func(p string, de os.DirEntry, err error) error {
+		if err != nil || de.IsDir() || de.Name() != "info.yml" {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		var info struct {
+			Meta []struct {
+				ID string `yaml:"id"`
+			} `yaml:"rule_metadata"`
+			Tests []struct {
+				Type       string `yaml:"type"`
+				Path       string `yaml:"path"`
+				MatchCount int    `yaml:"match_count"`
+			} `yaml:"regression_tests_info"`
+		}
+		if yaml.Unmarshal(data, &info) != nil || len(info.Meta) == 0 {
+			fmt.Fprintf(os.Stderr, "warning: %s: unreadable info.yml\n", p)
+			return nil
+		}
+		for _, t := range info.Tests {
+			if t.Type == "evtx" {
+				out = append(out, regressionCase{ruleID: info.Meta[0].ID, evtx: filepath.Join(root, "regression", t.Path), matchCount: t.MatchCount})
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// decodeCases reads each case's EVTX once, copying the events (readers reuse theirs).
+func decodeCases(cases []regressionCase) ([]event.Event, [][]int) {
+	var evs []event.Event
+	idx := make([][]int, len(cases))
+	for i, c := range cases {
+		r, err := logread.Open(c.evtx)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+			continue
+		}
+		var ev event.Event
+		for {
+			err := r.Next(&ev)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+				continue
+			}
+			cp := event.Event{File: ev.File, Offset: ev.Offset, Fields: make([]event.Field, len(ev.Fields))}
+			for k, f := range ev.Fields {
+				cp.Fields[k] = event.Field{Name: strings.Clone(f.Name), Value: strings.Clone(f.Value)}
+			}
+			idx[i] = append(idx[i], len(evs))
+			evs = append(evs, cp)
+		}
+		r.Close()
+	}
+	return evs, idx
+}
+
+// ---- ruledex ----
+
+func runRuledex(root string, files []string, cases []regressionCase, evs []event.Event, caseEvents [][]int, res *results) {
+	fmt.Println("== ruledex ==")
+	heap0 := measure.LiveHeap()
+	t0 := time.Now()
+	var rules []*rule.Rule
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			fail("%v", err)
+		}
+		rel, _ := filepath.Rel(filepath.Join(root, "sigma", "sigmahq"), p)
+		rs, _ := sigmalang.Parser{}.Parse(rule.Source{Repo: "SigmaHQ/sigma", Path: filepath.ToSlash(rel)}, data)
+		rules = append(rules, rs...)
+	}
+	cat, err := winevent.Load(filepath.Join(root, "events"))
+	if err != nil {
+		fail("event catalog: %v", err)
+	}
+	m, skipped := engine.Compile(rules, engine.Options{Router: engine.CatalogRouter{Catalog: cat}})
+	res.rdCompile = time.Since(t0)
+	res.rdLoaded = len(m.Rules())
+	res.rdSkipped = len(skipped)
+	runtime.KeepAlive(rules)
+	res.rdHeap = measure.Since(heap0)
+	fmt.Printf("rules: %d parsed, %d compiled, %d skipped; parse+compile %v; heap %s\n",
+		len(rules), res.rdLoaded, res.rdSkipped, res.rdCompile.Round(time.Millisecond), mib(res.rdHeap))
+	if *flagVerbose {
+		reasons := map[string]int{}
+		for _, s := range skipped {
+			reasons[s.Reason]++
+		}
+		printCounts("  skipped", reasons)
+	}
+
+	// Regression: does the case's rule fire on its events (at least match_count times)?
+	var out []engine.Match
+	for i, c := range cases {
+		if len(caseEvents[i]) == 0 {
+			continue
+		}
+		res.rdCases++
+		n := 0
+		for _, k := range caseEvents[i] {
+			out = m.Match(&evs[k], out[:0])
+			for _, mt := range out {
+				if mt.Rule.ID == c.ruleID {
+					n++
+					break
+				}
+			}
+		}
+		if n > 0 && n >= c.matchCount {
+			res.rdPass++
+		} else if *flagVerbose {
+			fmt.Printf("  regression FAIL %s: %d matches, want %d (%s)\n", c.ruleID, n, max(1, c.matchCount), c.evtx)
+		}
+	}
+	fmt.Printf("regression: %d/%d cases fire\n", res.rdPass, res.rdCases)
+
+	var quiet []event.Event
+	for i := range evs {
+		if len(m.Match(&evs[i], out[:0])) == 0 {
+			quiet = append(quiet, evs[i])
+		}
+	}
+	res.rdQuiet = len(quiet)
+
+	match := func(ev *event.Event, st any) any {
+		o, _ := st.([]engine.Match)
+		return m.Match(ev, o[:0])
+	}
+	res.rd1, res.rdAllocs = measureRuledex(evs, 1, *flagRuledex, match)
+	res.rdN, _ = measureRuledex(evs, *flagMaxCores, *flagRuledex, match)
+	if len(quiet) > 0 {
+		_, res.rdQuietAllocs = measureRuledex(quiet, 1, *flagRuledex/3, match)
+	}
+	fmt.Printf("match: %.0f events/s on 1 core (%.0f per CPU-second), %.0f events/s on %d; %.2f allocs/event (%.2f on the %d events no rule matches)\n",
+		res.rd1.perWall(), res.rd1.perCPU(), res.rdN.perWall(), *flagMaxCores, res.rdAllocs, res.rdQuietAllocs, len(quiet))
+
+	// End to end: read and match EVTX files (regression and mdecrevoisier samples).
+	var evtx []string
+	for _, c := range cases {
+		evtx = append(evtx, c.evtx)
+	}
+	more, _ := logread.Files(filepath.Join(root, "evtx"))
+	evtx = append(evtx, more...)
+	rd := endToEnd(nil, evtx, 1, *flagRuledex)
+	fmt.Printf("EVTX read only (%d files, %s): %.0f MB/s (%.0f per CPU-second), %.0f records/s on 1 core\n",
+		len(evtx), mib(uint64(rd.bytes/max(1, int64(rd.elapsed/(*flagRuledex))))), rd.mbps(), rd.mbpsCPU(), rd.rps())
+	res.rdRead = rd
+	res.rdEVTX1 = endToEnd(m, evtx, 1, *flagRuledex)
+	res.rdEVTXN = endToEnd(m, evtx, *flagMaxCores, *flagRuledex)
+	fmt.Printf("EVTX end to end (%d files): %.0f MB/s (%.0f per CPU-second), %.0f records/s on 1 core; %.0f MB/s, %.0f records/s on %d\n",
+		len(evtx), res.rdEVTX1.mbps(), res.rdEVTX1.mbpsCPU(), res.rdEVTX1.rps(), res.rdEVTXN.mbps(), res.rdEVTXN.rps(), *flagMaxCores)
+	res.rdHWM = measure.PeakRSS()
+	fmt.Printf("peak RSS so far (VmHWM): %s\n\n", mib(res.rdHWM))
+	runtime.KeepAlive(m)
+}
+
+// endToEnd reads and matches (with m nil: only reads) files with `workers` goroutines (one file at a time
+// each) until budget has passed, and returns the bytes and records processed.
+func endToEnd(m *engine.Matcher, files []string, workers int, budget time.Duration) throughput {
+	var size int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			size += st.Size()
+		}
+	}
+	prev := runtime.GOMAXPROCS(workers)
+	defer runtime.GOMAXPROCS(prev)
+	var t throughput
+	start, cpu0 := time.Now(), measure.CPUTime()
+	for time.Since(start) < budget || t.bytes == 0 {
+		var next, records atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var ev event.Event
+				var out []engine.Match
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= len(files) {
+						return
+					}
+					r, err := logread.Open(files[i])
+					if err != nil {
+						continue
+					}
+					for {
+						err := r.Next(&ev)
+						if err == io.EOF {
+							break
+						}
+						if err != nil {
+							continue
+						}
+						if m != nil {
+							out = m.Match(&ev, out[:0])
+						}
+						records.Add(1)
+					}
+					r.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		t.bytes += size
+		t.records += records.Load()
+	}
+	t.elapsed = time.Since(start)
+	t.cpu = measure.CPUTime() - cpu0
+	return t
+}
+
+// measureRuledex runs fn over evs round-robin with `workers` goroutines at GOMAXPROCS
+// workers for about budget, returning events/s and allocations per event.
+func measureRuledex(evs []event.Event, workers int, budget time.Duration, fn func(*event.Event, any) any) (rate, float64) {
+	prev := runtime.GOMAXPROCS(workers)
+	defer runtime.GOMAXPROCS(prev)
+	runtime.GC()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	var total atomic.Int64
+	deadline := time.Now().Add(budget)
+	start, cpu0 := time.Now(), measure.CPUTime()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var st any
+			i := w * 7919
+			n := int64(0)
+			for {
+				// Check the clock every few events only: ruledex's events take microseconds.
+				for k := 0; k < 16; k++ {
+					st = fn(&evs[i%len(evs)], st)
+					i++
+					n++
+				}
+				if time.Now().After(deadline) {
+					break
+				}
+			}
+			total.Add(n)
+		}(w)
+	}
+	wg.Wait()
+	r := rate{n: float64(total.Load()), wall: time.Since(start), cpu: measure.CPUTime() - cpu0}
+	runtime.ReadMemStats(&ms1)
+	return r, float64(ms1.Mallocs-ms0.Mallocs) / r.n
+}
+
+// ---- sigma-go ----
+
+func runSigmaGo(files []string, cases []regressionCase, evs []event.Event, caseEvents [][]int, res *results) {
+	fmt.Println("== sigma-go v0.6.6 ==")
+	heap0 := measure.LiveHeap()
+	var rules []sigma.Rule
+	reasons := map[string]int{}
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			fail("%v", err)
+		}
+		r, err := parseSigmaGo(data)
+		if err != nil {
+			res.sgFailed++
+			msg := err.Error()
+			if i := strings.IndexAny(msg, "\n"); i > 0 {
+				msg = msg[:i]
+			}
+			if len(msg) > 90 {
+				msg = msg[:90]
+			}
+			reasons[msg]++
+			continue
+		}
+		rules = append(rules, r)
+	}
+	res.sgLoaded = len(rules)
+	evals := make([]*evaluator.RuleEvaluator, len(rules))
+	byID := map[string]*evaluator.RuleEvaluator{}
+	for i, r := range rules {
+		evals[i] = evaluator.ForRule(r)
+		byID[r.ID] = evals[i]
+	}
+	res.sgHeap = measure.Since(heap0)
+	fmt.Printf("rules: %d loaded, %d rejected by its parser; heap %s\n", res.sgLoaded, res.sgFailed, mib(res.sgHeap))
+	if *flagVerbose {
+		printCounts("  rejected", reasons)
+	}
+
+	// sigma-go takes map events; build them once, outside the timings.
+	maps := make([]map[string]string, len(evs))
+	for i := range evs {
+		mp := make(map[string]string, len(evs[i].Fields))
+		for _, f := range evs[i].Fields {
+			if _, dup := mp[f.Name]; !dup {
+				mp[f.Name] = f.Value
+			}
+		}
+		maps[i] = mp
+	}
+
+	ctx := context.Background()
+	for i, c := range cases {
+		if len(caseEvents[i]) == 0 {
+			continue
+		}
+		res.sgCases++
+		e, ok := byID[c.ruleID]
+		if !ok {
+			if *flagVerbose {
+				fmt.Printf("  regression FAIL %s: rule not loaded\n", c.ruleID)
+			}
+			continue
+		}
+		n := 0
+		for _, k := range caseEvents[i] {
+			if r, err := e.Matches(ctx, maps[k]); err == nil && r.Match {
+				n++
+			}
+		}
+		if n > 0 && n >= c.matchCount {
+			res.sgPass++
+		} else if *flagVerbose {
+			fmt.Printf("  regression FAIL %s: %d matches, want %d\n", c.ruleID, n, max(1, c.matchCount))
+		}
+	}
+	fmt.Printf("regression: %d/%d cases fire\n", res.sgPass, res.sgCases)
+
+	// Evaluate every loaded rule on each event, as an embedder without its own index
+	// would (sigma-go has no log-source routing without a config).
+	matchAll := func(k int) {
+		for _, e := range evals {
+			e.Matches(ctx, maps[k])
+		}
+	}
+	res.sg1, res.sgAllocs, res.sgBytes = measureSigmaGo(len(maps), 1, *flagSigmaGo, matchAll)
+	res.sgN, _, _ = measureSigmaGo(len(maps), *flagMaxCores, *flagSigmaGo, matchAll)
+	fmt.Printf("match: %.1f events/s on 1 core (%.1f per CPU-second), %.1f events/s on %d; %.0f allocs and %s per event\n",
+		res.sg1.perWall(), res.sg1.perCPU(), res.sgN.perWall(), *flagMaxCores, res.sgAllocs, mib(uint64(res.sgBytes)))
+	res.sgHWM = measure.PeakRSS()
+	res.sgDone = true
+	fmt.Printf("peak RSS (VmHWM): %s\n\n", mib(res.sgHWM))
+	runtime.KeepAlive(evals)
+}
+
+// parseSigmaGo parses a rule with sigma-go, turning its panics into errors.
+func parseSigmaGo(data []byte) (r sigma.Rule, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return sigma.ParseRule(data)
+}
+
+func measureSigmaGo(nEvents, workers int, budget time.Duration, fn func(int)) (rate, float64, float64) {
+	prev := runtime.GOMAXPROCS(workers)
+	defer runtime.GOMAXPROCS(prev)
+	runtime.GC()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	var total atomic.Int64
+	deadline := time.Now().Add(budget)
+	start, cpu0 := time.Now(), measure.CPUTime()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w * 37; time.Now().Before(deadline); i++ {
+				fn(i % nEvents)
+				total.Add(1)
+			}
+		}(w)
+	}
+	wg.Wait()
+	r := rate{n: float64(total.Load()), wall: time.Since(start), cpu: measure.CPUTime() - cpu0}
+	runtime.ReadMemStats(&ms1)
+	return r, float64(ms1.Mallocs-ms0.Mallocs) / r.n, float64(ms1.TotalAlloc-ms0.TotalAlloc) / r.n
+}
+
+// ---- output ----
+
+func (r *results) print() {
+	fmt.Println("== summary ==")
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "\truledex\tsigma-go\truledex/sigma-go\t")
+	row := func(name string, a, b float64, prec int) {
+		sb, ratio := "-", "-"
+		if r.sgDone {
+			sb = strconv.FormatFloat(b, 'f', prec, 64)
+			if b > 0 {
+				ratio = strconv.FormatFloat(a/b, 'f', 0, 64) + "x"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t\n", name, strconv.FormatFloat(a, 'f', prec, 64), sb, ratio)
+	}
+	fmt.Fprintf(w, "rules loaded\t%d\t%s\t\t\n", r.rdLoaded, r.sgText(strconv.Itoa(r.sgLoaded)))
+	fmt.Fprintf(w, "rules skipped/rejected\t%d\t%s\t\t\n", r.rdSkipped, r.sgText(strconv.Itoa(r.sgFailed)))
+	row("events/s, 1 core", r.rd1.perWall(), r.sg1.perWall(), 1)
+	row("events per CPU-second, 1 core", r.rd1.perCPU(), r.sg1.perCPU(), 1)
+	row(fmt.Sprintf("events/s, %d cores", *flagMaxCores), r.rdN.perWall(), r.sgN.perWall(), 1)
+	fmt.Fprintf(w, "allocs/event\t%.2f\t%s\t\t\n", r.rdAllocs, r.sgText(fmt.Sprintf("%.0f", r.sgAllocs)))
+	fmt.Fprintf(w, "allocs/non-matching event\t%.2f\t\t\t\n", r.rdQuietAllocs)
+	fmt.Fprintf(w, "regression pass\t%d/%d (%.1f%%)\t%s\t\t\n", r.rdPass, r.rdCases, pct(r.rdPass, r.rdCases),
+		r.sgText(fmt.Sprintf("%d/%d (%.1f%%)", r.sgPass, r.sgCases, pct(r.sgPass, r.sgCases))))
+	fmt.Fprintf(w, "heap of compiled rules\t%s\t%s\t\t\n", mib(r.rdHeap), r.sgText(mib(r.sgHeap)))
+	fmt.Fprintf(w, "EVTX read only, 1 core\t%.1f MB/s\t\t\t\n", r.rdRead.mbps())
+	fmt.Fprintf(w, "EVTX end to end, 1 core\t%.1f MB/s\t\t\t\n", r.rdEVTX1.mbps())
+	fmt.Fprintf(w, "EVTX per CPU-second, 1 core\t%.1f MB\t\t\t\n", r.rdEVTX1.mbpsCPU())
+	fmt.Fprintf(w, "EVTX end to end, %d cores\t%.1f MB/s\t\t\t\n", *flagMaxCores, r.rdEVTXN.mbps())
+	fmt.Fprintf(w, "EVTX records/s, %d cores\t%.0f\t\t\t\n", *flagMaxCores, r.rdEVTXN.rps())
+	fmt.Fprintf(w, "peak RSS (VmHWM)\t%s\t%s\t\t\n", mib(r.rdHWM), r.sgText(mib(r.sgHWM)+" (whole run)"))
+	w.Flush()
+	if r.sgDone && r.sg1.n > 0 {
+		fmt.Printf("\nruledex vs sigma-go, single core: %.0fx wall, %.0fx per CPU-second (target >= 1000x); ruledex on %d cores: %.0f events/s (target >= 50000)\n",
+			r.rd1.perWall()/r.sg1.perWall(), r.rd1.perCPU()/r.sg1.perCPU(), *flagMaxCores, r.rdN.perWall())
+	}
+	fmt.Printf("load average at the end: %s (figures per wall-clock second suffer when it exceeds the cores in use)\n", measure.LoadAvg())
+}
+
+func (r *results) sgText(s string) string {
+	if !r.sgDone {
+		return "-"
+	}
+	return s
+}
+
+func pct(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+func printCounts(prefix string, m map[string]int) {
+	type kv struct {
+		k string
+		n int
+	}
+	var l []kv
+	for k, n := range m {
+		l = append(l, kv{k, n})
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].n > l[j].n || l[i].n == l[j].n && l[i].k < l[j].k })
+	for _, e := range l {
+		fmt.Printf("%s %4d  %s\n", prefix, e.n, e.k)
+	}
+}
+
+func mib(b uint64) string { return measure.MiB(b) }
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "hunt: "+format+"\n", args...)
+	os.Exit(1)
+}
