@@ -79,7 +79,7 @@ func related(m map[string][]Relation, from, to string) (Relation, bool) {
 func TestCorpusPairs(t *testing.T) {
 	rules := sigmaCorpus(t)
 	start := time.Now()
-	res := Compute(fieldmap.Default(), rules)
+	res := Compute(fieldmap.Default(), rules, Options{})
 	t.Logf("%d rules: %d classes, computed in %v", len(rules), len(res.Classes), time.Since(start))
 
 	newPS := byTitle(t, rules, "New PowerShell Instance Created")
@@ -115,7 +115,7 @@ func BenchmarkComputeCorpus(b *testing.B) {
 	fm := fieldmap.Default()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		Compute(fm, rules)
+		Compute(fm, rules, Options{})
 	}
 	b.ReportMetric(float64(len(rules)), "rules")
 }

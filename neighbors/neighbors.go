@@ -30,6 +30,9 @@ type Form struct {
 	Canonical string
 	// EqID is the stable id of the equivalence class (a hash of Canonical).
 	EqID string
+	// Events is the set of concrete events the rule can match ("provider:id"), from
+	// Options.Coverage; empty when unknown, and then Class stands in for it.
+	Events map[string]bool
 	// Provable is false when the rule has logic ruledex cannot reason about (opaque
 	// parts, pipelines that aggregate): it gets an equivalence class but no stricter or
 	// broader relations.
@@ -103,9 +106,30 @@ var pipelineNeutral = map[string]bool{
 	"rename": true, "eval": true, "let": true, "tstats": false,
 }
 
+// Options tune Compute.
+type Options struct {
+	// Coverage returns the concrete events a rule can match (e.g. "Microsoft-Windows-Sysmon:1"),
+	// from the event catalog. Rules written on native 4688 fields match only 4688 while
+	// Sysmon-named rules match Sysmon 1 and 4688: with Coverage, ruledex never calls the
+	// first broader than the second. Nil means the log source class alone decides.
+	Coverage func(*rule.Rule) []string
+}
+
 // NewForm computes r's canonical form.
-func NewForm(fm *fieldmap.Map, r *rule.Rule) *Form {
+func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
 	f := &Form{Key: Key(r), Class: Class(r), Shape: ShapeSingle, Provable: true}
+	scope := f.Class
+	if opts.Coverage != nil {
+		if evs := opts.Coverage(r); len(evs) > 0 {
+			f.Events = map[string]bool{}
+			for _, e := range evs {
+				f.Events[e] = true
+			}
+			evs = append([]string{}, evs...)
+			sort.Strings(evs)
+			scope = strings.Join(uniq(evs), "+")
+		}
+	}
 	c := &canonicalizer{fm: fm, ctx: fieldmap.Contexts(r), ok: true}
 	var extra []string
 	for _, s := range r.Stages {
@@ -143,14 +167,14 @@ func NewForm(fm *fieldmap.Map, r *rule.Rule) *Form {
 		// Nothing to compare: the rule is alone in its class.
 		f.Canonical = "unique:" + f.Key
 	default:
-		f.Canonical = f.Class + "\x1e" + f.root.str + "\x1e" + strings.Join(extra, "\x1e")
+		f.Canonical = scope + "\x1e" + f.root.str + "\x1e" + strings.Join(extra, "\x1e")
 	}
 	f.EqID = hashID(f.Canonical)
 	return f
 }
 
 // Compute finds equivalence classes and stricter/broader relations among rules.
-func Compute(fm *fieldmap.Map, rules []*rule.Rule) *Result {
+func Compute(fm *fieldmap.Map, rules []*rule.Rule, opts Options) *Result {
 	res := &Result{
 		Forms:      map[string]*Form{},
 		Classes:    map[string][]string{},
@@ -160,7 +184,7 @@ func Compute(fm *fieldmap.Map, rules []*rule.Rule) *Result {
 	}
 	var forms []*Form
 	for _, r := range rules {
-		f := NewForm(fm, r)
+		f := NewForm(fm, r, opts)
 		res.Forms[f.Key] = f
 		res.Classes[f.EqID] = append(res.Classes[f.EqID], f.Key)
 		forms = append(forms, f)
@@ -227,7 +251,7 @@ func Compute(fm *fieldmap.Map, rules []*rule.Rule) *Result {
 					}
 				}
 				for _, a := range g.byField[best] { // a is the candidate stricter rule
-					if a == b || a.Canonical == b.Canonical || !subset(need, fieldsOf[a]) {
+					if a == b || a.Canonical == b.Canonical || !subset(need, fieldsOf[a]) || !withinEvents(a, b) {
 						continue
 					}
 					// The anchor conjunct on the rarest field rejects most candidates cheaply.
@@ -340,4 +364,13 @@ func uniq(s []string) []string {
 		}
 	}
 	return out
+}
+
+// withinEvents reports whether every event a can match is one b can match too: a's
+// coverage is a subset of b's, or neither is known and both share a log source class.
+func withinEvents(a, b *Form) bool {
+	if a.Events == nil || b.Events == nil {
+		return a.Events == nil && b.Events == nil
+	}
+	return subset(a.Events, b.Events)
 }

@@ -44,7 +44,7 @@ func TestImplicationsOnHandBuiltRules(t *testing.T) {
 		pred("ProcessCommandLine", rule.Match, "/transfer", "/download"),
 	))
 	otherCategory := mk(rule.Sigma, "other", "image_load", pred("Image", rule.EndsW, `\bitsadmin.exe`))
-	res := Compute(fm, []*rule.Rule{base, filtered, narrowed, twoValues, kql, otherCategory})
+	res := Compute(fm, []*rule.Rule{base, filtered, narrowed, twoValues, kql, otherCategory}, Options{})
 
 	has := func(m map[string][]Relation, from, to string) (string, bool) {
 		for _, r := range m[from] {
