@@ -2,11 +2,11 @@ package engine
 
 import (
 	"runtime"
-	"syscall"
-	"time"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ruledex/ruledex/event"
 )
