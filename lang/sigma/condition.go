@@ -292,6 +292,10 @@ func (p *condParser) ref(t token) *rule.Node {
 				cand = x
 			}
 		}
+		if cand == nil && strings.ContainsAny(t.text, "*?") {
+			p.errf(t.off, "sigma/condition/unknown-ref", "condition names %q, which is not a selection of this rule (a pattern needs '1 of' or 'all of' before it)", t.text)
+			return p.opaque(t)
+		}
 		if cand == nil {
 			p.errf(t.off, "sigma/condition/unknown-ref", "condition names %q, which is not a selection of this rule", t.text)
 			return p.opaque(t)

@@ -14,6 +14,9 @@ type selection struct {
 	key  *yaml.Node
 	val  *yaml.Node
 	body *rule.Node
+	// empty is why the selection has no content ("" when it has); reported once the
+	// condition shows whether it is used.
+	empty string
 }
 
 // detection parses a `detection:` section: its selections, condition and timeframe.
@@ -60,7 +63,16 @@ func (d *docCtx) selections(key, v *yaml.Node, section string) (sels []*selectio
 			continue
 		}
 		s := &selection{name: k.Value, key: k, val: val}
-		s.body = d.selectionBody(k, val)
+		if val == nil || (val.Kind == yaml.ScalarNode && val.Tag == "!!null") {
+			s.empty = "is empty"
+		} else if val.Kind == yaml.SequenceNode && len(val.Content) == 0 {
+			s.empty = "is an empty list"
+		}
+		if s.empty != "" {
+			s.body = &rule.Node{Op: rule.OpOpaque, Text: k.Value, Pos: d.pos(k)}
+		} else {
+			s.body = d.selectionBody(k, val)
+		}
 		if j, dup := byName[s.name]; dup {
 			d.warnf(k, "sigma/yaml/duplicate-key", "selection %q is defined twice; the last one is used", s.name)
 			sels[j] = s

@@ -48,6 +48,17 @@ func (d *docCtx) logic(sels []*selection, conds []*yaml.Node, condNode, section 
 		}
 		parsed = append(parsed, pc)
 	}
+	for _, s := range sels {
+		if s.empty == "" {
+			continue
+		}
+		if used[s.name] {
+			d.errf(s.key, "sigma/detection/empty", "selection %q %s", s.name, s.empty)
+		} else {
+			// Unused, so the rule's meaning does not depend on it.
+			d.warnf(s.key, "sigma/detection/empty-unused", "selection %q %s and is not used by the condition", s.name, s.empty)
+		}
+	}
 	if len(parsed) == 0 {
 		if condNode != nil || section != nil {
 			r.Stages = append(r.Stages, rule.Stage{Index: 0, Kind: rule.StageCondition, Label: "condition", Pos: d.pos(condNode)})

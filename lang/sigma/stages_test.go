@@ -369,6 +369,8 @@ func TestDocumentErrors(t *testing.T) {
 		{"not a mapping", "- a\n- b\n", "e:sigma/yaml/not-mapping", 1, 1},
 		{"detection not a mapping", "title: x\ndetection: sel\n", "e:sigma/detection/type", 1, 2},
 		{"null selection", "title: x\ndetection:\n  sel:\n  condition: sel\n", "e:sigma/detection/empty", 1, 3},
+		{"unused null selection", "title: x\ndetection:\n  sel:\n    A: b\n  filter:\n  condition: sel\n", "w:sigma/detection/empty-unused", 1, 5},
+		{"empty list selection", "title: x\ndetection:\n  sel: []\n  condition: sel\n", "e:sigma/detection/empty", 1, 3},
 		{"missing title", "detection:\n  sel:\n    A: b\n  condition: sel\n", "w:sigma/meta/missing-title", 1, 1},
 		{"duplicate key", "title: x\ntitle: y\ndetection:\n  sel:\n    A: b\n  condition: sel\n", "w:sigma/yaml/duplicate-key", 1, 2},
 	}
