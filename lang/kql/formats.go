@@ -145,9 +145,16 @@ func scanMarkdown(text string) ([]mdHeading, []mdFence) {
 			marker := m[2]
 			f := mdFence{info: m[3], startLine: i + 1, heading: heading, context: context}
 			j := i + 1
+			reopen := false
 			for ; j < len(lines); j++ {
 				t := strings.TrimSpace(strings.TrimRight(lines[j], "\r"))
 				if strings.HasPrefix(t, marker[:3]) && strings.Trim(t, marker[:1]) == "" {
+					break
+				}
+				// An unclosed fence followed by a new opening fence: authors forget
+				// the closing line; the opening one ends the block.
+				if strings.HasPrefix(t, marker[:3]) && fenceRe.MatchString(t) && isLangInfo(strings.TrimLeft(t, "`~ ")) {
+					reopen = true
 					break
 				}
 			}
@@ -158,6 +165,9 @@ func scanMarkdown(text string) ([]mdHeading, []mdFence) {
 			f.text = strings.Join(lines[i+1:end], "\n")
 			fs = append(fs, f)
 			i = j
+			if reopen {
+				i = j - 1
+			}
 			continue
 		}
 		if m := headingRe.FindStringSubmatch(ln); m != nil {
@@ -185,6 +195,16 @@ func cleanMD(s string) string {
 	s = mdLinkRe.ReplaceAllString(s, "$1")
 	s = strings.NewReplacer("**", "", "__", "", "`", "").Replace(s)
 	return strings.TrimSpace(strings.TrimLeft(s, "-*> "))
+}
+
+func isLangInfo(s string) bool {
+	l := strings.ToLower(s)
+	for _, p := range []string{"kql", "kusto", "c#", "powershell", "json", "sql", "yaml", "bash", "python", "batch"} {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func isKQLFence(f mdFence) bool {

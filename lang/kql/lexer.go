@@ -35,6 +35,9 @@ type Token struct {
 	// least one empty line separates it from the previous token: both help split
 	// files that hold several queries without `;`.
 	LineStart, AfterBlank bool
+	// Depth is the bracket nesting ((, [, {) the token sits in; the query-boundary
+	// heuristics apply only at depth 0.
+	Depth int
 }
 
 func (t Token) String() string {
@@ -69,8 +72,24 @@ func NewLexer(src string) *Lexer { return &Lexer{src: src, line: 1, col: 1} }
 func Lex(src string) ([]Token, []LexError) {
 	l := NewLexer(src)
 	var toks []Token
+	depth := 0
 	for {
 		t := l.Next()
+		if t.Kind == TOp {
+			switch t.Text {
+			case ")", "]", "}":
+				if depth > 0 {
+					depth--
+				}
+			}
+		}
+		t.Depth = depth
+		if t.Kind == TOp {
+			switch t.Text {
+			case "(", "[", "{":
+				depth++
+			}
+		}
 		toks = append(toks, t)
 		if t.Kind == TEOF {
 			return toks, l.Errors

@@ -12,6 +12,7 @@ type SyntaxError struct {
 	Msg       string
 	// Warn marks problems that do not change the query's meaning (a missing `;`).
 	Warn bool
+	Code string // diagnostic code when more specific than the default
 }
 
 func (e SyntaxError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg) }
@@ -107,6 +108,14 @@ func (ps *parser) spanFrom(start Token) Span {
 // statement parses one top-level statement and its terminating `;`.
 func (ps *parser) statement() *Stmt {
 	t := ps.tok()
+	if ps.atProse() {
+		ps.errs = append(ps.errs, SyntaxError{Off: t.Start, Line: t.Line, Col: t.Col, Msg: "text that is not KQL skipped", Warn: true, Code: "kql/parse/prose"})
+		line := t.Line
+		for ps.tok().Kind != TEOF && ps.tok().Line == line {
+			ps.p++
+		}
+		return nil
+	}
 	switch {
 	case ps.accept(";"):
 		return nil
@@ -129,6 +138,42 @@ func (ps *parser) statement() *Stmt {
 	st := &Stmt{Span: pipe.Span, Pipe: pipe}
 	ps.endStatement(false)
 	return st
+}
+
+// sourceWords start statements with two identifiers in a row (union T, search x).
+var sourceWords = map[string]bool{"let": true, "set": true, "declare": true, "alias": true, "union": true, "search": true,
+	"find": true, "print": true, "range": true, "evaluate": true, "datatable": true, "externaldata": true, "restrict": true, "pattern": true}
+
+// atProse reports whether the current line is prose pasted into a query file
+// ("Custom NRT detection & isolation of ...", "Technique: T1518", "#note"):
+// a statement never starts with two plain words or a word and a colon.
+func (ps *parser) atProse() bool {
+	t := ps.tok()
+	if !t.LineStart || t.Depth > 0 {
+		return false
+	}
+	if t.Kind == TOp && t.Text == "#" {
+		return true
+	}
+	if t.Kind == TIllegal {
+		return true
+	}
+	if t.Kind != TIdent || sourceWords[strings.ToLower(t.Text)] {
+		return false
+	}
+	n := ps.peek(1)
+	if n.Line != t.Line {
+		return false
+	}
+	switch {
+	case n.Kind == TIdent && !stringOps[strings.ToLower(n.Text)] && strings.ToLower(n.Text) != "and" && strings.ToLower(n.Text) != "or":
+		return true
+	case n.Kind == TOp && n.Text == ":":
+		return true
+	case n.Kind == TNumber || n.Kind == TString:
+		return true
+	}
+	return false
 }
 
 // endStatement consumes a `;`, tolerating its absence before a new line (people
@@ -313,6 +358,18 @@ func classifyLetValue(e Expr) LetKind {
 	return LetScalar
 }
 
+// nestedExpr parses an operand inside an operator: it continues into a pipeline
+// only within parentheses, since at depth 0 a `|` starts the next operator.
+func (ps *parser) nestedExpr() Expr {
+	if ps.tok().Depth > 0 {
+		return ps.pipeOrExpr()
+	}
+	if src := ps.sourceKeyword(); src != nil {
+		return &SubQuery{Span: src.Span, P: &Pipeline{Span: src.Span, Source: src}}
+	}
+	return ps.expr()
+}
+
 // pipeOrExpr parses an expression and, when `|` follows, the pipeline it starts.
 func (ps *parser) pipeOrExpr() Expr {
 	start := ps.tok()
@@ -405,7 +462,7 @@ func (ps *parser) options() []*Named {
 			name += "." + ps.peek(i+1).Text
 			i += 2
 		}
-		if !(ps.peek(i).Kind == TOp && ps.peek(i).Text == "=") {
+		if !(ps.peek(i).Kind == TOp && ps.peek(i).Text == "=") || !isOption(name) || ps.peek(i+1).Kind == TOp {
 			return out
 		}
 		ps.p += i + 1
@@ -413,6 +470,17 @@ func (ps *parser) options() []*Named {
 		out = append(out, &Named{Span: ps.spanFrom(start), Name: name, X: &Ident{Span: ps.spanFrom(v), Name: v.Text}})
 	}
 	return out
+}
+
+// isOption reports whether name is an operator option rather than a column being
+// assigned (summarize Count = count()).
+func isOption(name string) bool {
+	l := strings.ToLower(name)
+	switch l {
+	case "kind", "withsource", "with_source", "isfuzzy", "bagexpansion", "with_itemindex", "decodeblocks":
+		return true
+	}
+	return strings.HasPrefix(l, "hint.")
 }
 
 func (ps *parser) unionMembers() []Expr {
@@ -425,7 +493,7 @@ func (ps *parser) unionMembers() []Expr {
 			t := ps.next()
 			out = append(out, &Ident{Span: ps.spanFrom(t), Name: "*"})
 		} else {
-			out = append(out, ps.pipeOrExpr())
+			out = append(out, ps.nestedExpr())
 		}
 		if !ps.accept(",") {
 			return out
@@ -518,7 +586,7 @@ func (ps *parser) op() *Op {
 	case "join", "lookup":
 		op.Opts = ps.options()
 		if !ps.atOpEnd() && !ps.isWord("on") {
-			op.Operands = append(op.Operands, ps.pipeOrExpr())
+			op.Operands = append(op.Operands, ps.nestedExpr())
 		}
 	case "union":
 		op.Opts = ps.options()
@@ -555,11 +623,11 @@ func (ps *parser) arg() Expr {
 		ps.next()
 		var x Expr
 		if !ps.atOpEnd() && !ps.isOp(",") && !ps.isOp(")") {
-			x = ps.pipeOrExpr()
+			x = ps.nestedExpr()
 		}
 		return &Named{Span: ps.spanFrom(t), Name: name, X: x}
 	}
-	return ps.pipeOrExpr()
+	return ps.nestedExpr()
 }
 
 // atOpEnd reports whether the current operator's text ends at the current token.
@@ -581,7 +649,7 @@ func (ps *parser) atOpEnd() bool {
 // hold several queries often separate them only by a blank line, without `;`.
 func (ps *parser) atQueryBoundary() bool {
 	t := ps.tok()
-	if !t.LineStart || ps.p == 0 {
+	if !t.LineStart || ps.p == 0 || t.Depth > 0 {
 		return false
 	}
 	if t.Kind == TIdent && t.Text == "let" {
@@ -822,10 +890,13 @@ func (ps *parser) postfix() Expr {
 				continue
 			}
 			x = &Dot{Span: ps.spanFrom(start), X: x, Name: name}
-		case ps.tok().Kind == TQIdent && ps.adjacent(ps.p):
+		case ps.isOp(".") && ps.peek(1).Kind == TOp && ps.peek(1).Text == "[":
+			// x.[0] reads as x[0]
+			ps.next()
+		case ps.tok().Kind == TQIdent && (ps.adjacent(ps.p) || !ps.tok().LineStart):
 			n := ps.next()
 			x = &Index{Span: ps.spanFrom(start), X: x, I: &Lit{Span: ps.spanFrom(n), Kind: LString, Val: n.Val}}
-		case ps.isOp("[") && ps.adjacent(ps.p):
+		case ps.isOp("[") && (ps.adjacent(ps.p) || !ps.tok().LineStart):
 			ps.next()
 			i := ps.expr()
 			if !ps.accept("]") {
@@ -888,6 +959,10 @@ func (ps *parser) primary() Expr {
 				// datatable(schema)[values], externaldata(schema)[urls] with (...)
 				if ps.isOp("[") {
 					c.Args = append(c.Args, ps.primary())
+				} else if ps.tok().Kind == TQIdent {
+					// ["one value"] lexes as a quoted identifier
+					q := ps.next()
+					c.Args = append(c.Args, &List{Span: ps.spanFrom(q), Elems: []Expr{&Lit{Span: ps.spanFrom(q), Kind: LString, Val: q.Val}}})
 				}
 				if ps.isWord("with") && ps.peek(1).Kind == TOp && ps.peek(1).Text == "(" {
 					ps.next()

@@ -83,6 +83,9 @@ func buildRules(src rule.Source, u unit) []*built {
 			if e.Warn {
 				sev, code = rule.Warning, "kql/parse/tolerated"
 			}
+			if e.Code != "" {
+				code = e.Code
+			}
 			r.Diagnostics = append(r.Diagnostics, rule.Diagnostic{Severity: sev, Code: code, Pos: u.pos(e.Line, e.Col), Message: e.Msg})
 		}
 		r.Diagnostics = append(r.Diagnostics, lw.diags...)
