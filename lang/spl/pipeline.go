@@ -124,12 +124,16 @@ var aggregatingCommands = map[string]bool{
 }
 
 // run processes the expanded search.
-func (pl *pipeline) run() {
+func (pl *pipeline) run() { pl.runRange(0, len(pl.exp.text)) }
+
+// runRange processes the commands in [lo,hi) of the expanded search (all of it, or a
+// subsearch's inside).
+func (pl *pipeline) runRange(lo, hi int) {
 	text := pl.exp.text
-	segs := splitPipes(text)
+	segs := splitPipes(text[lo:hi])
 	generating := false
 	for si, seg := range segs {
-		a, b := seg.Start, seg.End
+		a, b := lo+seg.Start, lo+seg.End
 		for a < b && isSpace(text[a]) {
 			a++
 		}
@@ -140,11 +144,14 @@ func (pl *pipeline) run() {
 			if si == 0 && len(segs) > 1 {
 				generating = true
 			} else if si < len(segs)-1 || si > 0 {
-				pl.warn("spl/pipeline/empty-command", seg.Start, "empty command between pipes")
+				pl.warn("spl/pipeline/empty-command", a, "empty command between pipes")
 			}
 			continue
 		}
 		toks := lex(text[a:b], a, searchMode)
+		if len(toks) == 0 {
+			continue // only a comment
+		}
 		if si == 0 && !generating {
 			pl.searchCmd("search", toks, toks, a, b, true)
 			continue
@@ -220,6 +227,8 @@ func (pl *pipeline) command(toks []token, a, b int) {
 		pl.fieldsCmd(name, args, a, b)
 	case "datamodel", "from":
 		pl.datamodelCmd(name, args, a, b)
+	case "join":
+		pl.joinCmd(args, a, b)
 	default:
 		if aggregatingCommands[name] {
 			pl.statsCmd(name, args, a, b)
@@ -618,6 +627,40 @@ func (pl *pipeline) scanSubsearches(args []token) {
 			}
 		}
 	}
+}
+
+// joinCmd: an inner join (the default type) keeps only events whose key the subsearch
+// also returns, so the subsearch's filters hold for the rule's results too; they join
+// the stage's node. Outer and left joins filter nothing.
+func (pl *pipeline) joinCmd(args []token, a, b int) {
+	st := pl.stage("join", a, b)
+	inner := true
+	var sub *token
+	for i := range args {
+		t := args[i]
+		if t.is("type") && i+2 < len(args) && args[i+1].kind == tOp {
+			v := strings.ToLower(args[i+2].val())
+			inner = v == "inner"
+		}
+		if t.kind == tSubsearch {
+			sub = &args[i]
+		}
+	}
+	if sub != nil {
+		sp := &pipeline{ctx: pl.ctx}
+		lo, hi := sub.off+1, sub.end
+		if hi > lo && pl.exp.text[hi-1] == ']' {
+			hi--
+		}
+		sp.runRange(lo, hi)
+		for _, dm := range sp.dataModels {
+			pl.addDataModel(dm)
+		}
+		if inner {
+			st.Node = and(sp.filters...)
+		}
+	}
+	pl.add(st)
 }
 
 func (pl *pipeline) evalCmd(first token, a, b int) {

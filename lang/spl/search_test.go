@@ -297,3 +297,20 @@ func TestDiagnosticPositions(t *testing.T) {
 		t.Errorf("diags = %+v, want one at 2:9", diags)
 	}
 }
+
+func TestJoinSubsearchFilters(t *testing.T) {
+	// Reduced from ESCU process_writing_dynamicwrapperx.yml.
+	search := `| tstats count FROM datamodel=Endpoint.Processes by Processes.process_guid | rename Processes.* AS * ` +
+		`| join process_guid [| tstats count FROM datamodel=Endpoint.Filesystem where Filesystem.file_name="dynwrapx.dll" by Filesystem.process_guid | rename Filesystem.* AS *] ` +
+		`| join type=left dest [search sourcetype=x y=1]`
+	res := NewMacroSet().parseSearchText(search, textLocator(search))
+	if got := render(res.root); got != "Filesystem.file_name eq dynwrapx.dll" {
+		t.Errorf("root %s", got)
+	}
+	if got := strings.Join(res.dataModels, ","); got != "Endpoint.Processes,Processes,Endpoint.Filesystem,Filesystem" {
+		t.Errorf("data models %s", got)
+	}
+	if len(res.diags) != 0 {
+		t.Errorf("diags %v", res.diags)
+	}
+}
