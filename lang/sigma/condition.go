@@ -94,15 +94,36 @@ func (p *condParser) next() token {
 	return t
 }
 
-// at locates a byte offset of the condition in the file: exact for single-line plain or
-// quoted scalars, the scalar's start otherwise.
+// at locates a byte offset of the condition in the file. A single-line scalar maps
+// directly; a multi-line one (folded by YAML) is searched in the file text: folding
+// only changes whitespace, so the k-th occurrence of a token in the value is the k-th
+// in the source after the scalar's start.
 func (p *condParser) at(off int) *yaml.Node {
 	n := *p.node
-	if !strings.Contains(p.src, "\n") && n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-		n.Column += off
-		if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
-			n.Column++
+	quoted := n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0
+	block := n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0
+	line := p.d.line(n.Line)
+	start := n.Column - 1
+	if quoted {
+		start++
+	}
+	if !block && !strings.Contains(p.src, "\n") && start >= 0 && start <= len(line) && strings.HasPrefix(line[start:], p.src) {
+		n.Column = start + off + 1
+		return &n
+	}
+	tok := ""
+	for _, t := range p.toks {
+		if t.off == off {
+			tok = t.text
+			break
 		}
+	}
+	if tok == "" || off > len(p.src) {
+		return &n
+	}
+	k := strings.Count(p.src[:off], tok)
+	if l, c, ok := p.d.find(n.Line, n.Column, tok, k); ok {
+		n.Line, n.Column = l, c
 	}
 	return &n
 }

@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/ruledex/ruledex/rule"
@@ -12,10 +13,63 @@ import (
 type docCtx struct {
 	r    *rule.Rule
 	file string
+	// text is the whole file, for locating tokens of multi-line scalars.
+	text       string
+	lineStarts []int
 	// texts holds each condition node's source text, for stage labels.
 	texts map[*rule.Node]string
 	// generate is a top-level `generate:` (correlations may put it there).
 	generate *yaml.Node
+}
+
+// line returns line n (1-based) of the file, without its newline.
+func (d *docCtx) line(n int) string {
+	d.indexLines()
+	if n < 1 || n > len(d.lineStarts) {
+		return ""
+	}
+	end := len(d.text)
+	if n < len(d.lineStarts) {
+		end = d.lineStarts[n] - 1
+	}
+	return strings.TrimSuffix(d.text[d.lineStarts[n-1]:end], "\r")
+}
+
+func (d *docCtx) indexLines() {
+	if d.lineStarts != nil {
+		return
+	}
+	d.lineStarts = []int{0}
+	for i := 0; i < len(d.text); i++ {
+		if d.text[i] == '\n' {
+			d.lineStarts = append(d.lineStarts, i+1)
+		}
+	}
+}
+
+// find returns the line and column of the (k+1)-th occurrence of tok at or after
+// line:col.
+func (d *docCtx) find(line, col int, tok string, k int) (int, int, bool) {
+	d.indexLines()
+	if line < 1 || line > len(d.lineStarts) {
+		return 0, 0, false
+	}
+	pos := d.lineStarts[line-1] + max(col-1, 0)
+	for ; k >= 0; k-- {
+		if pos > len(d.text) {
+			return 0, 0, false
+		}
+		i := strings.Index(d.text[pos:], tok)
+		if i < 0 {
+			return 0, 0, false
+		}
+		pos += i
+		if k > 0 {
+			pos += len(tok)
+		}
+	}
+	l := sort.SearchInts(d.lineStarts, pos+1)
+	return l, pos - d.lineStarts[l-1] + 1, true
 }
 
 func (d *docCtx) pos(n *yaml.Node) rule.Pos {

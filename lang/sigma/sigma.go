@@ -195,7 +195,7 @@ func (f *fileCtx) parse() ([]*rule.Rule, []rule.Diagnostic) {
 		}
 		if root.Kind != yaml.MappingNode {
 			r := f.newRule(c)
-			(&docCtx{r: r, file: f.src.Path}).errf(root, "sigma/yaml/not-mapping", "document is not a YAML mapping")
+			(&docCtx{r: r, file: f.src.Path, text: f.data}).errf(root, "sigma/yaml/not-mapping", "document is not a YAML mapping")
 			f.add(r)
 			continue
 		}
@@ -226,7 +226,7 @@ func (f *fileCtx) parse() ([]*rule.Rule, []rule.Diagnostic) {
 		f.prev = merged
 		r := f.newRule(c)
 		r.Body = body
-		d := &docCtx{r: r, file: f.src.Path}
+		d := &docCtx{r: r, file: f.src.Path, text: f.data}
 		d.build(merged)
 		f.add(r)
 	}

@@ -436,3 +436,33 @@ func TestMultiDocumentLines(t *testing.T) {
 		t.Errorf("body %q", rules[0].Body)
 	}
 }
+
+func TestConditionPositions(t *testing.T) {
+	tests := []struct {
+		name, cond string
+		line, col  int
+	}{
+		{"plain", "  condition: a and missing", 6, 20},
+		{"quoted", "  condition: 'a and missing'", 6, 21},
+		{"folded plain", "  condition:\n    a and\n    (b or missing)", 8, 11},
+		{"block", "  condition: >\n    a and\n    a and missing", 8, 11},
+		{"list item", "  condition:\n    - a\n    - b and missing", 8, 13},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := "title: t\ndetection:\n  a:\n    X: 1\n  b: [k]\n" + tc.cond + "\n"
+			rules, _ := Parser{}.Parse(rule.Source{Path: "p.yml"}, []byte(text))
+			r := rules[0]
+			if len(r.Diagnostics) != 1 || r.Diagnostics[0].Code != "sigma/condition/unknown-ref" {
+				t.Fatalf("diagnostics %v", r.Diagnostics)
+			}
+			if p := r.Diagnostics[0].Pos; p.Line != tc.line || p.Col != tc.col {
+				t.Errorf("at %d:%d, want %d:%d", p.Line, p.Col, tc.line, tc.col)
+			}
+			lines := strings.Split(text, "\n")
+			if got := lines[tc.line-1][tc.col-1:]; !strings.HasPrefix(got, "missing") {
+				t.Errorf("test case points at %q", got)
+			}
+		})
+	}
+}
