@@ -88,8 +88,11 @@ var layerColors = []string{"#e3f1e0", "#84c27a", "#0e5a1d"}
 // makes the links absolute, as the format requires; empty leaves our links out.
 func NavigatorLayer(m *Matrix, baseURL string) *Layer {
 	l := &Layer{
-		Name:        "ruledex coverage",
-		Versions:    LayerVersions{Attack: m.AttackVersion, Navigator: "5.1.0", Layer: "4.5"},
+		Name: "ruledex coverage",
+		// versions.attack is the ATT&CK content release ("16"); the bundle we read
+		// carries only its spec version, so the field is left out (the Navigator
+		// then assumes the current release) and the spec version goes to metadata.
+		Versions:    LayerVersions{Navigator: "5.1.0", Layer: "4.5"},
 		Domain:      "enterprise-attack",
 		Description: "Detection rules per technique (" + m.Filter.Describe() + "); score = number of rules.",
 		Layout: LayerLayout{Layout: "side", ShowName: true, ShowID: true, AggregateFunction: "max",
@@ -148,6 +151,9 @@ func NavigatorLayer(m *Matrix, baseURL string) *Layer {
 	}
 	l.Metadata = []LayerMeta{{Name: "generator", Value: "ruledex"}, {Name: "filter", Value: m.Filter.Describe()},
 		{Name: "rules", Value: fmt.Sprint(m.Rules)}}
+	if m.AttackVersion != "" {
+		l.Metadata = append(l.Metadata, LayerMeta{Name: "attack_spec_version", Value: m.AttackVersion})
+	}
 	return l
 }
 

@@ -80,9 +80,11 @@ func serve(ctx context.Context, addr, baseURL string, paths []string) error {
 	defer cat.Close()
 	if len(paths) > 0 {
 		log.Info("ingesting", "paths", paths)
-		if err := ingestForServe(ctx, cat, paths); err != nil {
+		sum, err := ingestPaths(ctx, cat, paths, ingestOptions{})
+		if err != nil {
 			return err
 		}
+		log.Info("ingested", "files", sum.Files, "changed", sum.Changed, "rules", sum.TotalRules, "seconds", sum.Seconds)
 	}
 	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: events, Logger: log, BaseURL: baseURL})
 	if err != nil {
