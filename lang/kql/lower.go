@@ -62,7 +62,7 @@ type lowerer struct {
 	alias  map[string]aliasInfo // extend/project-rename aliases of the pipeline being read
 	time   []string             // time-window expressions seen (ago(7d))
 	depth  int
-	inMain bool
+	search bool // lowering a search predicate: bare strings are keywords
 }
 
 type aliasInfo struct {
@@ -175,7 +175,9 @@ func (lw *lowerer) lower(q *query) lowered {
 		case "where", "filter", "search":
 			conds = append(conds, text)
 			if op.Pred != nil {
+				lw.search = op.Name == "search"
 				st.Node = lw.pred(op.Pred)
+				lw.search = false
 				if isNegation(op.Pred) {
 					st.Negated = true
 					st.Label = op.Name + " not"
@@ -324,7 +326,9 @@ func (lw *lowerer) sourcePreds(s *Source) []*rule.Node {
 	}
 	var out []*rule.Node
 	if s.Pred != nil {
+		lw.search = true
 		out = append(out, lw.pred(s.Pred))
+		lw.search = false
 	}
 	if s.Kind == "union" {
 		var alts []*rule.Node
@@ -676,6 +680,10 @@ func (lw *lowerer) pred(e Expr) *rule.Node {
 		if v.Kind == LBool && v.Val == "true" {
 			return &rule.Node{Op: rule.OpTrue}
 		}
+		if v.Kind == LString && lw.search {
+			// search "term": the term anywhere in the row.
+			return lw.leaf(v, "", rule.Keyword, []rule.Value{{S: v.Val}}, false, false, "search")
+		}
 	}
 	return lw.opaque(e)
 }
@@ -953,12 +961,14 @@ func (lw *lowerer) values(e Expr, depth int) ([]rule.Value, bool) {
 	case *Call:
 		fn := strings.ToLower(v.Fn)
 		switch fn {
-		case "dynamic", "pack_array", "array_concat", "set_union", "strcat_array":
-			if fn == "strcat_array" {
-				return nil, false
-			}
+		case "dynamic", "pack_array", "array_concat", "set_union":
 			var out []rule.Value
 			for _, a := range v.Args {
+				if id, ok := a.(*Ident); ok && id.Quoted && fn == "dynamic" {
+					// dynamic(['x']) lexes its one element as a quoted identifier.
+					out = append(out, rule.Value{S: id.Name})
+					continue
+				}
 				vs, ok := lw.values(a, depth+1)
 				if !ok {
 					return nil, false

@@ -24,6 +24,8 @@ type parser struct {
 	toks []Token
 	p    int
 	errs []SyntaxError
+	// inSearch: reading a search predicate, where Field:"x" means Field has "x".
+	inSearch bool
 }
 
 // Parse parses src into statements. It never fails: problems are returned as
@@ -521,7 +523,9 @@ func (ps *parser) searchBody(s *Source) {
 		ps.next()
 	}
 	if !ps.atOpEnd() {
+		ps.inSearch = true
 		s.Pred = ps.expr()
+		ps.inSearch = false
 	}
 	// find ... project a, b
 	ps.skipOperatorArgs()
@@ -754,6 +758,11 @@ func (ps *parser) cmpOp() string {
 		case "==", "!=", "=~", "!~", "<", "<=", ">", ">=", "<>":
 			ps.next()
 			return t.Text
+		case ":":
+			if ps.inSearch {
+				ps.next()
+				return "has"
+			}
 		case "=":
 			// A single '=' in a predicate is a common slip for '=='.
 			if ps.peek(1).Kind != TOp || ps.peek(1).Text == "(" || ps.peek(1).Text == "-" {

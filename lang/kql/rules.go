@@ -88,7 +88,14 @@ func buildRules(src rule.Source, u unit) []*built {
 			}
 			r.Diagnostics = append(r.Diagnostics, rule.Diagnostic{Severity: sev, Code: code, Pos: u.pos(e.Line, e.Col), Message: e.Msg})
 		}
-		r.Diagnostics = append(r.Diagnostics, lw.diags...)
+		seen := map[string]bool{}
+		for _, d := range lw.diags {
+			k := d.String()
+			if !seen[k] {
+				seen[k] = true
+				r.Diagnostics = append(r.Diagnostics, d)
+			}
+		}
 		if vendorFeed(r) {
 			r.Class = rule.VendorFeed
 		}
