@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
 )
@@ -12,5 +13,6 @@ func parsers() []ingest.Parser {
 	return []ingest.Parser{
 		sigma.Parser{},
 		&spl.Parser{},
+		kql.Parser{},
 	}
 }
