@@ -1,6 +1,43 @@
 // Package sigma reads Sigma rules (specification v2.1, plus the legacy forms still
 // found in the wild) into ruledex's IR: metadata, the boolean tree of predicates, the
 // stages a rule page shows, and located diagnostics. It never panics on bad input.
+//
+// How Sigma maps onto the IR (what the engine and pages may rely on):
+//
+//   - A selection is an OpRef named after it whose child is its body: a mapping is an
+//     OpAnd of its field items, a list of mappings an OpOr of OpAnds, a list of plain
+//     values one Keyword predicate (values OR-ed). An empty mapping is OpTrue. The
+//     condition's `1 of p`/`any of p`/`all of p` is an OpQuant (Quant "1" or "all",
+//     Name the pattern or "them") whose children are the matching OpRefs; `them`
+//     leaves out selections whose name starts with `_`, as pySigma does. A list of
+//     conditions is an OpOr of them. What cannot be modelled (a name that is not a
+//     selection, a bad value) is OpOpaque, with an error diagnostic.
+//   - Pred.Kind is the effective test after the modifiers: `*x`/`|endswith` is EndsW,
+//     `x*`/`|startswith` StartsW, `*x*`/`|contains` Match, each with the stars removed
+//     and Wild false; any other wildcard use is Glob with the whole pattern (Wild true,
+//     ruledex glob syntax; `*` alone means any value). Values without wildcards are
+//     unescaped literals. Values of one field that test different kinds are split into
+//     an OpOr (OpAnd under |all) of predicates.
+//   - Keyword values keep their pattern as written (Wild when it has wildcards); a
+//     keyword holds when some field of the event contains it. A field-less modified
+//     item (`|contains: x`) is a Keyword whose value carries the stars.
+//   - Typed values: numbers and booleans written bare keep Value.Type (Number, Bool)
+//     and their text as written; quoted ones are strings.
+//   - `null` (or an empty value) is IsNull with no values, `''` is Eq "". |exists true
+//     is IsNotNull, false IsNull.
+//   - |neq on a plain value is Ne; on anything else (|contains|neq, |fieldref|neq) the
+//     predicate of the effective kind is wrapped in OpNot. Several values stay OR-ed.
+//   - |re is Regex with the pattern as written; it is case-sensitive unless the `i`
+//     transform is present (m, s are the other flags). |cidr is CIDR, |lt… are Lt/Le/
+//     Gt/Ge with Number values, |fieldref is FieldRef whose value is the other field
+//     (a following contains/startswith/endswith is kept as a transform of that name).
+//   - Transforms hold, in the order written: cased, windash, base64, base64offset,
+//     utf16le/utf16be/utf16/wide, expand (values keep their %placeholders%), the regex
+//     flags, and the date parts minute…year. rule.ExpandValue turns a value into the
+//     strings to compare for the encoding transforms.
+//   - Legacy aggregations (`| count(x) by y > n`, `| near …`) leave Root as the part
+//     before the pipe and add a final StageAggregation (Rule.GroupBy, Rule.Timeframe).
+//     Correlation documents have no Root: Rule.Correlation and a StageCorrelation.
 package sigma
 
 import (
