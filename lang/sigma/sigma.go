@@ -23,7 +23,7 @@
 //     item (`|contains: x`) is a Keyword whose value carries the stars.
 //   - Typed values: numbers and booleans written bare keep Value.Type (Number, Bool)
 //     and their text as written; quoted ones are strings.
-//   - `null` (or an empty value) is IsNull with no values, `”` is Eq "". |exists true
+//   - `null` (or an empty value) is IsNull with no values; an empty quoted string is Eq "". |exists true
 //     is IsNotNull, false IsNull.
 //   - |neq on a plain value is Ne; on anything else (|contains|neq, |fieldref|neq) the
 //     predicate of the effective kind is wrapped in OpNot. Several values stay OR-ed.
