@@ -237,11 +237,10 @@ func (f *fileCtx) parse() ([]*rule.Rule, []rule.Diagnostic) {
 			continue
 		}
 		body := c.text
-		if collection {
-			body = f.data
-		} else if f.multi {
+		if f.multi {
 			body = trimTrailingBlank(body)
 		}
+		repeated := false
 		if a := mapGet(root, "action"); a != nil && collection {
 			switch a.Value {
 			case "global":
@@ -253,12 +252,18 @@ func (f *fileCtx) parse() ([]*rule.Rule, []rule.Diagnostic) {
 			case "repeat":
 				if f.prev != nil {
 					root = mergeMaps(f.prev, root)
+					repeated = true
 				}
 			}
 		}
 		merged := root
 		if f.global != nil {
 			merged = mergeMaps(f.global, root)
+		}
+		if f.global != nil || repeated {
+			// The rule's meaning spans several documents: its body is the whole
+			// collection, which is still the file verbatim.
+			body = f.data
 		}
 		f.prev = merged
 		r := f.newRule(c)

@@ -189,6 +189,8 @@ func TestSelections(t *testing.T) {
 		{"base64", `    CommandLine|base64: 'foo'`, `CommandLine eq "foo" [base64]`, ""},
 		{"base64 of wildcard", `    CommandLine|contains|base64: 'foo'`, `opaque(CommandLine|contains|base64)`, "e:sigma/modifier/wildcard-encoding"},
 		{"expand", `    Computer|expand: '%DomainControllers%'`, `Computer eq "%DomainControllers%" [expand]`, ""},
+		{"placeholder without expand is a value", `    Computer: '%DomainControllers%'`, `Computer eq "%DomainControllers%"`, ""},
+		{"expand contains", `    User|expand|contains: '%admins%'`, `User match "%admins%" [expand]`, ""},
 		{"date parts", "    Time|hour|gte: 20\n    Time|day: 1", `and(Time ge "20"#number [hour], Time eq "1"#number [day])`, ""},
 		{"all date parts", "    T|minute: 1\n    T|week: 2\n    T|month: 3\n    T|year: 2024", `and(T eq "1"#number [minute], T eq "2"#number [week], T eq "3"#number [month], T eq "2024"#number [year])`, ""},
 		{"unknown modifier", `    Image|endwith: 'x'`, `opaque(Image|endwith)`, "e:sigma/modifier/unknown"},

@@ -466,3 +466,59 @@ func TestConditionPositions(t *testing.T) {
 		})
 	}
 }
+
+func TestCollectionActions(t *testing.T) {
+	// Legacy collections (Sigma 1 specification): global merges into each following
+	// document, repeat re-uses the previous document with overrides, reset clears global.
+	const text = `action: global
+title: Collection
+status: test
+detection:
+  sel:
+    EventID: 1
+  condition: sel
+---
+logsource:
+  product: windows
+detection:
+  sel2:
+    Image: x
+  condition: sel and sel2
+---
+action: repeat
+logsource:
+  product: linux
+---
+action: reset
+---
+title: Alone
+detection:
+  a:
+    X: 1
+  condition: a
+`
+	rules, diags := Parser{}.Parse(rule.Source{Path: "c.yml"}, []byte(text))
+	if len(diags) > 0 || len(rules) != 3 {
+		t.Fatalf("%d rules %v", len(rules), diags)
+	}
+	want := []struct{ title, product, root, status string }{
+		{"Collection", "windows", "and($sel, $sel2)", "test"},
+		{"Collection", "linux", "and($sel, $sel2)", "test"},
+		{"Alone", "", "$a", ""},
+	}
+	for i, w := range want {
+		r := rules[i]
+		if r.Title != w.title || r.LogSource.Product != w.product || show(r.Root) != w.root || r.Status != w.status || len(r.Diagnostics) > 0 {
+			t.Errorf("rule %d: %q %q %s %q %v", i, r.Title, r.LogSource.Product, show(r.Root), r.Status, r.Diagnostics)
+		}
+		if r.Source.Index != i {
+			t.Errorf("rule %d index %d", i, r.Source.Index)
+		}
+	}
+	if rules[2].Source.Line != 22 {
+		t.Errorf("third rule line %d", rules[2].Source.Line)
+	}
+	if rules[0].Body != text || rules[1].Body != text || rules[2].Body != "title: Alone\ndetection:\n  a:\n    X: 1\n  condition: a\n" {
+		t.Errorf("bodies: collection members get the whole file, a rule after reset its own document")
+	}
+}
