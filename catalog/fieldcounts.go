@@ -89,7 +89,8 @@ func (c *Catalog) SyncRuleEvents(ctx context.Context, fingerprint string, cover 
 	}
 	// Drop what belongs to rules that are gone or were replaced.
 	for _, q := range []string{
-		`DELETE FROM rule_events_state WHERE rule_pk NOT IN (SELECT pk FROM rules r WHERE ` + ruleSig + ` = rule_events_state.sig)`,
+		`DELETE FROM rule_events_state WHERE NOT EXISTS (SELECT 1 FROM rules r
+			WHERE r.pk = rule_events_state.rule_pk AND ` + ruleSig + ` = rule_events_state.sig)`,
 		`DELETE FROM rule_events WHERE rule_pk NOT IN (SELECT rule_pk FROM rule_events_state)`,
 		`DELETE FROM rule_event_fields WHERE rule_pk NOT IN (SELECT rule_pk FROM rule_events_state)`,
 	} {
@@ -296,8 +297,9 @@ func (c *Catalog) EventFieldCounts(ctx context.Context, provider string, eventID
 type EventIndicator struct {
 	Field string    `json:"field"` // the event's name for it
 	Kind  rule.Kind `json:"kind"`
-	// Value is one spelling rules use (the smallest); Key the counting identity (see
-	// package fieldmap), usable with RulesByIndicatorKey and the indicator pages.
+	// Value is the value as rules compare it (case-folded unless the test is cased);
+	// Key the counting identity (see package fieldmap), usable with RulesByIndicatorKey
+	// and the indicator pages.
 	Value      string      `json:"value"`
 	Key        string      `json:"key"`
 	Rules      int         `json:"rules"`
@@ -342,6 +344,11 @@ func (c *Catalog) EventIndicators(ctx context.Context, provider string, eventID,
 		if !ok {
 			i = len(out)
 			idx[k] = i
+			// The key's value is folded the way the rules compare (lower case unless
+			// cased), so one spelling stands for all of them.
+			if parts := strings.Split(key, "\x1f"); len(parts) == 4 {
+				val = parts[3]
+			}
 			out = append(out, EventIndicator{Field: f, Key: key, Kind: rule.Kind(kind), Value: val, Rules: total})
 		}
 		out[i].ByLanguage = append(out[i].ByLanguage, LangCount{Language: rule.Language(lang), Rules: n})
