@@ -367,6 +367,12 @@ func (d *docCtx) fieldItem(k, v *yaml.Node) *rule.Node {
 		case "cidr":
 			kind = rule.CIDR
 		case "fieldref":
+			for _, sv := range vals {
+				if sv.typ != rule.String || sv.str.hasWild() {
+					d.errf(k, "sigma/modifier/fieldref", "%s: fieldref needs a field name without wildcards (put contains/startswith/endswith after fieldref)", native)
+					return opaque()
+				}
+			}
 			kind = rule.FieldRef
 		case "lt", "lte", "gt", "gte":
 			kind = compareKinds[m]

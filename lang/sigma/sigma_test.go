@@ -181,6 +181,8 @@ func TestSelections(t *testing.T) {
 		{"neq contains", `    User|contains|neq: 'adm'`, `not(User match "adm")`, ""},
 		{"fieldref", `    TargetUserName|fieldref: SubjectUserName`, `TargetUserName fieldref "SubjectUserName"`, ""},
 		{"fieldref neq", `    TargetUserName|fieldref|neq: SubjectUserName`, `not(TargetUserName fieldref "SubjectUserName")`, ""},
+		{"fieldref startswith", `    TargetUserName|fieldref|startswith: SubjectUserName`, `TargetUserName fieldref "SubjectUserName" [startswith]`, ""},
+		{"contains before fieldref", `    TargetUserName|contains|fieldref: SubjectUserName`, `opaque(TargetUserName|contains|fieldref)`, "e:sigma/modifier/fieldref"},
 		{"cased", `    CommandLine|contains|cased: 'IEX'`, `CommandLine match "IEX" [cased]`, ""},
 		{"windash", `    CommandLine|contains|windash: ' -enc '`, `CommandLine match " -enc " [windash]`, ""},
 		{"base64offset contains", `    CommandLine|base64offset|contains: 'IEX'`, `CommandLine match "IEX" [base64offset]`, ""},
