@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf16"
@@ -676,7 +677,20 @@ func appendUTF16(dst []byte, b []byte) []byte {
 	for n >= 2 && b[n-1] == 0 && b[n-2] == 0 {
 		n -= 2
 	}
-	for i := 0; i < n; i += 2 {
+	// ASCII fast path: most event text is ASCII; write into grown capacity directly.
+	dst = slices.Grow(dst, n/2)
+	j := len(dst)
+	dst = dst[:j+n/2]
+	i := 0
+	for ; i < n; i += 2 {
+		if b[i+1] != 0 || b[i] >= utf8.RuneSelf {
+			break
+		}
+		dst[j] = b[i]
+		j++
+	}
+	dst = dst[:j]
+	for ; i < n; i += 2 {
 		c := uint16(b[i]) | uint16(b[i+1])<<8
 		switch {
 		case c < utf8.RuneSelf:
