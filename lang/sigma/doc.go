@@ -73,8 +73,9 @@ func (d *docCtx) find(line, col int, tok string, k int) (int, int, bool) {
 }
 
 func (d *docCtx) pos(n *yaml.Node) rule.Pos {
-	if n == nil {
-		return rule.Pos{File: d.file}
+	if n == nil || n.Line < 1 {
+		// Every diagnostic is located: fall back to the document's first line.
+		return rule.Pos{File: d.file, Line: max(d.r.Source.Line, 1)}
 	}
 	return rule.Pos{File: d.file, Line: n.Line, Col: n.Column}
 }

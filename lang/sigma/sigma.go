@@ -68,6 +68,7 @@ func (Parser) Detect(p string, data []byte) bool {
 		return false
 	}
 	var det, filter, logsource, foreign bool
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
