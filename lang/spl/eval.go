@@ -325,7 +325,7 @@ func (c *ctx) lowerEval(e *expr) *rule.Node {
 func fieldOf(e *expr) (field string, folded bool, ok bool) {
 	switch e.kind {
 	case eField:
-		return e.val, false, true
+		return e.val, false, strings.TrimSpace(e.val) != ""
 	case eCall:
 		if (e.op == "lower" || e.op == "upper") && len(e.args) == 1 {
 			f, _, ok := fieldOf(e.args[0])

@@ -108,3 +108,31 @@ func BenchmarkBeginESCU(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseSearchESCU is the SPL part alone (expansion, stages, predicates), without
+// the YAML decoding that dominates BenchmarkParseESCU.
+func BenchmarkParseSearchESCU(b *testing.B) {
+	root, files := escuFiles(b)
+	m := NewMacroSet()
+	if _, err := m.LoadTree(root); err != nil {
+		b.Fatal(err)
+	}
+	var searches []string
+	for _, ef := range files {
+		var d struct {
+			Search string `yaml:"search"`
+		}
+		if yaml.Unmarshal(ef.data, &d) == nil {
+			searches = append(searches, d.Search)
+		}
+	}
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		for _, s := range searches {
+			m.ParseSearch(s)
+			n++
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "searches/s")
+}

@@ -215,6 +215,9 @@ func (p *parser) comparison(f token) *rule.Node {
 	if timeModifiers[strings.ToLower(field)] {
 		return nil
 	}
+	if strings.TrimSpace(field) == "" {
+		return p.c.opaque(f.off, v.end, "spl/search/empty-field")
+	}
 	var ts []string
 	if v.kind == tWord && p.peek().kind == tLParen && p.peek().off == v.end {
 		switch strings.ToUpper(v.text) {
@@ -313,7 +316,7 @@ func (p *parser) inList(f token) *rule.Node {
 		}
 	}
 	field := f.val()
-	if len(vals) == 0 {
+	if len(vals) == 0 || strings.TrimSpace(field) == "" {
 		return p.c.opaque(f.off, p.peekAt(-1).end, "spl/search/empty-in")
 	}
 	// Group values by the kind their wildcards give, in order of first appearance.
