@@ -220,7 +220,7 @@ func isKQLFence(f mdFence) bool {
 }
 
 // genericHeadings are section names that do not describe one query.
-var genericHeadingRe = regexp.MustCompile(`(?i)^(query|queries|detection|sentinel|defender xdr|advanced hunting|kql|kusto|query information|log analytics.*|microsoft defender xdr|unified xdr|.*sentinel.*|.*defender.*)$`)
+var genericHeadingRe = regexp.MustCompile(`(?i)^(query|queries|detection|description|references|risk|sentinel|defender xdr|advanced hunting|kql|kusto|query information|log analytics.*|microsoft defender xdr|unified xdr|.*sentinel.*|.*defender.*)$`)
 
 func parseMarkdown(src rule.Source, text string) ([]*rule.Rule, []rule.Diagnostic) {
 	hs, fs := scanMarkdown(text)
@@ -232,11 +232,20 @@ func parseMarkdown(src rule.Source, text string) ([]*rule.Rule, []rule.Diagnosti
 		}
 		u := unit{text: f.text, pos: identity(f.startLine + 1), split: true, label: variantLabel(f.heading)}
 		got := buildRules(src, u)
-		ctx := ""
+		// A specific heading titles the query best; then its own leading comment;
+		// then the prose line before the fence.
+		ctx, specific := "", false
 		if f.heading != "" && !genericHeadingRe.MatchString(f.heading) && f.heading != meta.title {
-			ctx = f.heading
+			ctx, specific = f.heading, true
 		} else if f.context != "" {
 			ctx = f.context
+		}
+		if specific {
+			for _, b := range got {
+				if len(got) == 1 {
+					b.r.Title = ""
+				}
+			}
 		}
 		for _, b := range got {
 			b.ctx = ctx

@@ -111,8 +111,15 @@ func (ps *parser) spanFrom(start Token) Span {
 func (ps *parser) statement() *Stmt {
 	t := ps.tok()
 	if ps.atProse() {
-		ps.errs = append(ps.errs, SyntaxError{Off: t.Start, Line: t.Line, Col: t.Col, Msg: "text that is not KQL skipped", Warn: true, Code: "kql/parse/prose"})
 		line := t.Line
+		// Lexical errors inside the prose (a stray '&') are part of what is skipped.
+		kept := ps.errs[:0]
+		for _, e := range ps.errs {
+			if e.Line != line {
+				kept = append(kept, e)
+			}
+		}
+		ps.errs = append(kept, SyntaxError{Off: t.Start, Line: t.Line, Col: t.Col, Msg: "text that is not KQL skipped", Warn: true, Code: "kql/parse/prose"})
 		for ps.tok().Kind != TEOF && ps.tok().Line == line {
 			ps.p++
 		}
@@ -382,13 +389,25 @@ func (ps *parser) pipeOrExpr() Expr {
 		return &SubQuery{Span: p.Span, P: p}
 	}
 	e := ps.expr()
-	if !ps.isOp("|") {
+	if !ps.isOp("|") || !tabularShape(e) {
 		return e
 	}
 	p := &Pipeline{Source: &Source{Span: e.span(), Kind: "expr", Expr: e}}
 	ps.ops(p)
 	p.Span = ps.spanFrom(start)
 	return &SubQuery{Span: p.Span, P: p}
+}
+
+// tabularShape reports whether e can be a table: a name, a call, a member access or
+// a subquery. `(A == "x" | where ...)` is a missing ')', not a pipeline.
+func tabularShape(e Expr) bool {
+	switch v := e.(type) {
+	case *Ident, *Call, *Dot, *SubQuery:
+		return true
+	case *List:
+		return len(v.Elems) == 1 && tabularShape(v.Elems[0])
+	}
+	return false
 }
 
 // pipeline parses a tabular statement.

@@ -144,7 +144,7 @@ func commentTitle(pre string) (title, desc string) {
 		return "", ""
 	}
 	for i, t := range kept {
-		if !urlRe.MatchString(t) || len(urlRe.ReplaceAllString(t, "")) > 20 {
+		if !strings.Contains(t, "http") && !strings.HasPrefix(t, "@") {
 			title = t
 			kept = append(kept[:i:i], kept[i+1:]...)
 			break
