@@ -85,6 +85,9 @@ func TestJSONShapes(t *testing.T) {
 		{"garbage between values",
 			"{\"EventID\":1}\nnot json\n{\"EventID\":3}\n",
 			[][]event.Field{fields("EventID", "1"), fields("EventID", "3")}, []string{"2:unexpected"}},
+		{"EventData as a list of named Data elements",
+			`{"Event":{"System":{"EventID":7045},"EventData":{"Data":[{"#attributes":{"Name":"ServiceName"},"#text":"evil"},{"#attributes":{"Name":"ImagePath"},"#text":"C:\\x.exe"},{"#attributes":{"Name":"Empty"}}]}}}`,
+			[][]event.Field{fields("EventID", "7045", "ServiceName", "evil", "ImagePath", `C:\x.exe`, "Empty", "")}, nil},
 		{"byte order mark and blank input", "\xef\xbb\xbf\n  \n", nil, nil},
 	}
 	for _, tc := range tests {
@@ -171,4 +174,23 @@ func BenchmarkReadJSON(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func TestOpenStdin(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdin
+	os.Stdin = pr
+	defer func() { os.Stdin = old }()
+	go func() {
+		pw.Write([]byte("{\"EventID\":4688}\n{\"EventID\":4689}\n"))
+		pw.Close()
+	}()
+	evs, errs := readAll(t, "-")
+	want := [][]event.Field{fields("EventID", "4688"), fields("EventID", "4689")}
+	if diff := cmp.Diff(want, evs); diff != "" || len(errs) > 0 {
+		t.Errorf("stdin (-want +got):\n%s\nerrors %v", diff, errs)
+	}
 }
