@@ -128,6 +128,7 @@ func (p *Parser) Parse(src rule.Source, data []byte) ([]*rule.Rule, []rule.Diagn
 	r.Params = res.params
 	r.Outputs = res.outputs
 	r.GroupBy = res.groupBy
+	r.Timeframe = res.timeframe
 	r.LogSource.DataModels = res.dataModels
 	r.Diagnostics = append(r.Diagnostics, res.diags...)
 	if res.expanded != search {
@@ -143,6 +144,7 @@ type searchResult struct {
 	params     []rule.Param
 	outputs    []string
 	groupBy    []string
+	timeframe  string // the time bucket of a thresholded aggregation
 	dataModels []string
 	diags      []rule.Diagnostic
 	expanded   string
@@ -205,6 +207,7 @@ func (m *MacroSet) parseSearchText(search string, loc *locator) (res searchResul
 	res.root = and(pl.filters...)
 	res.outputs = pl.outputs
 	res.groupBy = pl.groupBy
+	res.timeframe = pl.timeframe
 	res.dataModels = pl.dataModels
 	res.diags = c.diags
 	res.expanded = exp.text

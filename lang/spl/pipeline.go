@@ -83,6 +83,9 @@ type pipeline struct {
 	groupBy    []string
 	lastBy     []string
 	dataModels []string
+	// span is the time bucket of the aggregations that follow (bin/bucket span=, by _time span=).
+	span      string
+	timeframe string
 }
 
 // knownCommands are SPL commands the parser understands as not filtering events (or
@@ -234,6 +237,11 @@ func (pl *pipeline) command(toks []token, a, b int) {
 			pl.statsCmd(name, args, a, b)
 			return
 		}
+		if name == "bin" || name == "bucket" {
+			if v := optValue(args, "span"); v != "" {
+				pl.span = v
+			}
+		}
 		st := pl.stage(name, a, b)
 		if !knownCommands[name] {
 			st.Kind = rule.StageOpaque
@@ -284,7 +292,10 @@ func (pl *pipeline) splitAggregates(n *rule.Node) (*rule.Node, *rule.Aggregation
 			p := c.Pred
 			if out, ok := pl.aggNames[p.Field]; ok && len(p.Values) == 1 && p.Values[0].Type == rule.Number {
 				if op := kindOp(p.Kind); op != "" {
-					agg = &rule.Aggregation{Func: out.fn, Field: out.field, GroupBy: pl.lastBy, Op: op, Value: p.Values[0].S}
+					agg = &rule.Aggregation{Func: out.fn, Field: out.field, GroupBy: pl.lastBy, Op: op, Value: p.Values[0].S, Timespan: pl.span}
+					if pl.timeframe == "" {
+						pl.timeframe = pl.span
+					}
 					continue
 				}
 			}
@@ -473,7 +484,17 @@ func (pl *pipeline) recordAgg(name string, outs []string, funcs []aggOut, by []s
 	default:
 		pl.addOutputs(outs...)
 	}
-	return &rule.Aggregation{Func: p.fn, Field: p.field, GroupBy: by}
+	return &rule.Aggregation{Func: p.fn, Field: p.field, GroupBy: by, Timespan: pl.span}
+}
+
+// optValue finds `name=value` among a command's arguments.
+func optValue(args []token, name string) string {
+	for i := 0; i+2 < len(args); i++ {
+		if args[i].is(name) && args[i+1].kind == tOp && args[i+1].text == "=" {
+			return args[i+2].val()
+		}
+	}
+	return ""
 }
 
 func (pl *pipeline) statsCmd(name string, args []token, a, b int) {
@@ -482,6 +503,9 @@ func (pl *pipeline) statsCmd(name string, args []token, a, b int) {
 	var by []string
 	if byAt >= 0 {
 		by = byFields(args[byAt:])
+	}
+	if v := optValue(args, "span"); v != "" {
+		pl.span = v
 	}
 	st.Aggregation = pl.recordAgg(name, outs, funcs, by)
 	pl.add(st)
@@ -547,6 +571,9 @@ func (pl *pipeline) tstatsCmd(args []token, a, b int) {
 	var by []string
 	if byAt >= 0 && byAt <= len(args) {
 		by = byFields(args[byAt:])
+		if v := optValue(args[byAt:], "span"); v != "" {
+			pl.span = v
+		}
 	}
 	st.Aggregation = pl.recordAgg("tstats", outs, funcs, by)
 	st.Node = node

@@ -314,3 +314,24 @@ func TestJoinSubsearchFilters(t *testing.T) {
 		t.Errorf("diags %v", res.diags)
 	}
 }
+
+func TestAggregationTimespan(t *testing.T) {
+	tests := []struct{ search, span string }{
+		// windows_data_destruction_recursive_exec_files_deletion.yml, reduced.
+		{`EventCode IN ("23","26") | bin _time span=2m | stats count by user, dest | where count >=100`, "2m"},
+		{`| tstats count from datamodel=Web by _time span=2m Web.url | search count > 5`, "2m"},
+		{`a=1 | stats count by user | where count > 5`, ""},
+	}
+	for _, tt := range tests {
+		res := NewMacroSet().parseSearchText(tt.search, textLocator(tt.search))
+		var agg *rule.Aggregation
+		for _, s := range res.stages {
+			if s.Kind == rule.StageAggregation {
+				agg = s.Aggregation
+			}
+		}
+		if agg == nil || agg.Timespan != tt.span || res.timeframe != tt.span {
+			t.Errorf("%s: aggregation %+v, timeframe %q; want span %q", tt.search, agg, res.timeframe, tt.span)
+		}
+	}
+}
