@@ -1,7 +1,6 @@
 package sigma
 
 import (
-	"path"
 	"strings"
 
 	"github.com/ruledex/ruledex/rule"
@@ -343,7 +342,7 @@ func (p *condParser) quant(t token, q string, pat token) *rule.Node {
 			// pySigma leaves selections whose name starts with _ out of `them`.
 			ok = !strings.HasPrefix(s.name, "_")
 		} else {
-			ok, _ = path.Match(pat.text, s.name)
+			ok = nameMatch(pat.text, s.name)
 		}
 		if ok {
 			p.used[s.name] = true
@@ -356,4 +355,26 @@ func (p *condParser) quant(t token, q string, pat token) *rule.Node {
 		p.errf(pat.off, "sigma/condition/no-match", "%q matches no selection of this rule", pat.text)
 	}
 	return n
+}
+
+// nameMatch matches a selection name against a condition pattern, where only `*`
+// (any run of characters) is special, as in pySigma.
+func nameMatch(pat, name string) bool {
+	parts := strings.Split(pat, "*")
+	if len(parts) == 1 {
+		return pat == name
+	}
+	if !strings.HasPrefix(name, parts[0]) {
+		return false
+	}
+	name = name[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(name, p)
+		if i < 0 {
+			return false
+		}
+		name = name[i+len(p):]
+	}
+	return len(name) >= len(last) && strings.HasSuffix(name, last)
 }

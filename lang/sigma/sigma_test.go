@@ -299,3 +299,20 @@ func TestAggregation(t *testing.T) {
 		t.Errorf("group by %v", r.GroupBy)
 	}
 }
+
+func TestNameMatch(t *testing.T) {
+	tests := []struct {
+		pat, name string
+		want      bool
+	}{
+		{"sel_*", "sel_1", true}, {"sel_*", "sel_", true}, {"sel_*", "sel", false}, {"*_1", "filter_1", true},
+		{"*", "x", true}, {"a*b*c", "abc", true}, {"a*b*c", "axbyc", true}, {"a*b*c", "acb", false},
+		{"sel[1]", "sel[1]", true}, {"sel?", "sel1", false}, {"a*a", "a", false}, {"a*a", "aa", true},
+		{`sel\*`, `sel\x`, true},
+	}
+	for _, tc := range tests {
+		if got := nameMatch(tc.pat, tc.name); got != tc.want {
+			t.Errorf("nameMatch(%q, %q) = %v", tc.pat, tc.name, got)
+		}
+	}
+}
