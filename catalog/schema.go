@@ -2,7 +2,7 @@ package catalog
 
 // schemaVersion changes whenever the tables below change incompatibly; a catalog
 // written by another version is rebuilt from scratch on the next ingest (see Open).
-const schemaVersion = "3"
+const schemaVersion = "4"
 
 // schema is the catalog's layout. Rows of one rule are keyed by rules.pk (an integer),
 // never by the rule id, so that the deduplication pass can rename ids cheaply.
@@ -70,7 +70,6 @@ CREATE TABLE IF NOT EXISTS rules (
 );
 CREATE INDEX IF NOT EXISTS rules_lang_id ON rules (language, id);
 CREATE INDEX IF NOT EXISTS rules_id ON rules (id);
-CREATE INDEX IF NOT EXISTS rules_uid ON rules (language, uid);
 CREATE INDEX IF NOT EXISTS rules_title ON rules (title_fold);
 CREATE INDEX IF NOT EXISTS rules_stem ON rules (stem_fold);
 CREATE INDEX IF NOT EXISTS rules_file ON rules (file_id);
@@ -99,7 +98,6 @@ CREATE TABLE IF NOT EXISTS preds (
 	transforms TEXT NOT NULL DEFAULT '' -- joined with "|"
 );
 CREATE INDEX IF NOT EXISTS preds_rule ON preds (rule_pk);
-CREATE INDEX IF NOT EXISTS preds_field ON preds (canonical);
 
 CREATE TABLE IF NOT EXISTS indicators (
 	rule_pk    INTEGER NOT NULL,

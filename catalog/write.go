@@ -127,6 +127,11 @@ type Tx struct {
 	order   []string // tables in first-use order, flushed in that order
 	nextPK  int64
 	nextFID int64
+	// bulk is set when the ingest starts from an empty catalog: secondary indexes are
+	// dropped at Begin and built once at Finish, which is much cheaper than maintaining
+	// them row by row. Readers never see the difference (one transaction).
+	bulk    bool
+	dropped []string // CREATE INDEX statements of the indexes dropped for bulk loading
 }
 
 // batch is the pending rows of one table.
@@ -168,6 +173,31 @@ func (t *Tx) flushBatch(b *batch) error {
 	return nil
 }
 
+// dropIndexes drops the secondary indexes the schema declares (CREATE INDEX ...).
+func (t *Tx) dropIndexes() error {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%'`)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for rows.Next() {
+		var n, q string
+		if err := rows.Scan(&n, &q); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, n)
+		t.dropped = append(t.dropped, q)
+	}
+	rows.Close()
+	for _, n := range names {
+		if _, err := t.tx.ExecContext(t.ctx, `DROP INDEX "`+n+`"`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // flush writes every buffered row.
 func (t *Tx) flush() error {
 	for _, tab := range t.order {
@@ -193,6 +223,13 @@ func (c *Catalog) Begin(ctx context.Context) (*Tx, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM files`).Scan(&t.nextFID); err != nil {
 		tx.Rollback()
 		return nil, fmt.Errorf("catalog: begin: %w", err)
+	}
+	if t.nextPK == 0 && t.nextFID == 0 {
+		if err := t.dropIndexes(); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("catalog: begin: %w", err)
+		}
+		t.bulk = true
 	}
 	return t, nil
 }
@@ -239,8 +276,14 @@ func (t *Tx) Rollback() error {
 	return err
 }
 
-// Commit makes the ingest visible to readers.
+// Commit makes the ingest visible to readers. Call Finish first.
 func (t *Tx) Commit() error {
+	if t.bulk {
+		if err := t.Finish(true); err != nil {
+			t.Rollback()
+			return fmt.Errorf("catalog: commit: %w", err)
+		}
+	}
 	if err := t.flush(); err != nil {
 		t.Rollback()
 		return fmt.Errorf("catalog: commit: %w", err)
@@ -553,6 +596,16 @@ const DuplicateCode = "catalog/duplicate-id"
 func (t *Tx) Finish(force bool) error {
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if t.bulk {
+		// Recreate the indexes dropped at Begin, including those other parts of the
+		// catalog created (web, event coverage).
+		for _, q := range t.dropped {
+			if _, err := t.tx.ExecContext(t.ctx, q); err != nil {
+				return fmt.Errorf("build indexes: %w", err)
+			}
+		}
+		t.bulk = false
 	}
 	if !t.changed && !force {
 		return nil
