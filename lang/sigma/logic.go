@@ -167,11 +167,13 @@ func (d *docCtx) conjunctStages(c *rule.Node, by map[string]*selection) []rule.S
 		Text: d.renderRefs(inner, by), Node: c, Pos: c.Pos}}
 }
 
+// quantLabel is `1 of p`, `any of p` or `all of p` as written, keywords lower-cased.
 func (d *docCtx) quantLabel(q *rule.Node) string {
-	if t := d.texts[q]; t != "" {
-		return t
+	word := q.Quant
+	if f := strings.Fields(d.texts[q]); len(f) > 0 {
+		word = strings.ToLower(f[0])
 	}
-	return q.Quant + " of " + q.Name
+	return word + " of " + q.Name
 }
 
 // renderRefs renders every selection a node refers to, in order of first reference.

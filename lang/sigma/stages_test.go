@@ -43,6 +43,8 @@ func TestStages(t *testing.T) {
 		{"[a, b and c]", []string{"0 0 condition condition", "1 1 selection a", "2 2 selection b", "3 2 selection c"}},
 		{"a | count() by F > 3", []string{"0 0 condition condition", "1 0 selection a", "2 0 aggregation count() by F > 3"}},
 		{"a AND NOT b", []string{"0 0 condition condition", "1 0 selection a", "2 0 selection not b [not]"}},
+		{"NOT 1 OF filter_* AND ALL OF THEM", []string{"0 0 condition condition", "1 0 quantified not 1 of filter_* [not]",
+			"2 0 selection a", "3 0 selection b", "4 0 selection c", "5 0 selection sel_1", "6 0 selection sel_2", "7 0 selection filter_1", "8 0 selection filter_2"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.cond, func(t *testing.T) {
