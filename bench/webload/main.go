@@ -1,0 +1,220 @@
+// Command webload measures ruledex serve under concurrent load on loopback: rule pages
+// and searches from N keep-alive clients, reporting throughput, latency percentiles and
+// the server's resident memory. It only reads; point it at a running `ruledex serve`.
+//
+//	go run ./webload -url http://127.0.0.1:18099 -pid $(cat server.pid)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var queries = []string{
+	"bitsadmin", "powershell", "mimikatz", "lsass", "rundll32", "certutil", "schtasks", "wmic",
+	"regsvr32", "mshta", "encoded command", "credential dump*", "T1059", "T1003", "scheduled task",
+	"registry run key", "defender", "psexec", "net user", "whoami", "vssadmin", "cobalt", "bloodhound",
+	"CommandLine", "ParentImage", "sysmon", "office macro", "lateral movement", "amsi", "kerberos",
+}
+
+// searchFilters are added to some searches so facets and filters are exercised too.
+var searchFilters = []string{"", "", "&language=sigma", "&severity=high", "&tactic=execution", "&field=CommandLine"}
+
+type result struct {
+	name     string
+	n        int
+	errs     int64
+	elapsed  time.Duration
+	lat      []time.Duration
+	firstErr string
+}
+
+func main() {
+	base := flag.String("url", "http://127.0.0.1:8080", "ruledex serve base URL")
+	clients := flag.Int("c", 50, "concurrent clients")
+	n := flag.Int("n", 20000, "requests per scenario")
+	maxTime := flag.Duration("t", 30*time.Second, "time limit per scenario")
+	pid := flag.Int("pid", 0, "server process id, to report its memory")
+	unique := flag.Bool("uncached", false, "also run each scenario with a unique query parameter per request, bypassing the server's page cache")
+	flag.Parse()
+
+	c := &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{MaxIdleConns: *clients * 2, MaxIdleConnsPerHost: *clients * 2, IdleConnTimeout: time.Minute},
+	}
+	rules, err := discoverRules(c, *base, 2000)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webload:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("server %s, %d clients, up to %d requests or %s per scenario, %d rule pages in rotation\n",
+		*base, *clients, *n, *maxTime, len(rules))
+	memory(*pid, "before")
+
+	rulePath := func(i int) string { return rules[i%len(rules)] }
+	searchPath := func(i int) string {
+		q := queries[i%len(queries)]
+		return "/api/search?q=" + url.QueryEscape(q) + searchFilters[(i/len(queries))%len(searchFilters)]
+	}
+	searchPage := func(i int) string {
+		return "/rules/?q=" + url.QueryEscape(queries[i%len(queries)])
+	}
+	type scenario struct {
+		name string
+		path func(int) string
+	}
+	scenarios := []scenario{{"rule page", rulePath}, {"search API", searchPath}, {"search page", searchPage}}
+	if *unique {
+		bust := func(f func(int) string) func(int) string {
+			return func(i int) string {
+				p := f(i)
+				sep := "?"
+				if strings.Contains(p, "?") {
+					sep = "&"
+				}
+				return fmt.Sprintf("%s%suncached=%d", p, sep, i)
+			}
+		}
+		scenarios = append(scenarios, scenario{"rule page (uncached)", bust(rulePath)}, scenario{"search API (uncached)", bust(searchPath)})
+	}
+	for _, s := range scenarios {
+		r := run(c, *base, s.name, s.path, *clients, *n, *maxTime)
+		report(r)
+	}
+	memory(*pid, "after")
+}
+
+// discoverRules lists rule page paths through the search API.
+func discoverRules(c *http.Client, base string, want int) ([]string, error) {
+	var out []string
+	for page := 1; len(out) < want; page++ {
+		resp, err := c.Get(fmt.Sprintf("%s/api/search?per_page=200&page=%d", base, page))
+		if err != nil {
+			return nil, err
+		}
+		var res struct {
+			Results []struct {
+				URL string `json:"url"`
+			} `json:"results"`
+			Pages int `json:"pages"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("search API: %w", err)
+		}
+		for _, r := range res.Results {
+			out = append(out, r.URL)
+		}
+		if page >= res.Pages {
+			break
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the server lists no rules; ingest first")
+	}
+	return out, nil
+}
+
+func run(c *http.Client, base, name string, path func(int) string, clients, n int, maxTime time.Duration) *result {
+	ctx, cancel := context.WithTimeout(context.Background(), maxTime)
+	defer cancel()
+	var next atomic.Int64
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	lats := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				resp, err := c.Get(base + path(i))
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("%s: status %d", path(i), resp.StatusCode)
+					}
+				}
+				d := time.Since(t0)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				lats[w] = append(lats[w], d)
+			}
+		}(w)
+	}
+	wg.Wait()
+	r := &result{name: name, elapsed: time.Since(start), errs: errs.Load()}
+	for _, l := range lats {
+		r.lat = append(r.lat, l...)
+	}
+	r.n = len(r.lat)
+	if v, ok := firstErr.Load().(string); ok {
+		r.firstErr = v
+	}
+	return r
+}
+
+func report(r *result) {
+	slices.Sort(r.lat)
+	pct := func(p float64) time.Duration {
+		if len(r.lat) == 0 {
+			return 0
+		}
+		return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
+	}
+	fmt.Printf("%-22s %7d ok %4d errors  %8.0f req/s  p50 %-9s p90 %-9s p99 %-9s max %s\n",
+		r.name, r.n, r.errs, float64(r.n)/r.elapsed.Seconds(),
+		pct(0.50).Round(10*time.Microsecond), pct(0.90).Round(10*time.Microsecond),
+		pct(0.99).Round(10*time.Microsecond), pct(1).Round(10*time.Microsecond))
+	if r.firstErr != "" {
+		fmt.Printf("  first error: %s\n", r.firstErr)
+	}
+}
+
+// memory prints the server's resident set and its peak, from /proc.
+func memory(pid int, when string) {
+	if pid <= 0 {
+		return
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		fmt.Printf("server memory %s: %v\n", when, err)
+		return
+	}
+	var rss, hwm string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			rss = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			hwm = strings.TrimSpace(v)
+		}
+	}
+	fmt.Printf("server memory %s: RSS %s, peak RSS %s\n", when, rss, hwm)
+}
