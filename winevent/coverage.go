@@ -1,6 +1,7 @@
 package winevent
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 
@@ -50,6 +51,7 @@ type facts struct {
 	ids      map[int]bool
 	channels []string
 	provs    []string
+	actions  []string // positive ActionType values (Defender XDR tables)
 }
 
 // pinFields name the System properties rules pin, per meaning, in every language's
@@ -109,6 +111,14 @@ func ruleFacts(r *rule.Rule) facts {
 				}
 			}
 			return
+		}
+		if lf == "actiontype" && !pp.Negated {
+			switch p.Kind {
+			case rule.Eq, rule.In, rule.Match, rule.StartsW:
+				for _, v := range p.Values {
+					f.actions = append(f.actions, strings.ToLower(v.S))
+				}
+			}
 		}
 		if systemFields[lf] || seenField[lf] {
 			return
@@ -453,7 +463,48 @@ type kqlTable struct {
 	channel  string
 	provider string
 	ctx      string // fieldmap context for column names
+	actions  bool   // DeviceEvents: the ActionType values the query tests decide
 }
+
+type eventRef struct {
+	provider string
+	id       int
+}
+
+// deviceEventActions maps Defender XDR DeviceEvents ActionType values to the Windows
+// events recording the same activity (Microsoft's DeviceEvents schema and the Sysmon /
+// Security event each action mirrors). Actions without a Windows event are left out.
+var deviceEventActions = map[string][]eventRef{
+	"namedpipeevent":                   {{sysmonProvider, 17}, {sysmonProvider, 18}},
+	"createremotethreadapicall":        {{sysmonProvider, 8}},
+	"openprocessapicall":               {{sysmonProvider, 10}},
+	"dnsqueryresponse":                 {{sysmonProvider, 22}},
+	"driverload":                       {{sysmonProvider, 6}},
+	"serviceinstalled":                 {{"Service Control Manager", 7045}, {securityAuditing, 4697}},
+	"scheduledtaskcreated":             {{securityAuditing, 4698}},
+	"scheduledtaskdeleted":             {{securityAuditing, 4699}},
+	"scheduledtaskenabled":             {{securityAuditing, 4700}},
+	"scheduledtaskdisabled":            {{securityAuditing, 4701}},
+	"scheduledtaskupdated":             {{securityAuditing, 4702}},
+	"useraccountcreated":               {{securityAuditing, 4720}},
+	"useraccountdeleted":               {{securityAuditing, 4726}},
+	"useraccountaddedtolocalgroup":     {{securityAuditing, 4732}},
+	"useraccountremovedfromlocalgroup": {{securityAuditing, 4733}},
+	"auditpolicymodification":          {{securityAuditing, 4719}},
+	"securitylogcleared":               {{"Microsoft-Windows-Eventlog", 1102}},
+}
+
+const sysmonProvider = "Microsoft-Windows-Sysmon"
+
+// deviceEventActionNames orders deviceEventActions' keys so coverage rows are stable.
+var deviceEventActionNames = func() []string {
+	var ks []string
+	for k := range deviceEventActions {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}()
 
 // Device* tables follow field_equivalence_process_etc.tsv (mde_table ↔ Sigma category);
 // ASIM schemas follow Microsoft's normalization schemas (process, authentication,
@@ -465,6 +516,7 @@ var kqlTables = map[string]kqlTable{
 	"devicenetworkevents":   {category: "network_connection", ctx: "DeviceNetworkEvents"},
 	"deviceregistryevents":  {category: "registry_event", ctx: "DeviceRegistryEvents"},
 	"devicelogonevents":     {security: []int{4624, 4625}},
+	"deviceevents":          {actions: true},
 	"securityevent":         {pinned: true, channel: "Security", provider: "Microsoft-Windows-Security-Auditing", ctx: "SecurityEvent"},
 	"windowsevent":          {pinned: true},
 	"event":                 {pinned: true},
@@ -529,6 +581,36 @@ func (c *Catalog) kqlTargets(r *rule.Rule, f facts) []Target {
 			ctx := []string{kt.ctx}
 			canon := func(col string) (string, bool) { return lookupIn(fm, ctx, col) }
 			out = append(out, withCanon(c.fit(ts, f.fields, canon), canon)...)
+		case kt.actions:
+			seen := map[eventRef]bool{}
+			start := len(out)
+			for _, a := range f.actions {
+				for _, name := range deviceEventActionNames {
+					refs := deviceEventActions[name]
+					// contains/startswith tests name a family ("ScheduledTask").
+					if name != a && !(len(a) >= 6 && strings.Contains(name, a)) {
+						continue
+					}
+					for _, ref := range refs {
+						if seen[ref] {
+							continue
+						}
+						seen[ref] = true
+						ch := ""
+						if e, ok := c.Event(ref.provider, ref.id); ok {
+							ch = e.Channel
+						}
+						out = append(out, Target{Channel: ch, Provider: ref.provider, EventIDs: []int{ref.id}, Via: ViaTable})
+					}
+				}
+			}
+			added := out[start:]
+			sort.SliceStable(added, func(i, j int) bool {
+				if added[i].Provider != added[j].Provider {
+					return added[i].Provider > added[j].Provider // Sysmon before Security, as elsewhere
+				}
+				return added[i].EventIDs[0] < added[j].EventIDs[0]
+			})
 		case len(kt.security) > 0:
 			out = append(out, Target{Channel: "Security", Provider: securityAuditing, EventIDs: kt.security, Via: ViaTable})
 		case kt.pinned:

@@ -148,6 +148,18 @@ func TestCoverageForms(t *testing.T) {
 			[]string{"Microsoft-Windows-Security-Auditing 4624 An account was successfully logged on.", "Microsoft-Windows-Security-Auditing 4625 An account failed to log on."}},
 		{"Event table", pipeline(rule.Kusto, rule.LogSource{Tables: []string{"Event"}},
 			rule.And(pred("Source", rule.Eq, "Microsoft-Windows-Sysmon"), pred("EventID", rule.Eq, "1"))), []string{sysmon1}},
+		{"DeviceEvents named pipes", pipeline(rule.Kusto, rule.LogSource{Tables: []string{"DeviceEvents"}},
+			rule.And(pred("ActionType", rule.Eq, "NamedPipeEvent"), pred("FileName", rule.Match, "x"))), []string{sysmon17, sysmon18}},
+		{"DeviceEvents task family", pipeline(rule.Kusto, rule.LogSource{Tables: []string{"DeviceEvents"}},
+			pred("ActionType", rule.StartsW, "ScheduledTask")), []string{
+			"Microsoft-Windows-Security-Auditing 4698 A scheduled task was created.",
+			"Microsoft-Windows-Security-Auditing 4699 A scheduled task was deleted.",
+			"Microsoft-Windows-Security-Auditing 4700 A scheduled task was enabled.",
+			"Microsoft-Windows-Security-Auditing 4701 A scheduled task was disabled.",
+			"Microsoft-Windows-Security-Auditing 4702 A scheduled task was updated."}},
+		{"DeviceEvents excluded action", pipeline(rule.Kusto, rule.LogSource{Tables: []string{"DeviceEvents"}},
+			rule.Not(pred("ActionType", rule.Eq, "NamedPipeEvent"))), nil},
+		{"DeviceEvents without ActionType", pipeline(rule.Kusto, rule.LogSource{Tables: []string{"DeviceEvents"}}, pred("FileName", rule.Eq, "x")), nil},
 		{"SigninLogs", pipeline(rule.Kusto, rule.LogSource{Tables: []string{"SigninLogs"}}, pred("ResultType", rule.Eq, "0")), nil},
 
 		// SPL: ESCU data_source first, then CIM data models.
