@@ -43,6 +43,10 @@ func benchSetup(b *testing.B) (*Matcher, []event.Event) {
 		benchMatcher, _ = Compile(rules, Options{Router: CatalogRouter{cat}})
 		b.Logf("compiled %d rules in %v", len(rules), time.Since(start))
 		benchEvents = regressionEvents(b)
+		// Build every bucket before timing: buckets are built on first use.
+		for i := range benchEvents {
+			benchMatcher.Match(&benchEvents[i], nil)
+		}
 	})
 	return benchMatcher, benchEvents
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/ruledex/ruledex/rule"
@@ -11,12 +12,23 @@ type compiler struct {
 	m       *Matcher
 	lits    map[litKey]int32
 	litKeys []litKey
-	users   [][]int32 // literal id -> variants requiring it
 	rename  map[string]string
 }
 
 // litKey is a required literal: folded text that must occur in the folded value of a
 // field slot (slotAll: in any value).
+// litUse says hits of a literal count for set bit of variant v.
+type litUse struct {
+	v   int32
+	bit uint8
+}
+
+// varLit is one literal of one of a variant's required sets.
+type varLit struct {
+	lit int32
+	bit uint8
+}
+
 type litKey struct {
 	slot int32
 	s    string
@@ -45,7 +57,6 @@ func (c *compiler) literal(k litKey) int32 {
 	id := int32(len(c.litKeys))
 	c.lits[k] = id
 	c.litKeys = append(c.litKeys, k)
-	c.users = append(c.users, nil)
 	return id
 }
 
@@ -62,7 +73,7 @@ func (c *compiler) field(name string) string {
 	return name
 }
 
-func (c *compiler) compileVariant(r *rule.Rule, ri int32, rt Route) (*variant, []litKey, error) {
+func (c *compiler) compileVariant(r *rule.Rule, ri int32, rt Route) (*variant, [][]litKey, error) {
 	c.rename = rt.Rename
 	v := &variant{rule: ri, chans: rt.Channels, eids: rt.EventIDs, via: rt.Via}
 	root, err := c.node(r.Root, v, false, 0)
@@ -83,7 +94,7 @@ func (c *compiler) compileVariant(r *rule.Rule, ri int32, rt Route) (*variant, [
 		root = and
 	}
 	v.root = root
-	return v, required(root), nil
+	return v, pickSets(requiredSets(root)), nil
 }
 
 const maxDepth = 200
@@ -290,32 +301,57 @@ func (p *cpred) atoms() []litKey {
 	return out
 }
 
-// required computes a sound required-literal set for a compiled tree: nil means the
-// node can hold without any literal being present, so the rule must always run.
-func required(n *cnode) []litKey {
+// requiredSets returns necessary literal sets of a compiled tree, read as a
+// conjunction of disjunctions: for the node to hold, at least one literal of every set
+// must occur. An empty result means the node can hold without any literal, so the rule
+// must always run.
+func requiredSets(n *cnode) [][]litKey {
 	switch n.op {
 	case rule.OpPred:
-		return n.p.atoms()
-	case rule.OpAnd:
-		var best []litKey
-		for _, k := range n.kids {
-			if r := required(k); r != nil && better(r, best) {
-				best = r
-			}
+		if a := n.p.atoms(); a != nil {
+			return [][]litKey{a}
 		}
-		return best
-	case rule.OpOr:
-		out := []litKey{}
+	case rule.OpAnd:
+		var out [][]litKey
 		for _, k := range n.kids {
-			r := required(k)
-			if r == nil {
-				return nil
-			}
-			out = append(out, r...)
+			out = append(out, requiredSets(k)...)
 		}
 		return out
+	case rule.OpOr:
+		union := []litKey{}
+		for _, k := range n.kids {
+			best := bestSet(requiredSets(k))
+			if best == nil {
+				return nil
+			}
+			union = append(union, best...)
+		}
+		return [][]litKey{union}
 	}
 	return nil
+}
+
+func bestSet(sets [][]litKey) []litKey {
+	var best []litKey
+	for _, s := range sets {
+		if better(s, best) {
+			best = s
+		}
+	}
+	return best
+}
+
+// maxSets bounds the sets a variant waits for (one bit each in the per-event mask).
+const maxSets = 3
+
+// pickSets keeps the most selective sets: requiring two or three literals from
+// different conjuncts (Image and CommandLine) leaves far fewer candidates than one.
+func pickSets(sets [][]litKey) [][]litKey {
+	sort.SliceStable(sets, func(i, j int) bool { return better(sets[i], sets[j]) })
+	if len(sets) > maxSets {
+		sets = sets[:maxSets]
+	}
+	return sets
 }
 
 // better prefers the set whose shortest literal is longest (short literals such as
@@ -341,25 +377,3 @@ func minLen(a []litKey) int {
 	return m
 }
 
-// finish builds the automata.
-func (c *compiler) finish() {
-	m := c.m
-	m.litVariants = c.users
-	bySlot := map[int32][]int32{}
-	for id, k := range c.litKeys {
-		bySlot[k.slot] = append(bySlot[k.slot], int32(id))
-	}
-	m.slotAC = make([]*acAutomaton, m.nslots)
-	for slot, ids := range bySlot {
-		pats := make([]string, len(ids))
-		for i, id := range ids {
-			pats[i] = c.litKeys[id].s
-		}
-		a := newAC(pats, ids)
-		if slot == slotAll {
-			m.allAC = a
-		} else {
-			m.slotAC[slot] = a
-		}
-	}
-}

@@ -65,17 +65,16 @@ type Matcher struct {
 	nslots   int
 	chanSlot int32
 	eidSlot  int32
-	// Prefilter: one automaton per field slot over the folded required literals, and
-	// one over all values for keyword literals. litVariants maps literal ids to the
-	// variants that require them.
-	slotAC      []*acAutomaton
-	allAC       *acAutomaton
-	litVariants [][]int32
+	// Prefilter data: every required literal (litKeys) and, per variant, the literals
+	// of its required sets. Automata are built per bucket (see bucket.go).
+	litKeys []litKey
+	varLits [][]varLit
 	// unconstrained variants have no required literal and are always evaluated when
-	// their route accepts the event; buckets caches that list per channel/event ID.
+	// their route accepts the event.
 	unconstrained []int32
 	bucketMu      sync.RWMutex
-	buckets       map[bucketKey][]int32
+	buckets       map[bucketKey]*bucket
+	bySignature   map[string]*bucket
 	// aggregate marks rules whose matches are input for an aggregation or
 	// correlation rather than alerts (see Correlator).
 	correlations []*rule.Rule
@@ -83,12 +82,6 @@ type Matcher struct {
 	bruteForce   bool
 }
 
-type bucketKey struct {
-	ch       string
-	eid      int
-	chKnown  bool
-	eidKnown bool
-}
 
 // variant is one rule compiled for one route.
 type variant struct {
@@ -98,6 +91,7 @@ type variant struct {
 	eids  []int
 	via   string
 	preds []*cpred // positive predicates, for reporting matched fields
+	full  uint8    // mask of required literal sets; a candidate once all are hit
 }
 
 type cnode struct {
@@ -115,7 +109,8 @@ func (m *Matcher) Correlations() []*rule.Rule { return m.correlations }
 // Compile builds a Matcher. Rules that cannot run are returned in Skipped with the
 // reason; correlation rules are kept for the Correlator.
 func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
-	m := &Matcher{slots: map[string]int32{}, buckets: map[bucketKey][]int32{}, bruteForce: opts.bruteForce}
+	m := &Matcher{slots: map[string]int32{}, buckets: map[bucketKey]*bucket{}, bySignature: map[string]*bucket{},
+		bruteForce: opts.bruteForce}
 	c := &compiler{m: m, lits: map[litKey]int32{}}
 	m.chanSlot = c.slot("Channel")
 	m.eidSlot = c.slot("EventID")
@@ -144,7 +139,7 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		}
 		ri := int32(len(m.rules))
 		var vs []*variant
-		var reqs [][]litKey
+		var reqs [][][]litKey
 		var err error
 		for _, rt := range routes {
 			v, req, e := c.compileVariant(r, ri, rt)
@@ -163,17 +158,22 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		for i, v := range vs {
 			vi := int32(len(m.variants))
 			m.variants = append(m.variants, v)
-			if reqs[i] == nil || m.bruteForce {
+			var lits []varLit
+			if len(reqs[i]) == 0 || m.bruteForce {
 				m.unconstrained = append(m.unconstrained, vi)
-				continue
+			} else {
+				for si, set := range reqs[i] {
+					bit := uint8(1) << si
+					v.full |= bit
+					for _, k := range set {
+						lits = append(lits, varLit{lit: c.literal(k), bit: bit})
+					}
+				}
 			}
-			for _, k := range reqs[i] {
-				id := c.literal(k)
-				c.users[id] = append(c.users[id], vi)
-			}
+			m.varLits = append(m.varLits, lits)
 		}
 	}
-	c.finish()
+	m.litKeys = c.litKeys
 	m.pool.New = func() any { return newState(m) }
 	return m, skipped
 }

@@ -25,7 +25,9 @@ type state struct {
 	name   []byte
 	name2  []byte
 
-	candGen []uint32 // variant queued when == gen
+	b       *bucket  // the event's bucket
+	candGen []uint32 // candMask valid when == gen
+	candMsk []uint8  // required literal sets of the variant hit so far
 	cand    []int32
 	ruleGen []uint32 // rule already reported when == gen
 }
@@ -37,6 +39,7 @@ func newState(m *Matcher) any {
 		slotIdx: make([]int32, m.nslots),
 		dupGen:  make([]uint32, m.nslots),
 		candGen: make([]uint32, len(m.variants)),
+		candMsk: make([]uint8, len(m.variants)),
 		ruleGen: make([]uint32, len(m.rules)),
 	}
 }
@@ -110,10 +113,17 @@ func (st *state) lowAt(i int) string {
 }
 
 func (st *state) hitLiteral(id int32) {
-	for _, v := range st.m.litVariants[id] {
-		if st.candGen[v] != st.gen {
-			st.candGen[v] = st.gen
-			st.cand = append(st.cand, v)
+	for _, u := range st.b.uses[id] {
+		if st.candGen[u.v] != st.gen {
+			st.candGen[u.v] = st.gen
+			st.candMsk[u.v] = 0
+		}
+		if msk := st.candMsk[u.v]; msk&u.bit == 0 {
+			msk |= u.bit
+			st.candMsk[u.v] = msk
+			if msk == st.m.variants[u.v].full {
+				st.cand = append(st.cand, u.v)
+			}
 		}
 	}
 }
@@ -153,26 +163,26 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	if st.slotGen[m.eidSlot] == st.gen {
 		eid, eidKnown = atoi(ev.Fields[st.slotIdx[m.eidSlot]].Value)
 	}
-	// Prefilter: scan the fields that have required literals.
+	b := m.bucket(ch, chKnown, eid, eidKnown)
+	st.b = b
+	// Prefilter: scan the fields that have required literals in this bucket.
 	for i := range ev.Fields {
-		if s := st.fslot[i]; s >= 0 && m.slotAC[s] != nil {
-			m.slotAC[s].scan(st.lowAt(i), st)
+		if s := st.fslot[i]; s >= 0 && int(s) < len(b.slotAC) && b.slotAC[s] != nil {
+			b.slotAC[s].scan(st.lowAt(i), st)
 		}
 	}
-	if m.allAC != nil {
+	if b.allAC != nil {
 		for i := range ev.Fields {
-			m.allAC.scan(st.lowAt(i), st)
+			b.allAC.scan(st.lowAt(i), st)
 		}
 	}
-	for _, vi := range m.bucket(ch, chKnown, eid, eidKnown) {
+	for _, vi := range b.always {
 		out = st.try(vi, out)
 	}
 	for _, vi := range st.cand {
-		v := m.variants[vi]
-		if v.accepts(ch, chKnown, eid, eidKnown) {
-			out = st.try(vi, out)
-		}
+		out = st.try(vi, out)
 	}
+	st.b = nil
 	return out
 }
 
@@ -232,33 +242,6 @@ func (v *variant) accepts(ch string, chKnown bool, eid int, eidKnown bool) bool 
 		return false
 	}
 	return true
-}
-
-// maxBuckets bounds the route cache against events with arbitrary channel names.
-const maxBuckets = 4096
-
-// bucket returns the always-evaluated variants whose route accepts the event.
-func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown bool) []int32 {
-	k := bucketKey{ch: ch, eid: eid, chKnown: chKnown, eidKnown: eidKnown}
-	m.bucketMu.RLock()
-	b, ok := m.buckets[k]
-	m.bucketMu.RUnlock()
-	if ok {
-		return b
-	}
-	b = []int32{}
-	for _, vi := range m.unconstrained {
-		if m.variants[vi].accepts(ch, chKnown, eid, eidKnown) {
-			b = append(b, vi)
-		}
-	}
-	m.bucketMu.Lock()
-	if len(m.buckets) < maxBuckets {
-		k.ch = strings.Clone(ch)
-		m.buckets[k] = b
-	}
-	m.bucketMu.Unlock()
-	return b
 }
 
 func atoi(s string) (int, bool) {

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"strings"
+)
+
+// bucket is what one kind of event (channel and event ID) needs: the unconstrained
+// variants its routes accept, and automata over the required literals of only the
+// constrained variants they accept. Smaller automata stay in cache, and literal hits
+// never wake rules of other log sources.
+type bucket struct {
+	always []int32
+	slotAC []*acAutomaton
+	allAC  *acAutomaton
+	uses   [][]litUse // bucket-local literal id -> variant sets
+}
+
+type bucketKey struct {
+	ch       string
+	eid      int
+	chKnown  bool
+	eidKnown bool
+}
+
+// maxBuckets bounds the cache against events with arbitrary channel names.
+const maxBuckets = 4096
+
+// bucket returns the bucket of an event, building it on first use. Buckets whose
+// routes accept the same variants share one (every Security event ID but the few with
+// native-audit alternates, for instance).
+func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown bool) *bucket {
+	k := bucketKey{ch: ch, eid: eid, chKnown: chKnown, eidKnown: eidKnown}
+	m.bucketMu.RLock()
+	b, ok := m.buckets[k]
+	m.bucketMu.RUnlock()
+	if ok {
+		return b
+	}
+	var accepted []int32
+	var sig []byte
+	for vi, v := range m.variants {
+		if v.accepts(ch, chKnown, eid, eidKnown) {
+			accepted = append(accepted, int32(vi))
+			sig = appendInt(sig, vi)
+			sig = append(sig, ',')
+		}
+	}
+	m.bucketMu.Lock()
+	defer m.bucketMu.Unlock()
+	if b, ok := m.buckets[k]; ok {
+		return b
+	}
+	b, ok = m.bySignature[string(sig)]
+	if !ok {
+		b = m.buildBucket(accepted)
+		if len(m.bySignature) < maxBuckets {
+			m.bySignature[string(sig)] = b
+		}
+	}
+	if len(m.buckets) < maxBuckets {
+		k.ch = strings.Clone(ch)
+		m.buckets[k] = b
+	}
+	return b
+}
+
+func (m *Matcher) buildBucket(accepted []int32) *bucket {
+	b := &bucket{always: []int32{}}
+	local := map[int32]int32{}
+	bySlot := map[int32][]int32{}
+	for _, vi := range accepted {
+		lits := m.varLits[vi]
+		if len(lits) == 0 {
+			b.always = append(b.always, vi)
+			continue
+		}
+		for _, vl := range lits {
+			id, ok := local[vl.lit]
+			if !ok {
+				id = int32(len(b.uses))
+				local[vl.lit] = id
+				b.uses = append(b.uses, nil)
+				slot := m.litKeys[vl.lit].slot
+				bySlot[slot] = append(bySlot[slot], vl.lit)
+			}
+			b.uses[id] = append(b.uses[id], litUse{v: vi, bit: vl.bit})
+		}
+	}
+	b.slotAC = make([]*acAutomaton, m.nslots)
+	for slot, lits := range bySlot {
+		pats := make([]string, len(lits))
+		ids := make([]int32, len(lits))
+		for i, l := range lits {
+			pats[i] = m.litKeys[l].s
+			ids[i] = local[l]
+		}
+		a := newAC(pats, ids)
+		if slot == slotAll {
+			b.allAC = a
+		} else {
+			b.slotAC[slot] = a
+		}
+	}
+	return b
+}
