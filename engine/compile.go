@@ -376,4 +376,3 @@ func minLen(a []litKey) int {
 	}
 	return m
 }
-

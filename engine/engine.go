@@ -82,7 +82,6 @@ type Matcher struct {
 	bruteForce   bool
 }
 
-
 // variant is one rule compiled for one route.
 type variant struct {
 	rule  int32
