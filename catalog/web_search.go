@@ -86,51 +86,10 @@ func ftsQuery(text string) string {
 	return strings.Join(terms, " ")
 }
 
-// where builds the filter shared by the hit list and every facet, without the
-// full-text condition; fts is the FTS5 query ("" when browsing). ok is false when the
-// text has no searchable word, which matches nothing.
-func (q *SearchQuery) where() (where string, args []any, fts string, ok bool) {
-	conds := []string{"1"}
-	if strings.TrimSpace(q.Text) != "" {
-		fts = ftsQuery(q.Text)
-		if fts == "" {
-			return "", nil, "", false
-		}
-	} else {
-		conds = append(conds, `r.class IN ('detection', '')`)
-	}
-	eq := func(col, v string) {
-		if v != "" {
-			conds = append(conds, col+` = ?`)
-			args = append(args, v)
-		}
-	}
-	eq("r.language", q.Language)
-	eq("r.repo", q.Source)
-	eq("r.severity", q.Severity)
-	eq("r.status", q.Status)
-	if q.LogSource != "" {
-		conds = append(conds, logSourceExpr+` = ?`)
-		args = append(args, q.LogSource)
-	}
-	if q.Tactic != "" {
-		conds = append(conds, `EXISTS (SELECT 1 FROM rule_tactics t WHERE t.rule_pk = r.pk AND t.tactic = ?)`)
-		args = append(args, q.Tactic)
-	}
-	if q.Technique != "" {
-		id := strings.ToUpper(q.Technique)
-		conds = append(conds, `EXISTS (SELECT 1 FROM rule_techniques t WHERE t.rule_pk = r.pk AND (t.technique = ? OR t.technique LIKE ?))`)
-		args = append(args, id, id+".%")
-	}
-	if q.Field != "" {
-		conds = append(conds, `EXISTS (SELECT 1 FROM indicators i WHERE i.rule_pk = r.pk AND (i.canonical = ? COLLATE NOCASE OR i.field = ? COLLATE NOCASE))`)
-		args = append(args, q.Field, q.Field)
-	}
-	return strings.Join(conds, " AND "), args, fts, true
-}
-
-// Search runs a browse or search request. All its queries read one snapshot, so the
-// total, the hits and the facets agree even while an ingest commits.
+// Search runs a browse or search request. Everything it reads comes from one read
+// transaction, so the total, the hits and the facets agree even while an ingest commits.
+// Filters and facets are evaluated over an in-memory index of the rules (see
+// facetIndex); SQLite does the full-text match and ranking and fetches the shown page.
 func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, error) {
 	if q.PerPage <= 0 {
 		q.PerPage = 50
@@ -142,94 +101,121 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		q.FacetLimit = 25
 	}
 	res := &SearchResult{Hits: []SearchHit{}, Facets: map[string][]FacetValue{}}
-	where, args, fts, ok := q.where()
-	if !ok {
-		for _, f := range FacetNames {
-			res.Facets[f] = []FacetValue{}
+	for _, f := range FacetNames {
+		res.Facets[f] = []FacetValue{}
+	}
+	fts := ""
+	if strings.TrimSpace(q.Text) != "" {
+		if fts = ftsQuery(q.Text); fts == "" {
+			return res, nil // no searchable word: nothing matches
 		}
-		return res, nil
 	}
 	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	defer tx.Rollback()
-	// Count and facets take the full-text matches as a set; the hit list joins them
-	// to rank by bm25.
-	all, allArgs := where, args
-	if fts != "" {
-		all = `r.pk IN (SELECT rowid FROM rules_fts WHERE rules_fts MATCH ?) AND ` + where
-		allArgs = append([]any{fts}, args...)
-	}
 
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM rules r WHERE `+all, allArgs...).Scan(&res.Total); err != nil {
-		return nil, fmt.Errorf("search count: %w", err)
-	}
-	var rows *sql.Rows
-	cols := `r.id, r.language, r.title, substr(r.description, 1, 300), r.severity, r.status, r.class, r.repo, r.path, ` + logSourceExpr
+	var ranked []int64
 	if fts != "" {
-		// bm25 weights: a hit in the title matters most, then tags (technique names,
-		// tactics), description, and last the long lists of fields and values.
-		rows, err = tx.QueryContext(ctx, `SELECT `+cols+`, snippet(rules_fts, -1, '', '', '…', 12)
-			FROM rules_fts JOIN rules r ON r.pk = rules_fts.rowid
-			WHERE rules_fts MATCH ? AND `+where+`
-			ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), r.title LIMIT ? OFFSET ?`,
-			append(append([]any{fts}, args...), q.PerPage, (q.Page-1)*q.PerPage)...)
-	} else {
-		rows, err = tx.QueryContext(ctx, `SELECT `+cols+`, '' FROM rules r WHERE `+where+`
-			ORDER BY r.title_fold, r.language, r.id LIMIT ? OFFSET ?`,
-			append(args, q.PerPage, (q.Page-1)*q.PerPage)...)
+		// bm25 weights: title first, then tags (techniques, tactics), description, and
+		// last the long lists of fields and values.
+		rows, err := tx.QueryContext(ctx, `SELECT rowid FROM rules_fts WHERE rules_fts MATCH ?
+			ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`, fts)
+		if err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		for rows.Next() {
+			var pk int64
+			if err := rows.Scan(&pk); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("search: %w", err)
+			}
+			ranked = append(ranked, pk)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
 	}
+	idx, err := c.facets(ctx, tx, ranked)
+	if err != nil {
+		return nil, err
+	}
+	var matches []*facetRule
+	if fts != "" {
+		for _, pk := range ranked {
+			if i, ok := idx.byPK[pk]; ok && q.match(&idx.rules[i]) {
+				matches = append(matches, &idx.rules[i])
+			}
+		}
+	} else {
+		for i := range idx.rules {
+			if f := &idx.rules[i]; f.detection && q.match(f) {
+				matches = append(matches, f)
+			}
+		}
+	}
+	res.Total = len(matches)
+	res.Facets = count(matches, q.FacetLimit)
+	from := min((q.Page-1)*q.PerPage, len(matches))
+	shown := matches[from:min(from+q.PerPage, len(matches))]
+	if len(shown) == 0 {
+		return res, nil
+	}
+	args := make([]any, len(shown))
+	for i, f := range shown {
+		args[i] = f.pk
+	}
+	in := "?" + strings.Repeat(",?", len(shown)-1)
+	hits := map[int64]*SearchHit{}
+	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.id, r.language, r.title, substr(r.description, 1, 300), r.severity, r.status,
+		r.class, r.repo, r.path, `+logSourceExpr+` FROM rules r WHERE r.pk IN (`+in+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	for rows.Next() {
+		var pk int64
 		var h SearchHit
-		if err := rows.Scan(&h.ID, &h.Language, &h.Title, &h.Description, &h.Severity, &h.Status, &h.Class,
-			&h.Source, &h.Path, &h.LogSource, &h.Snippet); err != nil {
+		if err := rows.Scan(&pk, &h.ID, &h.Language, &h.Title, &h.Description, &h.Severity, &h.Status, &h.Class,
+			&h.Source, &h.Path, &h.LogSource); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		res.Hits = append(res.Hits, h)
+		if h.Class == "" {
+			h.Class = "detection"
+		}
+		hits[pk] = &h
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
-
-	facetSQL := map[string]string{
-		"language":  `SELECT r.language, count(*) FROM rules r WHERE ` + all + ` GROUP BY 1`,
-		"source":    `SELECT r.repo, count(*) FROM rules r WHERE ` + all + ` GROUP BY 1`,
-		"severity":  `SELECT r.severity, count(*) FROM rules r WHERE ` + all + ` AND r.severity <> '' GROUP BY 1`,
-		"status":    `SELECT r.status, count(*) FROM rules r WHERE ` + all + ` AND r.status <> '' GROUP BY 1`,
-		"logsource": `SELECT ` + logSourceExpr + `, count(*) FROM rules r WHERE ` + all + ` AND ` + logSourceExpr + ` <> '' GROUP BY 1`,
-		"tactic":    `SELECT t.tactic, count(DISTINCT r.pk) FROM rules r JOIN rule_tactics t ON t.rule_pk = r.pk WHERE ` + all + ` GROUP BY 1`,
-		"technique": `SELECT t.technique, count(DISTINCT r.pk) FROM rules r JOIN rule_techniques t ON t.rule_pk = r.pk WHERE ` + all + ` GROUP BY 1`,
-		"field":     `SELECT i.canonical, count(DISTINCT r.pk) FROM rules r JOIN indicators i ON i.rule_pk = r.pk WHERE ` + all + ` AND i.canonical <> '' GROUP BY 1`,
-	}
-	for _, name := range FacetNames {
-		vals, err := facet(ctx, tx, facetSQL[name]+` ORDER BY 2 DESC, 1 LIMIT ?`, append(append([]any(nil), allArgs...), q.FacetLimit))
+	if fts != "" {
+		// Snippets only for the shown page: snippet() is costly, and in the ranking
+		// query SQLite would compute it for every match before sorting.
+		rows, err := tx.QueryContext(ctx, `SELECT rowid, snippet(rules_fts, -1, '', '', '…', 12) FROM rules_fts
+			WHERE rules_fts MATCH ? AND rowid IN (`+in+`)`, append([]any{fts}, args...)...)
 		if err != nil {
-			return nil, fmt.Errorf("search facet %s: %w", name, err)
+			return nil, fmt.Errorf("search snippets: %w", err)
 		}
-		res.Facets[name] = vals
+		for rows.Next() {
+			var pk int64
+			var snip string
+			if err := rows.Scan(&pk, &snip); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("search snippets: %w", err)
+			}
+			if h := hits[pk]; h != nil {
+				h.Snippet = snip
+			}
+		}
+		rows.Close()
+	}
+	for _, f := range shown {
+		if h := hits[f.pk]; h != nil {
+			res.Hits = append(res.Hits, *h)
+		}
 	}
 	return res, nil
-}
-
-func facet(ctx context.Context, tx *sql.Tx, q string, args []any) ([]FacetValue, error) {
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []FacetValue{}
-	for rows.Next() {
-		var v FacetValue
-		if err := rows.Scan(&v.Value, &v.Count); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }

@@ -6,20 +6,27 @@ import (
 	"database/sql"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ruledex/ruledex/catalog"
 )
 
-// pageCache keeps rendered responses of pages that depend only on their path (rule
-// pages), for as long as the catalog does not change. SQLite's data_version, read on
-// one dedicated connection, changes whenever another connection commits, so an ingest
-// empties the cache on the next request and no page outlives the catalog it showed.
+// pageCache keeps rendered responses of GET requests by URI for as long as the catalog
+// does not change. A poller reads SQLite's data_version on one dedicated connection:
+// it changes whenever another connection commits, so an ingest empties the cache
+// within one poll interval. Each cached page was rendered from a single snapshot.
 type pageCache struct {
-	mu      sync.Mutex
-	conn    *sql.Conn
-	version int64
-	max     int
+	gen     atomic.Int64 // bumped when the catalog changed
+	mu      sync.RWMutex
 	entries map[string]*cachedResponse
+	entGen  int64 // generation the entries belong to
+	bytes   int
+	max     int // bytes
+	conn    *sql.Conn
+	cat     *catalog.Catalog
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 type cachedResponse struct {
@@ -27,66 +34,88 @@ type cachedResponse struct {
 	body   []byte
 }
 
-func newPageCache(c *catalog.Catalog, max int) *pageCache {
-	pc := &pageCache{max: max, entries: map[string]*cachedResponse{}, version: -1}
+// pollInterval bounds how long a page can outlive the catalog it showed.
+const pollInterval = 50 * time.Millisecond
+
+func newPageCache(c *catalog.Catalog, maxBytes int) *pageCache {
+	pc := &pageCache{cat: c, max: maxBytes, entries: map[string]*cachedResponse{}, stop: make(chan struct{}), done: make(chan struct{})}
 	conn, err := c.DB().Conn(context.Background())
-	if err == nil {
-		pc.conn = conn
+	if err != nil {
+		close(pc.done)
+		return pc // no cache: every request renders
 	}
+	pc.conn = conn
+	go pc.poll()
 	return pc
+}
+
+func (pc *pageCache) enabled() bool { return pc.conn != nil }
+
+func (pc *pageCache) poll() {
+	defer close(pc.done)
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	last := int64(-1)
+	for {
+		var v int64
+		err := pc.conn.QueryRowContext(context.Background(), "PRAGMA data_version").Scan(&v)
+		if err != nil || v != last {
+			// On error, assume a change: a stale page is worse than a re-render.
+			last = v
+			pc.gen.Add(1)
+			pc.cat.NoteChanged()
+		}
+		select {
+		case <-pc.stop:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (pc *pageCache) close() error {
 	if pc.conn == nil {
 		return nil
 	}
+	close(pc.stop)
+	<-pc.done
 	return pc.conn.Close()
 }
 
-// current checks the catalog version, dropping everything when it moved. It returns
-// false when the version cannot be read, and the caller then bypasses the cache.
-func (pc *pageCache) current(ctx context.Context) (int64, bool) {
-	if pc.conn == nil {
-		return 0, false
+func (pc *pageCache) get(key string) (*cachedResponse, int64) {
+	g := pc.gen.Load()
+	pc.mu.RLock()
+	var e *cachedResponse
+	if pc.entGen == g {
+		e = pc.entries[key]
 	}
-	var v int64
-	if err := pc.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-		return 0, false
+	pc.mu.RUnlock()
+	return e, g
+}
+
+func (pc *pageCache) put(gen int64, key string, e *cachedResponse) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if gen != pc.gen.Load() {
+		return // the catalog changed while rendering
 	}
-	if v != pc.version {
-		pc.version = v
+	if pc.entGen != gen {
 		clear(pc.entries)
+		pc.entGen, pc.bytes = gen, 0
 	}
-	return v, true
-}
-
-func (pc *pageCache) get(ctx context.Context, key string) (*cachedResponse, int64, bool) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	v, ok := pc.current(ctx)
-	if !ok {
-		return nil, 0, false
+	if _, ok := pc.entries[key]; ok {
+		return
 	}
-	e := pc.entries[key]
-	return e, v, true
-}
-
-func (pc *pageCache) put(version int64, key string, e *cachedResponse) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	if version != pc.version {
-		return // the catalog changed while rendering; the next request renders anew
-	}
-	if len(pc.entries) >= pc.max {
-		// Random eviction (map order) is enough for a cache this simple.
-		for k := range pc.entries {
-			delete(pc.entries, k)
-			if len(pc.entries) < pc.max*3/4 {
-				break
-			}
+	for k, old := range pc.entries {
+		if pc.bytes+len(e.body) <= pc.max {
+			break
 		}
+		// Map order is random enough to evict by.
+		pc.bytes -= len(old.body)
+		delete(pc.entries, k)
 	}
 	pc.entries[key] = e
+	pc.bytes += len(e.body)
 }
 
 // bufferWriter captures a response so it can be cached.
@@ -112,33 +141,33 @@ func (b *bufferWriter) Write(p []byte) (int, error) {
 // cached serves h through the page cache, keyed by the request URI.
 func (s *Server) cached(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.URL.RequestURI()
-		e, version, ok := s.cache.get(r.Context(), key)
-		if !ok {
+		if !s.cache.enabled() {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if e == nil {
-			bw := &bufferWriter{header: http.Header{}}
-			h.ServeHTTP(bw, r)
-			for k, v := range bw.header {
+		key := r.URL.RequestURI()
+		e, gen := s.cache.get(key)
+		if e != nil {
+			for k, v := range e.header {
 				w.Header()[k] = v
 			}
-			if bw.status == 0 {
-				bw.status = http.StatusOK
-			}
-			w.WriteHeader(bw.status)
-			w.Write(bw.buf.Bytes())
-			if bw.status == http.StatusOK {
-				s.cache.put(version, key, &cachedResponse{header: bw.header, body: bw.buf.Bytes()})
-			}
+			w.Header().Set("X-Ruledex-Cache", "hit")
+			w.WriteHeader(http.StatusOK)
+			w.Write(e.body)
 			return
 		}
-		for k, v := range e.header {
+		bw := &bufferWriter{header: http.Header{}}
+		h.ServeHTTP(bw, r)
+		for k, v := range bw.header {
 			w.Header()[k] = v
 		}
-		w.Header().Set("X-Ruledex-Cache", "hit")
-		w.WriteHeader(http.StatusOK)
-		w.Write(e.body)
+		if bw.status == 0 {
+			bw.status = http.StatusOK
+		}
+		w.WriteHeader(bw.status)
+		w.Write(bw.buf.Bytes())
+		if bw.status == http.StatusOK {
+			s.cache.put(gen, key, &cachedResponse{header: bw.header, body: bw.buf.Bytes()})
+		}
 	})
 }

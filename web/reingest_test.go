@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/ingest"
@@ -127,6 +128,8 @@ func TestServeDuringReingest(t *testing.T) {
 
 	expect := func(round int) {
 		t.Helper()
+		// Cached pages follow the catalog within one poll of its data_version.
+		time.Sleep(3 * pollInterval)
 		var want int
 		if err := cat.DB().QueryRow(`SELECT count(*) FROM rules WHERE class IN ('detection','')`).Scan(&want); err != nil {
 			t.Fatal(err)

@@ -59,7 +59,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cat: o.Catalog, att: o.Attack, log: o.Logger, baseURL: o.BaseURL, tmpl: t,
-		cache: newPageCache(o.Catalog, 4096), events: o.Events}
+		cache: newPageCache(o.Catalog, 96<<20), events: o.Events}
 	for _, t := range o.Attack.Tactics() {
 		s.tactics = append(s.tactics, catalog.Tactic{Short: t.Short, ID: t.ID, Name: t.Name, URL: t.URL, Order: t.Order})
 	}

@@ -1,0 +1,238 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// facetIndex holds, for every rule, what browse filters and facets look at, in title
+// order. Counting facets over a few thousand rules in memory takes microseconds; the
+// same GROUP BYs in SQL read every matching row's indicators and cost tens of
+// milliseconds. It is rebuilt from the same read transaction as the query that finds
+// it stale, so a search never mixes two catalogs.
+type facetIndex struct {
+	gen   int64    // Catalog generation it was built for
+	token [3]int64 // count, max and sum of rules.pk when built
+	rules []facetRule
+	byPK  map[int64]int32 // pk -> index in rules
+}
+
+type facetRule struct {
+	pk                                          int64
+	detection                                   bool
+	language, repo, severity, status, logsource string
+	tactics, techniques, fields                 []string
+}
+
+// webState is the per-catalog state of the web queries. It lives outside Catalog
+// (owned by another file) in a map keyed by the catalog.
+type webState struct {
+	mu  sync.Mutex
+	idx *facetIndex
+	gen int64 // bumped by NoteChanged
+}
+
+var webStates sync.Map // *Catalog -> *webState
+
+func (c *Catalog) web() *webState {
+	if s, ok := webStates.Load(c); ok {
+		return s.(*webState)
+	}
+	s, _ := webStates.LoadOrStore(c, &webState{})
+	return s.(*webState)
+}
+
+// NoteChanged tells the catalog's web queries that another connection committed (the
+// web server's poller calls it when SQLite's data_version moves), so the facet index
+// is rebuilt on next use.
+func (c *Catalog) NoteChanged() {
+	s := c.web()
+	s.mu.Lock()
+	s.gen++
+	s.mu.Unlock()
+}
+
+// facets returns an index valid for the snapshot of tx: the cached one when no change
+// was noted since it was built and it knows every pk in must, else a new one read
+// through tx.
+func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, must []int64) (*facetIndex, error) {
+	// The token catches most changes even before the poller notes them: any rule
+	// added or removed changes the set of pks.
+	var token [3]int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(pk), 0), coalesce(sum(pk), 0) FROM rules`).
+		Scan(&token[0], &token[1], &token[2]); err != nil {
+		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	s := c.web()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idx := s.idx; idx != nil && idx.gen == s.gen && idx.token == token {
+		ok := true
+		for _, pk := range must {
+			if _, found := idx.byPK[pk]; !found {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return idx, nil
+		}
+	}
+	idx, err := buildFacetIndex(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	idx.gen, idx.token = s.gen, token
+	s.idx = idx
+	return idx, nil
+}
+
+func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
+	idx := &facetIndex{byPK: map[int64]int32{}}
+	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class IN ('detection', ''), r.language, r.repo, r.severity, r.status, `+logSourceExpr+`
+		FROM rules r ORDER BY r.title_fold, r.language, r.id`)
+	if err != nil {
+		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	intern := map[string]string{}
+	in := func(s string) string {
+		if v, ok := intern[s]; ok {
+			return v
+		}
+		intern[s] = s
+		return s
+	}
+	for rows.Next() {
+		var f facetRule
+		if err := rows.Scan(&f.pk, &f.detection, &f.language, &f.repo, &f.severity, &f.status, &f.logsource); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("facet index: %w", err)
+		}
+		f.language, f.repo, f.severity, f.status, f.logsource = in(f.language), in(f.repo), in(f.severity), in(f.status), in(f.logsource)
+		idx.byPK[f.pk] = int32(len(idx.rules))
+		idx.rules = append(idx.rules, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	multi := func(q string, set func(f *facetRule, v string)) error {
+		rows, err := tx.QueryContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var pk int64
+			var v string
+			if err := rows.Scan(&pk, &v); err != nil {
+				return err
+			}
+			if i, ok := idx.byPK[pk]; ok && v != "" {
+				set(&idx.rules[i], in(v))
+			}
+		}
+		return rows.Err()
+	}
+	if err := multi(`SELECT rule_pk, tactic FROM rule_tactics`, func(f *facetRule, v string) { f.tactics = append(f.tactics, v) }); err != nil {
+		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	if err := multi(`SELECT rule_pk, technique FROM rule_techniques`, func(f *facetRule, v string) { f.techniques = append(f.techniques, v) }); err != nil {
+		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	if err := multi(`SELECT DISTINCT rule_pk, canonical FROM indicators`, func(f *facetRule, v string) { f.fields = append(f.fields, v) }); err != nil {
+		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	return idx, nil
+}
+
+// match reports whether f passes q's filters (the full-text part aside).
+func (q *SearchQuery) match(f *facetRule) bool {
+	if q.Language != "" && f.language != q.Language ||
+		q.Source != "" && f.repo != q.Source ||
+		q.Severity != "" && f.severity != q.Severity ||
+		q.Status != "" && f.status != q.Status ||
+		q.LogSource != "" && f.logsource != q.LogSource {
+		return false
+	}
+	if q.Tactic != "" && !hasString(f.tactics, q.Tactic, false) {
+		return false
+	}
+	if q.Technique != "" {
+		tech := strings.ToUpper(q.Technique)
+		found := false
+		for _, t := range f.techniques {
+			if t == tech || strings.HasPrefix(t, tech+".") {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if q.Field != "" && !hasString(f.fields, q.Field, true) {
+		return false
+	}
+	return true
+}
+
+func hasString(xs []string, x string, fold bool) bool {
+	for _, v := range xs {
+		if v == x || fold && strings.EqualFold(v, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// count tallies the facets of the matching rules.
+func count(matches []*facetRule, limit int) map[string][]FacetValue {
+	tally := map[string]map[string]int{}
+	for _, name := range FacetNames {
+		tally[name] = map[string]int{}
+	}
+	one := func(facet, v string) {
+		if v != "" {
+			tally[facet][v]++
+		}
+	}
+	for _, f := range matches {
+		one("language", f.language)
+		one("source", f.repo)
+		one("severity", f.severity)
+		one("status", f.status)
+		one("logsource", f.logsource)
+		for _, t := range f.tactics {
+			one("tactic", t)
+		}
+		for _, t := range f.techniques {
+			one("technique", t)
+		}
+		for _, t := range f.fields {
+			one("field", t)
+		}
+	}
+	out := map[string][]FacetValue{}
+	for name, m := range tally {
+		vals := make([]FacetValue, 0, len(m))
+		for v, n := range m {
+			vals = append(vals, FacetValue{Value: v, Count: n})
+		}
+		sort.Slice(vals, func(i, j int) bool {
+			if vals[i].Count != vals[j].Count {
+				return vals[i].Count > vals[j].Count
+			}
+			return vals[i].Value < vals[j].Value
+		})
+		if len(vals) > limit {
+			vals = vals[:limit]
+		}
+		out[name] = vals
+	}
+	return out
+}
