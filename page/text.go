@@ -219,7 +219,13 @@ func transformsText(ts []string) string {
 	return " (" + strings.Join(ts, ", ") + ")"
 }
 
-// oneLine keeps table rows on one line: a value with line breaks or tabs shows them escaped.
+// oneLine keeps table rows on one line: a value with line breaks or tabs shows them
+// escaped, and one with leading or trailing blanks is quoted so they stay visible
+// (' /transfer ' and '/transfer' are different indicators).
 func oneLine(s string) string {
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+	s = strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s)
+	if s != strings.TrimSpace(s) {
+		s = "'" + s + "'"
+	}
+	return s
 }
