@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"regexp/syntax"
 	"strconv"
 	"strings"
 
@@ -453,6 +454,13 @@ func (d *docCtx) fieldItem(k, v *yaml.Node) *rule.Node {
 			}
 			add(rule.IsNull, nil, neq)
 		case kind != "":
+			if kind == rule.Regex {
+				if _, err := syntax.Parse(sv.raw, syntax.Perl); err != nil {
+					// Sigma's flavour is a PCRE subset; RE2 rejects only what lies outside
+					// it (look-arounds, back-references) or what is broken.
+					d.warnf(sv.node, "sigma/value/regex", "%s: %v", native, err)
+				}
+			}
 			add(kind, &rule.Value{S: sv.raw, Type: valueType(sv.typ)}, neq)
 		case sv.typ == rule.String:
 			kd, val := sv.str.effective()

@@ -164,6 +164,7 @@ func TestSelections(t *testing.T) {
 		{"empty mapping", `    {}`, `true`, "w:sigma/detection/empty"},
 		// Modifiers.
 		{"re", `    CommandLine|re: '\s-e(nc)?\s*'`, `CommandLine regex "\\s-e(nc)?\\s*"`, ""},
+		{"re not RE2", `    CommandLine|re: '(?<=a)b'`, `CommandLine regex "(?<=a)b"`, "w:sigma/value/regex"},
 		{"re flags", `    CommandLine|re|i|m|s: 'a.b'`, `CommandLine regex "a.b" [i m s]`, ""},
 		{"re long flags", `    CommandLine|re|ignorecase|multiline|dotall: 'a'`, `CommandLine regex "a" [i m s]`, ""},
 		{"flag without re", `    CommandLine|i: 'a'`, `opaque(CommandLine|i)`, "e:sigma/modifier/flag-without-re"},
