@@ -86,7 +86,12 @@ func Parse(tsv string) (*Map, error) {
 			}
 		}
 		lf := strings.ToLower(e.Field)
-		m.byCtx[ctx][lf] = e
+		// The first row for a (context, field) wins: the table lists the primary
+		// meaning first (FolderPath is TargetFilename in DeviceFileEvents, not the
+		// 4663 ObjectName that maps onto it too).
+		if _, dup := m.byCtx[ctx][lf]; !dup {
+			m.byCtx[ctx][lf] = e
+		}
 		if g, ok := m.global[lf]; ok && (g.Canonical != e.Canonical || g.NameOnly != e.NameOnly) {
 			ambiguous[lf] = true
 		}

@@ -1,0 +1,122 @@
+package fieldmap
+
+import (
+	"testing"
+
+	"github.com/ruledex/ruledex/rule"
+)
+
+func TestEmbeddedMapParses(t *testing.T) {
+	m, err := Parse(fieldsTSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Entries) < 150 {
+		t.Errorf("embedded map has %d rows, want the full derived table", len(m.Entries))
+	}
+	for _, e := range m.Entries {
+		if e.Source == "" {
+			t.Errorf("row %s/%s cites no source", e.Context, e.Field)
+		}
+	}
+}
+
+func TestParseRejectsShortRows(t *testing.T) {
+	if _, err := Parse("context\tfield\tcanonical\nonly-one-column\n"); err == nil {
+		t.Fatal("a row with one column was accepted")
+	}
+}
+
+func TestLookup(t *testing.T) {
+	m := Default()
+	tests := []struct {
+		ctx       []string
+		field     string
+		canonical string
+		nameOnly  bool
+		known     bool
+	}{
+		{nil, "NewProcessName", "Image", false, true},                         // 4688 name, unique everywhere
+		{nil, "ParentProcessName", "ParentImage", false, true},                // 4688 name
+		{[]string{"DeviceProcessEvents"}, "FolderPath", "Image", false, true}, // process table
+		{[]string{"DeviceFileEvents"}, "FolderPath", "TargetFilename", false, true},
+		{[]string{"DeviceProcessEvents"}, "FileName", "Image", true, true},
+		{[]string{"DeviceProcessEvents"}, "InitiatingProcessFolderPath", "ParentImage", false, true},
+		{[]string{"DeviceImageLoadEvents"}, "InitiatingProcessFolderPath", "Image", false, true},
+		{nil, "Processes.process_name", "Image", true, true}, // CIM dataset prefix
+		{nil, "processes.PROCESS", "CommandLine", false, true},
+		{[]string{"registry_set"}, "TargetObject", "TargetObject", false, true}, // registry_* glob context
+		{nil, "FolderPath", "", false, false},                                   // ambiguous without a table
+		{nil, "SomethingElse", "", false, false},
+	}
+	for _, tc := range tests {
+		e, ok := m.Lookup(tc.ctx, tc.field)
+		if ok != tc.known || ok && (e.Canonical != tc.canonical || e.NameOnly != tc.nameOnly) {
+			t.Errorf("Lookup(%v, %q) = %+v, %v; want %q nameOnly=%v known=%v", tc.ctx, tc.field, e, ok, tc.canonical, tc.nameOnly, tc.known)
+		}
+	}
+}
+
+func TestIndicatorKeysAgreeAcrossLanguages(t *testing.T) {
+	m := Default()
+	_, sigmaKey := m.IndicatorKey(nil, "Image", rule.EndsW, nil, `\BitsAdmin.exe`)
+	for _, tc := range []struct {
+		ctx   []string
+		field string
+		kind  rule.Kind
+		value string
+	}{
+		{nil, "NewProcessName", rule.EndsW, `\bitsadmin.exe`},
+		{[]string{"DeviceProcessEvents"}, "FileName", rule.Eq, "bitsadmin.exe"},
+		{[]string{"DeviceProcessEvents"}, "FolderPath", rule.EndsW, `\bitsadmin.EXE`},
+		{nil, "Processes.process_name", rule.Eq, "bitsadmin.exe"},
+	} {
+		if _, k := m.IndicatorKey(tc.ctx, tc.field, tc.kind, nil, tc.value); k != sigmaKey {
+			t.Errorf("%s %s %q: key %q, want Sigma's %q", tc.field, tc.kind, tc.value, k, sigmaKey)
+		}
+	}
+	// No trimming, and case-sensitive tests keep their case.
+	if _, k := m.IndicatorKey(nil, "CommandLine", rule.Match, nil, " /transfer "); k == Key("CommandLine", rule.Match, nil, "/transfer", false) {
+		t.Error("padded value collapsed onto the unpadded one")
+	}
+	if _, k := m.IndicatorKey(nil, "CommandLine", rule.Match, []string{rule.TCased}, "/Transfer"); k == Key("CommandLine", rule.Match, nil, "/transfer", false) {
+		t.Error("cased value was folded")
+	}
+}
+
+func TestIndicatorsOfARule(t *testing.T) {
+	sel := rule.And(
+		rule.Leaf(&rule.Pred{Field: "NewProcessName", Kind: rule.EndsW, Values: []rule.Value{{S: `\bitsadmin.exe`}}}),
+		rule.Leaf(&rule.Pred{Field: "CommandLine", Kind: rule.Match, Values: []rule.Value{{S: "/transfer"}, {S: "/download"}, {S: "/TRANSFER"}}}),
+	)
+	filter := rule.Not(rule.Leaf(&rule.Pred{Field: "ParentImage", Kind: rule.EndsW, Values: []rule.Value{{S: `\svchost.exe`}}}))
+	r := &rule.Rule{
+		Root: rule.And(sel, filter),
+		Stages: []rule.Stage{
+			{Index: 0, Kind: rule.StageCondition},
+			{Index: 1, Kind: rule.StageSelection, Node: sel},
+			{Index: 2, Kind: rule.StageSelection, Negated: true, Node: filter},
+		},
+	}
+	got := Default().Indicators(r)
+	want := []struct {
+		field, canonical, value string
+		negated                 bool
+		stage                   int
+	}{
+		{"NewProcessName", "Image", `\bitsadmin.exe`, false, 1},
+		{"CommandLine", "CommandLine", "/transfer", false, 1},
+		{"CommandLine", "CommandLine", "/download", false, 1},
+		// "/TRANSFER" folds onto "/transfer" and is dropped as a duplicate.
+		{"ParentImage", "ParentImage", `\svchost.exe`, true, 2},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d indicators %+v, want %d", len(got), got, len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Field != w.field || g.Canonical != w.canonical || g.Value != w.value || g.Negated != w.negated || g.Stage != w.stage {
+			t.Errorf("indicator %d = %+v, want %+v", i, g, w)
+		}
+	}
+}
