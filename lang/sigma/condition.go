@@ -73,15 +73,17 @@ func lexCondition(s string) []token {
 // condParser is a recursive-descent parser for one condition string:
 // or < and < not < primary; primary is a name, `( expr )`, or `1|any|all of pattern|them`.
 type condParser struct {
-	d    *docCtx
-	src  string
-	node *yaml.Node // the YAML scalar, for positions
-	toks []token
-	i    int
-	sels []*selection
-	by   map[string]*selection
-	used map[string]bool
-	bad  bool
+	d     *docCtx
+	src   string
+	node  *yaml.Node // the YAML scalar, for positions
+	toks  []token
+	i     int
+	sels  []*selection
+	by    map[string]*selection
+	used  map[string]bool
+	bad   bool
+	abort bool // an error made the rest of the condition unreliable
+	depth int
 }
 
 func (p *condParser) peek() token { return p.toks[p.i] }
@@ -129,6 +131,13 @@ func (p *condParser) at(off int) *yaml.Node {
 
 func (p *condParser) errf(off int, code, format string, args ...any) {
 	p.bad = true
+	if p.abort {
+		return
+	}
+	// One syntax error per condition: what follows it is usually a consequence.
+	if code == "sigma/condition/syntax" || code == "sigma/condition/too-deep" {
+		p.abort = true
+	}
 	p.d.errf(p.at(off), code, format, args...)
 }
 
@@ -213,8 +222,22 @@ func (p *condParser) parseAnd1() *rule.Node {
 	return n
 }
 
+// maxDepth bounds nesting of not and parentheses, so hostile input cannot exhaust the
+// stack (a fatal error no recover catches).
+const maxDepth = 200
+
 func (p *condParser) parseNot() *rule.Node {
 	start := p.peek().off
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > maxDepth {
+		t := p.peek()
+		p.errf(t.off, "sigma/condition/too-deep", "condition nests deeper than %d levels", maxDepth)
+		for p.peek().kind != tEOF {
+			p.next()
+		}
+		return p.opaque(t)
+	}
 	return p.mark(start, p.parseNot1())
 }
 

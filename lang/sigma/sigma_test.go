@@ -269,6 +269,8 @@ func TestConditions(t *testing.T) {
 		{"a | count() by", "$a", "e:sigma/aggregation/syntax"},
 		{"a | count() > x", "$a", "e:sigma/aggregation/syntax"},
 		{"[a, b]", "or($a, $b)", ""},
+		{strings.Repeat("(", 300) + "a" + strings.Repeat(")", 300), "opaque(()", "e:sigma/condition/too-deep"},
+		{strings.Repeat("not ", 150) + "a", strings.Repeat("not(", 150) + "$a" + strings.Repeat(")", 150), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.cond, func(t *testing.T) {
