@@ -344,10 +344,10 @@ func (c *Catalog) EventIndicators(ctx context.Context, provider string, eventID,
 		if !ok {
 			i = len(out)
 			idx[k] = i
-			// The key's value is folded the way the rules compare (lower case unless
-			// cased), so one spelling stands for all of them.
+			// The key's kind and value are the normalized ones every rule counted here
+			// shares (FileName == "x.exe" is ends_with \x.exe on the image path).
 			if parts := strings.Split(key, "\x1f"); len(parts) == 4 {
-				val = parts[3]
+				kind, val = parts[1], parts[3]
 			}
 			out = append(out, EventIndicator{Field: f, Key: key, Kind: rule.Kind(kind), Value: val, Rules: total})
 		}
