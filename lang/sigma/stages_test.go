@@ -524,3 +524,32 @@ detection:
 		t.Errorf("bodies: collection members get the whole file, a rule after reset its own document")
 	}
 }
+
+func TestHostileYAML(t *testing.T) {
+	laughs := "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n" +
+		"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n" +
+		"title: laughs\ndetection:\n  sel:\n    X: *f\n  s2: *f\n  condition: sel or s2\n"
+	tests := []struct{ name, text, code string }{
+		{"deep flow sequence", "title: x\ndetection:\n  sel: " + strings.Repeat("[", 20000) + "\n", "sigma/yaml/syntax"},
+		{"deep flow mapping", "title: x\ndetection:\n  sel: " + strings.Repeat("{a: ", 20000) + "\n", "sigma/yaml/syntax"},
+		{"alias expansion", laughs, "sigma/value/type"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rules, _ := Parser{}.Parse(rule.Source{Path: "h.yml"}, []byte(tc.text))
+			if len(rules) != 1 || !rules[0].HasErrors() {
+				t.Fatalf("want one rule with errors, got %d", len(rules))
+			}
+			found := false
+			for _, d := range rules[0].Diagnostics {
+				found = found || (d.Code == tc.code && d.Pos.Line > 0)
+			}
+			if !found {
+				t.Errorf("no located %s in %v", tc.code, rules[0].Diagnostics)
+			}
+			if len(rules[0].Body) != len(tc.text) {
+				t.Errorf("body not verbatim")
+			}
+		})
+	}
+}
