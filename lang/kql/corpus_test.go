@@ -133,3 +133,38 @@ func pct(a, b int) float64 {
 	}
 	return 100 * float64(a) / float64(b)
 }
+
+// BenchmarkParseKQLCorpus parses every KQL file of the corpus; rules/s is reported.
+func BenchmarkParseKQLCorpus(b *testing.B) {
+	root := corpustest.Path(b, "kql")
+	type file struct {
+		rel  string
+		data []byte
+	}
+	var files []file
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		data, err := os.ReadFile(p)
+		if err == nil && (Parser{}).Detect(filepath.ToSlash(rel), data) {
+			files = append(files, file{filepath.ToSlash(rel), data})
+		}
+		return nil
+	})
+	var bytes int64
+	for _, f := range files {
+		bytes += int64(len(f.data))
+	}
+	b.SetBytes(bytes)
+	b.ResetTimer()
+	rules := 0
+	for i := 0; i < b.N; i++ {
+		for _, f := range files {
+			rs, _ := Parser{}.Parse(rule.Source{Path: f.rel}, f.data)
+			rules += len(rs)
+		}
+	}
+	b.ReportMetric(float64(rules)/b.Elapsed().Seconds(), "rules/s")
+}

@@ -714,7 +714,11 @@ func (lw *lowerer) leaf(e Expr, field string, kind rule.Kind, vals []rule.Value,
 func (lw *lowerer) compare(b *Binary) *rule.Node {
 	so := strOps[b.Op]
 	if lw.isTimeTest(b.L, b.R) {
-		lw.noteTime(b.R)
+		if lw.isTimeExpr(b.L, 0) && !lw.isTimeExpr(b.R, 0) {
+			lw.noteTime(b.L) // ago(1d) < Timestamp
+		} else {
+			lw.noteTime(b.R)
+		}
 		return nil
 	}
 	l, r := b.L, b.R
@@ -1088,7 +1092,7 @@ func (lw *lowerer) isTimeExpr(e Expr, depth int) bool {
 	return false
 }
 
-var agoRe = regexp.MustCompile(`(?i)^ago\(\s*(.+?)\s*\)$`)
+var agoRe = regexp.MustCompile(`(?i)^ago\s*\(\s*(.+?)\s*\)$`)
 
 // noteTime records a time window: ago(7d) gives "7d", a let name its value.
 func (lw *lowerer) noteTime(e Expr) {
