@@ -25,6 +25,9 @@ type Stats struct {
 	// ByLanguage and BySource break the same numbers down.
 	ByLanguage map[string]*GroupStats `json:"by_language"`
 	BySource   map[string]*GroupStats `json:"by_source"`
+	// ByFolder splits sources by the top-level folder of the rule paths
+	// ("github.com/SigmaHQ/sigma/rules-emerging-threats"): rules, errors only.
+	ByFolder   map[string]*GroupStats `json:"by_folder"`
 	Techniques int                    `json:"techniques"` // ATT&CK techniques named in the catalog
 }
 
@@ -42,7 +45,7 @@ type GroupStats struct {
 // Stats computes the catalog summary.
 func (c *Catalog) Stats(ctx context.Context) (*Stats, error) {
 	s := &Stats{ErrorsByCode: map[string]int{}, WarningsByCode: map[string]int{},
-		ByLanguage: map[string]*GroupStats{}, BySource: map[string]*GroupStats{}}
+		ByLanguage: map[string]*GroupStats{}, BySource: map[string]*GroupStats{}, ByFolder: map[string]*GroupStats{}}
 	group := func(m map[string]*GroupStats, k string) *GroupStats {
 		g := m[k]
 		if g == nil {
@@ -151,6 +154,17 @@ func (c *Catalog) Stats(ctx context.Context) (*Stats, error) {
 			}
 			group(s.ByLanguage, lang).FileErrors = n
 			s.FileErrors += n
+			return nil
+		}},
+		{`SELECT repo || '/' || CASE WHEN instr(path, '/') > 0 THEN substr(path, 1, instr(path, '/') - 1) ELSE '.' END AS folder,
+			count(*), sum(has_errors) FROM rules GROUP BY folder`, func(sc scanner) error {
+			var k string
+			var n, e int
+			if err := sc.Scan(&k, &n, &e); err != nil {
+				return err
+			}
+			g := group(s.ByFolder, k)
+			g.Rules, g.Errors = n, e
 			return nil
 		}},
 		{`SELECT count(DISTINCT technique) FROM rule_techniques`, func(sc scanner) error { return sc.Scan(&s.Techniques) }},

@@ -9,10 +9,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/rule"
 )
 
 func init() {
-	var asJSON bool
+	var asJSON, listErrors bool
 	cmd := &cobra.Command{
 		Use:   "stats [--json]",
 		Short: "Summarize the catalog: files, rules, errors by diagnostic code, per language and source",
@@ -22,9 +23,13 @@ per language and per upstream source.
 
 JSON keys: files, rule_files, skipped, rules, errors (rules with an error diagnostic),
 file_errors (files with an error outside any rule), errors_by_code, warnings,
-warnings_by_code, by_language and by_source (each {files, rules, errors, errors_by_code}).`,
+warnings_by_code, by_language and by_source (each {files, rules, errors, errors_by_code}),
+by_folder (rules and errors per source and top-level folder).
+
+--errors lists every error diagnostic instead, as file:line:col: error: message [code].`,
 		Example: `  ruledex stats
-  ruledex stats --json | jq '.by_source'`,
+  ruledex stats --json | jq '.by_source'
+  ruledex stats --errors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat, err := openCatalog(true)
@@ -36,6 +41,21 @@ warnings_by_code, by_language and by_source (each {files, rules, errors, errors_
 			if err != nil {
 				return err
 			}
+			if listErrors {
+				ds, err := cat.Diagnostics(cmd.Context(), catalog.DiagFilter{Severity: rule.Error})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(ds)
+				}
+				for _, d := range ds {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t(%s)\n", d.Diagnostic.String(), d.Path)
+				}
+				return nil
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -46,6 +66,7 @@ warnings_by_code, by_language and by_source (each {files, rules, errors, errors_
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&listErrors, "errors", false, "list every error diagnostic with its location instead")
 	root.AddCommand(cmd)
 }
 
@@ -64,6 +85,7 @@ func printStats(w io.Writer, st *catalog.Stats) {
 	printCodes(w, "warnings by code", st.WarningsByCode)
 	printGroups(w, "by language", st.ByLanguage)
 	printGroups(w, "by source", st.BySource)
+	printGroups(w, "by folder", st.ByFolder)
 }
 
 func printCodes(w io.Writer, title string, m map[string]int) {
@@ -92,12 +114,19 @@ func printGroups(w io.Writer, title string, m map[string]*catalog.GroupStats) {
 	}
 	fmt.Fprintf(w, "\n%s:\n", title)
 	keys := make([]string, 0, len(m))
-	for k := range m {
+	width, files := 0, false
+	for k, g := range m {
 		keys = append(keys, k)
+		width = max(width, len(k))
+		files = files || g.Files > 0
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
 		g := m[k]
-		fmt.Fprintf(w, "  %-50s %6d files %6d rules %5d with errors (%s clean)\n", k, g.Files, g.Rules, g.Errors, pct(g.Rules-g.Errors, g.Rules))
+		fmt.Fprintf(w, "  %-*s ", width, k)
+		if files {
+			fmt.Fprintf(w, "%6d files ", g.Files)
+		}
+		fmt.Fprintf(w, "%6d rules %5d with errors (%s clean)\n", g.Rules, g.Errors, pct(g.Rules-g.Errors, g.Rules))
 	}
 }
