@@ -2,6 +2,54 @@
 // (package event): log-source routing by channel and event ID, a shared Aho-Corasick
 // prefilter over every rule's required literals, and allocation-free evaluation of the
 // few rules whose literals were seen.
+//
+// # Semantics
+//
+// Matching follows the Sigma specification and pySigma, the reference implementation:
+//
+//   - Strings compare case-insensitively (Unicode simple lowering on both sides) unless
+//     the predicate is `cased`. Values produced by base64, base64offset or the UTF-16
+//     encodings compare case-sensitively: they are encoded bytes, and folding their
+//     letters would accept different text.
+//   - Wildcards `*` and `?` (one character, not one byte) with `\*`, `\?`, `\`
+//     escapes, as the IR's glob syntax defines; a lone `*` needs the field present.
+//   - windash, base64, base64offset, utf16le/utf16be/utf16/wide are expanded at
+//     compile time with rule.ExpandValue; any expansion may match.
+//   - re: Go's RE2 first (case-sensitive unless `i`; `m` and `s` as flags); patterns
+//     RE2 rejects (lookarounds, backreferences) fall back to regexp2 with a 100 ms
+//     match timeout. Regexes test the value as logged, never folded.
+//   - cidr: IPv4 and IPv6 networks (net/netip); IPv4-mapped IPv6 addresses match
+//     their IPv4 network; values that are not addresses never match.
+//   - Numbers: `gt`/`gte`/`lt`/`lte` parse the field as a decimal or 0x-hex number;
+//     an equality with a number written unquoted in the rule also holds when the
+//     field is numerically equal ("4688" = 4688).
+//   - null (and exists: false): the field is absent or empty. `''` needs the field
+//     present and empty. exists: true needs the field present, even empty.
+//   - fieldref compares two fields of the same event (with startswith, endswith,
+//     contains as written after it); an absent field never matches.
+//   - Keywords (values without a field) search every field value as substrings.
+//   - A field that occurs several times (unnamed EventData <Data>) matches when any
+//     occurrence does.
+//   - Event field names match rule field names exactly, else case-insensitively and
+//     ignoring spaces (Defender logs "Threat Name", rules write ThreatName).
+//
+// # Routing
+//
+// With a Router (CatalogRouter over the Windows event catalog), a rule runs only on
+// events of the channels and event IDs its log source means; Sysmon categories with a
+// native-audit alternate compile a second variant with the alternate's field renames
+// (process_creation on Security 4688: Image → NewProcessName ...), reported in
+// Match.Via. An event without a Channel (or EventID) field is not excluded by it:
+// flat JSON lines such as {"EventID":4688,"NewProcessName":...} are routed by what
+// they carry. Rules whose log source the router does not know run on every event.
+//
+// # Rules that cannot run
+//
+// Compile never drops a rule silently: rules with parser errors, opaque condition
+// parts, the expand modifier (placeholders need site configuration), date-part
+// modifiers or invalid regexes/networks are returned as Skipped with the reason.
+// Correlation rules and `| count() by` aggregations are evaluated by a Correlator
+// fed with Match results.
 package engine
 
 import (
