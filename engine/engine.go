@@ -23,7 +23,7 @@
 //   - Numbers: `gt`/`gte`/`lt`/`lte` parse the field as a decimal or 0x-hex number;
 //     an equality with a number written unquoted in the rule also holds when the
 //     field is numerically equal ("4688" = 4688).
-//   - null (and exists: false): the field is absent or empty. `”` needs the field
+//   - null (and exists: false): the field is absent or empty. An empty string needs the field
 //     present and empty. exists: true needs the field present, even empty.
 //   - fieldref compares two fields of the same event (with startswith, endswith,
 //     contains as written after it); an absent field never matches.
