@@ -319,3 +319,30 @@ func TestNameMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestDetect(t *testing.T) {
+	tests := []struct {
+		name, path, text string
+		want             bool
+	}{
+		{"rule", "r.yml", "title: x\nlogsource:\n  product: windows\ndetection:\n  sel:\n    A: b\n  condition: sel\n", true},
+		{"yaml extension", "r.yaml", "title: x\ndetection:\n  sel: [a]\n  condition: sel\n", true},
+		{"bom", "r.yml", "\xef\xbb\xbftitle: x\ndetection:\n  condition: sel\n", true},
+		{"correlation", "c.yml", "title: c\ncorrelation:\n  type: temporal\n", true},
+		{"filter", "f.yml", "title: f\nlogsource:\n  product: windows\nfilter:\n  rules: [a]\n  sel:\n    A: b\n  condition: not sel\n", true},
+		{"collection with indented document", "c.yml", "action: global\ntitle: t\n---\n logsource:\n     product: windows\n detection:\n     sel:\n         A: 1\n     condition: sel\n", true},
+		{"not yaml", "r.txt", "detection:\n  condition: sel\n", false},
+		{"nested detection key", "x.yml", "rule:\n  detection:\n    condition: sel\n", false},
+		{"escu", "d.yml", "name: x\nsearch: '| tstats count from datamodel=Endpoint.Processes'\ndetection:\n  x: y\n", false},
+		{"sentinel", "s.yaml", "id: x\nquery: |\n  SecurityEvent\ndetection: x\n", false},
+		{"pysigma pipeline", "p.yml", "name: pipe\npriority: 10\ntransformations:\n  - id: x\n    type: field_name_mapping\n", false},
+		{"legacy sigmac config", "c.yml", "title: cfg\nlogsources:\n  a:\n    product: windows\nfieldmappings:\n  A: B\n", false},
+		{"filter without logsource", "f.yml", "filter:\n  x: y\n", false},
+		{"key prefix", "r.yml", "detections:\n  a: b\n", false},
+	}
+	for _, tc := range tests {
+		if got := (Parser{}).Detect(tc.path, []byte(tc.text)); got != tc.want {
+			t.Errorf("%s: Detect = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
