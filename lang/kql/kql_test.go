@@ -593,3 +593,30 @@ func TestCrossLanguageBitsadmin(t *testing.T) {
 		t.Errorf("kql keys %v", kql)
 	}
 }
+
+func TestMaterializeAndFunctions(t *testing.T) {
+	q := `let Procs = materialize(DeviceProcessEvents | where FileName =~ "rundll32.exe");
+let Net = (lookback:timespan) { DeviceNetworkEvents | where RemotePort == 4444 };
+Procs
+| join kind=inner (Net(1d)) on DeviceId`
+	rs, _ := Parser{}.Parse(rule.Source{Path: "m.kql"}, []byte(q))
+	r := rs[0]
+	if diff := cmp.Diff([]string{"DeviceProcessEvents", "DeviceNetworkEvents"}, r.LogSource.Tables); diff != "" {
+		t.Error(diff)
+	}
+	var fields []string
+	for _, s := range r.Stages {
+		if s.Op == "let" && s.Node != nil {
+			for _, pp := range rule.Preds(s.Node) {
+				fields = append(fields, pp.Pred.Field)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"FileName", "RemotePort"}, fields); diff != "" {
+		t.Error(diff)
+	}
+	// The main pipeline reads Procs, so Root inherits its filter.
+	if ps := rule.Preds(r.Root); len(ps) != 1 || ps[0].Pred.Field != "FileName" {
+		t.Errorf("root %+v", r.Root)
+	}
+}

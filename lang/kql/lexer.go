@@ -1,6 +1,3 @@
-// Package kql reads Kusto (KQL) detection rules — Sentinel YAML, raw .kql files and
-// Markdown write-ups — into ruledex's IR. It carries its own tolerant lexer and parser:
-// no usable Go KQL parser exists, and rules in the wild are often not quite valid KQL.
 package kql
 
 import (

@@ -258,6 +258,12 @@ func (ps *parser) let() *Let {
 		} else {
 			l.Value = e
 			l.Kind = classifyLetValue(e)
+			// materialize(T | ...) is the pipeline it caches.
+			if c, ok := e.(*Call); ok && strings.EqualFold(c.Fn, "materialize") && len(c.Args) == 1 {
+				if sq, ok := unparen(c.Args[0]).(*SubQuery); ok {
+					l.Pipe = sq.P
+				}
+			}
 		}
 	}
 	l.Span = ps.spanFrom(start)
