@@ -41,10 +41,6 @@ func Open(path string) (*Catalog, error) {
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
-	// Larger pages: a first ingest writes tens of MB, and each page is one write call.
-	// Takes effect only when the file is created (WAL fixes the page size).
-	q.Add("_pragma", "page_size(16384)")
-	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "cache_size(-16384)")
 	q.Add("_pragma", "temp_store(MEMORY)")
@@ -65,6 +61,15 @@ func Open(path string) (*Catalog, error) {
 }
 
 func (c *Catalog) init(ctx context.Context) error {
+	// Larger pages: a first ingest writes tens of MB, and each page is one write call.
+	// page_size only takes effect on a new file and before WAL is enabled (the driver
+	// would sort DSN pragmas and enable WAL first), so both are set here, in order.
+	// WAL is persistent: every later connection uses it.
+	for _, q := range []string{`PRAGMA page_size=16384`, `PRAGMA journal_mode=WAL`} {
+		if _, err := c.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
 	var v string
 	err := c.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='schema'`).Scan(&v)
 	switch {
