@@ -1,5 +1,7 @@
 package engine
 
+import "sort"
+
 // acAutomaton is an Aho-Corasick DFA over folded literals. ruledex keeps its own rather
 // than using github.com/coregx/ahocorasick because the prefilter needs every
 // overlapping occurrence delivered without allocating, and that library's
@@ -44,7 +46,7 @@ func newAC(pats []string, ids []int32) *acAutomaton {
 	// The trie is built directly in the dense table: 0 means "no child" (the root is
 	// never a child), and breadth-first order fills the gaps with failure transitions.
 	stride := a.stride
-	a.trans = make([]uint32, stride, stride*64)
+	a.trans = make([]uint32, stride, stride*trieNodes(pats))
 	pats2 := [][]int32{nil}
 	for pi, p := range pats {
 		s := 0
@@ -117,6 +119,24 @@ func dedupIDs(ids []int32) []int32 {
 		}
 	}
 	return out
+}
+
+// trieNodes counts the trie's nodes (distinct prefixes, plus the root) so the table is
+// allocated once: in sorted order each pattern adds its length minus the prefix it
+// shares with the previous one.
+func trieNodes(pats []string) int {
+	sorted := append([]string(nil), pats...)
+	sort.Strings(sorted)
+	n, prev := 1, ""
+	for _, p := range sorted {
+		l := 0
+		for l < len(p) && l < len(prev) && p[l] == prev[l] {
+			l++
+		}
+		n += len(p) - l
+		prev = p
+	}
+	return n
 }
 
 // scan reports every pattern occurring in text to hit.
