@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ruledex/ruledex/rule"
 )
@@ -173,6 +174,12 @@ func (t *Tx) flushBatch(b *batch) error {
 	return nil
 }
 
+// isBusy reports whether err is SQLite's "database is locked" (another writer).
+func isBusy(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "SQLITE_BUSY") || strings.Contains(m, "database is locked")
+}
+
 // dropIndexes drops the secondary indexes the schema declares (CREATE INDEX ...).
 func (t *Tx) dropIndexes() error {
 	rows, err := t.tx.QueryContext(t.ctx, `SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%'`)
@@ -210,8 +217,22 @@ func (t *Tx) flush() error {
 
 // Begin starts the ingest transaction. It takes the write lock at once (BEGIN
 // IMMEDIATE), so two ingests serialize instead of failing halfway.
+//
+// While another ingest holds the lock, Begin waits (until ctx is done) rather than fail.
 func (c *Catalog) Begin(ctx context.Context) (*Tx, error) {
-	tx, err := c.db.BeginTx(ctx, nil)
+	var tx *sql.Tx
+	var err error
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		tx, err = c.db.BeginTx(ctx, nil)
+		if err == nil || !isBusy(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("catalog: begin: waiting for another ingest: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: begin: %w", err)
 	}

@@ -73,9 +73,11 @@ type Summary struct {
 	Errors     int            `json:"errors"`
 	Warnings   int            `json:"warnings"`
 	ByLanguage map[string]int `json:"by_language"` // rules parsed, per language
-	Duration   time.Duration  `json:"-"`
-	Seconds    float64        `json:"seconds"`
-	RulesPerS  float64        `json:"rules_per_second"`
+	// Notes are problems that belong to no file (a parser that could not prepare a root).
+	Notes     []string      `json:"notes,omitempty"`
+	Duration  time.Duration `json:"-"`
+	Seconds   float64       `json:"seconds"`
+	RulesPerS float64       `json:"rules_per_second"`
 }
 
 const metaFingerprint = "ingest.fingerprint"
@@ -223,6 +225,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 				}
 				if err := safeBegin(ra, dir); err != nil {
 					sum.Warnings++
+					sum.Notes = append(sum.Notes, fmt.Sprintf("%s: preparing %s: %v", p.Language(), dir, err))
 				}
 			}
 		}

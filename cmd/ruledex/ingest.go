@@ -83,6 +83,9 @@ func printIngestSummary(w io.Writer, s *ingest.Summary) {
 	}
 	fmt.Fprintf(w, "rules:     %d parsed%s; %d in the catalog\n", s.Rules, per, s.TotalRules)
 	fmt.Fprintf(w, "problems:  %d with errors, %d warnings (details: ruledex stats)\n", s.Errors, s.Warnings)
+	for _, n := range s.Notes {
+		fmt.Fprintf(w, "note:      %s\n", n)
+	}
 	rate := ""
 	if s.Rules > 0 {
 		rate = fmt.Sprintf(", %.0f rules/s", s.RulesPerS)
