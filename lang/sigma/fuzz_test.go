@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -72,6 +73,48 @@ func FuzzParse(f *testing.F) {
 					}
 				}
 			}
+		}
+	})
+}
+
+// decodeGlob reads ruledex glob syntax as rule.Value documents it, independently of
+// the encoder: `*` `?` wildcards, `\*` `\?` `\\` literals, any other backslash literal.
+func decodeGlob(p string) sstr {
+	var out sstr
+	var lit []byte
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\' && i+1 < len(p) && (p[i+1] == '*' || p[i+1] == '?' || p[i+1] == '\\'):
+			lit = append(lit, p[i+1])
+			i++
+		case c == '*' || c == '?':
+			if len(lit) > 0 {
+				out = append(out, part{lit: string(lit)})
+				lit = nil
+			}
+			out = append(out, part{wild: c})
+		default:
+			lit = append(lit, c)
+		}
+	}
+	if len(lit) > 0 {
+		out = append(out, part{lit: string(lit)})
+	}
+	return out
+}
+
+// FuzzPattern checks that a Sigma value's glob encoding reads back to the same
+// literals and wildcards.
+func FuzzPattern(f *testing.F) {
+	for _, s := range []string{`C:\Windows\*`, `a\\*b`, `\\\*`, `x\`, `*\x.exe`, `a?b\?c`, `\\\\`, `\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := parseSigmaString(s).collapse()
+		got := decodeGlob(want.pattern()).collapse()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%q: pattern %q reads back as %v, want %v", s, want.pattern(), got, want)
 		}
 	})
 }
