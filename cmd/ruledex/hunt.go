@@ -146,20 +146,44 @@ func loadHuntRules(paths []string, stderr io.Writer, sum *huntSummary) ([]*rule.
 			}
 		}
 	}
-	var rules []*rule.Rule
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			sum.skipped = append(sum.skipped, fmt.Sprintf("%s: %v", f, err))
-			continue
-		}
-		rs, diags := sigma.Parser{}.Parse(rule.Source{Repo: filepath.Dir(f), Path: filepath.ToSlash(f)}, data)
-		for _, d := range diags {
-			if d.Severity == rule.Error {
-				sum.skipped = append(sum.skipped, d.String())
+	// Parse in parallel, keeping file order so rule order (and output) is stable.
+	type parsed struct {
+		rules []*rule.Rule
+		errs  []string
+	}
+	res := make([]parsed, len(files))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(files) {
+					return
+				}
+				f := files[i]
+				data, err := os.ReadFile(f)
+				if err != nil {
+					res[i].errs = append(res[i].errs, fmt.Sprintf("%s: %v", f, err))
+					continue
+				}
+				rs, diags := sigma.Parser{}.Parse(rule.Source{Repo: filepath.Dir(f), Path: filepath.ToSlash(f)}, data)
+				for _, d := range diags {
+					if d.Severity == rule.Error {
+						res[i].errs = append(res[i].errs, d.String())
+					}
+				}
+				res[i].rules = rs
 			}
-		}
-		rules = append(rules, rs...)
+		}()
+	}
+	wg.Wait()
+	var rules []*rule.Rule
+	for _, p := range res {
+		sum.skipped = append(sum.skipped, p.errs...)
+		rules = append(rules, p.rules...)
 	}
 	return rules, nil
 }
