@@ -38,6 +38,17 @@
 //   - Legacy aggregations (`| count(x) by y > n`, `| near …`) leave Root as the part
 //     before the pipe and add a final StageAggregation (Rule.GroupBy, Rule.Timeframe).
 //     Correlation documents have no Root: Rule.Correlation and a StageCorrelation.
+//
+// Stages (REFERENCE §1.7): Stage 0 is the condition as written. A top-level OR (or a
+// list of conditions) makes alternatives, numbered by Stage.Alt from 1; otherwise Alt
+// is 0. Each top-level conjunct of an alternative is one stage: a selection
+// (StageSelection, Label its name, "not name" and Negated when negated), `all of p`
+// expanded into one selection stage per member, `1 of p`/`any of p`/`not 1 of p` one
+// StageQuantified labelled as written, and any other group (`(a or b)`) one
+// StageQuantified labelled with its source text. Text is the selections involved as
+// normalized Sigma YAML; Node is the conjunct as it stands in Root.
+//
+// Parser is stateless and safe for concurrent use.
 package sigma
 
 import (
