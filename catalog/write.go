@@ -30,8 +30,22 @@ type FileState struct {
 
 // Files returns the files recorded under root (root itself when it is a file), by path.
 func (c *Catalog) Files(ctx context.Context, root string, sep string) (map[string]FileState, error) {
+	return files(ctx, c.db, root, sep)
+}
+
+// Files is Catalog.Files inside the transaction: an ingest plans its work under the
+// write lock, so a concurrent ingest of the same files cannot invalidate the plan.
+func (t *Tx) Files(root string, sep string) (map[string]FileState, error) {
+	return files(t.ctx, t.tx, root, sep)
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func files(ctx context.Context, db queryer, root string, sep string) (map[string]FileState, error) {
 	prefix := strings.TrimSuffix(root, sep) + sep
-	rows, err := c.db.QueryContext(ctx,
+	rows, err := db.QueryContext(ctx,
 		`SELECT id, path, size, mtime, hash, language, rules FROM files
 		 WHERE path = ? OR (path >= ? AND path < ?)`, root, prefix, prefix+"\xff")
 	if err != nil {

@@ -141,7 +141,20 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 		langs = append(langs, string(p.Language()))
 	}
 	fingerprint := strings.Join(langs, ",") + ";" + opt.Fingerprint
-	stored, err := cat.Meta(ctx, metaFingerprint)
+
+	// Plan under the write lock: what is stored cannot change until this ingest commits
+	// or rolls back. Readers are not blocked (WAL).
+	tx, err := cat.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tx.Rollback()
+		}
+	}()
+	stored, err := tx.Meta(metaFingerprint)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -149,7 +162,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 
 	prev := map[string]catalog.FileState{}
 	for _, r := range absRoots {
-		st, err := cat.Files(ctx, r, string(filepath.Separator))
+		st, err := tx.Files(r, string(filepath.Separator))
 		if err != nil {
 			return nil, fmt.Errorf("ingest: catalog files: %w", err)
 		}
@@ -186,7 +199,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 
 	var attack *Attack
 	if opt.Attack != nil {
-		stored, err := cat.Meta(ctx, metaAttack)
+		stored, err := tx.Meta(metaAttack)
 		if err != nil {
 			return nil, fmt.Errorf("ingest: %w", err)
 		}
@@ -202,7 +215,8 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 		opt.Progress(done, len(files))
 	}
 	if len(jobs) == 0 && len(deleted) == 0 && !needAttack && !force {
-		// Nothing to write: skip the write lock entirely.
+		// Nothing to write.
+		tx.Rollback()
 		if err := fillTotal(ctx, cat, sum); err != nil {
 			return nil, err
 		}
@@ -231,16 +245,6 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 		}
 	}
 
-	tx, err := cat.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			tx.Rollback()
-		}
-	}()
 	for _, d := range deleted {
 		if err := tx.DeleteFile(d.ID); err != nil {
 			return nil, fmt.Errorf("ingest: %w", err)

@@ -486,3 +486,29 @@ func TestRuleByRef(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentIngestsSerialize(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 30 {
+		write(t, dir, fmt.Sprintf("a/r%02d.rule", i), fmt.Sprintf("#fake sigma\nrule A%d Rule A%d\npred CommandLine match v%d\n", i, i, i))
+		write(t, dir, fmt.Sprintf("b/r%02d.rule", i), fmt.Sprintf("#fake sigma\nrule B%d Rule B%d\npred CommandLine match v%d\n", i, i, i))
+	}
+	c := openCat(t)
+	errs := make(chan error, 4)
+	// Different roots, and twice the same root: each ingest plans under the write lock.
+	for _, sub := range []string{"a", "b", ".", "."} {
+		go func() {
+			_, err := Run(context.Background(), c, []string{filepath.Join(dir, sub)}, Options{Parsers: parsers, Fingerprint: "test"})
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent ingest: %v", err)
+		}
+	}
+	counts, err := c.IndicatorCounts(context.Background(), []string{"commandline\x1fmatch\x1f\x1fv7"}, false)
+	if err != nil || counts["commandline\x1fmatch\x1f\x1fv7"].Total != 2 {
+		t.Errorf("after both ingests: %+v %v", counts, err)
+	}
+}
