@@ -1,12 +1,14 @@
 package sigma
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ruledex/ruledex/internal/corpustest"
@@ -192,4 +194,45 @@ func TestDetectOtherLanguages(t *testing.T) {
 		t.Fatalf("only %d KQL/SPL files found", n)
 	}
 	t.Logf("%d KQL/SPL files checked", n)
+}
+
+// TestConcurrentParse: ingest parses files in parallel; results must not depend on it.
+func TestConcurrentParse(t *testing.T) {
+	files := loadCorpus(t)
+	var sample []corpusFile
+	for i := 0; i < len(files); i += 7 {
+		sample = append(sample, files[i])
+	}
+	encode := func(f corpusFile) string {
+		rules, diags := Parser{}.Parse(rule.Source{Repo: "c", Path: f.rel}, f.data)
+		b, err := json.Marshal(struct {
+			R []*rule.Rule
+			D []rule.Diagnostic
+		}{rules, diags})
+		if err != nil {
+			t.Errorf("%s: %v", f.rel, err)
+		}
+		return string(b)
+	}
+	want := make([]string, len(sample))
+	for i, f := range sample {
+		want[i] = encode(f)
+	}
+	got := make([]string, len(sample))
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(sample); i += 4 {
+				got[i] = encode(sample[i])
+			}
+		}(w)
+	}
+	wg.Wait()
+	for i := range sample {
+		if got[i] != want[i] {
+			t.Errorf("%s: concurrent parse differs", sample[i].rel)
+		}
+	}
 }
