@@ -507,12 +507,17 @@ func (t *Tx) putRule(fileID int64, srcID any, e *Entry) error {
 		}
 	}
 	var fields, vals []string
+	// Canonical field names come with the indicators (package fieldmap derived them).
+	canon := make(map[string]string, len(r.Indicators))
+	for _, in := range r.Indicators {
+		canon[in.Field] = in.Canonical
+	}
 	for _, s := range r.Stages {
 		if s.Node == nil || s.Kind == rule.StageCondition {
 			continue
 		}
 		for _, pp := range rule.Preds(s.Node) {
-			if err := t.putPred(pk, s.Index, pp); err != nil {
+			if err := t.putPred(pk, s.Index, pp, canon); err != nil {
 				return err
 			}
 			fields = append(fields, pp.Pred.Field)
@@ -546,9 +551,12 @@ func (t *Tx) putRule(fileID int64, srcID any, e *Entry) error {
 		pk, r.Title, r.Description, strings.Join(r.Tags, " "), strings.Join(uniq(fields), " "), strings.Join(uniq(vals), " "))
 }
 
-func (t *Tx) putPred(pk int64, stage int, pp rule.PolarPred) error {
+func (t *Tx) putPred(pk int64, stage int, pp rule.PolarPred, canonical map[string]string) error {
 	p := pp.Pred
-	canon := p.Field
+	canon, ok := canonical[p.Field]
+	if !ok {
+		canon = p.Field
+	}
 	tr := strings.Join(p.Transforms, "|")
 	if len(p.Values) == 0 {
 		return t.add("preds", "rule_pk, stage, field, canonical, kind, value, negated, transforms",
