@@ -8,6 +8,23 @@
 // or is cancelled rolls back to it. Everything else in this package reads.
 //
 // The catalog never parses rule text: it stores what parsers produced (package rule).
+//
+// Read API (all safe for concurrent use, each call reads one consistent snapshot):
+//
+//	Rule(ctx, lang, id)              the IR of one rule (catalog id; ErrNotFound)
+//	RuleByRef(ctx, ref)              what a user typed: lang/id, /rules/lang/id/, id, title,
+//	                                 file stem, path (*LookupError: ambiguous or not found)
+//	RuleIndicatorCounts(ctx, r)      corpus counts of r's positive indicators, by key
+//	IndicatorCounts(ctx, keys, neg)  corpus counts of any keys (fieldmap.Key)
+//	RulesByIndicatorKey(ctx, key, n) the rules testing (or excluding) one indicator
+//	Tactics(ctx), Techniques(ctx, ids...)  ATT&CK names stored by an ingest with --data
+//	Diagnostics(ctx, DiagFilter)     located diagnostics with their rules
+//	Stats(ctx)                       files, rules, errors by code, per language/source/folder
+//	Search(ctx, SearchQuery)         browse and full-text search with facets (web_search.go)
+//
+// Queries of one's own that need several statements to agree must run in a read-only
+// transaction: c.DB().BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) (other transactions
+// take the write lock).
 package catalog
 
 import (
