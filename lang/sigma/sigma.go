@@ -284,6 +284,7 @@ func (f *fileCtx) parse() ([]*rule.Rule, []rule.Diagnostic) {
 		d.build(merged)
 		f.add(r)
 	}
+	f.checkCorrelationRefs()
 	if len(f.rules) == 0 && len(f.diags) == 0 {
 		f.diags = append(f.diags, rule.Diagnostic{Severity: rule.Error, Code: "sigma/collection/empty",
 			Pos: rule.Pos{File: f.src.Path, Line: docs[0].startLine}, Message: "file defines no rule (only collection control documents)"})
@@ -428,4 +429,37 @@ func mapGet(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return resolve(v)
+}
+
+var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// checkCorrelationRefs warns, in files that hold both rules and correlations, about
+// correlation references that are neither a rule of the file (by name or id) nor an
+// id, which another file could hold: most likely a misspelt name.
+func (f *fileCtx) checkCorrelationRefs() {
+	known := map[string]bool{}
+	base := false
+	for _, r := range f.rules {
+		base = base || r.Correlation == nil
+		known[r.ID] = true
+		if r.Name != "" {
+			known[r.Name] = true
+		}
+	}
+	if !base {
+		// A file of correlations only refers to rules kept elsewhere.
+		return
+	}
+	for _, r := range f.rules {
+		if r.Correlation == nil {
+			continue
+		}
+		for _, ref := range r.Correlation.Rules {
+			if !known[ref] && !uuidRe.MatchString(ref) {
+				r.Diagnostics = append(r.Diagnostics, rule.Diagnostic{Severity: rule.Warning,
+					Code: "sigma/correlation/unresolved", Pos: rule.Pos{File: f.src.Path, Line: max(r.Source.Line, 1)},
+					Message: fmt.Sprintf("correlation refers to %q, which is no rule name or id of this file", ref)})
+			}
+		}
+	}
 }

@@ -553,3 +553,17 @@ func TestHostileYAML(t *testing.T) {
 		})
 	}
 }
+
+func TestCorrelationUnresolved(t *testing.T) {
+	const text = "title: base\nname: failed_login\ndetection:\n  a:\n    EventID: 4625\n  condition: a\n---\n" +
+		"title: corr\ncorrelation:\n  type: event_count\n  rules:\n    - failed_logins\n    - failed_login\n    - 5638f7c0-ac70-491d-8465-2a65075e0d86\n  timespan: 1h\n  condition:\n    gte: 10\n"
+	rules, _ := Parser{}.Parse(rule.Source{Path: "u.yml"}, []byte(text))
+	if len(rules) != 2 {
+		t.Fatalf("%d rules", len(rules))
+	}
+	if got := codes(rules[1]); got != "w:sigma/correlation/unresolved" {
+		t.Errorf("diagnostics %q (%v)", got, rules[1].Diagnostics)
+	} else if !strings.Contains(rules[1].Diagnostics[0].Message, `"failed_logins"`) {
+		t.Errorf("message %q", rules[1].Diagnostics[0].Message)
+	}
+}
