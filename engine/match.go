@@ -25,11 +25,12 @@ type state struct {
 	name   []byte
 	name2  []byte
 
-	b       *bucket  // the event's bucket
-	candGen []uint32 // candMask valid when == gen
-	candMsk []uint8  // required literal sets of the variant hit so far
-	cand    []int32
-	ruleGen []uint32 // rule already reported when == gen
+	b        *bucket  // the event's bucket
+	candGen  []uint32 // candMask valid when == gen
+	candMsk  []uint8  // required literal sets of the variant hit so far
+	cand     []int32
+	fieldIdx []int32  // scratch for matchedFields
+	ruleGen  []uint32 // rule already reported when == gen
 }
 
 func newState(m *Matcher) any {
@@ -195,27 +196,53 @@ func (st *state) try(vi int32, out []Match) []Match {
 	return append(out, Match{Rule: st.m.rules[v.rule], Fields: st.matchedFields(v), Via: v.via})
 }
 
-// matchedFields copies the fields of the variant's positive predicates that hold.
+// matchedFields copies the fields of the variant's positive predicates that hold. The
+// copies share one allocation: the reader reuses the event's strings.
 func (st *state) matchedFields(v *variant) []event.Field {
-	var out []event.Field
-	seen := map[int32]bool{}
+	idx := st.fieldIdx[:0]
+	has := func(i int32) bool {
+		for _, x := range idx {
+			if x == i {
+				return true
+			}
+		}
+		return false
+	}
 	for _, p := range v.preds {
 		if p.field == slotAll {
 			for i := range st.ev.Fields {
-				if p.evalValue(st.ev.Fields[i].Value, st.lowAt(i)) && !seen[-2-int32(i)] {
-					seen[-2-int32(i)] = true
-					f := st.ev.Fields[i]
-					out = append(out, event.Field{Name: strings.Clone(f.Name), Value: strings.Clone(f.Value)})
+				if !has(int32(i)) && p.evalValue(st.ev.Fields[i].Value, st.lowAt(i)) {
+					idx = append(idx, int32(i))
 				}
 			}
 			continue
 		}
-		if seen[p.field] || st.slotGen[p.field] != st.gen || !st.evalPred(p) {
+		if st.slotGen[p.field] != st.gen {
 			continue
 		}
-		seen[p.field] = true
-		f := st.ev.Fields[st.slotIdx[p.field]]
-		out = append(out, event.Field{Name: strings.Clone(f.Name), Value: strings.Clone(f.Value)})
+		i := st.slotIdx[p.field]
+		if !has(i) && st.evalPred(p) {
+			idx = append(idx, i)
+		}
+	}
+	st.fieldIdx = idx
+	if len(idx) == 0 {
+		return nil
+	}
+	n := 0
+	for _, i := range idx {
+		f := &st.ev.Fields[i]
+		n += len(f.Name) + len(f.Value)
+	}
+	arena := make([]byte, 0, n)
+	out := make([]event.Field, len(idx))
+	for k, i := range idx {
+		f := &st.ev.Fields[i]
+		start := len(arena)
+		arena = append(arena, f.Name...)
+		mid := len(arena)
+		arena = append(arena, f.Value...)
+		out[k] = event.Field{Name: bstr(arena[start:mid]), Value: bstr(arena[mid:])}
 	}
 	return out
 }
