@@ -233,7 +233,7 @@ type LangCount struct {
 type Count struct {
 	Key   string `json:"key"`
 	Total int    `json:"total"`
-	// ByLanguage is sorted by descending count, then language.
+	// ByLanguage is sorted by descending count, then sigma, kusto, splunk, others by name.
 	ByLanguage []LangCount `json:"by_language"`
 }
 
@@ -279,10 +279,22 @@ func (c *Catalog) IndicatorCounts(ctx context.Context, keys []string, negated bo
 	return out, nil
 }
 
+// langOrder breaks ties between languages as the reference pages do ("sigma 1, kusto 1").
+var langOrder = map[rule.Language]int{rule.Sigma: 1, rule.Kusto: 2, rule.Splunk: 3}
+
 func sortLangCounts(xs []LangCount) {
+	rank := func(l rule.Language) int {
+		if r, ok := langOrder[l]; ok {
+			return r
+		}
+		return len(langOrder) + 1
+	}
 	sort.Slice(xs, func(i, j int) bool {
 		if xs[i].Rules != xs[j].Rules {
 			return xs[i].Rules > xs[j].Rules
+		}
+		if ri, rj := rank(xs[i].Language), rank(xs[j].Language); ri != rj {
+			return ri < rj
 		}
 		return xs[i].Language < xs[j].Language
 	})
