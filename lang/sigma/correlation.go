@@ -54,7 +54,8 @@ func (d *docCtx) correlation(key, v *yaml.Node) {
 		case "aliases":
 			c.Aliases = d.aliases(k, val)
 		default:
-			d.warnf(k, "sigma/correlation/unknown-key", "unknown correlation key %q", k.Value)
+			d.warnf(k, "sigma/correlation/unknown-key", "unknown correlation key %q kept as extra metadata", k.Value)
+			d.extra("correlation."+k.Value, nodeText(val))
 		}
 	}
 	if c.Type == "" {
