@@ -273,7 +273,7 @@ func (c *Catalog) IndicatorCounts(ctx context.Context, keys []string, negated bo
 		}
 	}
 	for k, cnt := range out {
-		sortLangCounts(cnt.ByLanguage)
+		SortLangCounts(cnt.ByLanguage)
 		out[k] = cnt
 	}
 	return out, nil
@@ -282,7 +282,8 @@ func (c *Catalog) IndicatorCounts(ctx context.Context, keys []string, negated bo
 // langOrder breaks ties between languages as the reference pages do ("sigma 1, kusto 1").
 var langOrder = map[rule.Language]int{rule.Sigma: 1, rule.Kusto: 2, rule.Splunk: 3}
 
-func sortLangCounts(xs []LangCount) {
+// SortLangCounts orders counts as pages show them: descending, ties sigma, kusto, splunk, then by name.
+func SortLangCounts(xs []LangCount) {
 	rank := func(l rule.Language) int {
 		if r, ok := langOrder[l]; ok {
 			return r
@@ -466,3 +467,6 @@ func (c *Catalog) Diagnostics(ctx context.Context, f DiagFilter) ([]Diag, error)
 	}
 	return out, rows.Err()
 }
+
+// sortLangCounts is SortLangCounts (kept for callers inside the package).
+func sortLangCounts(xs []LangCount) { SortLangCounts(xs) }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -155,12 +154,7 @@ func printIndicator(w io.Writer, r *indicatorResult) {
 	for l, n := range r.ByLanguage {
 		langs = append(langs, catalog.LangCount{Language: rule.Language(l), Rules: n})
 	}
-	sort.Slice(langs, func(i, j int) bool {
-		if langs[i].Rules != langs[j].Rules {
-			return langs[i].Rules > langs[j].Rules
-		}
-		return langs[i].Language < langs[j].Language
-	})
+	catalog.SortLangCounts(langs)
 	var parts []string
 	for _, lc := range langs {
 		parts = append(parts, fmt.Sprintf("%s %d", lc.Language, lc.Rules))
