@@ -567,3 +567,28 @@ func TestCorrelationUnresolved(t *testing.T) {
 		t.Errorf("message %q", rules[1].Diagnostics[0].Message)
 	}
 }
+
+func TestCRLF(t *testing.T) {
+	data, err := os.ReadFile(corpustest.Path(t, "sigma", "mdecrevoisier", seedPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlf := strings.ReplaceAll(string(data), "\n", "\r\n") + "\r\n---\r\n" + strings.ReplaceAll(condRule("a and missing"), "\n", "\r\n")
+	if !(Parser{}).Detect("x.yml", []byte(crlf)) {
+		t.Error("Detect rejects CRLF")
+	}
+	rules, diags := Parser{}.Parse(rule.Source{Path: "x.yml"}, []byte(crlf))
+	if len(diags) > 0 || len(rules) != 2 {
+		t.Fatalf("%d rules %v", len(rules), diags)
+	}
+	if rules[0].Stages[1].Text != "selection:\n  NewProcessName|endswith: '\\bitsadmin.exe'\n  CommandLine|contains:\n  - '/transfer'\n  - '/download'" {
+		t.Errorf("stage text %q", rules[0].Stages[1].Text)
+	}
+	if !strings.HasPrefix(crlf, rules[0].Body) || !strings.HasSuffix(rules[0].Body, "level: medium\r\n") {
+		t.Errorf("body not verbatim: ...%q", rules[0].Body[max(0, len(rules[0].Body)-30):])
+	}
+	d := rules[1].Diagnostics
+	if len(d) != 1 || d[0].Pos.Line != 56 || d[0].Pos.Col != 20 {
+		t.Errorf("diagnostics %v, want 56:20 (34 seed lines, a marker, condition on line 21 of the second document)", d)
+	}
+}
