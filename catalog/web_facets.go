@@ -15,6 +15,8 @@ import (
 // milliseconds. It is rebuilt from the same read transaction as the query that finds
 // it stale, so a search never mixes two catalogs.
 type facetIndex struct {
+	// names maps the value ids facetRule.ids hold back to their text, shared by all facets.
+	names []string
 	gen   int64    // Catalog generation it was built for
 	token [3]int64 // count, max and sum of rules.pk when built
 	rules []facetRule
@@ -22,8 +24,13 @@ type facetIndex struct {
 }
 
 type facetRule struct {
-	pk                                          int64
-	detection                                   bool
+	pk        int64
+	detection bool
+	title, id string
+	// ids are the value ids of every facet value of the rule, for counting:
+	// single-valued facets first (language, source, severity, status, logsource),
+	// then tactics, techniques and fields, each tagged with its facet number.
+	ids                                         []facetID
 	language, repo, severity, status, logsource string
 	tactics, techniques, fields                 []string
 }
@@ -93,8 +100,10 @@ func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, must []int64) (*facetI
 
 func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	idx := &facetIndex{byPK: map[int64]int32{}}
-	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class IN ('detection', ''), r.language, r.repo, r.severity, r.status, `+logSourceExpr+`
-		FROM rules r ORDER BY r.title_fold, r.language, r.id`)
+	// No ORDER BY: SQLite then reads the covering index (rules_web_facets) instead of
+	// every table row with its IR blob; Go sorts.
+	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class IN ('detection', ''), r.language, r.repo, r.severity, r.status, `+logSourceExpr+`,
+		r.title_fold, r.id FROM rules r`)
 	if err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
@@ -106,19 +115,42 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 		intern[s] = s
 		return s
 	}
+	ids := map[string]int32{}
+	id := func(facet int, v string) facetID {
+		n, ok := ids[v]
+		if !ok {
+			n = int32(len(idx.names))
+			ids[v] = n
+			idx.names = append(idx.names, v)
+		}
+		return facetID{facet: uint8(facet), id: n}
+	}
 	for rows.Next() {
 		var f facetRule
-		if err := rows.Scan(&f.pk, &f.detection, &f.language, &f.repo, &f.severity, &f.status, &f.logsource); err != nil {
+		if err := rows.Scan(&f.pk, &f.detection, &f.language, &f.repo, &f.severity, &f.status, &f.logsource, &f.title, &f.id); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("facet index: %w", err)
 		}
 		f.language, f.repo, f.severity, f.status, f.logsource = in(f.language), in(f.repo), in(f.severity), in(f.status), in(f.logsource)
-		idx.byPK[f.pk] = int32(len(idx.rules))
 		idx.rules = append(idx.rules, f)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	sort.Slice(idx.rules, func(i, j int) bool {
+		a, b := &idx.rules[i], &idx.rules[j]
+		if a.title != b.title {
+			return a.title < b.title
+		}
+		if a.language != b.language {
+			return a.language < b.language
+		}
+		return a.id < b.id
+	})
+	for i := range idx.rules {
+		idx.byPK[idx.rules[i].pk] = int32(i)
+		idx.rules[i].title, idx.rules[i].id = "", "" // only needed to sort
 	}
 	multi := func(q string, set func(f *facetRule, v string)) error {
 		rows, err := tx.QueryContext(ctx, q)
@@ -138,13 +170,30 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 		}
 		return rows.Err()
 	}
-	if err := multi(`SELECT rule_pk, tactic FROM rule_tactics`, func(f *facetRule, v string) { f.tactics = append(f.tactics, v) }); err != nil {
+	for i := range idx.rules {
+		f := &idx.rules[i]
+		for k, v := range []string{f.language, f.repo, f.severity, f.status, f.logsource} {
+			if v != "" {
+				f.ids = append(f.ids, id(k, v))
+			}
+		}
+	}
+	if err := multi(`SELECT rule_pk, tactic FROM rule_tactics`, func(f *facetRule, v string) {
+		f.tactics = append(f.tactics, v)
+		f.ids = append(f.ids, id(5, v))
+	}); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
-	if err := multi(`SELECT rule_pk, technique FROM rule_techniques`, func(f *facetRule, v string) { f.techniques = append(f.techniques, v) }); err != nil {
+	if err := multi(`SELECT rule_pk, technique FROM rule_techniques`, func(f *facetRule, v string) {
+		f.techniques = append(f.techniques, v)
+		f.ids = append(f.ids, id(6, v))
+	}); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
-	if err := multi(`SELECT DISTINCT rule_pk, canonical FROM indicators`, func(f *facetRule, v string) { f.fields = append(f.fields, v) }); err != nil {
+	if err := multi(`SELECT DISTINCT rule_pk, canonical FROM indicators`, func(f *facetRule, v string) {
+		f.fields = append(f.fields, v)
+		f.ids = append(f.ids, id(7, v))
+	}); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
 	return idx, nil
@@ -190,38 +239,30 @@ func hasString(xs []string, x string, fold bool) bool {
 	return false
 }
 
+// facetID is one value of one facet (its position in FacetNames).
+type facetID struct {
+	facet uint8
+	id    int32
+}
+
 // count tallies the facets of the matching rules.
-func count(matches []*facetRule, limit int) map[string][]FacetValue {
-	tally := map[string]map[string]int{}
-	for _, name := range FacetNames {
-		tally[name] = map[string]int{}
-	}
-	one := func(facet, v string) {
-		if v != "" {
-			tally[facet][v]++
-		}
+func (idx *facetIndex) count(matches []*facetRule, limit int) map[string][]FacetValue {
+	tally := make([][]int32, len(FacetNames))
+	for k := range tally {
+		tally[k] = make([]int32, len(idx.names))
 	}
 	for _, f := range matches {
-		one("language", f.language)
-		one("source", f.repo)
-		one("severity", f.severity)
-		one("status", f.status)
-		one("logsource", f.logsource)
-		for _, t := range f.tactics {
-			one("tactic", t)
-		}
-		for _, t := range f.techniques {
-			one("technique", t)
-		}
-		for _, t := range f.fields {
-			one("field", t)
+		for _, v := range f.ids {
+			tally[v.facet][v.id]++
 		}
 	}
 	out := map[string][]FacetValue{}
-	for name, m := range tally {
-		vals := make([]FacetValue, 0, len(m))
-		for v, n := range m {
-			vals = append(vals, FacetValue{Value: v, Count: n})
+	for k, name := range FacetNames {
+		vals := []FacetValue{}
+		for id, n := range tally[k] {
+			if n > 0 {
+				vals = append(vals, FacetValue{Value: idx.names[id], Count: int(n)})
+			}
 		}
 		sort.Slice(vals, func(i, j int) bool {
 			if vals[i].Count != vals[j].Count {

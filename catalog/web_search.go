@@ -157,7 +157,7 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		}
 	}
 	res.Total = len(matches)
-	res.Facets = count(matches, q.FacetLimit)
+	res.Facets = idx.count(matches, q.FacetLimit)
 	from := min((q.Page-1)*q.PerPage, len(matches))
 	shown := matches[from:min(from+q.PerPage, len(matches))]
 	if len(shown) == 0 {

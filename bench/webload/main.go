@@ -72,10 +72,12 @@ func main() {
 		return "/rules/?q=" + url.QueryEscape(queries[i%len(queries)])
 	}
 	type scenario struct {
-		name string
-		path func(int) string
+		name   string
+		path   func(int) string
+		warmup int // distinct paths to request once, unmeasured, before the run
 	}
-	scenarios := []scenario{{"rule page", rulePath}, {"search API", searchPath}, {"search page", searchPage}}
+	nSearch := len(queries) * len(searchFilters)
+	scenarios := []scenario{{"rule page", rulePath, len(rules)}, {"search API", searchPath, nSearch}, {"search page", searchPage, len(queries)}}
 	if *unique {
 		bust := func(f func(int) string) func(int) string {
 			return func(i int) string {
@@ -87,9 +89,12 @@ func main() {
 				return fmt.Sprintf("%s%suncached=%d", p, sep, i)
 			}
 		}
-		scenarios = append(scenarios, scenario{"rule page (uncached)", bust(rulePath)}, scenario{"search API (uncached)", bust(searchPath)})
+		scenarios = append(scenarios, scenario{"rule page (uncached)", bust(rulePath), 0}, scenario{"search API (uncached)", bust(searchPath), 0})
 	}
 	for _, s := range scenarios {
+		if s.warmup > 0 {
+			run(c, *base, "warm-up", s.path, *clients, s.warmup, *maxTime)
+		}
 		r := run(c, *base, s.name, s.path, *clients, *n, *maxTime)
 		report(r)
 	}
