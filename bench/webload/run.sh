@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Load benchmark of the wiki: builds ruledex, ingests the shared corpus into a fresh
+# catalog, starts `ruledex serve` on loopback, runs webload (50 clients) against it,
+# prints throughput, latency percentiles and the server's memory, then stops the server.
+#
+#   bash bench/webload/run.sh            # from the repository root
+#   CLIENTS=50 REQUESTS=20000 bash bench/webload/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+corpus=${RULEDEX_CORPUS:-$repo/../shared/corpus}
+addr=${ADDR:-127.0.0.1:18099}
+work=$(mktemp -d)
+server=""
+cleanup() {
+  if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
+    kill "$server"          # SIGTERM: graceful shutdown
+    wait "$server" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== build"
+go build -o "$work/ruledex" ./cmd/ruledex
+(cd bench && go build -o "$work/webload" ./webload)
+
+echo "== ingest $corpus (sigma, kql, spl)"
+"$work/ruledex" --db "$work/catalog.db" --data "$corpus" ingest "$corpus/sigma" "$corpus/kql" "$corpus/spl" >/dev/null
+
+echo "== serve on $addr"
+"$work/ruledex" --db "$work/catalog.db" --data "$corpus" serve --addr "$addr" 2>"$work/serve.log" &
+server=$!
+for _ in $(seq 1 120); do
+  if curl -fs -o /dev/null "http://$addr/api/"; then break; fi
+  if ! kill -0 "$server" 2>/dev/null; then cat "$work/serve.log"; exit 1; fi
+  sleep 0.5
+done
+
+echo "== load (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
+"$work/webload" -url "http://$addr" -pid "$server" -c "${CLIENTS:-50}" -n "${REQUESTS:-20000}" -t "${TIME:-30s}" ${UNCACHED:+-uncached}
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
