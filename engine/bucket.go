@@ -30,11 +30,12 @@ const maxBuckets = 4096
 // native-audit alternates, for instance).
 func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown bool) *bucket {
 	k := bucketKey{ch: ch, eid: eid, chKnown: chKnown, eidKnown: eidKnown}
-	m.bucketMu.RLock()
-	b, ok := m.buckets[k]
-	m.bucketMu.RUnlock()
-	if ok {
-		return b
+	// Readers only load a pointer: a read lock's shared counter would bounce between
+	// cores on every event.
+	if cur := m.buckets.Load(); cur != nil {
+		if b, ok := (*cur)[k]; ok {
+			return b
+		}
 	}
 	var accepted []int32
 	var sig []byte
@@ -47,21 +48,39 @@ func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown bool) *bucke
 	}
 	m.bucketMu.Lock()
 	defer m.bucketMu.Unlock()
-	if b, ok := m.buckets[k]; ok {
-		return b
+	cur := m.buckets.Load()
+	if cur != nil {
+		if b, ok := (*cur)[k]; ok {
+			return b
+		}
 	}
-	b, ok = m.bySignature[string(sig)]
+	b, ok := m.bySignature[string(sig)]
 	if !ok {
 		b = m.buildBucket(accepted)
 		if len(m.bySignature) < maxBuckets {
 			m.bySignature[string(sig)] = b
 		}
 	}
-	if len(m.buckets) < maxBuckets {
+	if cur == nil || len(*cur) < maxBuckets {
+		// Copy on write: the map a reader holds never changes.
+		next := make(map[bucketKey]*bucket, 1+lenMap(cur))
+		if cur != nil {
+			for kk, vv := range *cur {
+				next[kk] = vv
+			}
+		}
 		k.ch = strings.Clone(ch)
-		m.buckets[k] = b
+		next[k] = b
+		m.buckets.Store(&next)
 	}
 	return b
+}
+
+func lenMap(p *map[bucketKey]*bucket) int {
+	if p == nil {
+		return 0
+	}
+	return len(*p)
 }
 
 func (m *Matcher) buildBucket(accepted []int32) *bucket {

@@ -54,6 +54,7 @@ package engine
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/rule"
@@ -120,8 +121,8 @@ type Matcher struct {
 	// unconstrained variants have no required literal and are always evaluated when
 	// their route accepts the event.
 	unconstrained []int32
-	bucketMu      sync.RWMutex
-	buckets       map[bucketKey]*bucket
+	bucketMu      sync.Mutex
+	buckets       atomic.Pointer[map[bucketKey]*bucket]
 	bySignature   map[string]*bucket
 	// aggregate marks rules whose matches are input for an aggregation or
 	// correlation rather than alerts (see Correlator).
@@ -156,7 +157,7 @@ func (m *Matcher) Correlations() []*rule.Rule { return m.correlations }
 // Compile builds a Matcher. Rules that cannot run are returned in Skipped with the
 // reason; correlation rules are kept for the Correlator.
 func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
-	m := &Matcher{slots: map[string]int32{}, buckets: map[bucketKey]*bucket{}, bySignature: map[string]*bucket{},
+	m := &Matcher{slots: map[string]int32{}, bySignature: map[string]*bucket{},
 		bruteForce: opts.bruteForce}
 	c := &compiler{m: m, lits: map[litKey]int32{}}
 	m.chanSlot = c.slot("Channel")
