@@ -179,7 +179,7 @@ func (ps *parser) atProse() bool {
 		return true
 	case n.Kind == TOp && n.Text == ":":
 		return true
-	case n.Kind == TNumber || n.Kind == TString:
+	case n.Kind == TNumber || n.Kind == TString || n.Kind == TIllegal:
 		return true
 	}
 	return false
