@@ -333,6 +333,19 @@ func (m *Matrix) TechniquesOf(tactic string) []*Technique {
 	return m.byTactic[t.Short]
 }
 
+// SubTechniques returns the active sub-techniques of a technique, sorted by ID.
+func (m *Matrix) SubTechniques(id string) []*Technique {
+	parent := strings.ToUpper(strings.TrimSpace(id))
+	var out []*Technique
+	for _, t := range m.techniques {
+		if t.Parent == parent && t.Active() {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return lessID(out[i].ID, out[j].ID) })
+	return out
+}
+
 // Techniques returns every technique in the bundle, revoked and deprecated included, sorted by ID.
 func (m *Matrix) Techniques() []*Technique {
 	out := make([]*Technique, 0, len(m.techniques))

@@ -99,6 +99,20 @@ func TestTacticsInMatrixOrder(t *testing.T) {
 	}
 }
 
+func TestSubTechniques(t *testing.T) {
+	m := bundle(t)
+	var ids []string
+	for _, s := range m.SubTechniques("t1558") {
+		ids = append(ids, s.ID+" "+s.Name)
+	}
+	// Steal or Forge Kerberos Tickets' sub-techniques in the bundle.
+	want := []string{"T1558.001 Golden Ticket", "T1558.002 Silver Ticket", "T1558.003 Kerberoasting",
+		"T1558.004 AS-REP Roasting", "T1558.005 Ccache Files"}
+	if d := cmp.Diff(want, ids); d != "" {
+		t.Errorf("T1558 sub-techniques (-want +got):\n%s", d)
+	}
+}
+
 func TestRevokedAndDeprecated(t *testing.T) {
 	m := bundle(t)
 	tests := []struct {
