@@ -19,8 +19,9 @@ import (
 )
 
 func init() {
-	var asJSON bool
+	var asJSON, listRules bool
 	var top int
+	var field string
 	cmd := &cobra.Command{
 		Use:   "events [PROVIDER [EVENT-ID]] [--json]",
 		Short: "Browse the Windows event encyclopedia: providers, events, fields and the rules that use them",
@@ -31,6 +32,8 @@ func init() {
   ruledex events PROVIDER EVENT-ID    one event: description, message template, fields
                                       with types and the number of rules testing each,
                                       and the indicators rules most often test on it
+  ... EVENT-ID --rules                the rules that can match the event
+  ... EVENT-ID --field NAME           the rules that test that field of the event
 
 PROVIDER is a provider name or its URL slug, in any case (Microsoft-Windows-Sysmon,
 "Service Control Manager", Service-Control-Manager). Rule counts come from the catalog
@@ -39,13 +42,22 @@ PROVIDER is a provider name or its URL slug, in any case (Microsoft-Windows-Sysm
 names (Image on Sysmon 1 is NewProcessName on Security 4688, FolderPath in KQL).`,
 		Example: `  ruledex --data ../shared/corpus events
   ruledex --data ../shared/corpus events microsoft-windows-sysmon
-  ruledex --data ../shared/corpus events Microsoft-Windows-Security-Auditing 4688 --json`,
+  ruledex --data ../shared/corpus events Microsoft-Windows-Security-Auditing 4688 --json
+  ruledex --data ../shared/corpus events sysmon 1 --field OriginalFileName`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if (listRules || field != "") && len(args) != 2 {
+				return withCode(exitUsage, fmt.Errorf("--rules and --field need PROVIDER and EVENT-ID"))
+			}
+			if listRules || field != "" {
+				return runEventRules(cmd.Context(), cmd.OutOrStdout(), args, field, asJSON)
+			}
 			return runEvents(cmd.Context(), cmd.OutOrStdout(), args, asJSON, top)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&listRules, "rules", false, "list the rules that can match the event")
+	cmd.Flags().StringVar(&field, "field", "", "list the rules that test this field of the event")
 	cmd.Flags().IntVar(&top, "top", 20, "common indicators to show on an event page")
 	root.AddCommand(cmd)
 }
@@ -75,6 +87,72 @@ func syncRuleEvents(ctx context.Context, cat *catalog.Catalog, wc *winevent.Cata
 		return n, fmt.Errorf("event coverage: %w", err)
 	}
 	return n, nil
+}
+
+// runEventRules lists the rules covering an event, or testing one of its fields.
+func runEventRules(ctx context.Context, w io.Writer, args []string, field string, asJSON bool) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if globals.data == "" {
+		return withCode(exitUsage, fmt.Errorf("events needs the reference data: give --data DIR (a folder with events/) or set RULEDEX_DATA"))
+	}
+	wc, err := cachedEventCatalog()
+	if err != nil {
+		return withCode(exitFailure, err)
+	}
+	p, ok := findProvider(wc, args[0])
+	if !ok {
+		return withCode(exitNoMatch, fmt.Errorf("no provider %q", args[0]))
+	}
+	id, err := strconv.Atoi(strings.TrimSpace(args[1]))
+	if err != nil {
+		return withCode(exitUsage, fmt.Errorf("event id %q is not a number", args[1]))
+	}
+	e, ok := p.Event(id)
+	if !ok {
+		return withCode(exitNoMatch, fmt.Errorf("%s has no event %d in the catalog", p.Name, id))
+	}
+	if field != "" {
+		f, ok := e.Field(field)
+		if !ok {
+			return withCode(exitNoMatch, fmt.Errorf("%s %d has no field %q", p.Name, id, field))
+		}
+		field = f.Name
+	}
+	cat, err := openCatalog(true)
+	if err != nil {
+		return withCode(exitFailure, err)
+	}
+	defer cat.Close()
+	if _, err := syncRuleEvents(ctx, cat, wc); err != nil {
+		return withCode(exitFailure, err)
+	}
+	rules, err := cat.RulesForEvent(ctx, p.Name, id, field, 0)
+	if err != nil {
+		return withCode(exitFailure, err)
+	}
+	if asJSON {
+		if rules == nil {
+			rules = []catalog.Summary{}
+		}
+		return evJSON(w, map[string]any{"provider": p.Name, "event_id": id, "field": field, "rules": rules})
+	}
+	what := fmt.Sprintf("%s %d (%s)", p.Name, id, oneLine(e.Title))
+	if field != "" {
+		what = field + " of " + what
+	}
+	if field != "" {
+		fmt.Fprintf(w, "%d %s testing %s\n\n", len(rules), plural(len(rules), "rule", "rules"), what)
+	} else {
+		fmt.Fprintf(w, "%d %s that can match %s\n\n", len(rules), plural(len(rules), "rule", "rules"), what)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Language\tID\tTitle\n")
+	for _, r := range rules {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Language, r.ID, oneLine(r.Title))
+	}
+	return tw.Flush()
 }
 
 func runEvents(ctx context.Context, w io.Writer, args []string, asJSON bool, top int) error {

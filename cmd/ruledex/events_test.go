@@ -176,4 +176,13 @@ func TestEventsRuleCounts(t *testing.T) {
 	if !strings.Contains(out, "Microsoft-Windows-Sysmon") || strings.Contains(out, "need a catalog") {
 		t.Errorf("index with catalog:\n%s", out)
 	}
+	// --field lists the rules behind a field count: on 4688, ParentProcessName is the
+	// sticky-keys rule's ParentImage.
+	globals.db, globals.data = db, corpus
+	var buf bytes.Buffer
+	err = runEventRules(context.Background(), &buf, []string{"security-auditing", "4688"}, "parentprocessname", false)
+	globals.db, globals.data = oldDB, oldData
+	if err != nil || !strings.Contains(buf.String(), "1 rule testing ParentProcessName") || !strings.Contains(buf.String(), "Sticky") {
+		t.Errorf("--field: %v\n%s", err, buf.String())
+	}
 }
