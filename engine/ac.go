@@ -9,7 +9,8 @@ import "sort"
 type acAutomaton struct {
 	classes  [256]uint8
 	stride   int
-	trans    []uint32 // state*stride + class -> next state
+	trans    []uint32 // state*stride + class -> next state (during build; nil after when trans16 is used)
+	trans16  []uint16 // the same table when the states fit in 15 bits: half the cache footprint
 	outStart []uint32 // state -> range in out
 	out      []int32  // pattern ids reported at each state (own and inherited)
 }
@@ -100,8 +101,17 @@ func newAC(pats []string, ids []int32) *acAutomaton {
 			a.trans[i] = nx | acMatch
 		}
 	}
+	if len(nodes) < 1<<15 {
+		a.trans16 = make([]uint16, len(a.trans))
+		for i, x := range a.trans {
+			a.trans16[i] = uint16(x&^acMatch) | uint16(x>>16)&acMatch16
+		}
+		a.trans = nil
+	}
 	return a
 }
+
+const acMatch16 = 1 << 15
 
 // acMatch marks a transition whose target state reports patterns.
 const acMatch = 1 << 31
@@ -141,6 +151,10 @@ func trieNodes(pats []string) int {
 
 // scan reports every pattern occurring in text to hit.
 func (a *acAutomaton) scan(text string, st *state) {
+	if a.trans16 != nil {
+		a.scan16(text, st)
+		return
+	}
 	s := uint32(0)
 	stride := uint32(a.stride)
 	trans, classes := a.trans, &a.classes
@@ -148,6 +162,21 @@ func (a *acAutomaton) scan(text string, st *state) {
 		s = trans[s*stride+uint32(classes[text[i]])]
 		if s&acMatch != 0 {
 			s &^= acMatch
+			for _, id := range a.out[a.outStart[s]:a.outStart[s+1]] {
+				st.hitLiteral(id)
+			}
+		}
+	}
+}
+
+func (a *acAutomaton) scan16(text string, st *state) {
+	s := uint32(0)
+	stride := uint32(a.stride)
+	trans, classes := a.trans16, &a.classes
+	for i := 0; i < len(text); i++ {
+		x := trans[s*stride+uint32(classes[text[i]])]
+		s = uint32(x &^ acMatch16)
+		if x&acMatch16 != 0 {
 			for _, id := range a.out[a.outStart[s]:a.outStart[s+1]] {
 				st.hitLiteral(id)
 			}
