@@ -15,7 +15,9 @@ import (
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/lang/spl"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -30,8 +32,10 @@ var (
 	testTS    *httptest.Server
 )
 
-// testParsers are the languages the web tests ingest.
-func testParsers() []ingest.Parser { return []ingest.Parser{sigma.Parser{}} }
+// testParsers are the languages the web tests ingest, as cmd/ruledex registers them.
+func testParsers() []ingest.Parser {
+	return []ingest.Parser{sigma.Parser{}, &spl.Parser{}, kql.Parser{}}
+}
 
 func TestMain(m *testing.M) {
 	code, err := setup(m)
@@ -63,7 +67,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer testCat.Close()
-	if _, err := ingest.Run(context.Background(), testCat, []string{filepath.Join(dir, "sigma")},
+	if _, err := ingest.Run(context.Background(), testCat, []string{filepath.Join(dir, "sigma"), filepath.Join(dir, "kql"), filepath.Join(dir, "spl")},
 		ingest.Options{Parsers: testParsers()}); err != nil {
 		return 0, fmt.Errorf("ingest: %w", err)
 	}

@@ -173,14 +173,20 @@ func TestSeedRulePage(t *testing.T) {
 	}
 	// The indicator's corpus count on the page equals the number of rules its own
 	// indicator page lists.
-	m := regexp.MustCompile(`href="(/indicators/\?[^"]*bitsadmin.exe)">\\bitsadmin.exe</a> <span class="count">corpus (\d+) \(sigma (\d+)\)`).FindStringSubmatch(body)
+	m := regexp.MustCompile(`href="(/indicators/\?[^"]*bitsadmin.exe)">\\bitsadmin.exe</a> <span class="count">corpus (\d+) \(([^)]*)\)`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatal(`no corpus count for \bitsadmin.exe`)
 	}
 	var ind IndicatorResponse
 	getJSON(t, "/api/indicators?"+strings.ReplaceAll(strings.SplitN(m[1], "?", 2)[1], "&amp;", "&"), &ind)
-	if got := ind.ByLanguage["sigma"]; m[2] != m[3] || m[3] != strconv.Itoa(got) {
-		t.Errorf("page says corpus %s (sigma %s); indicator page lists %d sigma rules", m[2], m[3], got)
+	if m[2] != strconv.Itoa(ind.Rules) {
+		t.Errorf("page says corpus %s; the indicator page lists %d rules", m[2], ind.Rules)
+	}
+	for _, part := range strings.Split(m[3], ", ") {
+		lang, n, _ := strings.Cut(part, " ")
+		if n != strconv.Itoa(ind.ByLanguage[lang]) {
+			t.Errorf("page says %s %s; the indicator page lists %d", lang, n, ind.ByLanguage[lang])
+		}
 	}
 }
 
@@ -264,6 +270,36 @@ func TestAPI(t *testing.T) {
 	}
 	var idx map[string]any
 	getJSON(t, "/api/", &idx)
+}
+
+// TestOtherLanguages opens the first KQL and SPL rules of the catalog: every language's
+// page renders with its body and breadcrumb.
+func TestOtherLanguages(t *testing.T) {
+	for _, lang := range []struct{ id, name, body string }{{"kusto", "Kusto", "kusto"}, {"splunk", "Splunk", "spl"}} {
+		t.Run(lang.id, func(t *testing.T) {
+			var res SearchResponse
+			getJSON(t, "/api/search?per_page=20&language="+lang.id, &res)
+			if res.Total == 0 {
+				t.Fatalf("no %s detections in the catalog", lang.id)
+			}
+			for _, h := range res.Results {
+				resp, body := get(t, h.URL)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s: status %d", h.URL, resp.StatusCode)
+				}
+				for _, w := range []string{`<a href="/rules/?language=` + lang.id + `">` + lang.name + `</a>`, `id="body"`, `class="language-` + lang.body + `"`} {
+					if !strings.Contains(body, w) {
+						t.Errorf("%s: lacks %q", h.URL, w)
+					}
+				}
+			}
+		})
+	}
+	// The seed's /transfer is shared with a KQL rule (REFERENCE: corpus 2 (sigma 1, kusto 1)).
+	_, body := get(t, seedURL(t))
+	if !regexp.MustCompile(`/transfer</a> <span class="count">corpus \d+ \(.*kusto \d+`).MatchString(body) {
+		t.Error("the seed's /transfer indicator is not counted across languages")
+	}
 }
 
 // TestAPIErrors checks that API errors are JSON with the right status.
