@@ -26,6 +26,10 @@ type FileState struct {
 	Hash     string
 	Language string // "" when no parser recognized the file
 	Rules    int
+	// Rel and Source are where the rules of the file were said to come from (empty
+	// for skipped files).
+	Rel    string
+	Source SourceInfo
 }
 
 // Files returns the files recorded under root (root itself when it is a file), by path.
@@ -46,8 +50,10 @@ type queryer interface {
 func files(ctx context.Context, db queryer, root string, sep string) (map[string]FileState, error) {
 	prefix := strings.TrimSuffix(root, sep) + sep
 	rows, err := db.QueryContext(ctx,
-		`SELECT id, path, size, mtime, hash, language, rules FROM files
-		 WHERE path = ? OR (path >= ? AND path < ?)`, root, prefix, prefix+"\xff")
+		`SELECT f.id, f.path, f.size, f.mtime, f.hash, f.language, f.rules, f.rel,
+			coalesce(s.repo, ''), coalesce(s.repo_url, ''), coalesce(s.commit_, '')
+		 FROM files f LEFT JOIN sources s ON s.id = f.source_id
+		 WHERE f.path = ? OR (f.path >= ? AND f.path < ?)`, root, prefix, prefix+"\xff")
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +61,8 @@ func files(ctx context.Context, db queryer, root string, sep string) (map[string
 	out := map[string]FileState{}
 	for rows.Next() {
 		var f FileState
-		if err := rows.Scan(&f.ID, &f.Path, &f.Size, &f.MTime, &f.Hash, &f.Language, &f.Rules); err != nil {
+		if err := rows.Scan(&f.ID, &f.Path, &f.Size, &f.MTime, &f.Hash, &f.Language, &f.Rules, &f.Rel,
+			&f.Source.Repo, &f.Source.RepoURL, &f.Source.Commit); err != nil {
 			return nil, err
 		}
 		out[f.Path] = f

@@ -179,7 +179,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	var jobs []job
 	for _, w := range files {
 		p, ok := prev[w.f.Abs]
-		if ok && !force && p.Size == w.f.Size && p.MTime == w.f.MTime {
+		if ok && !force && p.Size == w.f.Size && p.MTime == w.f.MTime && sameSource(res, w.root, w.f.Abs, p) {
 			if p.Language == "" {
 				sum.Skipped++
 			} else {
@@ -344,6 +344,29 @@ func finish(sum *Summary, start time.Time) {
 	}
 }
 
+// sameSource reports whether a stored file still has the upstream it would get now
+// (--source-url, a git checkout's commit and SOURCES.md may change without the file).
+func sameSource(res *source.Resolver, root, abs string, p catalog.FileState) bool {
+	if p.Language == "" {
+		return true // skipped files carry no source
+	}
+	info := sourceFor(res, root, abs, p)
+	src := info.Source(abs)
+	return src.Path == p.Rel && info.Repo == p.Source.Repo && info.RepoURL == p.Source.RepoURL && src.Commit == p.Source.Commit
+}
+
+// sourceFor is the upstream of a file. A file in a plain folder (no repository known)
+// keeps the folder it was first ingested under when that folder contains it, so that
+// re-ingesting a sub-folder or a single file does not move its rules to another "source".
+func sourceFor(res *source.Resolver, root, abs string, p catalog.FileState) *source.Info {
+	info := res.For(root, abs)
+	if info.Plain && p.Source.RepoURL == "" && p.Source.Repo != "" && p.Source.Repo != info.Repo &&
+		strings.HasPrefix(abs, strings.TrimSuffix(p.Source.Repo, string(filepath.Separator))+string(filepath.Separator)) {
+		return source.PlainFolder(p.Source.Repo)
+	}
+	return info
+}
+
 // result is one file after reading (and maybe parsing).
 type result struct {
 	f       source.File
@@ -398,7 +421,7 @@ func store(tx *catalog.Tx, r *result, sum *Summary) error {
 // panics: a parser panic becomes an error diagnostic of the file.
 func process(root string, f source.File, prev catalog.FileState, force bool, res *source.Resolver, opt Options) *result {
 	r := &result{f: f, prev: prev}
-	info := res.For(root, f.Abs)
+	info := sourceFor(res, root, f.Abs, prev)
 	src := info.Source(f.Abs)
 	r.rec = catalog.FileRecord{Path: f.Abs, Rel: src.Path, Size: f.Size, MTime: f.MTime,
 		Source: catalog.SourceInfo{Repo: info.Repo, RepoURL: info.RepoURL, Commit: src.Commit}}
@@ -414,7 +437,7 @@ func process(root string, f source.File, prev catalog.FileState, force bool, res
 	sum := sha256.Sum256(data)
 	r.rec.Hash = hex.EncodeToString(sum[:])
 	r.rec.Size = int64(len(data))
-	if prev.ID != 0 && !force && prev.Hash == r.rec.Hash && prev.Hash != "" {
+	if prev.ID != 0 && !force && prev.Hash == r.rec.Hash && prev.Hash != "" && sameSource(res, root, f.Abs, prev) {
 		r.touch = true
 		return r
 	}

@@ -512,3 +512,36 @@ func TestConcurrentIngestsSerialize(t *testing.T) {
 		t.Errorf("after both ingests: %+v %v", counts, err)
 	}
 }
+
+func TestSourceChangeReparses(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "win/a.rule", "#fake sigma\nrule A Rule A\n")
+	c := openCat(t)
+	ingestURL := func(u string) *Summary {
+		s, err := Run(context.Background(), c, []string{dir}, Options{Parsers: parsers, Fingerprint: "test", SourceURL: u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ingestURL("https://github.com/acme/one")
+	if s := ingestURL("https://github.com/acme/one"); s.Changed != 0 {
+		t.Errorf("same source: %+v", s)
+	}
+	if s := ingestURL("https://github.com/acme/two"); s.Changed != 1 {
+		t.Errorf("new source: %+v", s)
+	}
+	r, err := c.Rule(context.Background(), rule.Sigma, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rule.Source{Repo: "github.com/acme/two", RepoURL: "https://github.com/acme/two", Path: "win/a.rule", Line: 2,
+		UpstreamURL: "https://github.com/acme/two/blob/HEAD/win/a.rule"}
+	if r.Source != want {
+		t.Errorf("source after re-ingest:\n got %+v\nwant %+v", r.Source, want)
+	}
+	st, _ := c.Stats(context.Background())
+	if len(st.BySource) != 1 || st.BySource["github.com/acme/two"] == nil {
+		t.Errorf("stats by source: %+v", st.BySource)
+	}
+}

@@ -38,6 +38,8 @@ type Info struct {
 	fileCommits map[string]string
 	// blob is the path segment between RepoURL and the ref in file links.
 	blob string
+	// Plain marks the fallback: no repository is known and Repo is the ingested folder.
+	Plain bool
 }
 
 // Source returns the rule.Source for the file at abs (which must lie under Base).
@@ -134,8 +136,11 @@ func (r *Resolver) find(dir, root string) *Info {
 	if st, err := os.Stat(root); err == nil && !st.IsDir() {
 		base = filepath.Dir(root)
 	}
-	return &Info{Repo: base, Base: base}
+	return &Info{Repo: base, Base: base, Plain: true}
 }
+
+// PlainFolder is the Info of a plain folder used as a repository (see Info.Plain).
+func PlainFolder(dir string) *Info { return &Info{Repo: dir, Base: dir, Plain: true} }
 
 // gitAt reads d/.git when it exists.
 func (r *Resolver) gitAt(d string) *Info {
