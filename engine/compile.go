@@ -13,6 +13,8 @@ type compiler struct {
 	lits    map[litKey]int32
 	litKeys []litKey
 	rename  map[string]string
+	// placeholders are the values of %name% for the expand modifier.
+	placeholders map[string][]string
 }
 
 // litKey is a required literal: folded text that must occur in the folded value of a
@@ -234,7 +236,7 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 		return fail(fmt.Errorf("%s predicate without values", p.Kind))
 	}
 	for _, val := range p.Values {
-		ts, err := compileTests(p, val)
+		ts, err := compileTests(p, val, c.placeholders)
 		if err != nil {
 			return fail(err)
 		}

@@ -46,7 +46,7 @@
 // # Rules that cannot run
 //
 // Compile never drops a rule silently: rules with parser errors, opaque condition
-// parts, the expand modifier (placeholders need site configuration), date-part
+// parts, the expand modifier without values for its placeholders (Options.Placeholders), date-part
 // modifiers or invalid regexes/networks are returned as Skipped with the reason.
 // Correlation rules and `| count() by` aggregations are evaluated by a Correlator
 // fed with Match results.
@@ -84,6 +84,11 @@ type Router interface {
 type Options struct {
 	// Router routes rules by log source; nil runs every rule on every event.
 	Router Router
+
+	// Placeholders give the values of %name% placeholders for the expand modifier
+	// (Sigma's placeholder convention: site-specific lists such as %Admins%). A rule
+	// using a placeholder not listed here is skipped with the reason.
+	Placeholders map[string][]string
 
 	// bruteForce evaluates every routed rule on every event, bypassing the literal
 	// prefilter; tests compare it with the prefiltered path.
@@ -159,7 +164,7 @@ func (m *Matcher) Correlations() []*rule.Rule { return m.correlations }
 func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 	m := &Matcher{slots: map[string]int32{}, bySignature: map[string]*bucket{},
 		bruteForce: opts.bruteForce}
-	c := &compiler{m: m, lits: map[litKey]int32{}}
+	c := &compiler{m: m, lits: map[litKey]int32{}, placeholders: opts.Placeholders}
 	m.chanSlot = c.slot("Channel")
 	m.eidSlot = c.slot("EventID")
 	var skipped []Skipped

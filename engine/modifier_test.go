@@ -209,6 +209,30 @@ func TestModifiers(t *testing.T) {
 	}
 }
 
+func TestExpandPlaceholders(t *testing.T) {
+	r := parseRule(t, ruleText("  sel:\n    User|expand: '%admins%'\n    Image|endswith|expand: '\\%tool%'\n  condition: sel\n"))
+	opts := Options{Placeholders: map[string][]string{"admins": {"alice", "Bob"}, "tool": {"a*.exe", "b.exe"}}}
+	m, skipped := Compile([]*rule.Rule{r}, opts)
+	if len(skipped) > 0 {
+		t.Fatalf("skipped: %s", skipped[0].Reason)
+	}
+	cases := []struct {
+		ev   *event.Event
+		want bool
+	}{
+		{ev("User", "bob", "Image", `C:\b.exe`), true},
+		{ev("User", "alice", "Image", `C:\a*.exe`), true},
+		// Configured values are literals: the * is not a wildcard.
+		{ev("User", "alice", "Image", `C:\ax.exe`), false},
+		{ev("User", "carol", "Image", `C:\b.exe`), false},
+	}
+	for i, c := range cases {
+		if got := len(m.Match(c.ev, nil)) > 0; got != c.want {
+			t.Errorf("case %d: match %v, want %v", i, got, c.want)
+		}
+	}
+}
+
 func TestSkippedWithReason(t *testing.T) {
 	cases := []struct {
 		name, detection, reason string

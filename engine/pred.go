@@ -67,7 +67,7 @@ const slotAll = -1
 const regexTimeout = 100 * time.Millisecond
 
 // compileTests turns one value (after transforms) into tests for kind k.
-func compileTests(p *rule.Pred, v rule.Value) ([]vtest, error) {
+func compileTests(p *rule.Pred, v rule.Value, placeholders map[string][]string) ([]vtest, error) {
 	switch p.Kind {
 	case rule.Regex:
 		flags := ""
@@ -129,7 +129,7 @@ func compileTests(p *rule.Pred, v rule.Value) ([]vtest, error) {
 			out = append(out, vtest{kind: tNumEq, num: f, cased: true})
 		}
 	}
-	alts, err := expandValue(p, v)
+	alts, err := expandValue(p, v, placeholders)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ruledex/ruledex/rule"
 )
@@ -18,8 +19,8 @@ type alt struct {
 // are the IR's (rule.ExpandValue, pySigma's semantics); this decides how the results
 // compare. Encoded values (base64, UTF-16) compare case-sensitively: they are bytes,
 // and folding their letters would match different text.
-func expandValue(p *rule.Pred, v rule.Value) ([]alt, error) {
-	cased, encoded := false, false
+func expandValue(p *rule.Pred, v rule.Value, placeholders map[string][]string) ([]alt, error) {
+	cased, encoded, expand := false, false, false
 	for _, t := range p.Transforms {
 		switch t {
 		case rule.TCased:
@@ -30,20 +31,73 @@ func expandValue(p *rule.Pred, v rule.Value) ([]alt, error) {
 		case rule.TIgnoreCase, rule.TMultiline, rule.TDotAll:
 			// Regex flags; handled where the regex is compiled.
 		case rule.TExpand:
-			return nil, fmt.Errorf("modifier expand needs placeholder values from configuration (%q)", v.S)
+			expand = true
 		case rule.TMinute, rule.THour, rule.TDay, rule.TWeek, rule.TMonth, rule.TYear:
 			return nil, fmt.Errorf("date-part modifier %s is not supported", t)
 		default:
 			return nil, fmt.Errorf("unsupported modifier %q", t)
 		}
 	}
-	vals, err := rule.ExpandValue(p, v)
-	if err != nil {
-		return nil, err
+	in := []rule.Value{v}
+	if expand {
+		var err error
+		if in, err = expandPlaceholders(v, placeholders); err != nil {
+			return nil, err
+		}
 	}
-	out := make([]alt, 0, len(vals))
-	for _, x := range vals {
-		out = append(out, alt{s: x.S, wild: x.Wild, cased: cased || encoded})
+	var out []alt
+	for _, x := range in {
+		vals, err := rule.ExpandValue(p, x)
+		if err != nil {
+			return nil, err
+		}
+		for _, y := range vals {
+			out = append(out, alt{s: y.S, wild: y.Wild, cased: cased || encoded})
+		}
 	}
 	return out, nil
+}
+
+// maxPlaceholderValues bounds the values one rule value may expand to.
+const maxPlaceholderValues = 10000
+
+// expandPlaceholders replaces each %name% of v by every value configured for name
+// (every combination when a value names several). Configured values are literals.
+func expandPlaceholders(v rule.Value, placeholders map[string][]string) ([]rule.Value, error) {
+	out := []string{""}
+	s := v.S
+	for {
+		i := strings.IndexByte(s, '%')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		name := s[i+1 : i+1+j]
+		vals, ok := placeholders[name]
+		if !ok {
+			return nil, fmt.Errorf("modifier expand: placeholder %%%s%% has no configured values", name)
+		}
+		var next []string
+		for _, o := range out {
+			for _, pv := range vals {
+				if v.Wild {
+					pv = escapeGlob(pv)
+				}
+				next = append(next, o+s[:i]+pv)
+			}
+		}
+		if len(next) > maxPlaceholderValues {
+			return nil, fmt.Errorf("modifier expand: %q gives more than %d values", v.S, maxPlaceholderValues)
+		}
+		out = next
+		s = s[i+2+j:]
+	}
+	res := make([]rule.Value, len(out))
+	for i, o := range out {
+		res[i] = rule.Value{S: o + s, Type: v.Type, Wild: v.Wild}
+	}
+	return res, nil
 }

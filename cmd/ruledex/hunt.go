@@ -36,6 +36,8 @@ type huntOptions struct {
 	minLevel string
 	workers  int
 	progress bool
+	// placeholders are NAME=V1,V2 values for the expand modifier.
+	placeholders []string
 }
 
 func init() {
@@ -83,6 +85,8 @@ are reported with their location and hunting continues.`,
 	cmd.Flags().BoolVar(&o.json, "json", false, "one JSON object per match")
 	cmd.Flags().BoolVar(&o.csv, "csv", false, "CSV with a header row")
 	cmd.Flags().StringVar(&o.minLevel, "min-level", "", "only rules of this level or above (informational, low, medium, high, critical)")
+	cmd.Flags().StringArrayVar(&o.placeholders, "placeholder", nil,
+		"values of a %NAME% placeholder for |expand rules: NAME=V1,V2 (repeatable); rules with unset placeholders are skipped")
 	cmd.Flags().IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "files read and matched in parallel")
 	cmd.Flags().BoolVar(&o.progress, "progress", true, "progress bar on stderr when it is a terminal")
 	root.AddCommand(cmd)
@@ -399,6 +403,17 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	}
 	rules = filterLevel(rules, o.minLevel)
 	var opts engine.Options
+	for _, p := range o.placeholders {
+		name, vals, ok := strings.Cut(p, "=")
+		name = strings.Trim(strings.TrimSpace(name), "%")
+		if !ok || name == "" {
+			return withCode(exitUsage, fmt.Errorf("--placeholder %q: want NAME=VALUE[,VALUE...]", p))
+		}
+		if opts.Placeholders == nil {
+			opts.Placeholders = map[string][]string{}
+		}
+		opts.Placeholders[name] = append(opts.Placeholders[name], strings.Split(vals, ",")...)
+	}
 	wc, err := eventCatalog()
 	if err != nil {
 		return err
