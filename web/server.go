@@ -63,6 +63,9 @@ func New(o Options) (*Server, error) {
 	for _, t := range o.Attack.Tactics() {
 		s.tactics = append(s.tactics, catalog.Tactic{Short: t.Short, ID: t.ID, Name: t.Name, URL: t.URL, Order: t.Order})
 	}
+	if err := s.syncEvents(context.Background()); err != nil {
+		s.log.Warn("event coverage not brought up to date; event pages may miss rules", "err", err)
+	}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = logRequests(s.log, securityHeaders(mux))
@@ -89,9 +92,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /attack/tactics/{id}/{$}", s.page(s.tacticPage))
 	mux.HandleFunc("GET /attack/tactics/{id}", addSlash)
 	mux.Handle("GET /static/", staticFiles())
-	mux.Handle("GET /", s.page(func(r *http.Request) (string, *view, error) {
-		return "", nil, notFound("no page at %s", r.URL.Path)
-	}))
+	mux.Handle("GET /events/{$}", s.page(s.providersPage))
+	mux.Handle("GET /", s.cached(s.page(s.rootPage))) // provider and event pages, else 404
 
 	// JSON API: one endpoint per page.
 	mux.Handle("GET /api/{$}", s.api(s.indexAPI))
@@ -103,6 +105,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/tactics/{id}", s.api(s.tacticAPI))
 	mux.Handle("GET /api/matrix", s.api(s.matrixAPI))
 	mux.Handle("GET /api/navigator", s.api(s.navigatorAPI))
+	mux.Handle("GET /api/events", s.api(s.providersAPI))
+	mux.Handle("GET /api/events/{provider}", s.api(s.providerAPI))
+	mux.Handle("GET /api/events/{provider}/{id}", s.cached(s.api(s.eventAPI)))
 	mux.Handle("GET /api/", s.api(func(r *http.Request) (any, error) {
 		return nil, notFound("no API endpoint at %s", r.URL.Path)
 	}))
@@ -177,6 +182,9 @@ func (s *Server) indexAPI(r *http.Request) (any, error) {
 			{"path": "/api/tactics/{id}", "about": "an ATT&CK tactic, its techniques with rule counts"},
 			{"path": "/api/matrix?language=&source=&severity=", "about": "coverage matrix"},
 			{"path": "/api/navigator?language=&source=&severity=", "about": "ATT&CK Navigator layer (format 4.5) for the filter"},
+			{"path": "/api/events", "about": "Windows event providers with event and rule counts"},
+			{"path": "/api/events/{provider}", "about": "a provider's events with rule counts"},
+			{"path": "/api/events/{provider}/{event_id}?field=", "about": "an event: fields with rule counts, common indicators, covering rules"},
 		},
 	}, nil
 }

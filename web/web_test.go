@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -299,6 +300,78 @@ func TestOtherLanguages(t *testing.T) {
 	_, body := get(t, seedURL(t))
 	if !regexp.MustCompile(`/transfer</a> <span class="count">corpus \d+ \(.*kusto \d+`).MatchString(body) {
 		t.Error("the seed's /transfer indicator is not counted across languages")
+	}
+}
+
+// TestEventPages renders the provider index, every provider page and one event of
+// each provider (plus Sysmon 1 and Security 4688), through HTML and the API, checking
+// the markup of each and the seed rule's event link.
+func TestEventPages(t *testing.T) {
+	var idx ProvidersResponse
+	getJSON(t, "/api/events", &idx)
+	if len(idx.Providers) < 3 {
+		t.Fatalf("%d providers", len(idx.Providers))
+	}
+	_, body := get(t, "/events/")
+	checkMarkup(t, "/events/", body)
+	pages := []string{"/Microsoft-Windows-Sysmon/1", "/Microsoft-Windows-Security-Auditing/4688"}
+	for _, p := range idx.Providers {
+		resp, body := get(t, p.URL)
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: status %d", p.URL, resp.StatusCode)
+			continue
+		}
+		checkMarkup(t, p.URL, body)
+		var pr ProviderResponse
+		getJSON(t, "/api/events/"+url.PathEscape(p.Slug), &pr)
+		if pr.Events != len(pr.EventList) || pr.Events == 0 {
+			t.Errorf("%s: %d events, %d listed", p.Name, pr.Events, len(pr.EventList))
+			continue
+		}
+		if !strings.Contains(body, fmt.Sprintf("%d event", pr.Events)) {
+			t.Errorf("%s: page does not say how many events", p.URL)
+		}
+		pages = append(pages, pr.EventList[0].URL)
+	}
+	for _, p := range pages {
+		resp, body := get(t, p)
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: status %d", p, resp.StatusCode)
+			continue
+		}
+		checkMarkup(t, p, body)
+		for _, w := range []string{`id="fields"`, `id="rules"`} {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: lacks %s", p, w)
+			}
+		}
+	}
+	var ev EventResponse
+	getJSON(t, "/api/events/Microsoft-Windows-Sysmon/1", &ev)
+	counted := map[string]int{}
+	for _, f := range ev.Fields {
+		counted[f.Name] = f.Rules
+	}
+	if counted["CommandLine"] == 0 || counted["Image"] == 0 || len(ev.Indicators) == 0 || ev.Rules == 0 {
+		t.Errorf("Sysmon 1: CommandLine %d, Image %d rules, %d indicators, %d rules", counted["CommandLine"], counted["Image"], len(ev.Indicators), ev.Rules)
+	}
+	// The field link lists exactly as many rules as the field's count.
+	var byField EventResponse
+	getJSON(t, "/api/events/Microsoft-Windows-Sysmon/1?field=CommandLine", &byField)
+	if len(byField.RuleList) != min(counted["CommandLine"], 500) {
+		t.Errorf("Sysmon 1 CommandLine: count %d, list %d", counted["CommandLine"], len(byField.RuleList))
+	}
+	_, seed := get(t, seedURL(t))
+	if !strings.Contains(seed, `<a href="/Microsoft-Windows-Security-Auditing/4688">4688</a></td><td>A new process has been created.`) {
+		t.Error("the seed rule's event coverage does not link Security-Auditing 4688")
+	}
+	for _, p := range []string{"/Microsoft-Windows-Sysmon/99999", "/Microsoft-Windows-Sysmon/abc", "/No-Such-Provider/1", "/api/events/nope", "/api/events/Microsoft-Windows-Sysmon/0"} {
+		if resp, _ := get(t, p); resp.StatusCode != 404 {
+			t.Errorf("%s: status %d, want 404", p, resp.StatusCode)
+		}
+	}
+	if resp, _ := get(t, "/Microsoft-Windows-Sysmon/1?field=NoSuchField"); resp.StatusCode != 400 {
+		t.Errorf("unknown field: status %d, want 400", resp.StatusCode)
 	}
 }
 
