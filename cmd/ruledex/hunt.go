@@ -226,6 +226,8 @@ type huntRecord struct {
 	EventID  any           `json:"event_id"`
 	File     string        `json:"file"`
 	Fields   orderedFields `json:"fields"`
+	// via names the alternate log source a match came through (text output only).
+	via string
 }
 
 // orderedFields marshals as a JSON object keeping the rule's field order.
@@ -260,7 +262,7 @@ func (f orderedFields) text() string {
 func eventRecord(m engine.Match, ev *event.Event, file string) huntRecord {
 	get := func(n string) string { v, _ := ev.Get(n); return strings.Clone(v) }
 	rec := huntRecord{RuleID: m.Rule.ID, Title: m.Rule.Title, Level: m.Rule.Severity, Time: get("TimeCreated"),
-		Computer: get("Computer"), Channel: get("Channel"), File: file, Fields: m.Fields}
+		Computer: get("Computer"), Channel: get("Channel"), File: file, Fields: m.Fields, via: m.Via}
 	if rec.Time == "" {
 		if t, ok := engine.EventTime(ev); ok {
 			rec.Time = t.Format(time.RFC3339Nano)
@@ -626,6 +628,9 @@ func (h *huntWriter) write(r huntRecord) error {
 	where := r.Channel
 	if eid != "" {
 		where += "/" + eid
+	}
+	if r.via != "" {
+		where += " [native-audit route]"
 	}
 	_, err := fmt.Fprintf(h.bw, "%s  %-8s  %s [%s]\n    %s  %s  %s\n    %s\n", r.Time, r.Level, oneLine(r.Title), r.RuleID,
 		r.Computer, where, r.File, r.Fields.text())
