@@ -101,7 +101,9 @@ type Skipped struct {
 	Reason string
 }
 
-// Match is one rule matching one event.
+// Match is one rule matching one event. A rule with a `| count() by` aggregation
+// matches here on each event its condition selects: such matches are input for a
+// Correlator (see Correlator.Suppressed), not alerts.
 type Match struct {
 	Rule *rule.Rule
 	// Fields are the event fields the rule's positive predicates test, copied out of the
@@ -129,8 +131,7 @@ type Matcher struct {
 	bucketMu      sync.Mutex
 	buckets       atomic.Pointer[map[bucketKey]*bucket]
 	bySignature   map[string]*bucket
-	// aggregate marks rules whose matches are input for an aggregation or
-	// correlation rather than alerts (see Correlator).
+	// correlations are kept for the Correlator.
 	correlations []*rule.Rule
 	pool         sync.Pool
 	bruteForce   bool
