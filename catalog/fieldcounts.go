@@ -54,9 +54,79 @@ CREATE TABLE IF NOT EXISTS rule_events_state (
 	rule_pk INTEGER PRIMARY KEY,
 	sig     TEXT NOT NULL
 );
+-- Counts materialized by every sync that changed something; pages only read them.
+CREATE TABLE IF NOT EXISTS event_rule_counts (
+	provider TEXT NOT NULL,
+	event_id INTEGER NOT NULL,
+	language TEXT NOT NULL,
+	rules    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS provider_rule_counts (
+	provider TEXT PRIMARY KEY,
+	rules    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_field_counts (
+	provider    TEXT NOT NULL,
+	event_id    INTEGER NOT NULL,
+	event_field TEXT NOT NULL,
+	language    TEXT NOT NULL,
+	rules       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_field_counts_event ON event_field_counts (provider, event_id);
+CREATE TABLE IF NOT EXISTS event_indicator_counts (
+	provider    TEXT NOT NULL,
+	event_id    INTEGER NOT NULL,
+	event_field TEXT NOT NULL,
+	key         TEXT NOT NULL,
+	language    TEXT NOT NULL,
+	rules       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_indicator_counts_event ON event_indicator_counts (provider, event_id, event_field, key);
+-- All languages together, so the top of an event's list is one index range.
+CREATE TABLE IF NOT EXISTS event_indicator_totals (
+	provider    TEXT NOT NULL,
+	event_id    INTEGER NOT NULL,
+	event_field TEXT NOT NULL,
+	key         TEXT NOT NULL,
+	rules       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_indicator_totals_top ON event_indicator_totals (provider, event_id, rules DESC, event_field, key);
 `
 
+// materialize recomputes the count tables from rule_events and rule_event_fields.
+var materialize = []string{
+	`DELETE FROM event_rule_counts`,
+	`INSERT INTO event_rule_counts(provider, event_id, language, rules)
+		SELECT e.provider, e.event_id, r.language, count(DISTINCT e.rule_pk)
+		FROM rule_events e JOIN rules r ON r.pk=e.rule_pk GROUP BY e.provider, e.event_id, r.language`,
+	`DELETE FROM provider_rule_counts`,
+	`INSERT INTO provider_rule_counts(provider, rules)
+		SELECT provider, count(DISTINCT rule_pk) FROM rule_events GROUP BY provider`,
+	`DELETE FROM event_field_counts`,
+	`INSERT INTO event_field_counts(provider, event_id, event_field, language, rules)
+		SELECT f.provider, f.event_id, f.event_field, r.language, count(DISTINCT f.rule_pk)
+		FROM rule_event_fields f JOIN rules r ON r.pk=f.rule_pk GROUP BY f.provider, f.event_id, f.event_field, r.language`,
+	`DELETE FROM event_indicator_counts`,
+	// Positive tests only: what rules look for on the event, not what they exclude.
+	`INSERT INTO event_indicator_counts(provider, event_id, event_field, key, language, rules)
+		SELECT f.provider, f.event_id, f.event_field, i.key, i.language, count(DISTINCT i.rule_pk)
+		FROM indicators i JOIN rule_event_fields f ON f.rule_pk=i.rule_pk AND f.rule_field=lower(i.field)
+		WHERE i.negated=0
+		GROUP BY f.provider, f.event_id, f.event_field, i.key, i.language`,
+	`DELETE FROM event_indicator_totals`,
+	`INSERT INTO event_indicator_totals(provider, event_id, event_field, key, rules)
+		SELECT provider, event_id, event_field, key, sum(rules) FROM event_indicator_counts
+		GROUP BY provider, event_id, event_field, key`,
+}
+
 const metaEventsFingerprint = "events.fingerprint"
+
+// eventsLayout changes whenever eventsSchema or materialize change.
+const eventsLayout = "3"
+
+// eventsTables are the tables eventsSchema creates.
+var eventsTables = []string{"rule_events", "rule_event_fields", "rule_events_state", "event_rule_counts",
+	"provider_rule_counts", "event_field_counts", "event_indicator_counts", "event_indicator_totals"}
 
 // ruleSig identifies a stored rule row's content cheaply.
 const ruleSig = `r.language || ':' || r.uid || ':' || r.file_id || ':' || length(r.ir)`
@@ -68,6 +138,18 @@ const ruleSig = `r.language || ':' || r.uid || ':' || r.file_id || ':' || length
 // how many rules were (re)computed. Call it after each ingest; it is cheap when nothing
 // changed.
 func (c *Catalog) SyncRuleEvents(ctx context.Context, fingerprint string, cover CoverFunc) (int, error) {
+	var stored string
+	if err := c.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key=?`, metaEventsFingerprint).Scan(&stored); err != nil && err != sql.ErrNoRows {
+		return 0, err
+	}
+	if !strings.HasSuffix(stored, "/"+eventsLayout) {
+		// Another layout (or none): start the tables over, indexes included.
+		for _, t := range eventsTables {
+			if _, err := c.db.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
+				return 0, fmt.Errorf("rule events: drop %s: %w", t, err)
+			}
+		}
+	}
 	if _, err := c.db.ExecContext(ctx, eventsSchema); err != nil {
 		return 0, fmt.Errorf("rule events schema: %w", err)
 	}
@@ -80,7 +162,11 @@ func (c *Catalog) SyncRuleEvents(ctx context.Context, fingerprint string, cover 
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key=?`, metaEventsFingerprint).Scan(&old); err != nil && err != sql.ErrNoRows {
 		return 0, err
 	}
-	if old != fingerprint {
+	// The stored value also names the layout of the tables above, so a catalog synced
+	// by an older ruledex is recomputed rather than read with missing counts.
+	fingerprint += "/" + eventsLayout
+	changed := old != fingerprint
+	if changed {
 		for _, q := range []string{`DELETE FROM rule_events`, `DELETE FROM rule_event_fields`, `DELETE FROM rule_events_state`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return 0, err
@@ -94,8 +180,12 @@ func (c *Catalog) SyncRuleEvents(ctx context.Context, fingerprint string, cover 
 		`DELETE FROM rule_events WHERE rule_pk NOT IN (SELECT rule_pk FROM rule_events_state)`,
 		`DELETE FROM rule_event_fields WHERE rule_pk NOT IN (SELECT rule_pk FROM rule_events_state)`,
 	} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
+		res, err := tx.ExecContext(ctx, q)
+		if err != nil {
 			return 0, fmt.Errorf("rule events: prune: %w", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			changed = true
 		}
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT r.pk, `+ruleSig+`, r.ir FROM rules r
@@ -159,6 +249,13 @@ func (c *Catalog) SyncRuleEvents(ctx context.Context, fingerprint string, cover 
 			return 0, err
 		}
 	}
+	if changed || len(work) > 0 {
+		for _, q := range materialize {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return 0, fmt.Errorf("rule events: counts: %w", err)
+			}
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)`, metaEventsFingerprint, fingerprint); err != nil {
 		return 0, err
 	}
@@ -172,7 +269,7 @@ func (c *Catalog) SyncRuleEvents(ctx context.Context, fingerprint string, cover 
 // answer "no rules" rather than failing before it has.
 func (c *Catalog) hasEventTables(ctx context.Context) bool {
 	var n int
-	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='rule_event_fields'`).Scan(&n)
+	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='event_indicator_counts'`).Scan(&n)
 	return err == nil && n > 0
 }
 
@@ -190,9 +287,7 @@ func (c *Catalog) EventRuleCounts(ctx context.Context) ([]EventCount, error) {
 	if !c.hasEventTables(ctx) {
 		return nil, nil
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT e.provider, e.event_id, r.language, count(DISTINCT e.rule_pk)
-		FROM rule_events e JOIN rules r ON r.pk=e.rule_pk
-		GROUP BY e.provider, e.event_id, r.language`)
+	rows, err := c.db.QueryContext(ctx, `SELECT provider, event_id, language, rules FROM event_rule_counts`)
 	if err != nil {
 		return nil, fmt.Errorf("event rule counts: %w", err)
 	}
@@ -234,7 +329,7 @@ func (c *Catalog) ProviderRuleCounts(ctx context.Context) (map[string]int, error
 	if !c.hasEventTables(ctx) {
 		return out, nil
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT provider, count(DISTINCT rule_pk) FROM rule_events GROUP BY provider`)
+	rows, err := c.db.QueryContext(ctx, `SELECT provider, rules FROM provider_rule_counts`)
 	if err != nil {
 		return nil, fmt.Errorf("provider rule counts: %w", err)
 	}
@@ -267,9 +362,8 @@ func (c *Catalog) EventFieldCounts(ctx context.Context, provider string, eventID
 	if !c.hasEventTables(ctx) {
 		return out, nil
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT f.event_field, r.language, count(DISTINCT f.rule_pk)
-		FROM rule_event_fields f JOIN rules r ON r.pk=f.rule_pk
-		WHERE f.provider=? AND f.event_id=? GROUP BY f.event_field, r.language`, provider, eventID)
+	rows, err := c.db.QueryContext(ctx, `SELECT event_field, language, rules FROM event_field_counts
+		WHERE provider=? AND event_id=?`, provider, eventID)
 	if err != nil {
 		return nil, fmt.Errorf("event field counts: %w", err)
 	}
@@ -315,18 +409,12 @@ func (c *Catalog) EventIndicators(ctx context.Context, provider string, eventID,
 	if !c.hasEventTables(ctx) {
 		return nil, nil
 	}
-	rows, err := c.db.QueryContext(ctx, `WITH hits AS (
-			SELECT f.event_field AS field, i.key AS key, min(i.kind) AS kind, min(i.value) AS value, i.rule_pk AS rule_pk, i.language AS language
-			FROM indicators i
-			JOIN rule_event_fields f ON f.rule_pk=i.rule_pk AND f.rule_field=lower(i.field)
-			WHERE f.provider=? AND f.event_id=? AND i.negated=0
-			GROUP BY f.event_field, i.key, i.rule_pk),
-		top AS (
-			SELECT field, key, count(*) AS n FROM hits GROUP BY field, key ORDER BY n DESC, field, key LIMIT ?)
-		SELECT h.field, h.key, min(h.kind), min(h.value), h.language, count(*), t.n
-		FROM hits h JOIN top t ON t.field=h.field AND t.key=h.key
-		GROUP BY h.field, h.key, h.language
-		ORDER BY t.n DESC, h.field, h.key`, provider, eventID, limit)
+	rows, err := c.db.QueryContext(ctx, `WITH top AS (
+			SELECT event_field, key, rules AS n FROM event_indicator_totals
+			WHERE provider=? AND event_id=? ORDER BY rules DESC, event_field, key LIMIT ?)
+		SELECT t.event_field, t.key, '', '', c.language, c.rules, t.n
+		FROM top t JOIN event_indicator_counts c ON c.provider=? AND c.event_id=? AND c.event_field=t.event_field AND c.key=t.key
+		ORDER BY t.n DESC, t.event_field, t.key`, provider, eventID, limit, provider, eventID)
 	if err != nil {
 		return nil, fmt.Errorf("event indicators: %w", err)
 	}
