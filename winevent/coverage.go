@@ -190,6 +190,20 @@ func (c *Catalog) Coverage(r *rule.Rule) []CoverageRow {
 			rows = append(rows, row)
 		}
 	}
+	// PowerShellCore writes the same 4104 as Windows PowerShell, but the data describes
+	// only the latter: an undescribed event borrows the title of a described one with the
+	// same ID in the same coverage (it stays Known=false: there is no page for it).
+	for i := range rows {
+		if rows[i].Known {
+			continue
+		}
+		for _, o := range rows {
+			if o.Known && o.EventID == rows[i].EventID && o.Via == rows[i].Via {
+				rows[i].Title = o.Title
+				break
+			}
+		}
+	}
 	return rows
 }
 

@@ -129,6 +129,9 @@ func TestCoverageForms(t *testing.T) {
 		{"network_connection Initiated", sigmaRule(win("network_connection", ""), rule.And(pred("Initiated", rule.Eq, "true"), pred("DestinationPort", rule.Eq, "4444"))),
 			[]string{"Microsoft-Windows-Sysmon 3 Network connection detected", "Microsoft-Windows-Security-Auditing 5156 The Windows Filtering Platform has permitted a connection."}},
 		{"unknown field keeps the logsource candidates", sigmaRule(win("process_creation", ""), pred("NoSuchField", rule.Eq, "x")), []string{sysmon1}},
+		{"ps_script: PowerShellCore borrows the title", sigmaRule(win("ps_script", ""), pred("ScriptBlockText", rule.Match, "x")), []string{
+			"Microsoft-Windows-PowerShell 4104 Creating Scriptblock text (script block logging)",
+			"PowerShellCore 4104 Creating Scriptblock text (script block logging)"}},
 		{"hash part", sigmaRule(win("image_load", ""), pred("Imphash", rule.Eq, "abc")), []string{"Microsoft-Windows-Sysmon 7 Image loaded"}},
 
 		// KQL: the parser puts tables in LogSource.Tables and where-clauses in stages.
