@@ -26,7 +26,8 @@ var sigmaHQRuleDirs = []string{"rules", "rules-emerging-threats", "rules-threat-
 
 var (
 	corpusOnce  sync.Once
-	corpusRules []*rule.Rule
+	corpusRules []*rule.Rule // product windows
+	corpusAll   []*rule.Rule // every product
 	corpusCat   *winevent.Catalog
 	corpusErr   error
 )
@@ -55,6 +56,7 @@ func windowsRules(tb testing.TB) ([]*rule.Rule, *winevent.Catalog) {
 				}
 				rel, _ := filepath.Rel(root, p)
 				rs, _ := sigma.Parser{}.Parse(rule.Source{Repo: "SigmaHQ/sigma", Path: filepath.ToSlash(rel)}, data)
+				corpusAll = append(corpusAll, rs...)
 				for _, r := range rs {
 					if strings.EqualFold(r.LogSource.Product, "windows") {
 						corpusRules = append(corpusRules, r)
@@ -155,9 +157,11 @@ func readEvents(path string) ([]event.Event, error) {
 }
 
 // TestSigmaHQRegression runs every regression case from its EVTX and its JSON with all
-// Windows SigmaHQ rules loaded and requires the case's rule to fire.
+// SigmaHQ rules loaded (every product: a case's rule is found wherever it lives) and
+// requires the case's rule to fire.
 func TestSigmaHQRegression(t *testing.T) {
-	rules, cat := windowsRules(t)
+	_, cat := windowsRules(t)
+	rules := corpusAll
 	m, skipped := Compile(rules, Options{Router: CatalogRouter{cat}})
 	skipReason := map[string]string{}
 	for _, s := range skipped {
@@ -167,7 +171,7 @@ func TestSigmaHQRegression(t *testing.T) {
 	for _, r := range m.Rules() {
 		loaded[r.ID] = true
 	}
-	t.Logf("%d Windows rules parsed, %d compiled, %d skipped, %d variants, %d unconstrained",
+	t.Logf("%d rules parsed, %d compiled, %d skipped, %d variants, %d unconstrained",
 		len(rules), len(m.Rules()), len(skipped), len(m.variants), len(m.unconstrained))
 	for _, s := range skipped {
 		t.Logf("  skipped %s (%s): %s", s.Rule.Source.Path, s.Rule.ID, s.Reason)
