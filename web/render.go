@@ -39,7 +39,7 @@ type view struct {
 }
 
 // pages are the page templates, each parsed together with the layout.
-var pageNames = []string{"home", "rule", "browse", "indicator", "technique", "tactic", "matrix", "error", "providers", "provider", "event"}
+var pageNames = []string{"home", "rule", "browse", "indicator", "technique", "tactic", "matrix", "error", "providers", "provider", "event", "eqclass"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}

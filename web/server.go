@@ -84,6 +84,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /rules/{$}", s.cached(s.page(s.browsePage)))
 	mux.Handle("GET /rules/{lang}/{id}/{$}", s.cached(s.page(s.rulePage)))
 	mux.HandleFunc("GET /rules/{lang}/{id}", addSlash)
+	mux.Handle("GET /rules/eq/{id}/{$}", s.cached(s.page(s.eqClassPage)))
 	mux.Handle("GET /indicators/{$}", s.page(s.indicatorPage))
 	mux.Handle("GET /attack/{$}", s.cached(s.page(s.matrixPage)))
 	mux.Handle("GET /attack/navigator.json", s.api(s.navigatorAPI))
@@ -100,6 +101,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/overview", s.api(s.overviewAPI))
 	mux.Handle("GET /api/search", s.cached(s.api(s.searchAPI)))
 	mux.Handle("GET /api/rules/{lang}/{id}", s.cached(s.api(s.ruleAPI)))
+	mux.Handle("GET /api/rules/eq/{id}", s.cached(s.api(s.eqClassAPI)))
 	mux.Handle("GET /api/indicators", s.api(s.indicatorAPI))
 	mux.Handle("GET /api/techniques/{id}", s.api(s.techniqueAPI))
 	mux.Handle("GET /api/tactics/{id}", s.api(s.tacticAPI))
@@ -177,6 +179,7 @@ func (s *Server) indexAPI(r *http.Request) (any, error) {
 			{"path": "/api/overview", "about": "corpus overview: rules per language and source, most-shared indicators, diagnostics"},
 			{"path": "/api/search?q=TEXT&language=&source=&severity=&status=&logsource=&tactic=&technique=&field=&page=&per_page=", "about": "browse (no q: detections only) and full-text search with facets"},
 			{"path": "/api/rules/{language}/{id}", "about": "one rule: metadata, ATT&CK, stages, exclusions, indicators with corpus counts"},
+			{"path": "/api/rules/eq/{class_id}", "about": "an equivalence class: members, their stages, the union of their indicators"},
 			{"path": "/api/indicators?field=&kind=&value=&transforms=", "about": "rules sharing one indicator, by language"},
 			{"path": "/api/techniques/{id}", "about": "an ATT&CK technique and the rules tagging it"},
 			{"path": "/api/tactics/{id}", "about": "an ATT&CK tactic, its techniques with rule counts"},

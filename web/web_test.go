@@ -375,6 +375,59 @@ func TestEventPages(t *testing.T) {
 	}
 }
 
+// TestNeighbors finds a rule with equivalent rules and one with stricter
+// alternatives through the API, and checks their pages and the class page.
+func TestNeighbors(t *testing.T) {
+	var eqClass, withStricter string
+	var res SearchResponse
+	for page := 1; page <= 20 && (eqClass == "" || withStricter == ""); page++ {
+		getJSON(t, fmt.Sprintf("/api/search?per_page=200&page=%d", page), &res)
+		for _, h := range res.Results {
+			if eqClass != "" && withStricter != "" {
+				break
+			}
+			var r RuleResponse
+			getJSON(t, "/api"+strings.TrimSuffix(h.URL, "/"), &r)
+			if r.Neighbors == nil {
+				continue
+			}
+			if eqClass == "" && len(r.Neighbors.Equivalent) > 0 && r.Neighbors.ClassURL != "" {
+				eqClass = r.Neighbors.ClassURL
+				_, body := get(t, h.URL)
+				if !strings.Contains(body, `id="equivalent"`) || !strings.Contains(body, r.Neighbors.Equivalent[0].URL) {
+					t.Errorf("%s: Neighbors section lacks the equivalent rule", h.URL)
+				}
+			}
+			if withStricter == "" && len(r.Neighbors.Stricter) > 0 {
+				withStricter = h.URL
+				_, body := get(t, h.URL)
+				if !strings.Contains(body, `id="stricter"`) || !strings.Contains(body, r.Neighbors.Stricter[0].URL) {
+					t.Errorf("%s: Neighbors section lacks the stricter rule", h.URL)
+				}
+			}
+		}
+		if page >= res.Pages {
+			break
+		}
+	}
+	if eqClass == "" || withStricter == "" {
+		t.Fatalf("no rule with equivalents (%q) or stricter alternatives (%q) found", eqClass, withStricter)
+	}
+	resp, body := get(t, eqClass)
+	if resp.StatusCode != 200 || !strings.Contains(body, "rules with the same canonical form") {
+		t.Fatalf("%s: status %d", eqClass, resp.StatusCode)
+	}
+	checkMarkup(t, eqClass, body)
+	var ec EqClassResponse
+	getJSON(t, "/api"+strings.TrimSuffix(eqClass, "/"), &ec)
+	if ec.Size < 2 || len(ec.Members) != ec.Size || len(ec.Indicators) == 0 {
+		t.Errorf("class %s: size %d, %d members, %d indicators", ec.ID, ec.Size, len(ec.Members), len(ec.Indicators))
+	}
+	if resp, _ := get(t, "/rules/eq/nope/"); resp.StatusCode != 404 {
+		t.Errorf("unknown class: status %d", resp.StatusCode)
+	}
+}
+
 // TestAPIErrors checks that API errors are JSON with the right status.
 func TestAPIErrors(t *testing.T) {
 	tests := []struct {

@@ -86,6 +86,10 @@ func serve(ctx context.Context, addr, baseURL string, paths []string) error {
 		}
 		log.Info("ingested", "files", sum.Files, "changed", sum.Changed, "rules", sum.TotalRules, "seconds", sum.Seconds)
 	}
+	// Neighbors are recomputed only when the rules changed since the last run.
+	if _, err := syncNeighbors(ctx, cat); err != nil {
+		log.Warn("neighbors not brought up to date", "err", err)
+	}
 	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: events, Logger: log, BaseURL: baseURL})
 	if err != nil {
 		return err
