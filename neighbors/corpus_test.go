@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/internal/corpustest"
@@ -77,10 +76,9 @@ func related(m map[string][]Relation, from, to string) (Relation, bool) {
 }
 
 func TestCorpusPairs(t *testing.T) {
-	rules := sigmaCorpus(t)
-	start := time.Now()
-	res := Compute(fieldmap.Default(), rules, Options{})
-	t.Logf("%d rules: %d classes, computed in %v", len(rules), len(res.Classes), time.Since(start))
+	f := corpusFixture(t)
+	rules, res := f.rules, f.res
+	t.Logf("%d rules: %d classes", len(rules), len(res.Classes))
 
 	newPS := byTitle(t, rules, "New PowerShell Instance Created")
 	altPipe := byTitle(t, rules, "Alternate PowerShell Hosts Pipe")

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ruledex/ruledex/engine"
@@ -29,19 +30,48 @@ func coverageKeys(cat *winevent.Catalog) func(*rule.Rule) []string {
 	}
 }
 
+// fixture is the corpus with its event catalog, neighbors and compiled matcher, built
+// once per test binary: the property tests share it.
+type fixture struct {
+	rules []*rule.Rule
+	cat   *winevent.Catalog
+	res   *Result
+	m     *engine.Matcher
+}
+
+var (
+	fixOnce sync.Once
+	fix     fixture
+	fixErr  error
+)
+
+func corpusFixture(t *testing.T) fixture {
+	t.Helper()
+	rules := sigmaCorpus(t)
+	events := corpustest.Path(t, "events")
+	fixOnce.Do(func() {
+		fix.rules = rules
+		fix.cat, fixErr = winevent.Load(events)
+		if fixErr != nil {
+			return
+		}
+		fix.res = Compute(fieldmap.Default(), rules, Options{Coverage: coverageKeys(fix.cat)})
+		fix.m, _ = engine.Compile(rules, engine.Options{Router: engine.CatalogRouter{Catalog: fix.cat}})
+	})
+	if fixErr != nil {
+		t.Fatal(fixErr)
+	}
+	return fix
+}
+
 // TestSoundnessOnRealEvents is the property test of issue 6: for every stricter/broader
 // pair, every regression and sample event the stricter rule matches is matched by the
 // broader one, and equivalent rules match the same events — evaluated by the hunting
 // engine on the real EVTX files.
 func TestSoundnessOnRealEvents(t *testing.T) {
-	rules := sigmaCorpus(t)
-	cat, err := winevent.Load(corpustest.Path(t, "events"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := Compute(fieldmap.Default(), rules, Options{Coverage: coverageKeys(cat)})
-	m, skipped := engine.Compile(rules, engine.Options{Router: engine.CatalogRouter{Catalog: cat}})
-	t.Logf("%d rules compiled, %d skipped", len(m.Rules()), len(skipped))
+	f := corpusFixture(t)
+	res, m := f.res, f.m
+	t.Logf("%d rules compiled of %d", len(m.Rules()), len(f.rules))
 
 	// matched[key] is the set of event numbers each rule fires on.
 	matched := map[string]map[int]bool{}
@@ -194,17 +224,12 @@ func witness(r *rule.Rule, row winevent.CoverageRow) *event.Event {
 // few pairs, so for every stricter/broader pair it builds events that the stricter rule
 // matches (one per event type it covers) and requires the broader rule to match them.
 func TestSoundnessOnWitnesses(t *testing.T) {
-	rules := sigmaCorpus(t)
-	cat, err := winevent.Load(corpustest.Path(t, "events"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := Compute(fieldmap.Default(), rules, Options{Coverage: coverageKeys(cat)})
+	f := corpusFixture(t)
+	res, m, cat := f.res, f.m, f.cat
 	byKey := map[string]*rule.Rule{}
-	for _, r := range rules {
+	for _, r := range f.rules {
 		byKey[Key(r)] = r
 	}
-	m, _ := engine.Compile(rules, engine.Options{Router: engine.CatalogRouter{Catalog: cat}})
 	fires := func(ev *event.Event, key string) bool {
 		for _, mt := range m.Match(ev, nil) {
 			if Key(mt.Rule) == key {
