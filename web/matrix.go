@@ -71,7 +71,7 @@ type RuleTechnique struct {
 // of its sub-techniques (sub-techniques fold under their parent).
 type Matrix struct {
 	Filter        CoverageFilter  `json:"filter"`
-	AttackVersion string          `json:"attack_version,omitempty"`
+	AttackVersion string          `json:"attack_spec_version,omitempty"`
 	Rules         int             `json:"rules"` // distinct rules with at least one known technique
 	Max           int             `json:"max"`   // largest cell, for the colour scale
 	Tactics       []*MatrixColumn `json:"tactics"`
