@@ -124,7 +124,7 @@ type Catalog struct {
 
 // CoverageVersion changes whenever Coverage's logic changes, so stored coverage
 // (catalog.SyncRuleEvents) is recomputed.
-const CoverageVersion = "3"
+const CoverageVersion = "4"
 
 // Fingerprint identifies the loaded data and the coverage logic: a hash of the data
 // files' contents plus CoverageVersion.

@@ -619,6 +619,8 @@ func (c *Catalog) kqlTargets(r *rule.Rule, f facts) []Target {
 				}
 			}
 			added := out[start:]
+			dctx := []string{"DeviceEvents"}
+			withCanon(added, func(col string) (string, bool) { return lookupIn(fm, dctx, col) })
 			sort.SliceStable(added, func(i, j int) bool {
 				if added[i].Provider != added[j].Provider {
 					return added[i].Provider > added[j].Provider // Sysmon before Security, as elsewhere
@@ -686,10 +688,34 @@ func (c *Catalog) splTargets(r *rule.Rule, f facts) []Target {
 			out = append(out, c.dataSource(strings.TrimSpace(part))...)
 		}
 	}
+	fm := fieldmap.Default()
 	if len(out) > 0 {
+		// The search's columns are the data model's (Processes.process_name): read them
+		// through its field map, and through the alternate's renames on native events
+		// (Image is NewProcessName on 4688), so field counts see them.
+		var ctx []string
+		for _, dm := range r.LogSource.DataModels {
+			l := strings.ToLower(strings.TrimSpace(dm))
+			for _, m := range splDataModels {
+				if strings.HasPrefix(l, m.prefix) && m.ctx != "" {
+					ctx = []string{m.ctx}
+					break
+				}
+			}
+			if ctx != nil {
+				break
+			}
+		}
+		if ctx != nil {
+			out = withCanon(out, func(col string) (string, bool) { return lookupIn(fm, ctx, col) })
+		}
+		for i := range out {
+			if a := c.alternateFor(out[i].Provider, out[i].EventIDs); a != nil {
+				out[i].Renames = a.Renames
+			}
+		}
 		return out
 	}
-	fm := fieldmap.Default()
 	for _, dm := range r.LogSource.DataModels {
 		l := strings.ToLower(strings.TrimSpace(dm))
 		switch {
@@ -719,6 +745,31 @@ func (c *Catalog) splTargets(r *rule.Rule, f facts) []Target {
 		out = c.pinned(f, nil)
 	}
 	return out
+}
+
+// alternateFor returns the native-audit alternate whose event the target reads (so a
+// data_source naming Security 4688 gets process_creation's renames), or nil.
+func (c *Catalog) alternateFor(provider string, ids []int) *Alternate {
+	if len(ids) == 0 {
+		return nil
+	}
+	var names []string
+	for k := range c.alternates {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		a := c.alternates[k]
+		if !strings.EqualFold(a.Provider, provider) || len(a.Where) > 0 {
+			continue
+		}
+		for _, id := range a.EventIDs {
+			if id == ids[0] {
+				return a
+			}
+		}
+	}
+	return nil
 }
 
 // dataSource reads one ESCU data_source entry ("Sysmon EventID 1").

@@ -247,6 +247,13 @@ func TestCoverageFields(t *testing.T) {
 			"4688": {"FileName>NewProcessName", "ProcessCommandLine>CommandLine"},
 		}},
 		{"hash part and case", hashes, map[string][]string{"1": {"sha256>Hashes", "image>Image"}}},
+		// ESCU: data_source names the events, the data model names the columns.
+		{"spl", pipeline(rule.Splunk, rule.LogSource{DataModels: []string{"Endpoint.Processes"},
+			DataSources: []string{"Sysmon EventID 1", "Windows Event Log Security 4688"}},
+			rule.And(pred("Processes.process_name", rule.Eq, "x"), pred("Processes.parent_process", rule.Match, "y"))), map[string][]string{
+			"1":    {"Processes.process_name>Image", "Processes.parent_process>ParentCommandLine"},
+			"4688": {"Processes.process_name>NewProcessName"},
+		}},
 	}
 	for _, tc := range tests {
 		if d := cmp.Diff(tc.want, uses(c.Coverage(tc.r))); d != "" {
