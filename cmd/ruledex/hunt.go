@@ -67,7 +67,12 @@ are reported with their location and hunting continues.`,
 		Example: `  ruledex --data ../shared/corpus hunt --rules ../shared/corpus/sigma/sigmahq/rules/windows logs/
   ruledex hunt --rules rules/ --json --min-level high Security.evtx
   cat events.jsonl | ruledex hunt --rules rule.yml -`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return withCode(exitUsage, errors.New("hunt needs EVENTS: .evtx or JSON files, folders, or - for standard input"))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(o.rules) == 0 {
 				return withCode(exitUsage, errors.New("hunt needs --rules PATH"))
