@@ -56,3 +56,26 @@ func TestSeedRuleFiresOnNativeAudit(t *testing.T) {
 	}
 	t.Logf("seed rule fired %d times on %d events", n, len(evs))
 }
+
+// TestSigmaHQFiresOnNativeAudit: SigmaHQ's Sysmon-named process_creation rules fire on
+// the same Security 4688 record through the Image → NewProcessName renames.
+func TestSigmaHQFiresOnNativeAudit(t *testing.T) {
+	rules, cat := windowsRules(t)
+	m, _ := Compile(rules, Options{Router: CatalogRouter{cat}})
+	evs, err := readEvents(corpustest.Path(t, "evtx", "mdecrevoisier", "TA0003-Persistence", "T1197-BITS jobs", "ID4688-BITS transfer initiated.evtx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bitsadminDownload = "d059842b-6b9d-4ed1-b5c3-5b89143c6ede" // File Download Via Bitsadmin
+	found := false
+	for i := range evs {
+		for _, x := range m.Match(&evs[i], nil) {
+			if x.Rule.ID == bitsadminDownload && x.Via == "Security 4688" {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("SigmaHQ rule %s did not fire on the 4688 record", bitsadminDownload)
+	}
+}
