@@ -341,6 +341,11 @@ func readManifest(d string) manifest {
 	if err != nil {
 		return nil
 	}
+	return parseManifest(d, b)
+}
+
+// parseManifest reads the table of a SOURCES.md found in folder d.
+func parseManifest(d string, b []byte) manifest {
 	var m manifest
 	col := map[string]int{}
 	for _, line := range strings.Split(string(b), "\n") {
