@@ -52,7 +52,8 @@ func New(o Options) (*Server, error) {
 		o.Logger = slog.Default()
 	}
 	if err := o.Catalog.EnsureWebIndexes(context.Background()); err != nil {
-		return nil, err
+		// Only speed depends on them (another process may hold the write lock).
+		o.Logger.Warn("web indexes not created; browse and search will be slower", "err", err)
 	}
 	t, err := parseTemplates()
 	if err != nil {
