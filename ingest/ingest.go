@@ -351,8 +351,8 @@ func sameSource(res *source.Resolver, root, abs string, p catalog.FileState) boo
 		return true // skipped files carry no source
 	}
 	info := sourceFor(res, root, abs, p)
-	src := info.Source(abs)
-	return src.Path == p.Rel && info.Repo == p.Source.Repo && info.RepoURL == p.Source.RepoURL && src.Commit == p.Source.Commit
+	rel, commit := info.PathCommit(abs)
+	return rel == p.Rel && info.Repo == p.Source.Repo && info.RepoURL == p.Source.RepoURL && commit == p.Source.Commit
 }
 
 // sourceFor is the upstream of a file. A file in a plain folder (no repository known)

@@ -44,15 +44,8 @@ type Info struct {
 
 // Source returns the rule.Source for the file at abs (which must lie under Base).
 func (in *Info) Source(abs string) rule.Source {
-	rel, err := filepath.Rel(in.Base, abs)
-	if err != nil || strings.HasPrefix(rel, "..") {
-		rel = filepath.Base(abs)
-	}
-	rel = filepath.ToSlash(rel)
-	s := rule.Source{Repo: in.Repo, RepoURL: in.RepoURL, Path: rel, Commit: in.Commit}
-	if c, ok := in.fileCommits[rel]; ok {
-		s.Commit = c
-	}
+	rel, commit := in.PathCommit(abs)
+	s := rule.Source{Repo: in.Repo, RepoURL: in.RepoURL, Path: rel, Commit: commit}
 	if in.RepoURL != "" && in.blob != "" {
 		ref := s.Commit
 		if ref == "" {
@@ -61,6 +54,23 @@ func (in *Info) Source(abs string) rule.Source {
 		s.UpstreamURL = in.RepoURL + "/" + in.blob + "/" + ref + "/" + escapePath(rel)
 	}
 	return s
+}
+
+// PathCommit returns the path of abs inside the repository and the commit it was read
+// at: the parts of Source that identify it, without building the link.
+func (in *Info) PathCommit(abs string) (rel, commit string) {
+	if r, ok := strings.CutPrefix(abs, in.Base+string(filepath.Separator)); ok {
+		rel = filepath.ToSlash(r)
+	} else if r, err := filepath.Rel(in.Base, abs); err == nil && !strings.HasPrefix(r, "..") {
+		rel = filepath.ToSlash(r)
+	} else {
+		rel = filepath.Base(abs)
+	}
+	commit = in.Commit
+	if c, ok := in.fileCommits[rel]; ok {
+		commit = c
+	}
+	return rel, commit
 }
 
 func escapePath(p string) string {
