@@ -330,7 +330,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 }
 
 func fillTotal(ctx context.Context, cat *catalog.Catalog, sum *Summary) error {
-	if err := cat.DB().QueryRowContext(ctx, `SELECT count(*) FROM rules`).Scan(&sum.TotalRules); err != nil {
+	// files.rules is kept with each file; counting the rules table would read every
+	// stored IR page.
+	if err := cat.DB().QueryRowContext(ctx, `SELECT coalesce(sum(rules), 0) FROM files`).Scan(&sum.TotalRules); err != nil {
 		return fmt.Errorf("ingest: count rules: %w", err)
 	}
 	return nil
