@@ -196,3 +196,30 @@ detection:
 		t.Errorf("alert %v", recs[0])
 	}
 }
+
+// A folder holding a regression case's EVTX and evtx_dump JSON: the case's rule fires
+// once from each, and the non-event info.yml is ignored.
+func TestHuntFolderEVTXAndJSON(t *testing.T) {
+	dir := corpustest.Path(t, "regression", "regression_data", "rules-emerging-threats", "2026", "Exploits", "RedSun",
+		"win_defender_exploit_redsun_tiering_engine_detected_as_eicar")
+	rulePath := corpustest.Path(t, "sigma", "sigmahq", "rules-emerging-threats", "2026", "Exploits", "RedSun",
+		"win_defender_exploit_redsun_tiering_engine_detected_as_eicar.yml")
+	out, stderr, err := hunt(t, []string{dir}, huntOptions{rules: []string{rulePath}, json: true})
+	if err != nil {
+		t.Fatalf("hunt: %v\n%s", err, stderr)
+	}
+	recs := jsonRecords(t, out)
+	files := map[string]bool{}
+	for _, r := range recs {
+		if r["rule_id"] != "a7c3e5f2-8b1d-4e9a-b6c2-3d7f5e8a9b4c" || r["event_id"] != float64(1119) {
+			t.Errorf("record %v", r)
+		}
+		files[filepath.Ext(r["file"].(string))] = true
+	}
+	if len(recs) != 2 || !files[".evtx"] || !files[".json"] {
+		t.Errorf("want one match from the .evtx and one from the .json, got:\n%s", out)
+	}
+	if !strings.Contains(stderr, "2 files, 2 events") {
+		t.Errorf("summary:\n%s", stderr)
+	}
+}
