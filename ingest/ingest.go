@@ -46,6 +46,8 @@ type Options struct {
 	// loads the bundle.
 	AttackFingerprint string
 	Attack            func() (*Attack, error)
+	// Meta is stored with the catalog when the ingest writes (Catalog.Meta reads it).
+	Meta map[string]string
 }
 
 // Attack is the ATT&CK reference data to store with the catalog.
@@ -316,6 +318,11 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	}
 	if err := tx.SetMeta(metaFingerprint, fingerprint); err != nil {
 		return nil, err
+	}
+	for k, v := range opt.Meta {
+		if err := tx.SetMeta(k, v); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Finish(force); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)

@@ -100,6 +100,22 @@ func buildFingerprint() string {
 	return fp
 }
 
+// metaDataDir remembers the --data folder of the last ingest that had one, so later
+// commands without --data (ruledex show) still find the event catalog.
+const metaDataDir = "cli.data-dir"
+
+// useStoredDataDir sets --data from the catalog when the user gave none.
+func useStoredDataDir(ctx context.Context, cat *catalog.Catalog) {
+	if globals.data != "" {
+		return
+	}
+	if d, err := cat.Meta(ctx, metaDataDir); err == nil && d != "" {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			globals.data = d
+		}
+	}
+}
+
 // ingestOptions are the ingest command's knobs, shared with serve.
 type ingestOptions struct {
 	sourceURL string
@@ -115,6 +131,9 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 		return nil, err
 	}
 	if p != "" {
+		if abs, err := filepath.Abs(globals.data); err == nil {
+			opt.Meta = map[string]string{metaDataDir: abs}
+		}
 		opt.AttackFingerprint = fp
 		opt.Attack = func() (*ingest.Attack, error) {
 			m, err := attackMatrix()

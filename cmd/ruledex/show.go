@@ -29,7 +29,7 @@ RULE is, tried in this order: <lang>/<id> or a page path /rules/<lang>/<id>/, a 
 extension, or a file path (absolute, relative, or inside the source repository).
 
 --json prints the rule's IR as stored, plus "url" (its page path) and, with --data,
-"event_coverage".
+"event_coverage". Without --data, the folder given to the last ingest with --data is used.
 
 Exit status 3 when RULE names no rule (closest titles are suggested) or several rules
 (they are listed with their ids).`,
@@ -44,6 +44,7 @@ Exit status 3 when RULE names no rule (closest titles are suggested) or several 
 			}
 			defer cat.Close()
 			ctx := cmd.Context()
+			useStoredDataDir(ctx, cat)
 			r, err := cat.RuleByRef(ctx, args[0])
 			var le *catalog.LookupError
 			if errors.As(err, &le) {
