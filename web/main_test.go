@@ -113,7 +113,7 @@ func get(t testing.TB, path string) (*http.Response, string) {
 
 func getFrom(t testing.TB, ts *httptest.Server, path string) (*http.Response, string) {
 	t.Helper()
-	c := ts.Client()
+	c := *ts.Client() // a copy: tests run requests from several goroutines
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Get(ts.URL + path)
 	if err != nil {
