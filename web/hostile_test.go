@@ -57,6 +57,59 @@ falsepositives:
   - <script>alert('fp')</script>
 level: '"><svg onload=alert(6)>'
 `,
+	"hostile_kql.yaml": `id: 6a1f0d3e-0000-4000-8000-000000000003
+name: <script>alert('kql')</script> KQL "><img src=x onerror=alert(20)>
+description: |
+  '</pre><script>alert('kqldesc')</script>'
+severity: High
+requiredDataConnectors: []
+queryFrequency: 1h
+queryPeriod: 1h
+triggerOperator: gt
+triggerThreshold: 0
+tactics:
+  - Execution
+relevantTechniques:
+  - T1059
+query: |
+  DeviceProcessEvents
+  | where ProcessCommandLine has "<script>alert('kqlvalue')</script>"
+  | where FileName =~ "\"><svg onload=alert(21)>.exe"
+  | extend Evil = "<img src=x onerror=alert(22)>"
+  | project Timestamp, DeviceName, Evil
+entityMappings:
+  - entityType: Host
+    fieldMappings:
+      - identifier: HostName
+        columnName: DeviceName
+version: 1.0.0
+kind: Scheduled
+`,
+	"hostile_spl.yml": `name: <script>alert('spl')</script> SPL "><img src=x onerror=alert(30)>
+id: 6a1f0d3e-0000-4000-8000-000000000004
+version: 1
+date: '2024-01-01'
+author: <img src=x onerror=alert('splauthor')>
+status: production
+type: TTP
+description: </p><script>alert('spldesc')</script>
+data_source:
+- Sysmon EventID 1
+search: '| tstats count from datamodel=Endpoint.Processes where Processes.process_name="<script>alert(31)</script>" Processes.process="*\"><img src=x onerror=alert(32)>*" by Processes.dest | where count > 0'
+how_to_implement: none
+known_false_positives: <script>alert('fp')</script>
+references:
+- javascript:alert('splref')
+tags:
+  analytic_story:
+  - <script>alert('story')</script>
+  asset_type: Endpoint
+  mitre_attack_id:
+  - T1059
+  product:
+  - Splunk Enterprise
+  security_domain: endpoint
+`,
 	"hostile_id.yml": `title: Hostile id and fields
 id: <script>alert('id')</script>
 status: test
@@ -231,6 +284,13 @@ func TestHostileRulesAreEscaped(t *testing.T) {
 	}
 	if rulePages < 2 {
 		t.Errorf("crawled %d rule pages, want the hostile ones too (seen %d pages)", rulePages, len(seen))
+	}
+	// The KQL and SPL hostile rules were ingested and crawled too.
+	for _, lang := range []string{"kusto", "splunk"} {
+		_, body := getFrom(t, ts, "/api/search?q=alert&language="+lang)
+		if !strings.Contains(body, `"language": "`+lang+`"`) {
+			t.Errorf("the hostile %s rule was not ingested: %.300s", lang, body)
+		}
 	}
 	// The hostile id still has a working page.
 	resp, _ := getFrom(t, ts, "/rules/sigma/"+url.PathEscape("<script>alert('id')</script>")+"/")
