@@ -6,6 +6,7 @@
 package page
 
 import (
+	"context"
 	"net/url"
 	"sort"
 	"strings"
@@ -466,4 +467,23 @@ func indicators(r *rule.Rule, counts map[string]catalog.Count) []IndicatorRow {
 		return strings.Join(a.Transforms, "|") < strings.Join(b.Transforms, "|")
 	})
 	return out
+}
+
+// LoadInput gathers what BuildRule needs about r from the catalog: the corpus counts of
+// its indicators and the ATT&CK names stored by the last ingest with reference data.
+func LoadInput(ctx context.Context, cat *catalog.Catalog, r *rule.Rule) (Input, error) {
+	var in Input
+	var err error
+	if in.Counts, err = cat.RuleIndicatorCounts(ctx, r); err != nil {
+		return in, err
+	}
+	if in.Tactics, err = cat.Tactics(ctx); err != nil {
+		return in, err
+	}
+	if len(r.Techniques) > 0 {
+		if in.Techniques, err = cat.Techniques(ctx, r.Techniques...); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
 }

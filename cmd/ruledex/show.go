@@ -90,18 +90,9 @@ Exit status 3 when RULE names no rule (closest titles are suggested) or several 
 // pageInput gathers what a rule page needs from the catalog: corpus counts and ATT&CK
 // names (from the catalog, else from --data when the catalog was built without it).
 func pageInput(ctx context.Context, cat *catalog.Catalog, r *rule.Rule) (page.Input, error) {
-	var in page.Input
-	var err error
-	if in.Counts, err = cat.RuleIndicatorCounts(ctx, r); err != nil {
+	in, err := page.LoadInput(ctx, cat, r)
+	if err != nil {
 		return in, err
-	}
-	if in.Tactics, err = cat.Tactics(ctx); err != nil {
-		return in, err
-	}
-	if len(r.Techniques) > 0 {
-		if in.Techniques, err = cat.Techniques(ctx, r.Techniques...); err != nil {
-			return in, err
-		}
 	}
 	if len(in.Tactics) == 0 && globals.data != "" {
 		m, err := attackMatrix()
