@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/ruledex/ruledex/attack"
@@ -160,4 +161,21 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 		}()
 	}
 	return ingest.Run(ctx, cat, paths, opt)
+}
+
+// usageArgs makes a wrong number of arguments exit with the usage status.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return withCode(exitUsage, fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath()))
+		}
+		return nil
+	}
+}
+
+func init() {
+	// An unknown flag or a bad flag value is a usage error too.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return withCode(exitUsage, fmt.Errorf("%w (see %s --help)", err, cmd.CommandPath()))
+	})
 }

@@ -238,7 +238,10 @@ func TestCLIIndicatorExitCodes(t *testing.T) {
 		{[]string{"indicator", "CommandLine", "match", "/transfer"}, exitOK},
 		{[]string{"indicator", "CommandLine", "contains", "no such value in any rule 0x5f3a"}, exitNoMatch},
 		{[]string{"indicator", "CommandLine", "sounds_like", "x"}, exitUsage},
-		{[]string{"indicator", "CommandLine"}, exitFailure},
+		{[]string{"indicator", "CommandLine"}, exitUsage},
+		{[]string{"show"}, exitUsage},
+		{[]string{"stats", "extra"}, exitUsage},
+		{[]string{"stats", "--no-such-flag"}, exitUsage},
 	}
 	for _, tt := range tests {
 		if _, stderr, code := ruledex(t, tt.args...); code != tt.code {

@@ -84,7 +84,7 @@ counted separately. Exit status 3 when no rule has the indicator.`,
 		Example: `  ruledex indicator NewProcessName ends_with '\bitsadmin.exe'
   ruledex indicator Image endswith '\bitsadmin.exe' --json | jq .by_language
   ruledex indicator CommandLine contains /transfer`,
-		Args: cobra.ExactArgs(3),
+		Args: usageArgs(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, ok := parseKind(args[1])
 			if !ok {

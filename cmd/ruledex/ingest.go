@@ -40,7 +40,7 @@ ruledex stats), and non-zero when it failed.`,
 		Example: `  ruledex --data ../shared/corpus ingest ../shared/corpus/sigma
   ruledex ingest --source-url https://github.com/SigmaHQ/sigma ~/src/sigma-fork/rules
   ruledex ingest --json ../shared/corpus/sigma/mdecrevoisier`,
-		Args: cobra.MinimumNArgs(1),
+		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

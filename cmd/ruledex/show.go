@@ -36,7 +36,7 @@ Exit status 3 when RULE names no rule (closest titles are suggested) or several 
 		Example: `  ruledex show "BITS payload downloaded via commandline"
   ruledex show sigma/5b2b5a7d-4ea1-4f2c-8a3d-0f3c0c1e2d9a
   ruledex show "win-os-BITS abuse for payload download (command)" --json`,
-		Args: cobra.ExactArgs(1),
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat, err := openCatalog(true)
 			if err != nil {

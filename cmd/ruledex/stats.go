@@ -30,7 +30,7 @@ by_folder (rules and errors per source and top-level folder).
 		Example: `  ruledex stats
   ruledex stats --json | jq '.by_source'
   ruledex stats --errors`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat, err := openCatalog(true)
 			if err != nil {
