@@ -126,6 +126,7 @@ type ingestOptions struct {
 
 // ingestPaths runs an ingest with the registered parsers and, with --data, the ATT&CK names.
 func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o ingestOptions) (*ingest.Summary, error) {
+	useStoredDataDir(ctx, cat) // a re-ingest without --data keeps ATT&CK names and event coverage
 	opt := ingest.Options{Parsers: parsers(), SourceURL: o.sourceURL, Force: o.force, Fingerprint: buildFingerprint()}
 	p, fp, err := attackBundle()
 	if err != nil {
@@ -160,7 +161,29 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 			}
 		}()
 	}
-	return ingest.Run(ctx, cat, paths, opt)
+	sum, err := ingest.Run(ctx, cat, paths, opt)
+	if err != nil {
+		return sum, err
+	}
+	return sum, syncDerived(ctx, cat)
+}
+
+// syncDerived brings what is computed over the whole catalog up to date after an
+// ingest: event coverage (with --data) and neighbors. Each runs in its own transaction
+// after the ingest committed and is keyed by a signature of the rules, so it costs a
+// scan when nothing changed, and an interrupted run is finished by the next command.
+func syncDerived(ctx context.Context, cat *catalog.Catalog) error {
+	wc, err := eventCatalog()
+	if err != nil {
+		return err
+	}
+	if wc != nil {
+		if _, err := syncRuleEvents(ctx, cat, wc); err != nil {
+			return err
+		}
+	}
+	_, err = syncNeighbors(ctx, cat)
+	return err
 }
 
 // usageArgs makes a wrong number of arguments exit with the usage status.

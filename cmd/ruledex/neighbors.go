@@ -29,6 +29,7 @@ const neighborsLogic = "neighbors-v1"
 // concrete events they can match (so a rule on native 4688 fields is never called
 // broader than a Sysmon-named one that also covers Sysmon 1).
 func syncNeighbors(ctx context.Context, cat *catalog.Catalog) (bool, error) {
+	useStoredDataDir(ctx, cat)
 	wc, err := eventCatalog()
 	if err != nil {
 		return false, err
