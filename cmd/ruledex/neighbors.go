@@ -282,4 +282,3 @@ func writeOverlap(w io.Writer, rep *catalog.OverlapReport) error {
 	}
 	return nil
 }
-
