@@ -17,8 +17,8 @@ import (
 type facetIndex struct {
 	// names maps the value ids facetRule.ids hold back to their text, shared by all facets.
 	names []string
-	gen   int64    // Catalog generation it was built for
-	token [3]int64 // count, max and sum of rules.pk when built
+	gen   int64 // Catalog generation it was built for
+	token int64 // the largest rules.pk when built
 	rules []facetRule
 	byPK  map[int64]int32 // pk -> index in rules
 }
@@ -41,6 +41,43 @@ type webState struct {
 	mu  sync.Mutex
 	idx *facetIndex
 	gen int64 // bumped by NoteChanged
+
+	// Statements prepared once: parsing SQL costs as much as running these.
+	prepOnce sync.Once
+	prepErr  error
+	stmts    map[string]*sql.Stmt
+}
+
+// webSQL are the fixed statements of Search; variable lists go through json_each so
+// the text never changes.
+var webSQL = map[string]string{
+	"token": `SELECT coalesce(max(pk), 0) FROM rules`,
+	"rank": `SELECT rowid FROM rules_fts WHERE rules_fts MATCH ?
+		ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`,
+	"details": `SELECT r.pk, r.id, r.language, r.title, substr(r.description, 1, 300), r.severity, r.status,
+		r.class, r.repo, r.path, ` + logSourceExpr + ` FROM rules r WHERE r.pk IN (SELECT value FROM json_each(?))`,
+	"snippets": `SELECT rowid, snippet(rules_fts, -1, '', '', '…', 12) FROM rules_fts
+		WHERE rules_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))`,
+}
+
+// stmt returns the prepared statement name bound to tx.
+func (c *Catalog) stmt(ctx context.Context, tx *sql.Tx, name string) (*sql.Stmt, error) {
+	s := c.web()
+	s.prepOnce.Do(func() {
+		s.stmts = map[string]*sql.Stmt{}
+		for n, q := range webSQL {
+			st, err := c.db.PrepareContext(context.Background(), q)
+			if err != nil {
+				s.prepErr = fmt.Errorf("prepare %s: %w", n, err)
+				return
+			}
+			s.stmts[n] = st
+		}
+	})
+	if s.prepErr != nil {
+		return nil, s.prepErr
+	}
+	return tx.StmtContext(ctx, s.stmts[name]), nil
 }
 
 var webStates sync.Map // *Catalog -> *webState
@@ -67,11 +104,15 @@ func (c *Catalog) NoteChanged() {
 // was noted since it was built and it knows every pk in must, else a new one read
 // through tx.
 func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, must []int64) (*facetIndex, error) {
-	// The token catches most changes even before the poller notes them: any rule
-	// added or removed changes the set of pks.
-	var token [3]int64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(pk), 0), coalesce(sum(pk), 0) FROM rules`).
-		Scan(&token[0], &token[1], &token[2]); err != nil {
+	// The token (the largest pk) catches an ingest that added rules even before the
+	// poller notes it; with the check below that every matched pk is known, a search
+	// only mixes catalogs in the poll interval after an ingest that only deleted rules.
+	tok, err := c.stmt(ctx, tx, "token")
+	if err != nil {
+		return nil, err
+	}
+	var token int64
+	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
 	s := c.web()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -120,8 +121,11 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if fts != "" {
 		// bm25 weights: title first, then tags (techniques, tactics), description, and
 		// last the long lists of fields and values.
-		rows, err := tx.QueryContext(ctx, `SELECT rowid FROM rules_fts WHERE rules_fts MATCH ?
-			ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`, fts)
+		rank, err := c.stmt(ctx, tx, "rank")
+		if err != nil {
+			return nil, err
+		}
+		rows, err := rank.QueryContext(ctx, fts)
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
@@ -163,14 +167,21 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if len(shown) == 0 {
 		return res, nil
 	}
-	args := make([]any, len(shown))
+	var pks strings.Builder
+	pks.WriteByte('[')
 	for i, f := range shown {
-		args[i] = f.pk
+		if i > 0 {
+			pks.WriteByte(',')
+		}
+		pks.WriteString(strconv.FormatInt(f.pk, 10))
 	}
-	in := "?" + strings.Repeat(",?", len(shown)-1)
+	pks.WriteByte(']')
 	hits := map[int64]*SearchHit{}
-	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.id, r.language, r.title, substr(r.description, 1, 300), r.severity, r.status,
-		r.class, r.repo, r.path, `+logSourceExpr+` FROM rules r WHERE r.pk IN (`+in+`)`, args...)
+	details, err := c.stmt(ctx, tx, "details")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := details.QueryContext(ctx, pks.String())
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
@@ -194,8 +205,11 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if fts != "" {
 		// Snippets only for the shown page: snippet() is costly, and in the ranking
 		// query SQLite would compute it for every match before sorting.
-		rows, err := tx.QueryContext(ctx, `SELECT rowid, snippet(rules_fts, -1, '', '', '…', 12) FROM rules_fts
-			WHERE rules_fts MATCH ? AND rowid IN (`+in+`)`, append([]any{fts}, args...)...)
+		snippets, err := c.stmt(ctx, tx, "snippets")
+		if err != nil {
+			return nil, err
+		}
+		rows, err := snippets.QueryContext(ctx, fts, pks.String())
 		if err != nil {
 			return nil, fmt.Errorf("search snippets: %w", err)
 		}
