@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestCLINeighbors(t *testing.T) {
+	cliSetup(t)
+	out, stderr, code := ruledex(t, "neighbors", "New PowerShell Instance Created", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got struct {
+		Equivalent, Stricter, Broader []struct {
+			ID, Title, Language, URL, Difference string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	found := false
+	for _, n := range got.Stricter {
+		if n.Title == "Alternate PowerShell Hosts Pipe" {
+			found = true
+			if n.Difference != "adds 2 filters" || n.Language != "sigma" || !strings.HasPrefix(n.URL, "/rules/sigma/") {
+				t.Errorf("stricter item = %+v", n)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("stricter alternatives lack Alternate PowerShell Hosts Pipe: %+v", got.Stricter)
+	}
+
+	out, _, code = ruledex(t, "neighbors", "Alternate PowerShell Hosts Pipe")
+	if code != 0 || !strings.Contains(out, "New PowerShell Instance Created") || !strings.Contains(out, "drops 2 filters this rule applies") {
+		t.Errorf("text neighbors (exit %d) lack the broader rule:\n%s", code, out)
+	}
+	if _, _, code := ruledex(t, "neighbors", "no rule has this title at all"); code != exitNoMatch {
+		t.Errorf("unknown rule: exit %d, want %d", code, exitNoMatch)
+	}
+}
+
+func TestCLIOverlap(t *testing.T) {
+	cliSetup(t)
+	out, stderr, code := ruledex(t, "overlap", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Rules         int            `json:"rules"`
+		SharedClasses int            `json:"shared_classes"`
+		StricterPairs int            `json:"stricter_pairs"`
+		SizeHistogram map[string]int `json:"size_histogram"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if rep.SharedClasses == 0 || rep.StricterPairs == 0 {
+		t.Errorf("overlap found no duplicates or chains in the Sigma corpus: %+v", rep)
+	}
+	total := 0
+	for size, n := range rep.SizeHistogram {
+		var s int
+		json.Unmarshal([]byte(size), &s)
+		total += s * n
+	}
+	if total != rep.Rules {
+		t.Errorf("class sizes add up to %d rules, report says %d", total, rep.Rules)
+	}
+}
