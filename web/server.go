@@ -69,7 +69,7 @@ func New(o Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	s.handler = logRequests(s.log, securityHeaders(mux))
+	s.handler = logRequests(s.log, securityHeaders(s.onlyGET(mux)))
 	return s, nil
 }
 
@@ -114,6 +114,24 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/", s.api(func(r *http.Request) (any, error) {
 		return nil, notFound("no API endpoint at %s", r.URL.Path)
 	}))
+}
+
+// onlyGET answers every other method with 405, as JSON under /api/: the wiki is
+// read-only.
+func (s *Server) onlyGET(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Allow", "GET, HEAD")
+		err := &httpError{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " not allowed; the wiki is read-only"}
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			s.json(w, http.StatusMethodNotAllowed, apiError{Error: err.msg, Status: err.status})
+			return
+		}
+		s.htmlError(w, r, err)
+	})
 }
 
 // addSlash redirects /rules/x/y to /rules/x/y/, the canonical page URL.

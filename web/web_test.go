@@ -592,6 +592,32 @@ func TestMatrixCounts(t *testing.T) {
 	}
 }
 
+// TestMethods checks that the read-only wiki refuses writes, in JSON under /api/.
+func TestMethods(t *testing.T) {
+	for _, p := range []string{"/api/search?q=x", "/rules/"} {
+		resp, err := testTS.Client().Post(testTS.URL+p, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") == "" {
+			t.Errorf("POST %s: status %d, Allow %q", p, resp.StatusCode, resp.Header.Get("Allow"))
+		}
+		if strings.HasPrefix(p, "/api/") != strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("POST %s: content type %q", p, resp.Header.Get("Content-Type"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodHead, testTS.URL+"/rules/", nil)
+	resp, err := testTS.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("HEAD /rules/: status %d", resp.StatusCode)
+	}
+}
+
 // TestSecurityHeaders checks the CSP on a page, an API response and an error.
 func TestSecurityHeaders(t *testing.T) {
 	for _, p := range []string{"/", "/api/overview", "/nope", "/api/nope", "/static/style.css"} {
