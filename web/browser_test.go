@@ -145,12 +145,17 @@ func TestBrowser(t *testing.T) {
 
 	// Phone width: no text block wider than the screen. Code blocks and the matrix
 	// scroll inside their own box, so their content may be wider.
-	must("phone width", chromedp.Do(ctx, chromedp.EmulateViewport(375, 812), chromedp.Navigate(seed), chromedp.WaitVisible(chromedp.ID("title"))))
-	wide, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('body *'))
-		.filter(e => !e.closest('pre') && !e.closest('.matrix-wrap') && e.getBoundingClientRect().right > window.innerWidth + 1)
-		.slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ':' + Math.round(e.getBoundingClientRect().right)).join(' ')`))
-	must("measure width", err)
-	if wide != "" {
-		t.Errorf("wider than a 375px viewport: %s", wide)
+	must("phone viewport", chromedp.Do(ctx, chromedp.EmulateViewport(375, 812)))
+	for _, p := range []string{seed, testTS.URL + "/", testTS.URL + "/rules/?q=bitsadmin", testTS.URL + "/attack/techniques/T1197/",
+		testTS.URL + "/indicators/?field=Image&kind=ends_with&value=%5Cbitsadmin.exe", testTS.URL + "/events/",
+		testTS.URL + "/Microsoft-Windows-Sysmon/1", testTS.URL + "/attack/"} {
+		must("phone width "+p, chromedp.Do(ctx, chromedp.Navigate(p), chromedp.WaitVisible(chromedp.CSS("main"))))
+		wide, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('body *'))
+			.filter(e => !e.closest('pre') && !e.closest('.matrix-wrap') && e.getBoundingClientRect().right > window.innerWidth + 1)
+			.slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ':' + Math.round(e.getBoundingClientRect().right)).join(' ')`))
+		must("measure width", err)
+		if wide != "" {
+			t.Errorf("%s: wider than a 375px viewport: %s", p, wide)
+		}
 	}
 }
