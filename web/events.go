@@ -8,33 +8,16 @@ import (
 	"strings"
 
 	"github.com/ruledex/ruledex/catalog"
-	"github.com/ruledex/ruledex/rule"
+	"github.com/ruledex/ruledex/derive"
 	"github.com/ruledex/ruledex/winevent"
 )
-
-// EventCover adapts winevent coverage to what the catalog stores (the same as the
-// CLI's), so the server can bring a catalog's event coverage up to date.
-func EventCover(wc *winevent.Catalog) catalog.CoverFunc {
-	return func(r *rule.Rule) []catalog.RuleEvent {
-		rows := wc.Coverage(r)
-		out := make([]catalog.RuleEvent, 0, len(rows))
-		for _, row := range rows {
-			ev := catalog.RuleEvent{Provider: row.Provider, EventID: row.EventID, Via: row.Via, Fields: map[string]string{}}
-			for _, u := range row.Fields {
-				ev.Fields[u.RuleField] = u.EventField
-			}
-			out = append(out, ev)
-		}
-		return out
-	}
-}
 
 // syncEvents stores event coverage for rules that have none yet.
 func (s *Server) syncEvents(ctx context.Context) error {
 	if s.events == nil {
 		return nil
 	}
-	_, err := s.cat.SyncRuleEvents(ctx, s.events.Fingerprint(), EventCover(s.events))
+	_, err := derive.Events(ctx, s.cat, s.events)
 	return err
 }
 

@@ -14,14 +14,12 @@ import (
 
 	"github.com/ruledex/ruledex/attack"
 	"github.com/ruledex/ruledex/catalog"
-	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/derive"
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
-	"github.com/ruledex/ruledex/neighbors"
-	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -92,7 +90,7 @@ func setup(m *testing.M) (int, error) {
 	if _, err := ingest.Run(context.Background(), testCat, roots, ingest.Options{Parsers: testParsers()}); err != nil {
 		return 0, fmt.Errorf("ingest: %w", err)
 	}
-	if err := syncTestNeighbors(testCat); err != nil {
+	if _, err := derive.Neighbors(context.Background(), testCat, nil); err != nil {
 		return 0, fmt.Errorf("neighbors: %w", err)
 	}
 	if testSrv, err = New(Options{Catalog: testCat, Attack: testAtt, Events: testEv,
@@ -125,33 +123,4 @@ func getFrom(t testing.TB, ts *httptest.Server, path string) (*http.Response, st
 		t.Fatalf("GET %s: read: %v", path, err)
 	}
 	return resp, string(b)
-}
-
-// syncTestNeighbors computes neighbors as cmd/ruledex does (without event scoping).
-func syncTestNeighbors(cat *catalog.Catalog) error {
-	_, err := cat.SyncNeighbors(context.Background(), "web-test", func(stored []catalog.StoredRule) catalog.NeighborInput {
-		rules := make([]*rule.Rule, len(stored))
-		pks := make(map[string]int64, len(stored))
-		for i, s := range stored {
-			rules[i] = s.Rule
-			pks[neighbors.Key(s.Rule)] = s.PK
-		}
-		res := neighbors.Compute(fieldmap.Default(), rules, neighbors.Options{})
-		in := catalog.NeighborInput{Classes: map[int64]catalog.ClassOf{}}
-		for k, f := range res.Forms {
-			in.Classes[pks[k]] = catalog.ClassOf{ID: f.EqID, Shape: f.Shape, Provable: f.Provable}
-		}
-		add := func(m map[string][]neighbors.Relation, rel string) {
-			for k, rs := range m {
-				for _, r := range rs {
-					in.Relations = append(in.Relations, catalog.Relation{Rule: pks[k], Other: pks[r.Key], Relation: rel, Difference: r.Difference})
-				}
-			}
-		}
-		add(res.Equivalent, "equivalent")
-		add(res.Stricter, "stricter")
-		add(res.Broader, "broader")
-		return in
-	})
-	return err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ruledex/ruledex/attack"
 	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/derive"
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -168,22 +169,14 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 	return sum, syncDerived(ctx, cat)
 }
 
-// syncDerived brings what is computed over the whole catalog up to date after an
-// ingest: event coverage (with --data) and neighbors. Each runs in its own transaction
-// after the ingest committed and is keyed by a signature of the rules, so it costs a
-// scan when nothing changed, and an interrupted run is finished by the next command.
+// syncDerived brings event coverage (with --data) and neighbors up to date after an
+// ingest; see derive.All.
 func syncDerived(ctx context.Context, cat *catalog.Catalog) error {
 	wc, err := eventCatalog()
 	if err != nil {
 		return err
 	}
-	if wc != nil {
-		if _, err := syncRuleEvents(ctx, cat, wc); err != nil {
-			return err
-		}
-	}
-	_, err = syncNeighbors(ctx, cat)
-	return err
+	return derive.All(ctx, cat, wc)
 }
 
 // usageArgs makes a wrong number of arguments exit with the usage status.

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ruledex/ruledex/catalog"
-	"github.com/ruledex/ruledex/rule"
+	"github.com/ruledex/ruledex/derive"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -62,33 +62,6 @@ names (Image on Sysmon 1 is NewProcessName on Security 4688, FolderPath in KQL).
 	root.AddCommand(cmd)
 }
 
-// eventRuleCover adapts winevent coverage to what the catalog stores.
-func eventRuleCover(wc *winevent.Catalog) catalog.CoverFunc {
-	return func(r *rule.Rule) []catalog.RuleEvent {
-		rows := wc.Coverage(r)
-		out := make([]catalog.RuleEvent, 0, len(rows))
-		for _, row := range rows {
-			ev := catalog.RuleEvent{Provider: row.Provider, EventID: row.EventID, Via: row.Via, Fields: map[string]string{}}
-			for _, u := range row.Fields {
-				ev.Fields[u.RuleField] = u.EventField
-			}
-			out = append(out, ev)
-		}
-		return out
-	}
-}
-
-// syncRuleEvents stores the event coverage of rules added since the last call (all of
-// them when the event data changed). Ingest should call it after each run; the events
-// command and pages call it too, so a catalog ingested without it catches up.
-func syncRuleEvents(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) (int, error) {
-	n, err := cat.SyncRuleEvents(ctx, wc.Fingerprint(), eventRuleCover(wc))
-	if err != nil {
-		return n, fmt.Errorf("event coverage: %w", err)
-	}
-	return n, nil
-}
-
 // runEventRules lists the rules covering an event, or testing one of its fields.
 func runEventRules(ctx context.Context, w io.Writer, args []string, field string, asJSON bool) error {
 	if ctx == nil {
@@ -125,7 +98,7 @@ func runEventRules(ctx context.Context, w io.Writer, args []string, field string
 		return withCode(exitFailure, err)
 	}
 	defer cat.Close()
-	if _, err := syncRuleEvents(ctx, cat, wc); err != nil {
+	if _, err := derive.Events(ctx, cat, wc); err != nil {
 		return withCode(exitFailure, err)
 	}
 	rules, err := cat.RulesForEvent(ctx, p.Name, id, field, 0)
@@ -170,7 +143,7 @@ func runEvents(ctx context.Context, w io.Writer, args []string, asJSON bool, top
 	var cat *catalog.Catalog
 	if c, err := openCatalog(true); err == nil {
 		defer c.Close()
-		if _, err := syncRuleEvents(ctx, c, wc); err != nil {
+		if _, err := derive.Events(ctx, c, wc); err != nil {
 			return withCode(exitFailure, err)
 		}
 		cat = c

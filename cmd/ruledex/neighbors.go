@@ -7,73 +7,26 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ruledex/ruledex/catalog"
-	"github.com/ruledex/ruledex/fieldmap"
-	"github.com/ruledex/ruledex/neighbors"
+	"github.com/ruledex/ruledex/derive"
 	"github.com/ruledex/ruledex/page"
 	"github.com/ruledex/ruledex/rule"
 )
 
-// neighborsLogic names the version of the neighbors computation; bump it when the
-// canonical form or the implication rules change so stored results are recomputed.
-const neighborsLogic = "neighbors-v1"
-
-// syncNeighbors recomputes equivalence classes and stricter/broader relations when the
-// catalog's rules changed since the last run. With --data, rules are scoped by the
-// concrete events they can match (so a rule on native 4688 fields is never called
-// broader than a Sysmon-named one that also covers Sysmon 1).
+// syncNeighbors brings the stored neighbors up to date (see derive.Neighbors), scoped by
+// event coverage when the reference data is known.
 func syncNeighbors(ctx context.Context, cat *catalog.Catalog) (bool, error) {
 	useStoredDataDir(ctx, cat)
 	wc, err := eventCatalog()
 	if err != nil {
 		return false, err
 	}
-	var opts neighbors.Options
-	fp := neighborsLogic
-	if wc != nil {
-		opts.Coverage = func(r *rule.Rule) []string {
-			var out []string
-			for _, row := range wc.Coverage(r) {
-				out = append(out, row.Provider+":"+strconv.Itoa(row.EventID))
-			}
-			return out
-		}
-		fp += " " + wc.Fingerprint()
-	}
-	changed, err := cat.SyncNeighbors(ctx, fp, func(stored []catalog.StoredRule) catalog.NeighborInput {
-		rules := make([]*rule.Rule, len(stored))
-		pks := make(map[string]int64, len(stored))
-		for i, s := range stored {
-			rules[i] = s.Rule
-			pks[neighbors.Key(s.Rule)] = s.PK
-		}
-		res := neighbors.Compute(fieldmap.Default(), rules, opts)
-		in := catalog.NeighborInput{Classes: map[int64]catalog.ClassOf{}}
-		for k, f := range res.Forms {
-			in.Classes[pks[k]] = catalog.ClassOf{ID: f.EqID, Shape: f.Shape, Provable: f.Provable}
-		}
-		add := func(m map[string][]neighbors.Relation, rel string) {
-			for k, rs := range m {
-				for _, r := range rs {
-					in.Relations = append(in.Relations, catalog.Relation{Rule: pks[k], Other: pks[r.Key], Relation: rel, Difference: r.Difference})
-				}
-			}
-		}
-		add(res.Equivalent, "equivalent")
-		add(res.Stricter, "stricter")
-		add(res.Broader, "broader")
-		return in
-	})
-	if err != nil {
-		return false, fmt.Errorf("neighbors: %w", err)
-	}
-	return changed, nil
+	return derive.Neighbors(ctx, cat, wc)
 }
 
 // neighborItem is one neighbor in `ruledex neighbors --json`.

@@ -1,0 +1,114 @@
+// Package derive computes what is derived over the whole catalog — each rule's event
+// coverage (package winevent) and the neighbors relations (package neighbors) — and
+// hands it to the catalog to store. It is the one adapter between those packages, used
+// by the CLI after each ingest and by the server at start.
+package derive
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/neighbors"
+	"github.com/ruledex/ruledex/rule"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+// neighborsLogic names the version of the neighbors computation; bump it when the
+// canonical form or the implication rules change so stored results are recomputed.
+const neighborsLogic = "neighbors-v1"
+
+// EventCover adapts winevent coverage to what the catalog stores.
+func EventCover(wc *winevent.Catalog) catalog.CoverFunc {
+	return func(r *rule.Rule) []catalog.RuleEvent {
+		rows := wc.Coverage(r)
+		out := make([]catalog.RuleEvent, 0, len(rows))
+		for _, row := range rows {
+			ev := catalog.RuleEvent{Provider: row.Provider, EventID: row.EventID, Via: row.Via, Fields: map[string]string{}}
+			for _, u := range row.Fields {
+				ev.Fields[u.RuleField] = u.EventField
+			}
+			out = append(out, ev)
+		}
+		return out
+	}
+}
+
+// Events stores the event coverage of rules added or changed since the last call (of
+// every rule when the event data changed). It reports how many rules it computed.
+func Events(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) (int, error) {
+	n, err := cat.SyncRuleEvents(ctx, wc.Fingerprint(), EventCover(wc))
+	if err != nil {
+		return n, fmt.Errorf("event coverage: %w", err)
+	}
+	return n, nil
+}
+
+// Neighbors recomputes equivalence classes and stricter/broader relations when the
+// catalog's rules changed since the last run. With an event catalog (wc non-nil) rules
+// are scoped by the concrete events they can match, so a rule on native 4688 fields is
+// never called broader than a Sysmon-named one that also covers Sysmon 1.
+func Neighbors(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) (bool, error) {
+	var opts neighbors.Options
+	fp := neighborsLogic
+	if wc != nil {
+		opts.Coverage = CoverageKeys(wc)
+		fp += " " + wc.Fingerprint()
+	}
+	changed, err := cat.SyncNeighbors(ctx, fp, func(stored []catalog.StoredRule) catalog.NeighborInput {
+		rules := make([]*rule.Rule, len(stored))
+		pks := make(map[string]int64, len(stored))
+		for i, s := range stored {
+			rules[i] = s.Rule
+			pks[neighbors.Key(s.Rule)] = s.PK
+		}
+		res := neighbors.Compute(fieldmap.Default(), rules, opts)
+		in := catalog.NeighborInput{Classes: map[int64]catalog.ClassOf{}}
+		for k, f := range res.Forms {
+			in.Classes[pks[k]] = catalog.ClassOf{ID: f.EqID, Shape: f.Shape, Provable: f.Provable}
+		}
+		for _, rel := range []struct {
+			name string
+			m    map[string][]neighbors.Relation
+		}{{"equivalent", res.Equivalent}, {"stricter", res.Stricter}, {"broader", res.Broader}} {
+			for k, rs := range rel.m {
+				for _, r := range rs {
+					in.Relations = append(in.Relations, catalog.Relation{Rule: pks[k], Other: pks[r.Key], Relation: rel.name, Difference: r.Difference})
+				}
+			}
+		}
+		return in
+	})
+	if err != nil {
+		return false, fmt.Errorf("neighbors: %w", err)
+	}
+	return changed, nil
+}
+
+// CoverageKeys is neighbors.Options.Coverage from the event catalog: "provider:id" per event.
+func CoverageKeys(wc *winevent.Catalog) func(*rule.Rule) []string {
+	return func(r *rule.Rule) []string {
+		rows := wc.Coverage(r)
+		out := make([]string, 0, len(rows))
+		for _, row := range rows {
+			out = append(out, row.Provider+":"+strconv.Itoa(row.EventID))
+		}
+		return out
+	}
+}
+
+// All brings everything derived up to date: event coverage (when wc is non-nil), then
+// neighbors. Each runs in its own transaction after the ingest committed and is keyed
+// by a signature of the rules, so it costs a scan when nothing changed, and an
+// interrupted run is finished by the next call.
+func All(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) error {
+	if wc != nil {
+		if _, err := Events(ctx, cat, wc); err != nil {
+			return err
+		}
+	}
+	_, err := Neighbors(ctx, cat, wc)
+	return err
+}
