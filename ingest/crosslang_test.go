@@ -1,0 +1,148 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/kql"
+	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/lang/spl"
+	"github.com/ruledex/ruledex/rule"
+)
+
+// scanTransfer finds, without any of ruledex's parsers, the rule files that test a
+// command line for the substring "/transfer" (any case), by language:
+//   - Sigma: a '/transfer' list item or value under a `<X>CommandLine|contains` key;
+//   - KQL: a "/transfer" literal on a line that applies has/contains/has_any/has_all to a
+//     *CommandLine column, or in a `let NAME = dynamic([...])` list that a `where` line
+//     applies has_any/has_all to a *CommandLine column;
+//   - SPL: a "*/transfer*" value of a process field.
+func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
+	t.Helper()
+	lit := regexp.MustCompile(`(?i)['"]/transfer['"]`)
+	sigmaKey := regexp.MustCompile(`^\s*-?\s*(\w*CommandLine)\|contains(\|all)?:\s*(.*)$`)
+	anyKey := regexp.MustCompile(`^\s*-?\s*[\w.|]+:\s*(.*)$`)
+	kqlDirect := regexp.MustCompile(`(?i)CommandLine\s+(has|contains|has_any|has_all|has_cs|contains_cs)\b`)
+	letList := regexp.MustCompile(`^\s*let\s+(\w+)\s*=\s*dynamic\(\[`)
+	splLit := regexp.MustCompile(`(?i)process\w*\s*(=|IN)\s*\(?[^|]*"\*/transfer\*"`)
+	out := map[rule.Language]map[string]bool{rule.Sigma: {}, rule.Kusto: {}, rule.Splunk: {}}
+	walk := func(dir string, fn func(path string, lines []string)) {
+		filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			var lines []string
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 1<<20), 1<<24)
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+			}
+			fn(p, lines)
+			return nil
+		})
+	}
+	walk("sigma", func(p string, lines []string) {
+		key := ""
+		for _, l := range lines {
+			if m := sigmaKey.FindStringSubmatch(l); m != nil {
+				key = m[1]
+				if lit.MatchString(m[3]) {
+					out[rule.Sigma][p] = true
+				}
+				continue
+			}
+			if anyKey.MatchString(l) && !strings.HasPrefix(strings.TrimSpace(l), "- ") {
+				key = ""
+			}
+			if key != "" && lit.MatchString(l) {
+				out[rule.Sigma][p] = true
+			}
+		}
+	})
+	walk("kql", func(p string, lines []string) {
+		lists := map[string]bool{} // let lists holding the literal
+		current := ""
+		for _, l := range lines {
+			if m := letList.FindStringSubmatch(l); m != nil {
+				current = m[1]
+			}
+			if lit.MatchString(l) {
+				if kqlDirect.MatchString(l) {
+					out[rule.Kusto][p] = true
+				} else if current != "" {
+					lists[current] = true
+				}
+			}
+			if strings.Contains(l, "])") {
+				current = ""
+			}
+		}
+		for name := range lists {
+			use := regexp.MustCompile(`(?i)\bwhere\b.*CommandLine\s+has_(any|all)\s*\(\s*` + name + `\s*\)`)
+			for _, l := range lines {
+				if use.MatchString(l) {
+					out[rule.Kusto][p] = true
+				}
+			}
+		}
+	})
+	walk("spl", func(p string, lines []string) {
+		for _, l := range lines {
+			if splLit.MatchString(l) {
+				out[rule.Splunk][p] = true
+			}
+		}
+	})
+	return out
+}
+
+// TestCrossLanguageCountIsIndependent checks a cross-language corpus count — the seed's
+// `/transfer corpus 2 (sigma 1, kusto 1)` — against the independent scan above.
+func TestCrossLanguageCountIsIndependent(t *testing.T) {
+	root := corpustest.Dir(t)
+	tmp := t.TempDir()
+	cat, err := catalog.Open(filepath.Join(tmp, "cat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	parsers := []Parser{sigma.Parser{}, kql.Parser{}, &spl.Parser{}}
+	dirs := []string{filepath.Join(root, "sigma"), filepath.Join(root, "kql"), filepath.Join(root, "spl")}
+	if _, err := Run(context.Background(), cat, dirs, Options{Parsers: parsers}); err != nil {
+		t.Fatal(err)
+	}
+	want := scanTransfer(t, root)
+	_, key := fieldmap.Default().IndicatorKey(nil, "CommandLine", rule.Match, nil, "/transfer")
+	counts, err := cat.IndicatorCounts(context.Background(), []string{key}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[rule.Language]int{}
+	for _, lc := range counts[key].ByLanguage {
+		got[lc.Language] = lc.Rules
+	}
+	for lang, files := range want {
+		if got[lang] != len(files) {
+			t.Errorf("%s: catalog counts %d rules testing CommandLine match /transfer, the scan finds %d files: %v", lang, got[lang], len(files), files)
+		}
+	}
+	if len(want[rule.Sigma]) == 0 || len(want[rule.Kusto]) == 0 {
+		t.Errorf("the scan found no Sigma or no KQL rule (%v): it cannot check a cross-language count", want)
+	}
+	t.Logf("CommandLine match /transfer: catalog %v, scan sigma %d, kusto %d, splunk %d", got,
+		len(want[rule.Sigma]), len(want[rule.Kusto]), len(want[rule.Splunk]))
+}
