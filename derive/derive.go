@@ -18,7 +18,7 @@ import (
 
 // neighborsLogic names the version of the neighbors computation; bump it when the
 // canonical form or the implication rules change so stored results are recomputed.
-const neighborsLogic = "neighbors-v1"
+const neighborsLogic = "neighbors-v2"
 
 // EventCover adapts winevent coverage to what the catalog stores.
 func EventCover(wc *winevent.Catalog) catalog.CoverFunc {

@@ -156,8 +156,9 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 		if v.Type == rule.Null {
 			kind, val = rule.IsNull, ""
 		}
-		if known && !v.Wild {
-			kind, val = fieldmap.Normalize(entry, kind, val)
+		field := canonField
+		if known && entry.NameOnly {
+			field, kind, val = nameOnly(field, kind, val, v.Wild)
 		}
 		if kind == rule.In {
 			kind = rule.Eq
@@ -166,7 +167,7 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 			val = strings.ToLower(val)
 		}
 		kids = append(kids, finish(&cnode{op: cAtom, atom: Atom{
-			Field: canonField, Kind: kind, Transforms: transforms, Cased: cased, Value: val, Wild: v.Wild,
+			Field: field, Kind: kind, Transforms: transforms, Cased: cased, Value: val, Wild: v.Wild,
 		}}))
 	}
 	op := cOr
@@ -231,4 +232,21 @@ func (n *cnode) conjuncts() []*cnode {
 func hashID(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:6])
+}
+
+// nameOnly maps a test on a field that holds only a file name (FileName,
+// process_name) onto the canonical path field where the two are exactly equivalent:
+// name == x is path ends_with \x, and name ends_with x is path ends_with x when x has
+// no backslash. Any other test (name contains ":" is not path contains ":") stays on a
+// field of its own, so no relation is ever proved through it. Indicator counting uses
+// the looser fieldmap.Normalize; neighbors must be exact.
+func nameOnly(canon string, kind rule.Kind, val string, wild bool) (string, rule.Kind, string) {
+	switch {
+	case wild:
+	case kind == rule.Eq || kind == rule.In:
+		return canon, rule.EndsW, `\` + val
+	case kind == rule.EndsW && !strings.Contains(val, `\`):
+		return canon, kind, val
+	}
+	return canon + "#name", kind, val
 }

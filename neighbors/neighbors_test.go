@@ -114,3 +114,24 @@ func TestAtomImplication(t *testing.T) {
 		}
 	}
 }
+
+// A name-only column (FileName) is the path's last element: `FileName contains ":"` is
+// not `Image contains ":"` (every full path has one), so no Sigma rule on a full path
+// may be called stricter than it; `FileName == "x.exe"` is exactly Image ends_with \x.exe.
+func TestNameOnlyFieldsRelateOnlyWhenExact(t *testing.T) {
+	fm := fieldmap.Default()
+	colon := mk(rule.Kusto, "colon", "", pred("FileName", rule.Match, ":"))
+	named := mk(rule.Kusto, "named", "", pred("FileName", rule.Eq, "aspnet_compiler.exe"))
+	path := mk(rule.Sigma, "path", "process_creation", pred("Image", rule.Eq, `C:\Windows\Microsoft.NET\aspnet_compiler.exe`))
+	res := Compute(fm, []*rule.Rule{colon, named, path}, Options{})
+	for _, r := range res.Stricter["kusto/colon"] {
+		t.Errorf("%s claimed stricter than FileName contains \":\" (%s)", r.Key, r.Difference)
+	}
+	found := false
+	for _, r := range res.Stricter["kusto/named"] {
+		found = found || r.Key == "sigma/path"
+	}
+	if !found {
+		t.Errorf("Image eq C:\\...\\aspnet_compiler.exe should be stricter than FileName == aspnet_compiler.exe; got %v", res.Stricter["kusto/named"])
+	}
+}
