@@ -72,7 +72,13 @@ func describe(a, b *cnode, fromBroader bool) string {
 		}
 		parts = append(parts, s)
 	}
-	parts = append(parts, narrows...)
+	seen := map[string]bool{}
+	for _, n := range narrows { // two conjuncts on one field narrowed read as one phrase
+		if !seen[n] {
+			seen[n] = true
+			parts = append(parts, n)
+		}
+	}
 	if len(parts) == 0 {
 		if fromBroader {
 			return "matches a subset of this rule's events"
