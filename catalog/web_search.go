@@ -68,8 +68,10 @@ const logSourceExpr = `replace(trim(r.product || '/' || r.category || '/' || r.s
 // word becomes a quoted string (AND-ed), a trailing * keeps prefix search.
 func ftsQuery(text string) string {
 	var terms []string
+	// Control characters (NUL above all, which SQLite's MATCH rejects) separate words
+	// like spaces: the tokenizer would never index them anyway.
 	for _, w := range strings.FieldsFunc(text, func(r rune) bool {
-		return unicode.IsSpace(r)
+		return unicode.IsSpace(r) || unicode.IsControl(r)
 	}) {
 		prefix := strings.HasSuffix(w, "*")
 		w = strings.TrimRight(w, "*")
