@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,12 +68,9 @@ func runEventRules(ctx context.Context, w io.Writer, args []string, field string
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if globals.data == "" {
-		return withCode(exitUsage, fmt.Errorf("events needs the reference data: give --data DIR (a folder with events/) or set RULEDEX_DATA"))
-	}
-	wc, err := cachedEventCatalog()
+	wc, err := eventsData(ctx)
 	if err != nil {
-		return withCode(exitFailure, err)
+		return err
 	}
 	p, ok := findProvider(wc, args[0])
 	if !ok {
@@ -132,12 +130,9 @@ func runEvents(ctx context.Context, w io.Writer, args []string, asJSON bool, top
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if globals.data == "" {
-		return withCode(exitUsage, fmt.Errorf("events needs the reference data: give --data DIR (a folder with events/) or set RULEDEX_DATA"))
-	}
-	wc, err := cachedEventCatalog()
+	wc, err := eventsData(ctx)
 	if err != nil {
-		return withCode(exitFailure, err)
+		return err
 	}
 	// Rule counts are optional: without a catalog the encyclopedia still reads.
 	var cat *catalog.Catalog
@@ -179,6 +174,27 @@ var evCache struct {
 	sync.Mutex
 	data string
 	wc   *winevent.Catalog
+}
+
+// eventsData loads the event catalog for the events command: from --data, else from the
+// folder the catalog's last ingest used.
+func eventsData(ctx context.Context) (*winevent.Catalog, error) {
+	if globals.data == "" {
+		if _, err := os.Stat(globals.db); err == nil {
+			if cat, err := catalog.Open(globals.db); err == nil {
+				useStoredDataDir(ctx, cat)
+				cat.Close()
+			}
+		}
+	}
+	if globals.data == "" {
+		return nil, withCode(exitUsage, fmt.Errorf("events needs the reference data: give --data DIR (a folder with events/) or set RULEDEX_DATA"))
+	}
+	wc, err := cachedEventCatalog()
+	if err != nil {
+		return nil, withCode(exitFailure, err)
+	}
+	return wc, nil
 }
 
 func cachedEventCatalog() (*winevent.Catalog, error) {
