@@ -34,14 +34,39 @@ type Rule struct {
 	Attack      []AttackRow `json:"attack,omitempty"`
 	// Events is event coverage; BuildRule leaves it empty, callers with an event
 	// catalog fill it (the CLI and web use package winevent).
-	Events       []EventRow        `json:"events,omitempty"`
-	Bodies       []Body            `json:"bodies"`
-	Stages       []StageView       `json:"stages,omitempty"`
-	Alternatives int               `json:"alternatives,omitempty"` // >0 when the rule is an OR of conjunctions
-	Exclusions   []ExclusionRow    `json:"exclusions,omitempty"`
-	Indicators   []IndicatorRow    `json:"indicators,omitempty"`
-	Outputs      []string          `json:"outputs,omitempty"`
-	Diagnostics  []rule.Diagnostic `json:"diagnostics,omitempty"`
+	Events       []EventRow     `json:"events,omitempty"`
+	Bodies       []Body         `json:"bodies"`
+	Stages       []StageView    `json:"stages,omitempty"`
+	Alternatives int            `json:"alternatives,omitempty"` // >0 when the rule is an OR of conjunctions
+	Exclusions   []ExclusionRow `json:"exclusions,omitempty"`
+	Indicators   []IndicatorRow `json:"indicators,omitempty"`
+	Outputs      []string       `json:"outputs,omitempty"`
+	// Neighbors is REFERENCE §1.11; BuildRule leaves it nil, callers with stored
+	// neighbors fill it (the CLI from catalog.Neighbors).
+	Neighbors   *Neighbors        `json:"neighbors,omitempty"`
+	Diagnostics []rule.Diagnostic `json:"diagnostics,omitempty"`
+}
+
+// Neighbors lists rules related to this one by their logic.
+type Neighbors struct {
+	ClassURL   string        `json:"class_url,omitempty"`
+	ClassSize  int           `json:"class_size,omitempty"`
+	Equivalent []NeighborRow `json:"equivalent,omitempty"`
+	Stricter   []NeighborRow `json:"stricter,omitempty"`
+	Broader    []NeighborRow `json:"broader,omitempty"`
+}
+
+// NeighborRow is one related rule and how it differs.
+type NeighborRow struct {
+	Title      string        `json:"title"`
+	Language   rule.Language `json:"language"`
+	URL        string        `json:"url"`
+	Difference string        `json:"difference"`
+}
+
+// Empty reports whether there is nothing to show.
+func (n *Neighbors) Empty() bool {
+	return n == nil || len(n.Equivalent)+len(n.Stricter)+len(n.Broader) == 0
 }
 
 // Crumb is one breadcrumb link.

@@ -185,6 +185,27 @@ func writeText(w io.Writer, p *Rule) error {
 		section("Output fields")
 		bw.WriteString(strings.Join(p.Outputs, ", ") + "\n")
 	}
+	if !p.Neighbors.Empty() {
+		section("Neighbors")
+		group := func(title string, rows []NeighborRow) {
+			if len(rows) == 0 {
+				return
+			}
+			bw.WriteString(title + "\n\n")
+			tw := newTable(bw)
+			for _, n := range rows {
+				tw.Write([]byte("  " + oneLine(n.Title) + "\t" + string(n.Language) + "\t" + n.Difference + "\n"))
+			}
+			tw.Flush()
+			bw.WriteString("\n")
+		}
+		if p.Neighbors.ClassURL != "" && p.Neighbors.ClassSize > 1 {
+			bw.WriteString("Equivalence class " + p.Neighbors.ClassURL + " (" + itoa(p.Neighbors.ClassSize) + " rules)\n\n")
+		}
+		group("Equivalent rules", p.Neighbors.Equivalent)
+		group("Stricter alternatives", p.Neighbors.Stricter)
+		group("Broader alternatives", p.Neighbors.Broader)
+	}
 	if len(p.Diagnostics) > 0 {
 		section("Diagnostics")
 		for _, d := range p.Diagnostics {

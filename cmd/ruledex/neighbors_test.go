@@ -70,3 +70,18 @@ func TestCLIOverlap(t *testing.T) {
 		t.Errorf("class sizes add up to %d rules, report says %d", total, rep.Rules)
 	}
 }
+
+func TestCLIShowHasNeighborsSection(t *testing.T) {
+	cliSetup(t)
+	out, stderr, code := ruledex(t, "show", "Alternate PowerShell Hosts Pipe")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	i := strings.Index(out, "\nNeighbors\n")
+	if i < 0 || !strings.Contains(out[i:], "Broader alternatives") || !strings.Contains(out[i:], "New PowerShell Instance Created") {
+		t.Errorf("show lacks the Neighbors section with the broader rule:\n%s", out)
+	}
+	if j := strings.Index(out, "\nIndicators\n"); j > i {
+		t.Errorf("Neighbors comes before Indicators; REFERENCE §1 puts it after")
+	}
+}
