@@ -47,26 +47,59 @@ type Rule struct {
 	Diagnostics []rule.Diagnostic `json:"diagnostics,omitempty"`
 }
 
-// Neighbors lists rules related to this one by their logic.
+// Neighbors lists rules related to this one by their logic (REFERENCE §1.11).
 type Neighbors struct {
+	ClassID    string        `json:"class_id,omitempty"`
 	ClassURL   string        `json:"class_url,omitempty"`
 	ClassSize  int           `json:"class_size,omitempty"`
-	Equivalent []NeighborRow `json:"equivalent,omitempty"`
-	Stricter   []NeighborRow `json:"stricter,omitempty"`
-	Broader    []NeighborRow `json:"broader,omitempty"`
+	Shape      string        `json:"shape,omitempty"`
+	Equivalent []NeighborRow `json:"equivalent"`
+	Stricter   []NeighborRow `json:"stricter"`
+	Broader    []NeighborRow `json:"broader"`
 }
 
 // NeighborRow is one related rule and how it differs.
 type NeighborRow struct {
-	Title      string        `json:"title"`
-	Language   rule.Language `json:"language"`
-	URL        string        `json:"url"`
-	Difference string        `json:"difference"`
+	ID         string `json:"id"`
+	Title      string `json:"title"`
+	Language   string `json:"language"`
+	Source     string `json:"source"`
+	URL        string `json:"url"`
+	Difference string `json:"difference,omitempty"`
 }
 
 // Empty reports whether there is nothing to show.
 func (n *Neighbors) Empty() bool {
 	return n == nil || len(n.Equivalent)+len(n.Stricter)+len(n.Broader) == 0
+}
+
+// EqClassURL is the page of an equivalence class.
+func EqClassURL(id string) string { return "/rules/eq/" + url.PathEscape(id) + "/" }
+
+// LoadNeighbors reads a rule's stored neighbors; nil when it has none (neighbors are
+// computed after each ingest).
+func LoadNeighbors(ctx context.Context, cat *catalog.Catalog, r *rule.Rule) (*Neighbors, error) {
+	ns, err := cat.Neighbors(ctx, r.Language, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(ns.Equivalent)+len(ns.Stricter)+len(ns.Broader) == 0 && ns.ClassSize <= 1 {
+		return nil, nil
+	}
+	rows := func(items []catalog.Neighbor) []NeighborRow {
+		out := make([]NeighborRow, 0, len(items))
+		for _, n := range items {
+			out = append(out, NeighborRow{ID: n.ID, Title: n.Title, Language: string(n.Language), Source: n.Repo,
+				URL: RuleURL(n.Language, n.ID), Difference: n.Difference})
+		}
+		return out
+	}
+	out := &Neighbors{ClassID: ns.ClassID, ClassSize: ns.ClassSize, Shape: ns.Shape,
+		Equivalent: rows(ns.Equivalent), Stricter: rows(ns.Stricter), Broader: rows(ns.Broader)}
+	if ns.ClassID != "" {
+		out.ClassURL = EqClassURL(ns.ClassID)
+	}
+	return out, nil
 }
 
 // Crumb is one breadcrumb link.

@@ -3,7 +3,6 @@ package web
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/ruledex/ruledex/catalog"
@@ -21,42 +20,10 @@ type RuleResponse struct {
 	Techniques []string           `json:"techniques,omitempty"`
 	Tactics    []string           `json:"tactics,omitempty"`
 	Indicators []IndicatorRowView `json:"indicators,omitempty"`
-	Neighbors  *NeighborsView     `json:"neighbors,omitempty"`
-}
-
-// NeighborsView is the Neighbors section: equivalent rules (same canonical form, any
-// language), stricter and broader alternatives, each with its difference.
-type NeighborsView struct {
-	ClassID    string         `json:"class_id,omitempty"`
-	ClassURL   string         `json:"class_url,omitempty"`
-	ClassSize  int            `json:"class_size,omitempty"`
-	Shape      string         `json:"shape,omitempty"`
-	Equivalent []NeighborView `json:"equivalent"`
-	Stricter   []NeighborView `json:"stricter"`
-	Broader    []NeighborView `json:"broader"`
-}
-
-// NeighborView is one related rule.
-type NeighborView struct {
-	ID         string `json:"id"`
-	Title      string `json:"title"`
-	Language   string `json:"language"`
-	Source     string `json:"source"`
-	URL        string `json:"url"`
-	Difference string `json:"difference,omitempty"`
-}
-
-func neighborViews(ns []catalog.Neighbor) []NeighborView {
-	out := make([]NeighborView, 0, len(ns))
-	for _, n := range ns {
-		out = append(out, NeighborView{ID: n.ID, Title: n.Title, Language: string(n.Language), Source: n.Repo,
-			URL: RuleURL(string(n.Language), n.ID), Difference: n.Difference})
-	}
-	return out
 }
 
 // EqClassURL is the page of an equivalence class.
-func EqClassURL(id string) string { return "/rules/eq/" + url.PathEscape(id) + "/" }
+func EqClassURL(id string) string { return page.EqClassURL(id) }
 
 // IndicatorRowView is a page.IndicatorRow whose values carry their indicator page URL.
 type IndicatorRowView struct {
@@ -131,16 +98,8 @@ func (s *Server) rule(r *http.Request) (*RuleResponse, *rule.Rule, error) {
 	if out.Class == "" {
 		out.Class = string(rule.Detection)
 	}
-	ns, err := s.cat.Neighbors(r.Context(), ru.Language, ru.ID)
-	if err != nil {
+	if p.Neighbors, err = page.LoadNeighbors(r.Context(), s.cat, ru); err != nil {
 		return nil, nil, err
-	}
-	if len(ns.Equivalent)+len(ns.Stricter)+len(ns.Broader) > 0 || ns.ClassSize > 1 {
-		out.Neighbors = &NeighborsView{ClassID: ns.ClassID, ClassSize: ns.ClassSize, Shape: ns.Shape,
-			Equivalent: neighborViews(ns.Equivalent), Stricter: neighborViews(ns.Stricter), Broader: neighborViews(ns.Broader)}
-		if ns.ClassID != "" {
-			out.Neighbors.ClassURL = EqClassURL(ns.ClassID)
-		}
 	}
 	for _, row := range p.Indicators {
 		rv := IndicatorRowView{IndicatorRow: row, FieldURL: funcs["fieldURL"].(func(string) string)(row.Canonical)}

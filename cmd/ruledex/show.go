@@ -80,7 +80,7 @@ Exit status 3 when RULE names no rule (closest titles are suggested) or several 
 			for _, c := range coverage {
 				p.Events = append(p.Events, page.EventRow{Provider: c.Provider, EventID: c.EventID, Title: c.Title})
 			}
-			if p.Neighbors, err = neighborsSection(ctx, cat, r); err != nil {
+			if p.Neighbors, err = page.LoadNeighbors(ctx, cat, r); err != nil {
 				return err
 			}
 			return page.WriteText(cmd.OutOrStdout(), p)
@@ -107,22 +107,4 @@ func pageInput(ctx context.Context, cat *catalog.Catalog, r *rule.Rule) (page.In
 		in.Techniques = a.Techniques
 	}
 	return in, nil
-}
-
-// neighborsSection reads the rule's stored neighbors for its page (computed after each
-// ingest; empty when they never were).
-func neighborsSection(ctx context.Context, cat *catalog.Catalog, r *rule.Rule) (*page.Neighbors, error) {
-	ns, err := cat.Neighbors(ctx, r.Language, r.ID)
-	if err != nil {
-		return nil, err
-	}
-	rows := func(items []catalog.Neighbor) []page.NeighborRow {
-		var out []page.NeighborRow
-		for _, n := range items {
-			out = append(out, page.NeighborRow{Title: n.Title, Language: n.Language, URL: page.RuleURL(n.Language, n.ID), Difference: n.Difference})
-		}
-		return out
-	}
-	return &page.Neighbors{ClassURL: classURL(ns.ClassID), ClassSize: ns.ClassSize,
-		Equivalent: rows(ns.Equivalent), Stricter: rows(ns.Stricter), Broader: rows(ns.Broader)}, nil
 }
