@@ -78,61 +78,57 @@ func atomImplies(a, b Atom) bool {
 	if !b.Cased && a.Cased { // a case-insensitive value is already folded
 		av = strings.ToLower(av)
 	}
-	switch a.Kind {
-	case rule.Eq:
-		switch b.Kind {
-		case rule.Eq:
-			return av == bv
-		case rule.Match:
-			return strings.Contains(av, bv)
-		case rule.StartsW:
-			return strings.HasPrefix(av, bv)
-		case rule.EndsW:
-			return strings.HasSuffix(av, bv)
-		}
-	case rule.StartsW:
-		switch b.Kind {
-		case rule.StartsW:
-			return strings.HasPrefix(av, bv)
-		case rule.Match:
-			return strings.Contains(av, bv)
-		}
-	case rule.EndsW:
-		switch b.Kind {
-		case rule.EndsW:
-			return strings.HasSuffix(av, bv)
-		case rule.Match:
-			return strings.Contains(av, bv)
-		}
-	case rule.Match, rule.Keyword:
-		if b.Kind == a.Kind {
-			return strings.Contains(av, bv)
-		}
-	case rule.Gt, rule.Ge:
-		if b.Kind == rule.Gt || b.Kind == rule.Ge {
-			x, err1 := strconv.ParseFloat(av, 64)
-			y, err2 := strconv.ParseFloat(bv, 64)
-			if err1 != nil || err2 != nil {
-				return false
+	if targets, ok := stringImplies[a.Kind]; ok {
+		for _, k := range targets {
+			if k == b.Kind {
+				return stringTest(b.Kind, av, bv)
 			}
-			// a: v > x (or ≥ x); b: v > y (or ≥ y).
-			if b.Kind == rule.Ge || a.Kind == rule.Gt {
-				return x >= y
-			}
-			return x > y // a: v ≥ x, b: v > y
 		}
-	case rule.Lt, rule.Le:
-		if b.Kind == rule.Lt || b.Kind == rule.Le {
-			x, err1 := strconv.ParseFloat(av, 64)
-			y, err2 := strconv.ParseFloat(bv, 64)
-			if err1 != nil || err2 != nil {
-				return false
-			}
-			if b.Kind == rule.Le || a.Kind == rule.Lt {
-				return x <= y
-			}
-			return x < y
-		}
+		return false
 	}
-	return false
+	// Bounds: a: v > x (or ≥ x) implies b: v > y (or ≥ y) when x ≥ y, strictly when only
+	// b is strict; the upper bounds mirror it.
+	if !(lower[a.Kind] && lower[b.Kind] || upper[a.Kind] && upper[b.Kind]) {
+		return false
+	}
+	x, err1 := strconv.ParseFloat(av, 64)
+	y, err2 := strconv.ParseFloat(bv, 64)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if upper[a.Kind] { // v < x implies v < y when x ≤ y, that is -x ≥ -y
+		x, y = -x, -y
+	}
+	if b.Kind == rule.Ge || b.Kind == rule.Le || a.Kind == rule.Gt || a.Kind == rule.Lt {
+		return x >= y
+	}
+	return x > y
+}
+
+var (
+	lower = map[rule.Kind]bool{rule.Gt: true, rule.Ge: true}
+	upper = map[rule.Kind]bool{rule.Lt: true, rule.Le: true}
+)
+
+// stringImplies lists, for a string test, the kinds of test it can imply; whether it
+// does is then b's own test applied to a's value (eq "c:\x.exe" implies ends_with "\x.exe"
+// because "c:\x.exe" ends with "\x.exe").
+var stringImplies = map[rule.Kind][]rule.Kind{
+	rule.Eq:      {rule.Eq, rule.Match, rule.StartsW, rule.EndsW},
+	rule.StartsW: {rule.StartsW, rule.Match},
+	rule.EndsW:   {rule.EndsW, rule.Match},
+	rule.Match:   {rule.Match},
+	rule.Keyword: {rule.Keyword},
+}
+
+func stringTest(kind rule.Kind, v, want string) bool {
+	switch kind {
+	case rule.Eq:
+		return v == want
+	case rule.StartsW:
+		return strings.HasPrefix(v, want)
+	case rule.EndsW:
+		return strings.HasSuffix(v, want)
+	}
+	return strings.Contains(v, want) // match, keyword
 }
