@@ -439,9 +439,10 @@ func chunksIn(files []string) int {
 	return n
 }
 
-// measureRuledex runs fn over evs round-robin with `workers` goroutines at GOMAXPROCS
-// workers for about budget, returning events/s and allocations per event.
-func measureRuledex(evs []event.Event, workers int, budget time.Duration, fn func(*event.Event, any) any) (rate, float64) {
+// measureRate runs worker on `workers` goroutines at GOMAXPROCS workers until the
+// budget is spent; each worker returns how many events it evaluated. It reports the
+// rate and the allocations and bytes allocated per event, for both engines alike.
+func measureRate(workers int, budget time.Duration, worker func(w int, deadline time.Time) int64) (rate, float64, float64) {
 	prev := runtime.GOMAXPROCS(workers)
 	defer runtime.GOMAXPROCS(prev)
 	runtime.GC()
@@ -455,27 +456,34 @@ func measureRuledex(evs []event.Event, workers int, budget time.Duration, fn fun
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			var st any
-			i := w * 7919
-			n := int64(0)
-			for {
-				// Check the clock every few events only: ruledex's events take microseconds.
-				for k := 0; k < 16; k++ {
-					st = fn(&evs[i%len(evs)], st)
-					i++
-					n++
-				}
-				if time.Now().After(deadline) {
-					break
-				}
-			}
-			total.Add(n)
+			total.Add(worker(w, deadline))
 		}(w)
 	}
 	wg.Wait()
 	r := rate{n: float64(total.Load()), wall: time.Since(start), cpu: measure.CPUTime() - cpu0}
 	runtime.ReadMemStats(&ms1)
-	return r, float64(ms1.Mallocs-ms0.Mallocs) / r.n
+	return r, float64(ms1.Mallocs-ms0.Mallocs) / r.n, float64(ms1.TotalAlloc-ms0.TotalAlloc) / r.n
+}
+
+// measureRuledex runs fn over evs round-robin, returning events/s and allocations per event.
+func measureRuledex(evs []event.Event, workers int, budget time.Duration, fn func(*event.Event, any) any) (rate, float64) {
+	r, allocs, _ := measureRate(workers, budget, func(w int, deadline time.Time) int64 {
+		var st any
+		i := w * 7919
+		n := int64(0)
+		for {
+			// Check the clock every few events only: ruledex's events take microseconds.
+			for k := 0; k < 16; k++ {
+				st = fn(&evs[i%len(evs)], st)
+				i++
+				n++
+			}
+			if time.Now().After(deadline) {
+				return n
+			}
+		}
+	})
+	return r, allocs
 }
 
 // ---- sigma-go ----
@@ -585,29 +593,14 @@ func parseSigmaGo(data []byte) (r sigma.Rule, err error) {
 }
 
 func measureSigmaGo(nEvents, workers int, budget time.Duration, fn func(int)) (rate, float64, float64) {
-	prev := runtime.GOMAXPROCS(workers)
-	defer runtime.GOMAXPROCS(prev)
-	runtime.GC()
-	var ms0, ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
-	var total atomic.Int64
-	deadline := time.Now().Add(budget)
-	start, cpu0 := time.Now(), measure.CPUTime()
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w * 37; time.Now().Before(deadline); i++ {
-				fn(i % nEvents)
-				total.Add(1)
-			}
-		}(w)
-	}
-	wg.Wait()
-	r := rate{n: float64(total.Load()), wall: time.Since(start), cpu: measure.CPUTime() - cpu0}
-	runtime.ReadMemStats(&ms1)
-	return r, float64(ms1.Mallocs-ms0.Mallocs) / r.n, float64(ms1.TotalAlloc-ms0.TotalAlloc) / r.n
+	return measureRate(workers, budget, func(w int, deadline time.Time) int64 {
+		n := int64(0)
+		for i := w * 37; time.Now().Before(deadline); i++ {
+			fn(i % nEvents)
+			n++
+		}
+		return n
+	})
 }
 
 // ---- output ----
