@@ -26,13 +26,7 @@ func (d *docCtx) render(s *selection) string {
 
 // renderValue writes v after a "key:" already written, with the key at indent.
 func renderValue(b *strings.Builder, v *yaml.Node, indent string, depth int) {
-	v = resolve(v)
-	if v == nil {
-		b.WriteString(" null")
-		return
-	}
-	if depth > 20 || b.Len() > maxRender {
-		b.WriteString(" ...")
+	if v = resolve(v); cutShort(b, v, depth) {
 		return
 	}
 	switch v.Kind {
@@ -69,13 +63,7 @@ func renderValue(b *strings.Builder, v *yaml.Node, indent string, depth int) {
 // renderItem writes one list item after its "-"; indent is where a mapping item's
 // further keys go.
 func renderItem(b *strings.Builder, v *yaml.Node, indent string, depth int) {
-	v = resolve(v)
-	if v == nil {
-		b.WriteString(" null")
-		return
-	}
-	if depth > 20 || b.Len() > maxRender {
-		b.WriteString(" ...")
+	if v = resolve(v); cutShort(b, v, depth) {
 		return
 	}
 	switch v.Kind {
@@ -182,4 +170,18 @@ func doubleQuote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// cutShort writes the stand-in for a missing node or for output past the depth and size
+// bounds (alias bombs), and reports whether it did.
+func cutShort(b *strings.Builder, v *yaml.Node, depth int) bool {
+	switch {
+	case v == nil:
+		b.WriteString(" null")
+	case depth > 20 || b.Len() > maxRender:
+		b.WriteString(" ...")
+	default:
+		return false
+	}
+	return true
 }
