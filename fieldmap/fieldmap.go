@@ -4,7 +4,7 @@
 package fieldmap
 
 import (
-	_ "embed"
+	"embed"
 	"fmt"
 	"path"
 	"strings"
@@ -13,8 +13,13 @@ import (
 	"github.com/ruledex/ruledex/rule"
 )
 
-//go:embed fields.tsv
-var fieldsTSV string
+// The table is split by vocabulary (fields.tsv: Windows, Defender, Sentinel, CIM;
+// fields_ecs.tsv: Elastic Common Schema; fields_udm.tsv: Google UDM), read in that order.
+//
+//go:embed fields.tsv fields_ecs.tsv fields_udm.tsv
+var fieldsFS embed.FS
+
+var fieldFiles = []string{"fields.tsv", "fields_ecs.tsv", "fields_udm.tsv"}
 
 // Entry says that Field, read in Context, means Canonical.
 type Entry struct {
@@ -44,13 +49,48 @@ var (
 // which a test guards.
 func Default() *Map {
 	defaultOnce.Do(func() {
-		m, err := Parse(fieldsTSV)
+		tsv, err := embeddedTSV()
 		if err != nil {
-			panic(fmt.Errorf("fieldmap: embedded fields.tsv: %w", err))
+			panic(err)
+		}
+		m, err := Parse(tsv)
+		if err != nil {
+			panic(fmt.Errorf("fieldmap: embedded tables: %w", err))
 		}
 		defaultMap = m
 	})
 	return defaultMap
+}
+
+// embeddedTSV joins the embedded tables into one, with one header line.
+func embeddedTSV() (string, error) {
+	var all strings.Builder
+	for i, name := range fieldFiles {
+		b, err := fieldsFS.ReadFile(name)
+		if err != nil {
+			return "", fmt.Errorf("fieldmap: embedded %s: %w", name, err)
+		}
+		s := string(b)
+		if i > 0 {
+			// Later files repeat the header line; keep only the first.
+			s = dropHeader(s)
+		}
+		all.WriteString(s)
+		all.WriteString("\n")
+	}
+	return all.String(), nil
+}
+
+// dropHeader removes the first non-comment line (the column header) of a TSV table.
+func dropHeader(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		return strings.Join(append(lines[:i:i], lines[i+1:]...), "\n")
+	}
+	return s
 }
 
 // Parse reads the TSV format of fields.tsv.
@@ -109,8 +149,25 @@ func Contexts(r *rule.Rule) []string {
 	ls := r.LogSource
 	ctx = append(ctx, ls.Tables...)
 	ctx = append(ctx, ls.DataModels...)
+	// Elastic and YARA-L name fields in one vocabulary each (ECS, UDM) whatever the
+	// source; a field's meaning can still depend on the kind of event (process.name is
+	// the launched image on a process start, the acting process on a file event), so
+	// "ecs/<category>" comes before the plain vocabulary context.
+	vocab := ""
+	switch r.Language {
+	case rule.Elastic:
+		vocab = "ecs"
+	case rule.YaraL:
+		vocab = "udm"
+	}
+	if vocab != "" && ls.Category != "" {
+		ctx = append(ctx, vocab+"/"+ls.Category)
+	}
 	if ls.Category != "" {
 		ctx = append(ctx, ls.Category)
+	}
+	if vocab != "" {
+		ctx = append(ctx, vocab)
 	}
 	return ctx
 }

@@ -7,7 +7,11 @@ import (
 )
 
 func TestEmbeddedMapParses(t *testing.T) {
-	m, err := Parse(fieldsTSV)
+	tsv, err := embeddedTSV()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(tsv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ type Kind string
 const (
 	Eq        Kind = "eq"          // field equals value
 	Ne        Kind = "ne"          // field differs from value (Sigma neq, KQL !=)
-	Match     Kind = "match"       // value is a substring of field (Sigma contains, KQL contains/has)
+	Match     Kind = "match"       // value is a substring of field (Sigma contains, KQL contains)
 	StartsW   Kind = "starts_with" // field starts with value
 	EndsW     Kind = "ends_with"   // field ends with value
 	Glob      Kind = "glob"        // field matches a wildcard pattern that is none of the above (Sigma `a*b`)
@@ -21,6 +21,15 @@ const (
 	IsNotNull Kind = "is_not_null" // field is present (Sigma exists: true, KQL isnotempty)
 	Keyword   Kind = "keyword"     // value appears anywhere in the event (Sigma keyword lists); Field is ""
 	FieldRef  Kind = "fieldref"    // field equals the field named by Value (Sigma fieldref)
+
+	// Term kinds are KQL's `has` family: the field is split into terms (maximal runs of
+	// ASCII letters and digits) and value is matched on term boundaries. `has x` holds
+	// when x occurs in the field with no letter or digit immediately before or after it;
+	// so `has "shadowcopy"` does not hold on "shadowcopies". A term kind implies the
+	// substring kind with the same value (term x ⊂ match x), never the reverse.
+	Term       Kind = "term"        // value occurs bounded by non-alphanumerics on both sides (KQL has)
+	TermPrefix Kind = "term_prefix" // value occurs with a non-alphanumeric (or start) before it (KQL hasprefix)
+	TermSuffix Kind = "term_suffix" // value occurs with a non-alphanumeric (or end) after it (KQL hassuffix)
 )
 
 // Transforms are applied to the values, in order, before comparing. Names are Sigma's
@@ -38,6 +47,11 @@ const (
 	TIgnoreCase   = "i"      // regex flag
 	TMultiline    = "m"      // regex flag
 	TDotAll       = "s"      // regex flag
+	// TElem: the field is an array (ECS process.args, UDM repeated fields) and the test
+	// holds when it holds for at least one element (EQL `process.args : "x"` is element
+	// equality, not a substring of the joined command line). With All on the predicate
+	// (YARA-L `all`), every element must pass.
+	TElem = "elem"
 	// Date-part transforms compare one component of a timestamp field.
 	TMinute = "minute"
 	THour   = "hour"

@@ -8,9 +8,11 @@ package rule
 type Language string
 
 const (
-	Sigma  Language = "sigma"
-	Kusto  Language = "kusto"
-	Splunk Language = "splunk"
+	Sigma   Language = "sigma"
+	Kusto   Language = "kusto"
+	Splunk  Language = "splunk"
+	Elastic Language = "elastic" // Elastic detection rules: EQL, Kibana query (kuery), Lucene, ES|QL
+	YaraL   Language = "yaral"   // Google SecOps (Chronicle) YARA-L 2.0
 )
 
 // Display is the human name used in breadcrumbs ("Detection rules › Sigma").
@@ -22,6 +24,10 @@ func (l Language) Display() string {
 		return "Kusto"
 	case Splunk:
 		return "Splunk"
+	case Elastic:
+		return "Elastic"
+	case YaraL:
+		return "YARA-L"
 	}
 	return string(l)
 }
@@ -74,12 +80,17 @@ type LogSource struct {
 	DataModels []string `json:"data_models,omitempty"`
 	// DataSources are declared sources such as ESCU's data_source or Sentinel's requiredDataConnectors.
 	DataSources []string `json:"data_sources,omitempty"`
+	// Indexes are Elastic index patterns (logs-endpoint.events.process-*, winlogbeat-*).
+	Indexes []string `json:"indexes,omitempty"`
+	// EventTypes are UDM metadata.event_type values (PROCESS_LAUNCH) or EQL event
+	// categories (process) the rule selects.
+	EventTypes []string `json:"event_types,omitempty"`
 }
 
 // Empty reports whether nothing is known about the log source.
 func (l LogSource) Empty() bool {
 	return l.Product == "" && l.Category == "" && l.Service == "" && len(l.Tables) == 0 &&
-		len(l.DataModels) == 0 && len(l.DataSources) == 0
+		len(l.DataModels) == 0 && len(l.DataSources) == 0 && len(l.Indexes) == 0 && len(l.EventTypes) == 0
 }
 
 // Related links a rule to another by id (Sigma `related`).
@@ -160,6 +171,41 @@ type Rule struct {
 	Diagnostics []Diagnostic `json:"diagnostics,omitempty"`
 	// Extra keeps metadata fields the IR has no slot for, verbatim as strings, so nothing is lost.
 	Extra map[string]string `json:"extra,omitempty"`
+
+	// RiskScore is the rule's risk score as its language states it (Elastic risk_score,
+	// ESCU rba score, YARA-L outcome $risk_score when constant); 0 when none.
+	RiskScore int `json:"risk_score,omitempty"`
+	// Settings are shown on the page as the rule's parameters table: Elastic rule type
+	// parameters (threshold, new_terms fields and window, ML job and anomaly threshold,
+	// building_block_type, maturity), YARA-L match window, options and reference lists.
+	Settings []Setting `json:"settings,omitempty"`
+	// Docs are prose sections in Markdown (Elastic note = investigation guide, setup;
+	// ESCU how_to_implement, known_false_positives). Untrusted: render with raw HTML off
+	// and only http(s) links.
+	Docs []Doc `json:"docs,omitempty"`
+	// Computed are columns the rule computes rather than reads from the event (KQL
+	// extend/summarize/parse, SPL eval/rex/stats, ES|QL eval/stats, YARA-L outcome);
+	// predicates on them never become raw-field indicators.
+	Computed []Computed `json:"computed,omitempty"`
+}
+
+// Setting is one named parameter of a rule, as written (see Rule.Settings).
+type Setting struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Doc is a prose section of a rule (see Rule.Docs).
+type Doc struct {
+	Title    string `json:"title"`    // "Investigation guide", "Setup", "How to implement"
+	Markdown string `json:"markdown"` // as written upstream
+}
+
+// Computed is a column the rule derives (see Rule.Computed).
+type Computed struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition"` // the expression as written: tolower(FileName), count() by host
+	Stage      int    `json:"stage"`      // the stage that defines it
 }
 
 // Variant is one more body of the same rule.
