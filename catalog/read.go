@@ -233,7 +233,7 @@ type LangCount struct {
 type Count struct {
 	Key   string `json:"key"`
 	Total int    `json:"total"`
-	// ByLanguage is sorted by descending count, then sigma, kusto, splunk, others by name.
+	// ByLanguage is sorted by descending count, then in rule.Languages order, others by name.
 	ByLanguage []LangCount `json:"by_language"`
 }
 
@@ -280,9 +280,15 @@ func (c *Catalog) IndicatorCounts(ctx context.Context, keys []string, negated bo
 }
 
 // langOrder breaks ties between languages as the reference pages do ("sigma 1, kusto 1").
-var langOrder = map[rule.Language]int{rule.Sigma: 1, rule.Kusto: 2, rule.Splunk: 3}
+var langOrder = func() map[rule.Language]int {
+	m := map[rule.Language]int{}
+	for i, l := range rule.Languages {
+		m[l] = i + 1
+	}
+	return m
+}()
 
-// SortLangCounts orders counts as pages show them: descending, ties sigma, kusto, splunk, then by name.
+// SortLangCounts orders counts as pages show them: descending, ties in rule.Languages order, then by name.
 func SortLangCounts(xs []LangCount) {
 	rank := func(l rule.Language) int {
 		if r, ok := langOrder[l]; ok {

@@ -1,7 +1,9 @@
 // Package rule is ruledex's intermediate representation (IR): one language-neutral
-// model for Sigma, Kusto and Splunk rules. Parsers produce it, the catalog stores it,
+// model for Sigma, Kusto, Splunk, Elastic and YARA-L rules. Parsers produce it, the catalog stores it,
 // the engine compiles it, the web and CLI render it. It imports nothing of ours.
 package rule
+
+import "strings"
 
 // Language names a rule language. The values are stable: they appear in URLs
 // (/rules/<lang>/<id>/), JSON and the catalog.
@@ -14,6 +16,28 @@ const (
 	Elastic Language = "elastic" // Elastic detection rules: EQL, Kibana query (kuery), Lucene, ES|QL
 	YaraL   Language = "yaral"   // Google SecOps (Chronicle) YARA-L 2.0
 )
+
+// Languages lists every language, in the order pages list them.
+var Languages = []Language{Sigma, Kusto, Splunk, Elastic, YaraL}
+
+// ParseLanguage returns the language named s (its id as in URLs), and whether it is one.
+func ParseLanguage(s string) (Language, bool) {
+	for _, l := range Languages {
+		if string(l) == s {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// LanguageIDs returns the language ids joined for messages ("sigma, kusto, ...").
+func LanguageIDs() string {
+	ids := make([]string, len(Languages))
+	for i, l := range Languages {
+		ids[i] = string(l)
+	}
+	return strings.Join(ids, ", ")
+}
 
 // Display is the human name used in breadcrumbs ("Detection rules › Sigma").
 func (l Language) Display() string {

@@ -18,7 +18,13 @@ const maxParam = 2000
 var techniqueID = regexp.MustCompile(`^T\d{4}(\.\d{3})?$`)
 
 // languages are the rule languages URLs and filters accept.
-var languages = map[string]bool{string(rule.Sigma): true, string(rule.Kusto): true, string(rule.Splunk): true}
+var languages = func() map[string]bool {
+	m := map[string]bool{}
+	for _, l := range rule.Languages {
+		m[string(l)] = true
+	}
+	return m
+}()
 
 // param reads a single-valued query parameter, rejecting repeats, overlong and
 // non-UTF-8 values.
@@ -58,7 +64,7 @@ func languageParam(q url.Values) (string, error) {
 		return "", err
 	}
 	if !languages[v] {
-		return "", badRequest("unknown language %q (want sigma, kusto or splunk)", v)
+		return "", badRequest("unknown language %q (want one of %s)", v, rule.LanguageIDs())
 	}
 	return v, nil
 }

@@ -58,9 +58,20 @@ type facts struct {
 // spelling (Sigma EventID/Channel/Provider_Name, Sentinel Event's EventLog/Source,
 // Splunk EventCode/LogName/SourceName).
 var (
-	pinID       = map[string]bool{"eventid": true, "eventcode": true, "event_id": true, "event.code": true}
-	pinChannel  = map[string]bool{"channel": true, "eventlog": true, "logname": true, "event_log": true}
-	pinProvider = map[string]bool{"provider_name": true, "providername": true, "provider": true, "sourcename": true}
+	pinID = map[string]bool{"eventid": true, "eventcode": true, "event_id": true, "event.code": true,
+		"winlog.event_id": true, "metadata.product_event_type": true}
+	pinChannel  = map[string]bool{"channel": true, "eventlog": true, "logname": true, "event_log": true, "winlog.channel": true}
+	pinProvider = map[string]bool{"provider_name": true, "providername": true, "provider": true, "sourcename": true,
+		"winlog.provider_name": true, "event.provider": true}
+	// envelopeFields describe where an ECS or UDM record came from (agent, data stream,
+	// event classification, host), not what happened: they never exist on a Windows
+	// event, so they are left out when fitting a rule to events.
+	envelopeFields = map[string]bool{"event.type": true, "event.category": true, "event.action": true,
+		"event.dataset": true, "event.module": true, "event.kind": true, "event.outcome": true,
+		"host.os.type": true, "host.os.family": true, "host.os.name": true, "host.os.platform": true,
+		"data_stream.dataset": true, "data_stream.namespace": true, "agent.type": true,
+		"metadata.event_type": true, "metadata.vendor_name": true, "metadata.product_name": true,
+		"metadata.log_type": true, "@timestamp": true}
 )
 
 func ruleFacts(r *rule.Rule) facts {
@@ -154,6 +165,8 @@ func (c *Catalog) RouteRule(r *rule.Rule) []Target {
 		return c.kqlTargets(r, f)
 	case rule.Splunk:
 		return c.splTargets(r, f)
+	case rule.Elastic, rule.YaraL:
+		return c.vocabTargets(r, f)
 	}
 	return c.sigmaTargets(r, f)
 }
@@ -236,6 +249,50 @@ func fieldUses(e *Event, t *Target, fields []string) []FieldUse {
 		}
 	}
 	return out
+}
+
+// vocabTargets places Elastic (ECS) and YARA-L (UDM) rules. Their parsers name the
+// kind of event as a Sigma category (an EQL `process where event.type == "start"`, a UDM
+// PROCESS_LAUNCH are process_creation), so the Sigma logsource map gives the
+// candidates, and the fields are fitted after translating them through the ECS or UDM
+// rows of the field map. Explicit event ids (winlog.event_id, event.code,
+// metadata.product_event_type) pin the events as they do for Sigma.
+func (c *Catalog) vocabTargets(r *rule.Rule, f facts) []Target {
+	ls := r.LogSource
+	if p := strings.ToLower(ls.Product); p != "" && p != "windows" {
+		return nil
+	}
+	base := c.Route(rule.LogSource{Category: ls.Category, Service: ls.Service})
+	for i := range base {
+		if base[i].Via == "" {
+			base[i].Via = ViaLogSource
+			if base[i].Native {
+				base[i].Via = ViaNative
+			}
+		}
+	}
+	fm := fieldmap.Default()
+	ctx := fieldmap.Contexts(r)
+	canon := func(col string) (string, bool) {
+		if envelopeFields[strings.ToLower(col)] {
+			return "", false
+		}
+		e, ok := fm.Lookup(ctx, col)
+		if !ok {
+			return "", false
+		}
+		return e.Canonical, true
+	}
+	if len(f.ids) > 0 {
+		if ls.Product == "" && len(base) == 0 {
+			// Event ids alone do not say Windows: an Elastic rule on event.code "4688"
+			// with no OS named could be any source; require the OS or a category.
+			return nil
+		}
+		return withCanon(c.pinned(f, base), canon)
+	}
+	base = narrowProvider(base, f)
+	return withCanon(c.fit(base, f.fields, canon), canon)
 }
 
 func (c *Catalog) sigmaTargets(r *rule.Rule, f facts) []Target {

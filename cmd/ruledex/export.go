@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/web"
 )
 
@@ -29,8 +30,8 @@ their parent's score, as on the wiki's matrix page). Load the file in the Naviga
   ruledex --data ../shared/corpus export navigator --language sigma --severity high`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.Language != "" && f.Language != "sigma" && f.Language != "kusto" && f.Language != "splunk" {
-				return withCode(exitUsage, fmt.Errorf("unknown language %q (want sigma, kusto or splunk)", f.Language))
+			if _, ok := rule.ParseLanguage(f.Language); f.Language != "" && !ok {
+				return withCode(exitUsage, fmt.Errorf("unknown language %q (want one of %s)", f.Language, rule.LanguageIDs()))
 			}
 			am, err := loadAttack()
 			if err != nil {
@@ -62,7 +63,7 @@ their parent's score, as on the wiki's matrix page). Load the file in the Naviga
 		},
 	}
 	nav.Flags().StringVarP(&out, "out", "o", "", "file to write (default: standard output)")
-	nav.Flags().StringVar(&f.Language, "language", "", "count only rules of this language (sigma, kusto, splunk)")
+	nav.Flags().StringVar(&f.Language, "language", "", "count only rules of this language ("+rule.LanguageIDs()+")")
 	nav.Flags().StringVar(&f.Source, "source", "", "count only rules of this source repository (as shown on pages)")
 	nav.Flags().StringVar(&f.Severity, "severity", "", "count only rules of this severity")
 	nav.Flags().StringVar(&baseURL, "base-url", "http://127.0.0.1:8080", "wiki URL the layer's technique links point to (empty: no links to the wiki)")
