@@ -325,3 +325,18 @@ func (m *Map) Indicators(r *rule.Rule) []rule.Indicator {
 	}
 	return out
 }
+
+// envelopeFields describe where an ECS or UDM record came from and what kind of event it
+// is (agent, data stream, event classification, host OS), not what happened. Rules use
+// them to select the kind of event (EQL `event.type == "start"`, UDM `metadata.event_type
+// = "PROCESS_LAUNCH"`), which the other languages say with a log source or table; they
+// never exist on a Windows event.
+var envelopeFields = map[string]bool{"event.type": true, "event.category": true, "event.action": true,
+	"event.dataset": true, "event.module": true, "event.kind": true,
+	"host.os.type": true, "host.os.family": true, "host.os.name": true, "host.os.platform": true,
+	"data_stream.dataset": true, "data_stream.namespace": true, "agent.type": true,
+	"metadata.event_type": true, "metadata.vendor_name": true, "metadata.product_name": true,
+	"metadata.log_type": true, "@timestamp": true}
+
+// Envelope reports whether field is an ECS or UDM envelope field (see envelopeFields).
+func Envelope(field string) bool { return envelopeFields[strings.ToLower(field)] }

@@ -136,9 +136,28 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 		canonField = strings.ToLower(canonField)
 	}
 	var ts []string
+	encoded := false
 	for _, t := range p.Transforms {
-		if t != rule.TCased {
+		switch {
+		case rule.IsEncoding(t):
+			encoded = true
+		case t != rule.TCased:
 			ts = append(ts, t)
+		}
+	}
+	values := p.Values
+	if encoded {
+		// An encoding (windash, base64offset, utf16) is a set of plain values: expand it,
+		// so `|windash|contains '-x'` equals the five contains tests another language
+		// writes out.
+		values = nil
+		for _, v := range p.Values {
+			vs, err := rule.ExpandValue(p, v)
+			if err != nil {
+				c.ok = false
+				return nil
+			}
+			values = append(values, vs...)
 		}
 	}
 	transforms := strings.Join(ts, "|")
@@ -146,12 +165,12 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 	if p.Kind == rule.IsNull || p.Kind == rule.IsNotNull {
 		return finish(&cnode{op: cAtom, atom: Atom{Field: canonField, Kind: p.Kind}})
 	}
-	if len(p.Values) == 0 {
+	if len(values) == 0 {
 		c.ok = false
 		return nil
 	}
 	var kids []*cnode
-	for _, v := range p.Values {
+	for _, v := range values {
 		kind, val := p.Kind, v.S
 		if v.Type == rule.Null {
 			kind, val = rule.IsNull, ""
@@ -163,11 +182,19 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 		if kind == rule.In {
 			kind = rule.Eq
 		}
-		if !cased {
+		atomCased, atomTs, wild := cased, transforms, v.Wild
+		if kind == rule.Regex {
+			kind, val, atomCased, atomTs = regexAtom(p, val)
+			wild = false
+		}
+		if !atomCased {
 			val = strings.ToLower(val)
+		} else if kind != rule.Regex && noCase(val) {
+			// Case cannot matter for a value without letters: `== "4688"` and `=~ "4688"` are one test.
+			atomCased = false
 		}
 		kids = append(kids, finish(&cnode{op: cAtom, atom: Atom{
-			Field: field, Kind: kind, Transforms: transforms, Cased: cased, Value: val, Wild: v.Wild,
+			Field: field, Kind: kind, Transforms: atomTs, Cased: atomCased, Value: val, Wild: wild,
 		}}))
 	}
 	op := cOr
@@ -250,3 +277,90 @@ func nameOnly(canon string, kind rule.Kind, val string, wild bool) (string, rule
 	}
 	return canon + "#name", kind, val
 }
+
+// regexAtom normalizes a regular expression test. Its case sensitivity is its i flag,
+// however the language states it (Sigma |re|i, a KQL `(?i)` prefix, YARA-L nocase),
+// so a leading inline flag group joins the flags; the pattern itself is never
+// case-folded (`\S` is not `\s`). A pattern that is a plain literal with optional
+// anchors is the string test it spells: `^x$` eq, `^x` starts_with, `x$` ends_with,
+// `x` match, so a YARA-L `re.regex(f, `\\x\.exe$`) nocase` meets a Sigma endswith.
+func regexAtom(p *rule.Pred, pat string) (rule.Kind, string, bool, string) {
+	flags := map[string]bool{}
+	var other []string
+	for _, t := range p.Transforms {
+		switch t {
+		case rule.TIgnoreCase, rule.TMultiline, rule.TDotAll:
+			flags[t] = true
+		case rule.TCased:
+		default:
+			other = append(other, t)
+		}
+	}
+	for strings.HasPrefix(pat, "(?") {
+		end := strings.IndexByte(pat, ')')
+		if end < 0 || strings.Trim(pat[2:end], "ims") != "" || end == 2 {
+			break
+		}
+		for _, f := range pat[2:end] {
+			flags[string(f)] = true
+		}
+		pat = pat[end+1:]
+	}
+	cased := !flags[rule.TIgnoreCase]
+	if len(other) == 0 && !flags[rule.TMultiline] {
+		if kind, lit, ok := literalRegex(pat); ok {
+			return kind, lit, cased || noCase(lit), ""
+		}
+	}
+	var fs []string
+	for _, f := range []string{rule.TIgnoreCase, rule.TMultiline, rule.TDotAll} {
+		if flags[f] {
+			fs = append(fs, f)
+		}
+	}
+	return rule.Regex, pat, true, strings.Join(append(other, fs...), "|")
+}
+
+// literalRegex reads a pattern made only of literal characters (escaped
+// metacharacters allowed), optionally anchored with ^ and $.
+func literalRegex(pat string) (rule.Kind, string, bool) {
+	start := strings.HasPrefix(pat, "^")
+	if start {
+		pat = pat[1:]
+	}
+	end := strings.HasSuffix(pat, "$") && !strings.HasSuffix(pat, `\$`)
+	if end {
+		pat = pat[:len(pat)-1]
+	}
+	var b strings.Builder
+	for i := 0; i < len(pat); i++ {
+		c := pat[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(pat) || !strings.ContainsRune(`\.+*?()|[]{}^$-/ #&~"'`+"`", rune(pat[i+1])) {
+				return "", "", false
+			}
+			i++
+			b.WriteByte(pat[i])
+		case strings.IndexByte(`.+*?()|[]{}^$`, c) >= 0:
+			return "", "", false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	if b.Len() == 0 {
+		return "", "", false
+	}
+	switch {
+	case start && end:
+		return rule.Eq, b.String(), true
+	case start:
+		return rule.StartsW, b.String(), true
+	case end:
+		return rule.EndsW, b.String(), true
+	}
+	return rule.Match, b.String(), true
+}
+
+// noCase reports whether case cannot matter for s (no letter changes under folding).
+func noCase(s string) bool { return strings.ToLower(s) == strings.ToUpper(s) }

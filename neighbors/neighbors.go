@@ -156,8 +156,8 @@ func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
 	if r.Correlation != nil {
 		f.Shape = ShapeCorrelation
 	}
-	if r.Root != nil {
-		f.root = c.node(r.Root)
+	if root := ScopeRoot(r); root != nil {
+		f.root = c.node(root)
 	}
 	if f.root == nil || !c.ok || f.Shape != ShapeSingle || r.HasErrors() {
 		f.Provable = false

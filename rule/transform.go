@@ -248,28 +248,14 @@ func mapLiterals(v Value, f func(string) string) (string, error) {
 	if !v.Wild {
 		return f(v.S), nil
 	}
-	var b, lit strings.Builder
-	flush := func() {
-		if lit.Len() > 0 {
-			b.WriteString(escapeGlob(f(lit.String())))
-			lit.Reset()
+	var b strings.Builder
+	for _, g := range GlobParts(v.S) {
+		if g.Wild != 0 {
+			b.WriteByte(g.Wild)
+			continue
 		}
+		b.WriteString(escapeGlob(f(g.Lit)))
 	}
-	p := v.S
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c == '\\' && i+1 < len(p) && (p[i+1] == '*' || p[i+1] == '?' || p[i+1] == '\\'):
-			lit.WriteByte(p[i+1])
-			i++
-		case c == '*' || c == '?':
-			flush()
-			b.WriteByte(c)
-		default:
-			lit.WriteByte(c)
-		}
-	}
-	flush()
 	return b.String(), nil
 }
 
@@ -286,4 +272,39 @@ func escapeGlob(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// GlobPart is one piece of a glob pattern: a literal run, or a wildcard ('*' any run,
+// '?' one character) when Wild is not 0.
+type GlobPart struct {
+	Lit  string
+	Wild byte
+}
+
+// GlobParts splits a pattern in ruledex glob syntax (see Value) into literal runs and
+// wildcards, so writers for other languages can escape each literal their own way.
+func GlobParts(p string) []GlobPart {
+	var out []GlobPart
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			out = append(out, GlobPart{Lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\' && i+1 < len(p) && (p[i+1] == '*' || p[i+1] == '?' || p[i+1] == '\\'):
+			lit.WriteByte(p[i+1])
+			i++
+		case c == '*' || c == '?':
+			flush()
+			out = append(out, GlobPart{Wild: c})
+		default:
+			lit.WriteByte(c)
+		}
+	}
+	flush()
+	return out
 }

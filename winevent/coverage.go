@@ -63,15 +63,6 @@ var (
 	pinChannel  = map[string]bool{"channel": true, "eventlog": true, "logname": true, "event_log": true, "winlog.channel": true}
 	pinProvider = map[string]bool{"provider_name": true, "providername": true, "provider": true, "sourcename": true,
 		"winlog.provider_name": true, "event.provider": true}
-	// envelopeFields describe where an ECS or UDM record came from (agent, data stream,
-	// event classification, host), not what happened: they never exist on a Windows
-	// event, so they are left out when fitting a rule to events.
-	envelopeFields = map[string]bool{"event.type": true, "event.category": true, "event.action": true,
-		"event.dataset": true, "event.module": true, "event.kind": true, "event.outcome": true,
-		"host.os.type": true, "host.os.family": true, "host.os.name": true, "host.os.platform": true,
-		"data_stream.dataset": true, "data_stream.namespace": true, "agent.type": true,
-		"metadata.event_type": true, "metadata.vendor_name": true, "metadata.product_name": true,
-		"metadata.log_type": true, "@timestamp": true}
 )
 
 func ruleFacts(r *rule.Rule) facts {
@@ -274,7 +265,7 @@ func (c *Catalog) vocabTargets(r *rule.Rule, f facts) []Target {
 	fm := fieldmap.Default()
 	ctx := fieldmap.Contexts(r)
 	canon := func(col string) (string, bool) {
-		if envelopeFields[strings.ToLower(col)] {
+		if fieldmap.Envelope(col) {
 			return "", false
 		}
 		e, ok := fm.Lookup(ctx, col)
