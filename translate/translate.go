@@ -122,7 +122,9 @@ type Error struct {
 	Reason string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("cannot write as %s: %s", e.Target.Display(), e.Reason) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("cannot write as %s: %s", e.Target.Display(), e.Reason)
+}
 
 func fail(t Target, format string, args ...any) error {
 	return &Error{Target: t, Reason: fmt.Sprintf(format, args...)}
