@@ -7,7 +7,34 @@ import (
 	"github.com/ruledex/ruledex/rule"
 )
 
-var eqlBool = boolStyle{and: "and", or: "or", not: func(s string) string { return "not " + parenthesize(s) }}
+var eqlBool = boolStyle{and: "and", or: "or", not: func(s string) string { return "not " + parenthesize(s) },
+	list: eqlList}
+
+// eqlList writes an OR of case-insensitive tests on one column as `f : ("a", "*b*")`,
+// and of cased equalities as `f in ("a", "b")`.
+func eqlList(as []atom) (string, bool) {
+	vs := make([]string, len(as))
+	if sameEqColumn(as) && as[0].cased {
+		for i, a := range as {
+			lit, _ := globLiteral(a.v)
+			vs[i] = eqlString(lit)
+		}
+		return as[0].field + " in (" + strings.Join(vs, ", ") + ")", true
+	}
+	for i, a := range as {
+		switch a.kind {
+		case rule.Eq, rule.Match, rule.StartsW, rule.EndsW, rule.Glob:
+		default:
+			return "", false
+		}
+		lit, literal := globLiteral(a.v)
+		if a.cased || a.field != as[0].field || a.v.Type == rule.Number || literal && strings.ContainsAny(lit, "*?") {
+			return "", false
+		}
+		vs[i] = eqlString(eqlWildcard(a))
+	}
+	return as[0].field + " : (" + strings.Join(vs, ", ") + ")", true
+}
 
 func parenthesize(s string) string {
 	if strings.HasPrefix(s, "(") && trimOuter(s) != s {
@@ -70,7 +97,7 @@ func eqlAtom(w *writer, a atom) (string, error) {
 			case rule.EndsW:
 				return "endsWith~(" + f + ", " + eqlString(lit) + ")", nil
 			}
-			return "", fail(w.t, "%s: EQL cannot compare %q case-insensitively without reading its wildcards", a.field, lit)
+			return "", fail(w.t, "%s: EQL cannot compare %q case-insensitively without reading its wildcards", a.canon, lit)
 		}
 		s := f + " : " + eqlString(eqlWildcard(a))
 		if a.kind == rule.Ne {
@@ -86,9 +113,9 @@ func eqlAtom(w *writer, a atom) (string, error) {
 	case rule.CIDR:
 		return "cidrMatch(" + f + ", " + eqlString(a.v.S) + ")", nil
 	case rule.Regex:
-		return "", fail(w.t, "%s: EQL regular expressions use Lucene syntax and match whole values; ruledex does not translate RE2 patterns into it", a.field)
+		return "", fail(w.t, "%s: EQL regular expressions use Lucene syntax and match whole values; ruledex does not translate RE2 patterns into it", a.canon)
 	}
-	return "", fail(w.t, "%s: EQL translation of %s tests is not supported", a.field, a.kind)
+	return "", fail(w.t, "%s: EQL translation of %s tests is not supported", a.canon, a.kind)
 }
 
 // eqlWildcard writes the value as an EQL wildcard pattern (`*`, `?`).
@@ -119,18 +146,52 @@ func eqlString(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-var esqlBool = boolStyle{and: "and", or: "or", not: func(s string) string { return "not " + parenthesize(s) }}
+var esqlBool = boolStyle{and: "and", or: "or", not: func(s string) string { return "not " + parenthesize(s) },
+	list: func(as []atom) (string, bool) {
+		if !sameEqColumn(as) {
+			return "", false
+		}
+		col := as[0].field
+		vs := make([]string, len(as))
+		for i, a := range as {
+			lit, _ := globLiteral(a.v)
+			if !a.cased {
+				lit = strings.ToLower(lit)
+			}
+			vs[i] = eqlString(lit)
+		}
+		if !as[0].cased {
+			col = "to_lower(" + col + ")"
+		}
+		return col + " in (" + strings.Join(vs, ", ") + ")", true
+	}}
+
+// hasNegation reports whether n negates anything.
+func hasNegation(n *node) bool {
+	if n.op == rule.OpNot || n.op == rule.OpPred && n.p.Kind == rule.Ne {
+		return true
+	}
+	for _, k := range n.kids {
+		if hasNegation(k) {
+			return true
+		}
+	}
+	return false
+}
 
 // writeESQL writes an ES|QL query. ES|QL compares with three-valued logic (a missing
-// field makes a comparison null, and `not null` is null), so a negated test is written
-// `field is null or not (...)` to keep the IR's meaning: a rule excluding a value still
-// matches events without the field.
+// field makes a comparison null, and `not null` is null), so rules with negations are
+// not translated: their ES|QL form would drop events the original matches.
 func writeESQL(w *writer, src *prepared) (string, error) {
 	if w.cat.eqlCategory == "" {
 		return "", fail(w.t, "no Elastic index holds %s events", src.category)
 	}
-	st := esqlBool
-	e, err := w.expr(src.root, st, func(a atom) (string, error) { return esqlAtom(w, a) }, false)
+	if hasNegation(src.root) {
+		// ES|QL's three-valued logic: `not (f == "x")` is null, so dropped, on events
+		// without f, where every other language's negation holds.
+		return "", fail(w.t, "a negated test: in ES|QL it would also drop events that lack the field")
+	}
+	e, err := w.expr(src.root, esqlBool, func(a atom) (string, error) { return esqlAtom(w, a) }, false)
 	if err != nil {
 		return "", err
 	}
@@ -143,11 +204,7 @@ func writeESQL(w *writer, src *prepared) (string, error) {
 
 func esqlAtom(w *writer, a atom) (string, error) {
 	f := a.field
-	neg := false
 	kind := a.kind
-	if kind == rule.Ne {
-		kind, neg = rule.Eq, true
-	}
 	var s string
 	switch kind {
 	case rule.Eq, rule.Match, rule.StartsW, rule.EndsW, rule.Glob:
@@ -181,10 +238,7 @@ func esqlAtom(w *writer, a atom) (string, error) {
 	case rule.CIDR:
 		s = "cidr_match(" + f + ", " + eqlString(a.v.S) + ")"
 	default:
-		return "", fail(w.t, "%s: ES|QL translation of %s tests is not supported", a.field, a.kind)
-	}
-	if neg {
-		return "(" + f + " is null or not (" + s + "))", nil
+		return "", fail(w.t, "%s: ES|QL translation of %s tests is not supported", a.canon, a.kind)
 	}
 	return s, nil
 }

@@ -6,7 +6,22 @@ import (
 	"github.com/ruledex/ruledex/rule"
 )
 
-var kqlBool = boolStyle{and: "and", or: "or", not: func(s string) string { return "not(" + trimOuter(s) + ")" }}
+var kqlBool = boolStyle{and: "and", or: "or", not: func(s string) string { return "not(" + trimOuter(s) + ")" },
+	list: func(as []atom) (string, bool) {
+		if !sameEqColumn(as) {
+			return "", false
+		}
+		op := "in~"
+		if as[0].cased {
+			op = "in"
+		}
+		vs := make([]string, len(as))
+		for i, a := range as {
+			lit, _ := globLiteral(a.v)
+			vs[i] = kqlString(lit)
+		}
+		return kqlIdent(as[0].field) + " " + op + " (" + strings.Join(vs, ", ") + ")", true
+	}}
 
 // kqlOps spell the string kinds: case-insensitive first, then case-sensitive.
 var kqlOps = map[rule.Kind][2]string{
@@ -46,7 +61,7 @@ func kqlAtom(w *writer, a atom) (string, error) {
 	case rule.Eq, rule.Ne, rule.Match, rule.StartsW, rule.EndsW, rule.Term, rule.TermPrefix, rule.TermSuffix:
 		lit, ok := globLiteral(a.v)
 		if !ok {
-			return "", fail(w.t, "%s: KQL has no wildcard match for %q", a.field, a.v.S)
+			return "", fail(w.t, "%s: KQL has no wildcard match for %q", a.canon, a.v.S)
 		}
 		if a.v.Type == rule.Number && (a.kind == rule.Eq || a.kind == rule.Ne) {
 			op := "=="
@@ -62,7 +77,7 @@ func kqlAtom(w *writer, a atom) (string, error) {
 		}
 		return f + " " + op + " " + kqlString(lit), nil
 	case rule.Glob:
-		return "", fail(w.t, "%s: KQL has no wildcard match for %q", a.field, a.v.S)
+		return "", fail(w.t, "%s: KQL has no wildcard match for %q", a.canon, a.v.S)
 	case rule.Regex:
 		pat := a.v.S
 		if a.flags != "" {
@@ -78,7 +93,7 @@ func kqlAtom(w *writer, a atom) (string, error) {
 	case rule.CIDR:
 		return "ipv4_is_in_range(" + f + ", " + kqlString(a.v.S) + ")", nil
 	}
-	return "", fail(w.t, "%s: KQL translation of %s tests is not supported", a.field, a.kind)
+	return "", fail(w.t, "%s: KQL translation of %s tests is not supported", a.canon, a.kind)
 }
 
 // kqlString quotes s: a verbatim @"..." string when it has backslashes (the Windows

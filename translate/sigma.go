@@ -47,6 +47,7 @@ func (d *sigmaDoc) top(n *node) (string, error) {
 		kids = n.kids
 	}
 	main := mapping()
+	d.add("selection", main) // first, as people write it; dropped below if it stays empty
 	used := map[string]bool{}
 	var rest []string
 	for _, k := range kids {
@@ -69,8 +70,10 @@ func (d *sigmaDoc) top(n *node) (string, error) {
 	}
 	var parts []string
 	if len(main.Content) > 0 {
-		d.add("selection", main)
 		parts = append(parts, "selection")
+	} else {
+		d.names = d.names[1:]
+		delete(d.sels, "selection")
 	}
 	parts = append(parts, rest...)
 	return strings.Join(parts, " and "), nil

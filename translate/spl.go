@@ -41,7 +41,7 @@ func splAtom(w *writer, a atom) (string, error) {
 			return "", err
 		}
 		if a.cased && !noLetters(pat) {
-			return "", fail(w.t, "%s: an SPL search compares values case-insensitively; %q is case-sensitive", a.field, a.v.S)
+			return "", fail(w.t, "%s: an SPL search compares values case-insensitively; %q is case-sensitive", a.canon, a.v.S)
 		}
 		op := "="
 		if a.kind == rule.Ne {
@@ -58,7 +58,7 @@ func splAtom(w *writer, a atom) (string, error) {
 	case rule.IsNull:
 		return "NOT " + f + "=*", nil
 	}
-	return "", fail(w.t, "%s: a %s test cannot be written in a tstats search", a.field, a.kind)
+	return "", fail(w.t, "%s: a %s test cannot be written in a tstats search", a.canon, a.kind)
 }
 
 // splPattern writes a value as an SPL search pattern: `*` is the only wildcard and
@@ -79,9 +79,9 @@ func splPattern(w *writer, a atom) (string, error) {
 		case p.Wild == '*':
 			b.WriteByte('*')
 		case p.Wild == '?':
-			return "", fail(w.t, "%s: SPL has no one-character wildcard for %q", a.field, a.v.S)
+			return "", fail(w.t, "%s: SPL has no one-character wildcard for %q", a.canon, a.v.S)
 		case strings.Contains(p.Lit, "*"):
-			return "", fail(w.t, "%s: SPL cannot search for a literal * in %q", a.field, a.v.S)
+			return "", fail(w.t, "%s: SPL cannot search for a literal * in %q", a.canon, a.v.S)
 		default:
 			b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p.Lit))
 		}

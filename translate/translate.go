@@ -13,6 +13,7 @@
 package translate
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -327,4 +328,31 @@ func (c *canon) pred(p *rule.Pred) (*node, error) {
 		}
 	}
 	return &node{op: rule.OpPred, p: &q}, nil
+}
+
+// ReasonClass groups a translation failure by its reason's shape, without the field or
+// value it names, for summaries ("KQL has no wildcard match for").
+func ReasonClass(err error) string {
+	s := err.Error()
+	var te *Error
+	if errors.As(err, &te) {
+		s = te.Reason
+	}
+	if i := strings.Index(s, ": "); i > 0 && i < 40 {
+		s = s[i+2:]
+	}
+	if i := strings.IndexAny(s, "\"(%\n"); i > 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// FileName is the name a translation is written under by `convert --all`: the title
+// as an identifier plus the start of the rule id, so two rules never share a file.
+func FileName(r *rule.Rule, res *Result) string {
+	id := r.ID
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	return slug(r.Title) + "_" + slug(id) + res.Ext
 }

@@ -87,6 +87,7 @@ func (w *writer) column(canonical string, nameOnly bool) (string, bool) {
 
 // atom is one single-valued test, ready for a language to spell.
 type atom struct {
+	canon string // canonical field, for messages
 	field string // target column
 	kind  rule.Kind
 	v     rule.Value
@@ -137,7 +138,7 @@ func (w *writer) place(p *rule.Pred, keepEnc bool) ([]atom, rule.Op, error) {
 	}
 	var out []atom
 	for _, v := range vals {
-		a := atom{kind: p.Kind, v: v, cased: p.Cased(), flags: strings.Join(flags, ""), elem: p.Has(rule.TElem), enc: enc}
+		a := atom{canon: p.Field, kind: p.Kind, v: v, cased: p.Cased(), flags: strings.Join(flags, ""), elem: p.Has(rule.TElem), enc: enc}
 		if v.Type == rule.Null {
 			a.kind = rule.IsNull
 		}
@@ -180,6 +181,9 @@ func noLetters(s string) bool { return strings.ToLower(s) == strings.ToUpper(s) 
 type boolStyle struct {
 	and, or string
 	not     func(string) string
+	// list writes an OR of equality tests on one column as the language's list
+	// membership (KQL in~, EQL `: (...)`); nil or false means plain ORs.
+	list func(as []atom) (string, bool)
 }
 
 func (w *writer) expr(n *node, st boolStyle, atomFn func(atom) (string, error), keepEnc bool) (string, error) {
@@ -188,6 +192,11 @@ func (w *writer) expr(n *node, st boolStyle, atomFn func(atom) (string, error), 
 		as, op, err := w.place(n.p, keepEnc)
 		if err != nil {
 			return "", err
+		}
+		if st.list != nil && op == rule.OpOr && len(as) > 1 {
+			if s, ok := st.list(as); ok {
+				return s, nil
+			}
 		}
 		parts := make([]string, 0, len(as))
 		for _, a := range as {
@@ -223,6 +232,20 @@ func (w *writer) expr(n *node, st boolStyle, atomFn func(atom) (string, error), 
 		return st.not(s), nil
 	}
 	return "", fail(w.t, "unexpected %s node", n.op)
+}
+
+// sameEqColumn reports whether every atom is a literal string equality on one column
+// with one case sensitivity.
+func sameEqColumn(as []atom) bool {
+	for _, a := range as {
+		if a.kind != rule.Eq || a.v.Type == rule.Number || a.field != as[0].field || a.cased != as[0].cased {
+			return false
+		}
+		if _, lit := globLiteral(a.v); !lit {
+			return false
+		}
+	}
+	return true
 }
 
 func join(parts []string, op rule.Op, st boolStyle) string {

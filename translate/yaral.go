@@ -53,11 +53,11 @@ func yaralAtom(w *writer, a atom) (string, error) {
 	}
 	if a.kind == rule.Glob {
 		// A glob is a regex in YARA-L, but ruledex cannot yet prove such a rewrite equal.
-		return "", fail(w.t, "%s: YARA-L has no wildcard match for %q", a.field, a.v.S)
+		return "", fail(w.t, "%s: YARA-L has no wildcard match for %q", a.canon, a.v.S)
 	}
 	pat, ok := yaralPattern(a)
 	if !ok {
-		return "", fail(w.t, "%s: YARA-L translation of %s tests is not supported", a.field, a.kind)
+		return "", fail(w.t, "%s: YARA-L translation of %s tests is not supported", a.canon, a.kind)
 	}
 	if a.cased || a.kind == rule.Regex {
 		if strings.Contains(a.flags, "i") {
@@ -67,7 +67,7 @@ func yaralAtom(w *writer, a atom) (string, error) {
 		nocase = " nocase"
 	}
 	if strings.Contains(pat, "`") {
-		return "", fail(w.t, "%s: the pattern holds a backtick, which a YARA-L regex string cannot", a.field)
+		return "", fail(w.t, "%s: the pattern holds a backtick, which a YARA-L regex string cannot", a.canon)
 	}
 	s := "re.regex(" + f + ", `" + pat + "`)" + nocase
 	if a.kind == rule.Ne {
