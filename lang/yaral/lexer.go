@@ -52,7 +52,8 @@ func lex(src string) []token {
 		case tPunct:
 			return t.text == "=" || t.text == "!=" || t.text == "(" || t.text == ","
 		case tIdent:
-			return t.text == "and" || t.text == "or" || t.text == "not"
+			l := strings.ToLower(t.text)
+			return l == "and" || l == "or" || l == "not"
 		}
 		return false
 	}

@@ -359,11 +359,7 @@ func (b *builder) fieldCmp(e, f, r *expr, op string) *rule.Node {
 		if op != "=" && op != "!=" {
 			return b.opaque(e, "an ordering comparison with a regular expression")
 		}
-		p := b.pred(e, f, rule.Regex, rule.Value{S: r.val})
-		if e.nocase {
-			p.Transforms = append(p.Transforms, rule.TIgnoreCase)
-		}
-		n := b.quant(e, p)
+		n := b.quant(e, b.regexPred(e, f, r.val, e.nocase))
 		if op == "!=" {
 			return &rule.Node{Op: rule.OpNot, Children: []*rule.Node{n}, Pos: n.Pos}
 		}
@@ -375,12 +371,16 @@ func (b *builder) fieldCmp(e, f, r *expr, op string) *rule.Node {
 		}
 		return b.opaque(e, "a comparison with a placeholder other than assignment")
 	case eField:
-		if r.name == f.name && op == "=" {
+		if r.name == f.name && (op == "=" || op == "!=") {
 			p := b.pred(e, f, rule.FieldRef, rule.Value{S: r.path})
 			if !e.nocase {
 				p.Transforms = append(p.Transforms, rule.TCased)
 			}
-			return b.quant(e, p)
+			n := b.quant(e, p)
+			if op == "!=" {
+				return &rule.Node{Op: rule.OpNot, Children: []*rule.Node{n}, Pos: n.Pos}
+			}
+			return n
 		}
 		if r.name != f.name {
 			// Joins and orderings between event variables belong to the correlation.
@@ -494,19 +494,16 @@ func (b *builder) lowerCall(e *expr, _ bool) *rule.Node {
 		return b.opaque(e, e.name+" not of an event field and a literal")
 	}
 	val := arg.val
+	if kind == rule.Regex {
+		// re.regex is a partial (unanchored) match: the IR's regex convention. nocase
+		// folds case; so does lower-casing the field before an all-lowercase pattern.
+		if wrap != "" && !foldablePattern(val, wrap) {
+			return b.opaque(e, "a regular expression with letters of the other case on a case-converted field")
+		}
+		return b.quant(e, b.regexPred(e, f, val, e.nocase || wrap != ""))
+	}
 	p := b.pred(e, f, kind, rule.Value{S: val})
 	switch kind {
-	case rule.Regex:
-		// re.regex is a partial (unanchored) match: the IR's regex convention. nocase
-		// is the i flag; lower-casing the field before an all-lowercase pattern is too.
-		if e.nocase {
-			p.Transforms = append(p.Transforms, rule.TIgnoreCase)
-		} else if wrap != "" {
-			if !foldablePattern(val, wrap) {
-				return b.opaque(e, "a regular expression with letters of the other case on a case-converted field")
-			}
-			p.Transforms = append(p.Transforms, rule.TIgnoreCase)
-		}
 	case rule.CIDR:
 	default:
 		if wrap != "" {
@@ -552,7 +549,7 @@ func (b *builder) match(s *section) {
 		break
 	}
 	t := toks[i]
-	if t.kind != tIdent || t.text != "over" || toks[i+1].kind == tEOF || len(b.matchVar) == 0 {
+	if t.kind != tIdent || !strings.EqualFold(t.text, "over") || toks[i+1].kind == tEOF || len(b.matchVar) == 0 {
 		b.errAt(t, "yaral/match/syntax", "match: expected $var[, $var...] over <window>, found %q", tokText(t))
 	} else {
 		b.window = toks[i+1].text
@@ -745,8 +742,14 @@ func (b *builder) assemble(cond *expr, outcome *section) {
 		if t.count != "" || t.outVar != "" {
 			thresholds = append(thresholds, t)
 		}
-		if t.count != "" && b.evSet[t.count] && !t.negated {
-			present[t.count] = true
+		if t.count != "" && !t.negated {
+			if b.evSet[t.count] {
+				present[t.count] = true
+			}
+			// Counting a placeholder's values needs the events that bind it.
+			for _, bd := range b.bindings[t.count] {
+				present[bd.ev] = true
+			}
 		}
 	}
 	if cond != nil && len(present) == 0 && len(b.evOrder) > 0 {
@@ -1004,4 +1007,79 @@ func sameCategory(vals []string, m map[string]string) string {
 		cat = c
 	}
 	return cat
+}
+
+// simpleRegex recognizes regular expressions that are a literal with optional anchors
+// (`\\bitsadmin\.exe$`, `.*\\Temp\\.*`) and returns the equivalent kind and literal, so
+// the same test counts with other languages' ends_with/contains. The search is
+// unanchored, so a leading or trailing `.*` adds nothing and an anchor is needed for
+// starts_with/ends_with. ci reports a leading (?i).
+func simpleRegex(re string) (kind rule.Kind, lit string, ci, ok bool) {
+	if strings.HasPrefix(re, "(?i)") {
+		re, ci = re[4:], true
+	}
+	start, end := false, false
+	if strings.HasPrefix(re, "^") {
+		start, re = true, re[1:]
+	} else {
+		re = strings.TrimPrefix(re, ".*")
+	}
+	if strings.HasSuffix(re, "$") && !strings.HasSuffix(re, `\$`) {
+		end, re = true, re[:len(re)-1]
+	} else if strings.HasSuffix(re, ".*") && !strings.HasSuffix(re, `\.*`) {
+		re = re[:len(re)-2]
+	}
+	var b strings.Builder
+	for i := 0; i < len(re); i++ {
+		c := re[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(re) {
+				return "", "", false, false
+			}
+			n := re[i+1]
+			if n >= 'a' && n <= 'z' || n >= 'A' && n <= 'Z' || n >= '0' && n <= '9' || n >= 0x80 {
+				return "", "", false, false
+			}
+			b.WriteByte(n)
+			i++
+		case strings.IndexByte(".^$*+?()[]{}|", c) >= 0:
+			return "", "", false, false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	lit = b.String()
+	if lit == "" {
+		return "", "", false, false
+	}
+	switch {
+	case start && end:
+		kind = rule.Eq
+	case start:
+		kind = rule.StartsW
+	case end:
+		kind = rule.EndsW
+	default:
+		kind = rule.Match
+	}
+	return kind, lit, ci, true
+}
+
+// regexPred builds the predicate for a regular expression test on field f: the
+// equivalent literal kind when the pattern is a plain literal, else kind regex.
+// Either way case-sensitive unless folded (nocase, (?i), a case-converted field).
+func (b *builder) regexPred(e, f *expr, pattern string, fold bool) *rule.Pred {
+	if kind, lit, ci, ok := simpleRegex(pattern); ok {
+		p := b.pred(e, f, kind, rule.Value{S: lit})
+		if !fold && !ci {
+			p.Transforms = append(p.Transforms, rule.TCased)
+		}
+		return p
+	}
+	p := b.pred(e, f, rule.Regex, rule.Value{S: pattern})
+	if fold {
+		p.Transforms = append(p.Transforms, rule.TIgnoreCase)
+	}
+	return p
 }

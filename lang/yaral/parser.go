@@ -69,7 +69,8 @@ func (ps *exprParser) next() token {
 
 func (ps *exprParser) is(text string) bool {
 	t := ps.peek()
-	return (t.kind == tPunct || t.kind == tIdent) && t.text == text
+	// YARA-L keywords are case-insensitive (rules write OR, NOT, IN).
+	return (t.kind == tPunct && t.text == text) || (t.kind == tIdent && strings.EqualFold(t.text, text))
 }
 
 func (ps *exprParser) errorf(t token, format string, a ...any) {
@@ -154,7 +155,7 @@ func (ps *exprParser) unary(depth int) *expr {
 		if n := ps.toks[ps.p+1]; n.kind == tVar {
 			ps.next()
 			x := ps.unary(depth + 1)
-			x.quant = t.text
+			x.quant = strings.ToLower(t.text)
 			x.start, x.line, x.col = t.start, t.line, t.col
 			return x
 		}
@@ -182,7 +183,7 @@ func (ps *exprParser) cmp(depth int) *expr {
 		ps.next()
 		e := &expr{k: eCmp, op: "in", l: l, start: l.start, line: l.line, col: l.col}
 		if ps.is("regex") || ps.is("cidr") {
-			e.inMode = ps.next().text
+			e.inMode = strings.ToLower(ps.next().text)
 		}
 		lt := ps.peek()
 		if lt.kind != tList {
