@@ -31,6 +31,7 @@ type builder struct {
 	typeVals map[string][]string     // metadata.* field -> positive eq values (log source hints)
 	varPreds map[string][]*rule.Node // extra per-event-variable predicates (match variables present)
 	neg      bool                    // lowering under an odd number of nots
+	ordered  bool                    // events compares event timestamps across variables
 }
 
 type binding struct {
@@ -385,6 +386,9 @@ func (b *builder) fieldCmp(e, f, r *expr, op string) *rule.Node {
 		if r.name != f.name {
 			// Joins and orderings between event variables belong to the correlation.
 			b.joins = append(b.joins, oneLine(b.text(e)))
+			if op != "=" && op != "!=" && strings.Contains(f.path, "event_timestamp") && strings.Contains(r.path, "event_timestamp") {
+				b.ordered = true
+			}
 			return nil
 		}
 	case eList:
@@ -621,6 +625,11 @@ func (b *builder) readOutcome(s *section) {
 		b.outcome[st.name] = true
 		b.r.Outputs = append(b.r.Outputs, "$"+st.name)
 		b.r.Computed = append(b.r.Computed, rule.Computed{Name: "$" + st.name, Definition: def})
+		// Community rules state ATT&CK ids as outcome columns ($mitre_attack_technique_id).
+		if (strings.Contains(st.name, "mitre") || strings.Contains(st.name, "technique") || strings.Contains(st.name, "tactic")) &&
+			x != nil && x.k == eLit && x.lit == tString {
+			b.attack(st.name, x.val)
+		}
 		if st.name == "risk_score" {
 			if n, ok := constInt(x); ok {
 				b.r.RiskScore = n
@@ -822,6 +831,9 @@ func (b *builder) assemble(cond *expr, outcome *section) {
 		}
 	} else {
 		c := &rule.Correlation{Type: "temporal", GroupBy: append([]string{}, b.matchVar...), Timespan: b.window}
+		if b.ordered {
+			c.Type = "temporal_ordered"
+		}
 		if len(aliases) > 0 {
 			c.Aliases = aliases
 		}

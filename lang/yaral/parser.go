@@ -249,7 +249,11 @@ func (ps *exprParser) operand(depth int) *expr {
 				if ps.is("[") {
 					ps.next()
 					k := ps.next()
-					path.WriteString(`["` + k.text + `"]`)
+					if k.kind == tNumber {
+						path.WriteString("[" + k.text + "]")
+					} else {
+						path.WriteString(`["` + k.text + `"]`)
+					}
 					if ps.is("]") {
 						ps.next()
 					} else {
