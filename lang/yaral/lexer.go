@@ -186,7 +186,15 @@ func lex(src string) []token {
 			emit(tPunct, src[start:i], start, "")
 		}
 	}
-	toks = append(toks, token{kind: tEOF, start: len(src), end: len(src), line: line, col: len(src) - lineStart + 1, nl: true})
+	return padEOF(toks, token{kind: tEOF, start: len(src), end: len(src), line: line, col: len(src) - lineStart + 1, nl: true})
+}
+
+// padEOF ends a token list with several EOF tokens, so look-ahead of a few tokens
+// never needs a bounds check.
+func padEOF(toks []token, eof token) []token {
+	for range 4 {
+		toks = append(toks, eof)
+	}
 	return toks
 }
 

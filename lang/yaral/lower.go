@@ -587,6 +587,9 @@ func (b *builder) readOutcome(s *section) {
 		start, end int // token indexes of the expression
 	}
 	var stmts []stmt
+	last := 0 // index of the section's end
+	for ; toks[last].kind != tEOF; last++ {
+	}
 	for i := 0; toks[i].kind != tEOF; i++ {
 		t := toks[i]
 		if t.kind == tVar && (t.nl || i == 0) && toks[i+1].kind == tPunct && toks[i+1].text == "=" {
@@ -604,14 +607,14 @@ func (b *builder) readOutcome(s *section) {
 		}
 	}
 	if len(stmts) > 0 {
-		stmts[len(stmts)-1].end = len(toks) - 1
+		stmts[len(stmts)-1].end = last
 	}
 	for _, st := range stmts {
 		if st.start >= st.end {
 			b.diag(rule.Warning, st.tok.line, st.tok.col, "yaral/outcome/syntax", "outcome $%s has no expression", st.name)
 			continue
 		}
-		sub := append(append([]token{}, toks[st.start:st.end]...), token{kind: tEOF, start: toks[st.end].start, line: toks[st.end].line})
+		sub := padEOF(append([]token{}, toks[st.start:st.end]...), token{kind: tEOF, start: toks[st.end].start, line: toks[st.end].line, col: toks[st.end].col})
 		ps := &exprParser{toks: sub}
 		x := ps.or(0)
 		for _, e := range ps.errs {
@@ -663,6 +666,8 @@ type condTerm struct {
 	outVar  string // $outcome compared
 	op      string
 	value   string
+	line    int
+	col     int
 }
 
 func (b *builder) condition(s *section) *expr {
@@ -704,12 +709,12 @@ func (b *builder) condTerms(x *expr) (terms []condTerm, conj bool) {
 			walk(x.kids[0], !neg, top)
 		case eVar:
 			if b.evSet[x.name] {
-				terms = append(terms, condTerm{ev: x.name, negated: neg})
+				terms = append(terms, condTerm{ev: x.name, negated: neg, line: x.line, col: x.col})
 				return
 			}
 			b.diag(rule.Error, x.line, x.col, "yaral/condition/unknown-var", "condition: $%s is not an event variable", x.name)
 		case eCmp:
-			t := condTerm{op: x.op, value: b.text(x.r), negated: neg}
+			t := condTerm{op: x.op, value: b.text(x.r), negated: neg, line: x.line, col: x.col}
 			switch x.l.k {
 			case eCount:
 				t.count = x.l.name
@@ -746,7 +751,7 @@ func (b *builder) assemble(cond *expr, outcome *section) {
 			present[t.ev] = true
 		}
 		if t.ev != "" && t.negated {
-			b.diag(rule.Warning, 0, 0, "yaral/condition/absence", "condition: !$%s (absence of an event) kept in the correlation only", t.ev)
+			b.diag(rule.Warning, t.line, t.col, "yaral/condition/absence", "condition: !$%s (absence of an event) kept in the correlation only", t.ev)
 		}
 		if t.count != "" || t.outVar != "" {
 			thresholds = append(thresholds, t)

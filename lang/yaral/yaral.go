@@ -136,7 +136,7 @@ func splitRules(src string, toks []token) ([]*unit, []rule.Diagnostic) {
 			}
 			if depth == 1 && tj.kind == tIdent && sectionNames[tj.text] && toks[j+1].kind == tPunct && toks[j+1].text == ":" {
 				if cur != nil {
-					cur.toks = append(cur.toks, token{kind: tEOF, start: tj.start, end: tj.start, line: tj.line, col: tj.col, nl: true})
+					cur.toks = padEOF(cur.toks, token{kind: tEOF, start: tj.start, end: tj.start, line: tj.line, col: tj.col, nl: true})
 				}
 				if old, dup := u.sections[tj.text]; dup {
 					u.diags = append(u.diags, rule.Diagnostic{Severity: rule.Error, Code: "yaral/section/duplicate", Pos: rule.Pos{Line: tj.line, Col: tj.col},
@@ -165,7 +165,7 @@ func splitRules(src string, toks []token) ([]*unit, []rule.Diagnostic) {
 			j++
 		}
 		if cur != nil {
-			cur.toks = append(cur.toks, token{kind: tEOF, start: end.start, end: end.start, line: end.line, col: end.col, nl: true})
+			cur.toks = padEOF(cur.toks, token{kind: tEOF, start: end.start, end: end.start, line: end.line, col: end.col, nl: true})
 		}
 		if len(pre) > 0 {
 			u.diags = append(u.diags, rule.Diagnostic{Severity: rule.Warning, Code: "yaral/stray-text", Pos: rule.Pos{Line: pre[0].line, Col: pre[0].col},
