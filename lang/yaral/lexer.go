@@ -33,7 +33,7 @@ type token struct {
 // unterminated string or regex runs to the end of its line and is marked bad, so the
 // parser reports it at its position and the rest of the file still reads.
 func lex(src string) []token {
-	var toks []token
+	toks := make([]token, 0, len(src)/6+8)
 	line, lineStart := 1, 0
 	newline := true
 	i := 0

@@ -120,6 +120,7 @@ func splitRules(src string, toks []token) ([]*unit, []rule.Diagnostic) {
 		j := i + 2
 		var cur *section
 		var pre []token
+		curStart := 0
 		for ; toks[j].kind != tEOF; j++ {
 			tj := toks[j]
 			if tj.kind == tPunct && tj.text == "{" {
@@ -136,7 +137,7 @@ func splitRules(src string, toks []token) ([]*unit, []rule.Diagnostic) {
 			}
 			if depth == 1 && tj.kind == tIdent && sectionNames[tj.text] && toks[j+1].kind == tPunct && toks[j+1].text == ":" {
 				if cur != nil {
-					cur.toks = padEOF(cur.toks, token{kind: tEOF, start: tj.start, end: tj.start, line: tj.line, col: tj.col, nl: true})
+					cur.toks = sectionToks(toks[curStart:j], tj)
 				}
 				if old, dup := u.sections[tj.text]; dup {
 					u.diags = append(u.diags, rule.Diagnostic{Severity: rule.Error, Code: "yaral/section/duplicate", Pos: rule.Pos{Line: tj.line, Col: tj.col},
@@ -147,15 +148,17 @@ func splitRules(src string, toks []token) ([]*unit, []rule.Diagnostic) {
 				cur = &section{name: tj.text, head: tj}
 				u.sections[tj.text] = cur
 				j++
+				curStart = j + 1
 				continue
 			}
 			if cur == nil {
 				pre = append(pre, tj)
-				continue
 			}
-			cur.toks = append(cur.toks, tj)
 		}
 		end := toks[j]
+		if cur != nil {
+			cur.toks = sectionToks(toks[curStart:j], end)
+		}
 		if end.kind == tEOF {
 			u.diags = append(u.diags, rule.Diagnostic{Severity: rule.Error, Code: "yaral/unterminated", Pos: rule.Pos{Line: t.line, Col: t.col},
 				Message: fmt.Sprintf("rule %s: no closing } before the end of the file", u.name)})
@@ -163,9 +166,6 @@ func splitRules(src string, toks []token) ([]*unit, []rule.Diagnostic) {
 		} else {
 			u.end = end.end
 			j++
-		}
-		if cur != nil {
-			cur.toks = padEOF(cur.toks, token{kind: tEOF, start: end.start, end: end.start, line: end.line, col: end.col, nl: true})
 		}
 		if len(pre) > 0 {
 			u.diags = append(u.diags, rule.Diagnostic{Severity: rule.Warning, Code: "yaral/stray-text", Pos: rule.Pos{Line: pre[0].line, Col: pre[0].col},
@@ -175,6 +175,18 @@ func splitRules(src string, toks []token) ([]*unit, []rule.Diagnostic) {
 		i = j
 	}
 	return units, diags
+}
+
+// sectionToks copies a section's tokens and ends them with EOF at the next header
+// (or the rule's closing brace).
+func sectionToks(body []token, next token) []token {
+	out := make([]token, 0, len(body)+4)
+	for _, t := range body {
+		if t.kind != tEOF {
+			out = append(out, t)
+		}
+	}
+	return padEOF(out, token{kind: tEOF, start: next.start, end: next.start, line: next.line, col: next.col, nl: true})
 }
 
 // setFile stamps the file path on every position of r.
@@ -241,6 +253,8 @@ var tacticIDs = map[string]string{
 
 var knownTactics = map[string]bool{}
 
+var tacticReplacer = strings.NewReplacer("_", "-", " ", "-", "&", "and")
+
 func init() {
 	for _, v := range tacticIDs {
 		knownTactics[v] = true
@@ -254,8 +268,7 @@ func normTactic(s string) string {
 	if t, ok := tacticIDs[strings.ToUpper(s)]; ok {
 		return t
 	}
-	s = strings.ToLower(s)
-	s = strings.NewReplacer("_", "-", " ", "-", "&", "and").Replace(s)
+	s = tacticReplacer.Replace(strings.ToLower(s))
 	for strings.Contains(s, "--") {
 		s = strings.ReplaceAll(s, "--", "-")
 	}
