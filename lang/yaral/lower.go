@@ -114,8 +114,20 @@ func (b *builder) sectionText(s *section) string {
 	if s == nil || len(s.toks) == 0 {
 		return ""
 	}
-	start, end := s.toks[0].start, s.toks[len(s.toks)-1].start
-	if start > end {
+	// From the first token to the end of the last: comments after the last token
+	// (often commented-out alternatives) are not part of the text.
+	last := -1
+	for i, t := range s.toks {
+		if t.kind == tEOF {
+			break
+		}
+		last = i
+	}
+	if last < 0 {
+		return ""
+	}
+	start, end := s.toks[0].start, s.toks[last].end
+	if start > end || end > len(b.src) {
 		return ""
 	}
 	return strings.TrimSpace(b.src[start:end])

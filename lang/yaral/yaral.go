@@ -16,34 +16,44 @@ type Parser struct{}
 // Language is rule.YaraL.
 func (Parser) Language() rule.Language { return rule.YaraL }
 
-var ruleHeadRe = regexp.MustCompile(`(?m)^\s*rule\s+[A-Za-z_][A-Za-z0-9_]*\s*\{`)
+var ruleHeadRe = regexp.MustCompile(`^rule\s+[A-Za-z_][A-Za-z0-9_]*\s*\{`)
 
-// Detect accepts .yaral files, and other files whose first rule header comes with an
-// events section (YARA file rules share the `rule name {` header but have none).
+// Detect accepts .yaral files, and other files that begin (after comments) with a
+// rule header and have an events section (YARA file rules share the `rule name {`
+// header but have none). It looks at the head of the file only, so binary logs and
+// large data files cost nothing.
 func (Parser) Detect(p string, data []byte) bool {
 	switch strings.ToLower(path.Ext(p)) {
 	case ".yaral", ".yaral2":
 		return true
-	case ".yaml", ".yml", ".md", ".toml", ".json", ".kql", ".spl", ".yar", ".yara":
+	case ".yaml", ".yml", ".md", ".toml", ".json", ".kql", ".spl", ".yar", ".yara", ".evtx", ".xml", ".csv":
 		return false
 	}
-	loc := ruleHeadRe.FindIndex(data)
-	if loc == nil {
-		return false
-	}
-	// Only comments may come before the first rule.
-	head := strings.TrimSpace(stripComments(string(data[:loc[0]])))
-	return head == "" && bytes.Contains(data[loc[1]:], []byte("events:"))
+	head := skipComments(data[:min(len(data), 64<<10)])
+	return ruleHeadRe.Match(head) && bytes.Contains(data, []byte("events:"))
 }
 
-func stripComments(s string) string {
-	var b strings.Builder
-	for _, t := range lex(s) {
-		if t.kind != tEOF {
-			b.WriteString(s[t.start:t.end])
+// skipComments drops leading white space and // and /* */ comments.
+func skipComments(b []byte) []byte {
+	for {
+		b = bytes.TrimLeft(b, " \t\r\n\f\v")
+		switch {
+		case bytes.HasPrefix(b, []byte("//")):
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				return nil
+			}
+			b = b[i+1:]
+		case bytes.HasPrefix(b, []byte("/*")):
+			i := bytes.Index(b[2:], []byte("*/"))
+			if i < 0 {
+				return nil
+			}
+			b = b[i+4:]
+		default:
+			return b
 		}
 	}
-	return b.String()
 }
 
 // Parse reads every rule of data.
