@@ -104,8 +104,8 @@ func build(src rule.Source, text string, u *unit) *rule.Rule {
 	} else {
 		b.diag(rule.Error, u.nameTok.line, u.nameTok.col, "yaral/condition/missing", "rule %s has no condition section", u.name)
 	}
-	b.assemble(cond, outStage)
 	b.logSource()
+	b.assemble(cond, outStage)
 	r.Diagnostics = b.diags
 	return r
 }
@@ -824,6 +824,14 @@ func (b *builder) assemble(cond *expr, outcome *section) {
 	if single {
 		var kids []*rule.Node
 		for _, c := range b.conjs {
+			if b.isLogSource(c.node) {
+				// The event type is the rule's log source, as a Sigma logsource or a KQL
+				// table is: the category scope says it, so it is not a predicate of
+				// Root (else no rule of another language could ever be equivalent).
+				r.Stages = append(r.Stages, rule.Stage{Index: len(r.Stages), Kind: rule.StageSelection,
+					Label: "log source: " + c.node.Pred.Field, Text: c.text, Pos: c.pos})
+				continue
+			}
 			kids = append(kids, c.node)
 			r.Stages = append(r.Stages, b.conjStage(len(r.Stages), c))
 		}
@@ -935,6 +943,16 @@ func (b *builder) assemble(cond *expr, outcome *section) {
 		}
 		r.Stages = append(r.Stages, st)
 	}
+}
+
+// isLogSource: a top-level `$e.metadata.event_type = "X"` whose type gave the rule's
+// category.
+func (b *builder) isLogSource(n *rule.Node) bool {
+	if n.Op != rule.OpPred || n.Pred.Field != "metadata.event_type" || n.Pred.Kind != rule.Eq || len(n.Pred.Values) != 1 {
+		return false
+	}
+	c, ok := eventCategory[n.Pred.Values[0].S]
+	return ok && c == b.r.LogSource.Category && len(n.Pred.Transforms) == 1
 }
 
 func (b *builder) headPos(name string) rule.Pos {

@@ -326,6 +326,9 @@ func (b *builder) metaKV(key, val string) {
 	case "status":
 		r.Status = strings.ToLower(val)
 		return
+	case "sigma_uuid":
+		// Conversions from Sigma name their original; the catalog links the two.
+		r.Related = append(r.Related, rule.Related{ID: val, Type: "derived"})
 	case "false_positives", "falsepositives":
 		r.FalsePositives = append(r.FalsePositives, val)
 		return

@@ -162,6 +162,18 @@ func TestRuleShape(t *testing.T) {
 		if r.Root == nil || r.Correlation != nil {
 			t.Fatal("want a single-event Root and no correlation")
 		}
+		// The event type is the log source, shown as a stage but not a predicate.
+		for _, pp := range rule.Preds(r.Root) {
+			if pp.Pred.Field == "metadata.event_type" {
+				t.Errorf("Root tests %s; it is the log source", pp.Pred.Native)
+			}
+		}
+		if st := r.Stages[1]; st.Label != "log source: metadata.event_type" || st.Node != nil {
+			t.Errorf("stage 1 %q (node %v), want the log source stage", st.Label, st.Node)
+		}
+		if !slices.Equal(r.Related, []rule.Related{{ID: "42a5f1e7-9603-4f6d-97ae-3f37d130d794", Type: "derived"}}) {
+			t.Errorf("related %v, want the Sigma original", r.Related)
+		}
 		for _, s := range r.Stages {
 			if s.Kind == rule.StageAggregation {
 				t.Errorf("stage %d %q is an aggregation; the condition has no threshold", s.Index, s.Label)
