@@ -48,6 +48,10 @@
 //     Sigma category (PROCESS_LAUNCH is process_creation...); converted rules that test
 //     Windows event ids in metadata.product_event_type get the category of those ids.
 //     Product: meta product, else platform, else metadata.product_name/vendor_name.
+//     A top-level `$e.metadata.event_type = "X"` whose type gave the category is the
+//     rule's log source (as a Sigma logsource or a KQL table): it shows as a stage
+//     without a Node and is not a predicate of Root, so rules of other languages can
+//     be equivalent. meta sigma_uuid links the Sigma original (related, derived).
 //   - Rules under rules/_deprecated/ have status deprecated.
 //   - Anything not modeled (arithmetic, timestamp functions, comparisons between
 //     computed values) is an opaque node with a located warning; syntax errors are
