@@ -359,6 +359,15 @@ func (b *builder) fieldCmp(e, f, r *expr, op string) *rule.Node {
 			}
 			return b.quant(e, b.pred(e, f, kind))
 		}
+		if (v.Type == "" || v.Type == rule.String) && v.S == "" && (op == "=" || op == "!=") && r.lit != tIdent {
+			// UDM has no null: an unset string field reads as "", so `!= ""` is
+			// presence and `= ""` absence.
+			kind = rule.IsNull
+			if op == "!=" {
+				kind = rule.IsNotNull
+			}
+			return b.quant(e, b.pred(e, f, kind))
+		}
 		p := b.pred(e, f, kind, v)
 		// YARA-L string comparisons are case-sensitive unless nocase is written.
 		if (v.Type == "" || v.Type == rule.String) && !e.nocase {

@@ -20,6 +20,7 @@ const (
 	awsOutOrg = "rules/community/aws/cloudtrail/aws_api_call_outside_of_organization.yaral"
 	escalate  = "rules/community/gcp/gcp_identity_low_and_medium_severity_alert_escalation.yaral"
 	secrets   = "rules/community/gcp/gcp_multiple_secrets_deleted.yaral"
+	geoLogin  = "rules/community/authentication/geoip_user_login_from_multiple_states_or_countries.yaral"
 	reconCISA = "rules/community/microsoft/windows/recon_environment_enumeration_network_cisa_report.yaral"
 )
 
@@ -89,6 +90,7 @@ func TestPredicateSemantics(t *testing.T) {
 			"allAuthenticatedUsers", []string{rule.TCased, rule.TElem}, false, false},
 		{"not in reference list", awsOutOrg, "principal.user.group_identifiers in %aws_accounts", "principal.user.group_identifiers", rule.In,
 			"%aws_accounts", []string{rule.TCased}, true, false},
+		{"!= empty string is presence", geoLogin, `country_or_region != ""`, "principal.ip_geo_artifact.location.country_or_region", rule.IsNotNull, "", nil, false, false},
 		{"match variable drops zero values", certutil, "$process.principal.hostname = $hostname", "principal.hostname", rule.IsNotNull, "", nil, false, false},
 	}
 	for _, c := range cases {
