@@ -58,7 +58,7 @@ type facts struct {
 // spelling (Sigma EventID/Channel/Provider_Name, Sentinel Event's EventLog/Source,
 // Splunk EventCode/LogName/SourceName).
 var (
-	pinID       = map[string]bool{"eventid": true, "eventcode": true, "event_id": true, "event.code": true}
+	pinID       = map[string]bool{"eventid": true, "eventcode": true, "event_id": true, "event.code": true, "metadata.product_event_type": true}
 	pinChannel  = map[string]bool{"channel": true, "eventlog": true, "logname": true, "event_log": true}
 	pinProvider = map[string]bool{"provider_name": true, "providername": true, "provider": true, "sourcename": true}
 )
@@ -154,6 +154,8 @@ func (c *Catalog) RouteRule(r *rule.Rule) []Target {
 		return c.kqlTargets(r, f)
 	case rule.Splunk:
 		return c.splTargets(r, f)
+	case rule.YaraL:
+		return c.udmTargets(r, f)
 	}
 	return c.sigmaTargets(r, f)
 }

@@ -18,6 +18,8 @@
 //     ends_with, cased unless applied to strings.to_lower/to_upper of the field with a
 //     value already in that case (a value in the other case can never match: opaque).
 //   - `any $e.f ...` adds transform elem; `all` adds elem and sets Pred.All.
+//   - UDM has no null (an unset string reads as ""): `!= ""` is is_not_null and
+//     `= ""` is is_null.
 //   - Reference lists: `f in %list` (and `in regex %list`, `in cidr %list`) are
 //     predicates of kind in (regex, cidr) whose one value is the list name with
 //     Value.Type rule.ListRef: an opaque marker, since the list's contents live in the
