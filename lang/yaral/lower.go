@@ -370,7 +370,7 @@ func (b *builder) fieldCmp(e, f, r *expr, op string) *rule.Node {
 		}
 		p := b.pred(e, f, kind, v)
 		// YARA-L string comparisons are case-sensitive unless nocase is written.
-		if (v.Type == "" || v.Type == rule.String) && !e.nocase {
+		if (v.Type == "" || v.Type == rule.String) && !e.nocase && hasCase(v.S) {
 			p.Transforms = append(p.Transforms, rule.TCased)
 		}
 		if v.Type == "" || v.Type == rule.String {
@@ -535,7 +535,7 @@ func (b *builder) lowerCall(e *expr, _ bool) *rule.Node {
 			if _, ok := caseFold(wrap, val); !ok {
 				return b.opaque(e, "a case-converted field compared with a value of the other case")
 			}
-		} else if !e.nocase {
+		} else if !e.nocase && hasCase(val) {
 			p.Transforms = append(p.Transforms, rule.TCased)
 		}
 	}
@@ -1128,7 +1128,7 @@ func simpleRegex(re string) (kind rule.Kind, lit string, ci, ok bool) {
 func (b *builder) regexPred(e, f *expr, pattern string, fold bool) *rule.Pred {
 	if kind, lit, ci, ok := simpleRegex(pattern); ok {
 		p := b.pred(e, f, kind, rule.Value{S: lit})
-		if !fold && !ci {
+		if !fold && !ci && hasCase(lit) {
 			p.Transforms = append(p.Transforms, rule.TCased)
 		}
 		return p
@@ -1138,4 +1138,11 @@ func (b *builder) regexPred(e, f *expr, pattern string, fold bool) *rule.Pred {
 		p.Transforms = append(p.Transforms, rule.TIgnoreCase)
 	}
 	return p
+}
+
+// hasCase reports whether s has a letter with another case: a case-sensitive test of
+// a value without one ("4720", "/c") is the same test as a case-insensitive one, and
+// is stored as such so it compares equal with other languages' tests.
+func hasCase(s string) bool {
+	return strings.ToLower(s) != strings.ToUpper(s)
 }

@@ -21,6 +21,7 @@ const (
 	escalate  = "rules/community/gcp/gcp_identity_low_and_medium_severity_alert_escalation.yaral"
 	secrets   = "rules/community/gcp/gcp_multiple_secrets_deleted.yaral"
 	geoLogin  = "rules/community/authentication/geoip_user_login_from_multiple_states_or_countries.yaral"
+	userAdd   = "rules/_deprecated/soc_prime_rules/threat_hunting/windows/detects_local_user_creation.yaral"
 	reconCISA = "rules/community/microsoft/windows/recon_environment_enumeration_network_cisa_report.yaral"
 )
 
@@ -90,6 +91,8 @@ func TestPredicateSemantics(t *testing.T) {
 			"allAuthenticatedUsers", []string{rule.TCased, rule.TElem}, false, false},
 		{"not in reference list", awsOutOrg, "principal.user.group_identifiers in %aws_accounts", "principal.user.group_identifiers", rule.In,
 			"%aws_accounts", []string{rule.TCased}, true, false},
+		// Case cannot matter for "4720": the test equals Sigma's EventID: 4720.
+		{"letterless value is not cased", userAdd, `product_event_type = "4720"`, "metadata.product_event_type", rule.Eq, "4720", nil, false, false},
 		{"!= empty string is presence", geoLogin, `country_or_region != ""`, "principal.ip_geo_artifact.location.country_or_region", rule.IsNotNull, "", nil, false, false},
 		{"match variable drops zero values", certutil, "$process.principal.hostname = $hostname", "principal.hostname", rule.IsNotNull, "", nil, false, false},
 	}
