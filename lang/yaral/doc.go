@@ -8,7 +8,8 @@
 //     is field target.process.file.full_path; the Native text keeps the variable).
 //     fieldmap's "udm/<category>" and "udm" contexts give them canonical names.
 //   - Kinds are what YARA-L means. `=` and `!=` on strings are case-sensitive
-//     (transform cased) unless `nocase` follows. re.regex and `/re/` are unanchored
+//     (transform cased) unless `nocase` follows; a value without letters ("4720")
+//     is not marked cased, since case cannot change the test. re.regex and `/re/` are unanchored
 //     searches; nocase is the i flag and the pattern is never case-folded. A regex
 //     that is a plain literal with optional ^/$ anchors (and leading/trailing .*) is
 //     stored as the equivalent eq/starts_with/ends_with/match, so `\\certutil\.exe$`
