@@ -304,6 +304,10 @@ func (b *builder) metaKV(key, val string) {
 		return
 	case "severity":
 		r.Severity = strings.ToLower(val)
+		if r.Severity == "info" {
+			// Sigma's level name, which pages and facets use.
+			r.Severity = "informational"
+		}
 		return
 	case "reference", "references":
 		for _, ref := range strings.Split(val, ", ") {
