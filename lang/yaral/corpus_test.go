@@ -48,7 +48,7 @@ func TestCorpus(t *testing.T) {
 		t.Fatalf("found %d .yaral files, want the 886 of the Chronicle repository", len(files))
 	}
 	fm := fieldmap.Default()
-	var nRules, clean, withInd int
+	var nRules, clean, withInd, alts int
 	codes := map[string]int{}
 	var unclean []string
 	for _, f := range files {
@@ -90,6 +90,13 @@ func TestCorpus(t *testing.T) {
 			if len(fm.Indicators(r)) > 0 {
 				withInd++
 			}
+			checkStagesInRoot(t, r)
+			for _, s := range r.Stages {
+				if s.Alt > 0 {
+					alts++
+					break
+				}
+			}
 			if r.Title == "" || r.ID == "" || r.Body == "" || len(r.Stages) == 0 {
 				t.Errorf("%s: rule %q lacks title, id, body or stages", f.rel, r.Name)
 			}
@@ -104,6 +111,7 @@ func TestCorpus(t *testing.T) {
 	indPct := 100 * float64(withInd) / float64(nRules)
 	t.Logf("files %d, rules %d, clean %d (%.1f%%), with indicator %d (%.1f%%)", len(files), nRules, clean, cleanPct, withInd, indPct)
 	t.Logf("diagnostics: %s", strings.Join(cs, "; "))
+	t.Logf("rules shown as alternatives of a top-level or: %d", alts)
 	for i, u := range unclean {
 		if i >= 20 {
 			break
@@ -131,4 +139,28 @@ func itoa(n int) string {
 		b = append([]byte{digits[n%10]}, b...)
 	}
 	return string(b)
+}
+
+// checkStagesInRoot: stages are numbered in order, and a single-event rule's stage nodes are subtrees of Root, so
+// rule.Preds(stage.Node) sees each predicate as Root does.
+func checkStagesInRoot(t *testing.T, r *rule.Rule) {
+	t.Helper()
+	for i, s := range r.Stages {
+		if s.Index != i {
+			t.Errorf("%s: stage %d has index %d", r.Source.Path, i, s.Index)
+		}
+	}
+	if r.Root == nil {
+		return
+	}
+	in := map[*rule.Node]bool{}
+	rule.Walk(r.Root, func(n *rule.Node, _ bool) bool {
+		in[n] = true
+		return true
+	})
+	for _, s := range r.Stages {
+		if s.Node != nil && !in[s.Node] {
+			t.Errorf("%s: stage %d %q is not part of Root", r.Source.Path, s.Index, s.Label)
+		}
+	}
 }

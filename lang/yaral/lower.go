@@ -43,6 +43,7 @@ type binding struct {
 // conj is one top-level conjunct of the events section.
 type conj struct {
 	node *rule.Node
+	expr *expr
 	vars []string // event variables it reads
 	text string
 	pos  rule.Pos
@@ -182,7 +183,7 @@ func (b *builder) events(s *section) {
 		if n == nil {
 			continue
 		}
-		b.conjs = append(b.conjs, conj{node: n, vars: fieldVars(e), text: b.text(e), pos: b.pos(e)})
+		b.conjs = append(b.conjs, conj{node: n, expr: e, vars: fieldVars(e), text: b.text(e), pos: b.pos(e)})
 	}
 }
 
@@ -844,6 +845,12 @@ func (b *builder) assemble(cond *expr, outcome *section) {
 			kids = append(kids, c.node)
 			r.Stages = append(r.Stages, b.conjStage(len(r.Stages), c))
 		}
+		if last := r.Stages[len(r.Stages)-1]; len(kids) == 1 && last.Node == kids[0] && len(b.varPreds[b.firstEv()]) == 0 {
+			// The whole filter is one or: its alternatives show as Sigma's do.
+			if alts := b.altStages(last.Index, b.conjs[len(b.conjs)-1]); alts != nil {
+				r.Stages = append(r.Stages[:len(r.Stages)-1], alts...)
+			}
+		}
 		for _, ev := range b.evOrder {
 			for _, n := range b.varPreds[ev] {
 				kids = append(kids, n)
@@ -969,6 +976,37 @@ func (b *builder) headPos(name string) rule.Pos {
 		return rule.Pos{Line: s.head.line, Col: s.head.col}
 	}
 	return rule.Pos{}
+}
+
+func (b *builder) firstEv() string {
+	if len(b.evOrder) == 0 {
+		return ""
+	}
+	return b.evOrder[0]
+}
+
+// altStages splits a top-level or into alternatives (Stage.Alt from 1), each of its
+// conjuncts a stage; nil when the or's lowered children do not line up with the
+// source (a dropped binding).
+func (b *builder) altStages(first int, c conj) []rule.Stage {
+	n, e := c.node, c.expr
+	if n.Op != rule.OpOr || e.k != eOr || len(n.Children) != len(e.kids) {
+		return nil
+	}
+	var out []rule.Stage
+	for i, alt := range n.Children {
+		ae := e.kids[i]
+		parts, exprs := []*rule.Node{alt}, []*expr{ae}
+		if alt.Op == rule.OpAnd && ae.k == eAnd && len(alt.Children) == len(ae.kids) {
+			parts, exprs = alt.Children, ae.kids
+		}
+		for j, part := range parts {
+			st := b.conjStage(first+len(out), conj{node: part, expr: exprs[j], vars: c.vars, text: b.text(exprs[j]), pos: b.pos(exprs[j])})
+			st.Alt = i + 1
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // conjStage is the page stage of one top-level conjunct of a single-event rule.
