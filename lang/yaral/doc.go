@@ -33,7 +33,8 @@
 //     match variables hold the zero value unless `options: allow_zero_values = true`,
 //     so each binding of a match variable adds an is_not_null predicate.
 //   - Shape. One event variable: Root is the AND of the events section, one stage per
-//     top-level statement. `match` (group-by over a window) sets GroupBy, Timeframe and
+//     top-level statement (a filter that is one top-level or shows its alternatives,
+//     numbered by Stage.Alt, as Sigma's do). `match` (group-by over a window) sets GroupBy, Timeframe and
 //     a Setting and shows as a pipeline stage "match"; it is not an aggregation on its
 //     own (issue 11 §3). A threshold in the condition (`#e > 5`, `#placeholder > 1`,
 //     `$outcome > 10`) adds an aggregation stage (count, value_count, outcome). Several
