@@ -179,7 +179,7 @@ func (b *builder) events(s *section) {
 		})
 	}
 	for _, e := range flat {
-		n := b.lower(e, false)
+		n := b.lower(e)
 		if n == nil {
 			continue
 		}
@@ -211,12 +211,12 @@ func fieldVars(e *expr) []string {
 
 // lower turns an events expression into a node; nil when the expression only binds
 // placeholders (which constrain matching through match and condition, not as filters).
-func (b *builder) lower(e *expr, underNot bool) *rule.Node {
+func (b *builder) lower(e *expr) *rule.Node {
 	switch e.k {
 	case eAnd, eOr:
 		var kids []*rule.Node
 		for _, k := range e.kids {
-			if n := b.lower(k, underNot); n != nil {
+			if n := b.lower(k); n != nil {
 				kids = append(kids, n)
 			} else if e.k == eOr {
 				// A binding inside an or cannot be dropped without changing the logic.
@@ -236,16 +236,16 @@ func (b *builder) lower(e *expr, underNot bool) *rule.Node {
 		return n
 	case eNot:
 		b.neg = !b.neg
-		n := b.lower(e.kids[0], !underNot)
+		n := b.lower(e.kids[0])
 		b.neg = !b.neg
 		if n == nil {
 			return b.opaque(e, "not applied to a placeholder assignment")
 		}
 		return &rule.Node{Op: rule.OpNot, Children: []*rule.Node{n}, Pos: b.pos(e)}
 	case eCmp:
-		return b.lowerCmp(e, underNot)
+		return b.lowerCmp(e)
 	case eCall:
-		return b.lowerCall(e, false)
+		return b.lowerCall(e)
 	case eBad:
 		return &rule.Node{Op: rule.OpOpaque, Text: b.text(e), Pos: b.pos(e)}
 	}
@@ -253,12 +253,26 @@ func (b *builder) lower(e *expr, underNot bool) *rule.Node {
 }
 
 func (b *builder) opaque(e *expr, why string) *rule.Node {
-	b.diag(rule.Warning, e.line, e.col, "yaral/events/unsupported", "events: %s kept as opaque text: %s", why, oneLine(b.text(e)))
+	b.diag(rule.Warning, e.line, e.col, "yaral/events/unsupported", "events: %s kept as opaque text: %s", why, short(b.text(e)))
 	return &rule.Node{Op: rule.OpOpaque, Text: b.text(e), Pos: b.pos(e)}
 }
 
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+// oneLine joins a source fragment's lines with single spaces.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// native is a predicate's text as written, on one line when it spans several
+// (white space inside a literal on one line is kept).
+func native(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.ContainsAny(s, "\n\r") {
+		return oneLine(s)
+	}
+	return s
+}
+
+// short is oneLine cut for diagnostic messages.
+func short(s string) string {
+	s = oneLine(s)
 	if len(s) > 120 {
 		s = s[:117] + "..."
 	}
@@ -271,7 +285,7 @@ var opKind = map[string]rule.Kind{"=": rule.Eq, "!=": rule.Ne, "<": rule.Lt, "<=
 
 func isOperand(e *expr) bool { return e != nil && (e.k == eField || e.k == eCall || e.k == eVar) }
 
-func (b *builder) lowerCmp(e *expr, underNot bool) *rule.Node {
+func (b *builder) lowerCmp(e *expr) *rule.Node {
 	l, r, op := e.l, e.r, e.op
 	if op != "in" && !isOperand(l) && isOperand(r) {
 		l, r, op = r, l, mirror[op]
@@ -311,7 +325,7 @@ func (b *builder) lowerCmp(e *expr, underNot bool) *rule.Node {
 
 // pred makes a predicate on field f of an event variable.
 func (b *builder) pred(e, f *expr, kind rule.Kind, vals ...rule.Value) *rule.Pred {
-	return &rule.Pred{Field: f.path, Kind: kind, Values: vals, Native: oneLine(b.text(e)), Pos: b.pos(e)}
+	return &rule.Pred{Field: f.path, Kind: kind, Values: vals, Native: native(b.text(e)), Pos: b.pos(e)}
 }
 
 func (b *builder) quant(e *expr, p *rule.Pred) *rule.Node {
@@ -480,7 +494,7 @@ func (b *builder) callCmp(e, call, r *expr, op string) *rule.Node {
 		return b.quant(e, p)
 	}
 	if call.k == eCall && r.k == eLit && r.lit == tIdent && (r.val == "true" || r.val == "false") && (op == "=" || op == "!=") {
-		n := b.lowerCall(call, false)
+		n := b.lowerCall(call)
 		if (r.val == "false") != (op == "!=") {
 			return &rule.Node{Op: rule.OpNot, Children: []*rule.Node{n}, Pos: n.Pos}
 		}
@@ -491,7 +505,7 @@ func (b *builder) callCmp(e, call, r *expr, op string) *rule.Node {
 
 // lowerCall lowers a boolean function: re.regex, strings.contains/starts_with/
 // ends_with, net.ip_in_range_cidr.
-func (b *builder) lowerCall(e *expr, _ bool) *rule.Node {
+func (b *builder) lowerCall(e *expr) *rule.Node {
 	var kind rule.Kind
 	switch e.name {
 	case "re.regex":
@@ -709,26 +723,26 @@ func (b *builder) condition(s *section) *expr {
 	return x
 }
 
-// condTerms lists the condition's terms; ok is false when it is not a conjunction.
+// condTerms lists the condition's terms; conj is false when they are not all AND-ed.
 func (b *builder) condTerms(x *expr) (terms []condTerm, conj bool) {
 	conj = true
-	var walk func(x *expr, neg bool, top bool)
-	walk = func(x *expr, neg bool, top bool) {
+	var walk func(x *expr, neg bool)
+	walk = func(x *expr, neg bool) {
 		if x == nil {
 			return
 		}
 		switch x.k {
 		case eAnd:
 			for _, k := range x.kids {
-				walk(k, neg, top)
+				walk(k, neg)
 			}
 		case eOr:
 			conj = false
 			for _, k := range x.kids {
-				walk(k, neg, false)
+				walk(k, neg)
 			}
 		case eNot:
-			walk(x.kids[0], !neg, top)
+			walk(x.kids[0], !neg)
 		case eVar:
 			if b.evSet[x.name] {
 				terms = append(terms, condTerm{ev: x.name, negated: neg, line: x.line, col: x.col})
@@ -749,14 +763,14 @@ func (b *builder) condTerms(x *expr) (terms []condTerm, conj bool) {
 					b.diag(rule.Error, x.line, x.col, "yaral/condition/unknown-var", "condition: $%s is not an outcome variable", x.l.name)
 				}
 			default:
-				b.diag(rule.Warning, x.line, x.col, "yaral/condition/unsupported", "condition: comparison %s not modeled", oneLine(b.text(x)))
+				b.diag(rule.Warning, x.line, x.col, "yaral/condition/unsupported", "condition: comparison %s not modeled", short(b.text(x)))
 			}
 			terms = append(terms, t)
 		default:
-			b.diag(rule.Error, x.line, x.col, "yaral/condition/syntax", "condition: unexpected %s", oneLine(b.text(x)))
+			b.diag(rule.Error, x.line, x.col, "yaral/condition/syntax", "condition: unexpected %s", short(b.text(x)))
 		}
 	}
-	walk(x, false, true)
+	walk(x, false)
 	return terms, conj
 }
 
@@ -765,7 +779,7 @@ var thresholdOp = map[string]string{">": "gt", ">=": "gte", "<": "lt", "<=": "lt
 // assemble builds Root, Stages and Correlation from what the sections gave.
 func (b *builder) assemble(cond *expr, outcome *section) {
 	r := b.r
-	terms, _ := b.condTerms(cond)
+	terms, conj := b.condTerms(cond)
 	present := map[string]bool{}
 	var thresholds []condTerm
 	for _, t := range terms {
@@ -906,7 +920,7 @@ func (b *builder) assemble(cond *expr, outcome *section) {
 		}
 		for _, cj := range b.conjs {
 			if len(cj.vars) != 1 {
-				b.diag(rule.Warning, cj.pos.Line, cj.pos.Col, "yaral/events/cross", "events: a test over several event variables kept in the correlation: %s", oneLine(cj.text))
+				b.diag(rule.Warning, cj.pos.Line, cj.pos.Col, "yaral/events/cross", "events: a test over several event variables kept in the correlation: %s", short(cj.text))
 				r.Settings = append(r.Settings, rule.Setting{Name: "join", Value: oneLine(cj.text)})
 			}
 		}
@@ -919,6 +933,11 @@ func (b *builder) assemble(cond *expr, outcome *section) {
 		}
 		if len(c.Conditions) > 0 && len(b.evOrder) == 1 {
 			c.Type = "event_count"
+		}
+		if !conj {
+			// Sigma's correlation types need every rule; an or of event variables has
+			// no counterpart, so the type is kept and the condition says the rest.
+			b.diag(rule.Warning, cond.line, cond.col, "yaral/condition/or", "condition: alternatives between event variables are shown as written; the correlation lists every variable")
 		}
 		r.Correlation = c
 		text := "condition: " + r.Condition

@@ -22,6 +22,9 @@ const (
 	secrets   = "rules/community/gcp/gcp_multiple_secrets_deleted.yaral"
 	geoLogin  = "rules/community/authentication/geoip_user_login_from_multiple_states_or_countries.yaral"
 	userAdd   = "rules/_deprecated/soc_prime_rules/threat_hunting/windows/detects_local_user_creation.yaral"
+	graphDel  = "rules/community/microsoft/graph_activity/ms_graph_delete_method.yaral"
+	autorun   = "rules/community/microsoft/windows/currentversion_autorun_keys_modification.yaral"
+	hacktool  = "rules/community/microsoft/windows/hacktool_generic_process_access.yaral"
 	reconCISA = "rules/community/microsoft/windows/recon_environment_enumeration_network_cisa_report.yaral"
 )
 
@@ -94,6 +97,12 @@ func TestPredicateSemantics(t *testing.T) {
 		// Case cannot matter for "4720": the test equals Sigma's EventID: 4720.
 		{"letterless value is not cased", userAdd, `product_event_type = "4720"`, "metadata.product_event_type", rule.Eq, "4720", nil, false, false},
 		{"!= empty string is presence", geoLogin, `country_or_region != ""`, "principal.ip_geo_artifact.location.country_or_region", rule.IsNotNull, "", nil, false, false},
+		{"not ip_in_range_cidr", graphDel, `net.ip_in_range_cidr($api.principal.ip, "20.151.0.0/16")`, "principal.ip", rule.CIDR, "20.151.0.0/16", nil, true, false},
+		// to_lower(field) starts with an all-lowercase value (in the not filter): a case-insensitive starts_with,
+		// the value kept as written (escapes resolved).
+		{"starts_with of to_lower", autorun, `edgeupdate\\install`, "principal.process.file.full_path", rule.StartsW,
+			`c:\program files (x86)\microsoft\edgeupdate\install\`, nil, true, false},
+		{"IN regex list nocase", hacktool, "IN regex %hacktool_regex nocase", "principal.process.file.full_path", rule.Regex, "%hacktool_regex", []string{rule.TIgnoreCase}, false, false},
 		{"match variable drops zero values", certutil, "$process.principal.hostname = $hostname", "principal.hostname", rule.IsNotNull, "", nil, false, false},
 	}
 	for _, c := range cases {
