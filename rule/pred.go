@@ -69,6 +69,9 @@ const (
 	Number ValueType = "number"
 	Bool   ValueType = "bool"
 	Null   ValueType = "null"
+	// ListRef: S names a list kept outside the rule (a YARA-L reference list `%name`),
+	// whose contents are unknown; the value is opaque and must never be compared as text.
+	ListRef ValueType = "list"
 )
 
 // Value is one value of a predicate.

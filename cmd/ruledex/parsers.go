@@ -5,6 +5,7 @@ import (
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
+	"github.com/ruledex/ruledex/lang/yaral"
 )
 
 // parsers are the languages ruledex reads, asked in this order whether they recognize a
@@ -14,5 +15,6 @@ func parsers() []ingest.Parser {
 		sigma.Parser{},
 		&spl.Parser{},
 		kql.Parser{},
+		yaral.Parser{},
 	}
 }
