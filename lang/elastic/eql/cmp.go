@@ -181,7 +181,9 @@ func (p *parser) primary() *term {
 				return p.join(t)
 			}
 		}
-		if isP(p.peek(), "(") && p.peek().off == t.off+len(t.text) {
+		// `stringContains (f, "x")`: a space may separate a function from its arguments;
+		// field names (dotted) never take arguments.
+		if isP(p.peek(), "(") && (p.peek().off == t.off+len(t.text) || !strings.Contains(t.val, ".")) {
 			return p.call(t)
 		}
 		return &term{kind: tmField, field: t.val, start: t.off, end: t.off + len(t.text)}

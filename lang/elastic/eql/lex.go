@@ -98,8 +98,19 @@ func lex(q string) []token {
 		case isLetter(c) || c == '_' || c == '@' || (c == '?' && i+1 < len(q) && (isLetter(q[i+1]) || q[i+1] == '_' || q[i+1] == '@')):
 			// `?field` marks an optional field; the mark does not change the test.
 			j := i + 1
-			for j < len(q) && (isLetter(q[j]) || isDigit(q[j]) || q[j] == '_' || q[j] == '.' || q[j] == '@') {
-				j++
+			for j < len(q) {
+				if isLetter(q[j]) || isDigit(q[j]) || q[j] == '_' || q[j] == '.' || q[j] == '@' {
+					j++
+					continue
+				}
+				// A backquoted segment inside a dotted name (target_resources.`0`.display_name).
+				if q[j] == '`' && q[j-1] == '.' {
+					if k := strings.IndexByte(q[j+1:], '`'); k >= 0 {
+						j += k + 2
+						continue
+					}
+				}
+				break
 			}
 			if j < len(q) && q[j] == '~' {
 				j++

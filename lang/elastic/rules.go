@@ -1,0 +1,393 @@
+package elastic
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ruledex/ruledex/lang/elastic/eql"
+	"github.com/ruledex/ruledex/lang/elastic/esql"
+	"github.com/ruledex/ruledex/lang/elastic/kuery"
+	"github.com/ruledex/ruledex/rule"
+)
+
+// rule reads one [rule] table (with its file's [metadata]).
+func (f *file) rule(meta, rt map[string]any) *rule.Rule {
+	r := &rule.Rule{
+		ID:             str(rt, "rule_id"),
+		Title:          str(rt, "name"),
+		Description:    strings.TrimSpace(str(rt, "description")),
+		Severity:       strings.ToLower(str(rt, "severity")),
+		Type:           str(rt, "type"),
+		Authors:        strs(rt, "author"),
+		Tags:           strs(rt, "tags"),
+		References:     strs(rt, "references"),
+		FalsePositives: trimAll(strs(rt, "false_positives")),
+		Class:          rule.Detection,
+	}
+	r.Source.Line = f.keyLine("rule", "")
+	if meta != nil {
+		r.Status = str(meta, "maturity")
+		r.Date = str(meta, "creation_date")
+		r.Modified = str(meta, "updated_date")
+		r.LogSource.DataSources = strs(meta, "integration")
+		if r.Status != "" {
+			r.Settings = append(r.Settings, rule.Setting{Name: "maturity", Value: r.Status})
+		}
+	}
+	if rs, ok := rt["risk_score"].(int64); ok {
+		r.RiskScore = int(rs)
+	}
+	r.LogSource.Indexes = strs(rt, "index")
+	if n := str(rt, "note"); n != "" {
+		r.Docs = append(r.Docs, rule.Doc{Title: "Investigation guide", Markdown: n})
+	}
+	if s := str(rt, "setup"); s != "" {
+		r.Docs = append(r.Docs, rule.Doc{Title: "Setup", Markdown: s})
+	}
+	if bb := str(rt, "building_block_type"); bb != "" {
+		r.Class = rule.BuildingBlock
+		r.Settings = append(r.Settings, rule.Setting{Name: "building_block_type", Value: bb})
+	}
+	for _, k := range []string{"from", "interval", "max_signals", "timestamp_override", "event_category_override"} {
+		if v := str(rt, k); v != "" {
+			r.Settings = append(r.Settings, rule.Setting{Name: k, Value: v})
+		}
+	}
+	r.Frequency = str(rt, "interval")
+	if from := str(rt, "from"); strings.HasPrefix(from, "now-") {
+		r.Timeframe = strings.TrimPrefix(from, "now-")
+	}
+	f.threat(r, rt)
+
+	lang := strings.ToLower(str(rt, "language"))
+	q := str(rt, "query")
+	if _, has := rt["query"]; has {
+		r.Body, r.BodyLang = q, lang
+		at := f.valuePositions("rule", "query", 1)[0]
+		f.query(r, lang, q, at)
+	}
+	switch r.Type {
+	case "threshold":
+		f.threshold(r, rt)
+	case "new_terms":
+		f.newTerms(r, rt)
+	case "machine_learning":
+		f.machineLearning(r, rt)
+	case "threat_match":
+		for _, k := range []string{"threat_index", "threat_query", "threat_indicator_path"} {
+			if v := strings.Join(strs(rt, k), ", "); v != "" {
+				r.Settings = append(r.Settings, rule.Setting{Name: k, Value: v})
+			}
+		}
+	}
+	if _, has := rt["query"]; !has && r.Type != "machine_learning" {
+		r.Diagnostics = append(r.Diagnostics, f.errAt("rule", "", "elastic/rule/no-query", fmt.Sprintf("%s rule has no query", orUnknown(r.Type))))
+	}
+	deriveLogSource(r)
+	return r
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "untyped"
+	}
+	return s
+}
+
+func trimAll(ss []string) []string {
+	for i := range ss {
+		ss[i] = strings.Join(strings.Fields(ss[i]), " ")
+	}
+	return ss
+}
+
+// query reads q in its language into r's Root, Stages (Stage 0 is the query as written)
+// and diagnostics.
+func (f *file) query(r *rule.Rule, lang, q string, at rule.Pos) {
+	r.Condition = strings.TrimSpace(q)
+	r.Stages = []rule.Stage{{Index: 0, Kind: rule.StageCondition, Label: "condition", Text: r.Condition, Pos: at}}
+	add := func(st rule.Stage) {
+		st.Index = len(r.Stages)
+		r.Stages = append(r.Stages, st)
+	}
+	switch lang {
+	case "eql":
+		eq := eql.Parse(q, at)
+		r.Root = eq.Root
+		for _, st := range eq.Stages {
+			add(st)
+		}
+		r.Diagnostics = append(r.Diagnostics, eq.Diags...)
+		r.LogSource.EventTypes = append(r.LogSource.EventTypes, eq.Categories...)
+		if eq.Correlation != nil {
+			r.Correlation = eq.Correlation
+			r.GroupBy = eq.Correlation.GroupBy
+			if eq.Correlation.Timespan != "" {
+				r.Timeframe = eq.Correlation.Timespan
+			}
+		}
+	case "kuery", "lucene":
+		n, diags := kuery.Parse(q, lang == "lucene", at)
+		r.Diagnostics = append(r.Diagnostics, diags...)
+		r.Root = n
+		st := rule.Stage{Kind: rule.StageSelection, Label: "query", Text: r.Condition, Node: n, Pos: at}
+		if n == nil || n.Op == rule.OpOpaque {
+			st.Kind = rule.StageOpaque
+		}
+		add(st)
+	case "esql":
+		eq := esql.Parse(q, at)
+		r.Diagnostics = append(r.Diagnostics, eq.Diags...)
+		r.Root = eq.Root
+		for _, st := range eq.Stages {
+			add(st)
+		}
+		r.Computed = append(r.Computed, eq.Computed...)
+		r.GroupBy = eq.GroupBy
+		if len(r.LogSource.Indexes) == 0 {
+			r.LogSource.Indexes = eq.Sources
+		}
+	default:
+		code := "elastic/language/unknown"
+		if lang == "" {
+			code = "elastic/language/missing"
+		}
+		r.Diagnostics = append(r.Diagnostics, rule.Diagnostic{Severity: rule.Warning, Code: code, Pos: at,
+			Message: fmt.Sprintf("query language %q is not read; the query is kept as text", lang)})
+		add(rule.Stage{Kind: rule.StageOpaque, Label: "query", Text: r.Condition, Pos: at})
+	}
+}
+
+// threshold: the rule alerts when events grouped by the threshold fields reach the value
+// (and, with cardinality, when a field has that many distinct values).
+func (f *file) threshold(r *rule.Rule, rt map[string]any) {
+	th, _ := rt["threshold"].(map[string]any)
+	if th == nil {
+		r.Diagnostics = append(r.Diagnostics, f.errAt("rule", "type", "elastic/threshold/missing", "threshold rule without [rule.threshold]"))
+		return
+	}
+	fields := strs(th, "field")
+	val := str(th, "value")
+	r.Settings = append(r.Settings, rule.Setting{Name: "threshold.field", Value: strings.Join(fields, ", ")},
+		rule.Setting{Name: "threshold.value", Value: val})
+	r.GroupBy = fields
+	pos := rule.Pos{File: f.src.Path, Line: f.keyLine("rule.threshold", "")}
+	agg := &rule.Aggregation{Func: "count", GroupBy: fields, Op: ">=", Value: val}
+	text := fmt.Sprintf("count() by %s >= %s", strings.Join(fields, ", "), val)
+	r.Stages = append(r.Stages, rule.Stage{Index: len(r.Stages), Kind: rule.StageAggregation, Label: "threshold", Op: "count", Text: text, Aggregation: agg, Pos: pos})
+	for _, c := range tables(th, "cardinality") {
+		cf, cv := str(c, "field"), str(c, "value")
+		r.Settings = append(r.Settings, rule.Setting{Name: "threshold.cardinality", Value: cf + " >= " + cv})
+		agg := &rule.Aggregation{Func: "value_count", Field: cf, GroupBy: fields, Op: ">=", Value: cv}
+		r.Stages = append(r.Stages, rule.Stage{Index: len(r.Stages), Kind: rule.StageAggregation, Label: "cardinality", Op: "value_count",
+			Text: fmt.Sprintf("dcount(%s) by %s >= %s", cf, strings.Join(fields, ", "), cv), Aggregation: agg, Pos: pos})
+	}
+}
+
+// newTerms: the rule alerts on a value combination of the fields not seen since the
+// history window start.
+func (f *file) newTerms(r *rule.Rule, rt map[string]any) {
+	nt, _ := rt["new_terms"].(map[string]any)
+	if nt == nil {
+		r.Diagnostics = append(r.Diagnostics, f.errAt("rule", "type", "elastic/new_terms/missing", "new_terms rule without [rule.new_terms]"))
+		return
+	}
+	fields := strs(nt, "value")
+	window := ""
+	for _, h := range tables(nt, "history_window_start") {
+		window = str(h, "value")
+	}
+	r.Settings = append(r.Settings, rule.Setting{Name: "new_terms.fields", Value: strings.Join(fields, ", ")})
+	if window != "" {
+		r.Settings = append(r.Settings, rule.Setting{Name: "new_terms.history_window_start", Value: window})
+	}
+	r.GroupBy = fields
+	agg := &rule.Aggregation{Func: "new_terms", GroupBy: fields, Timespan: strings.TrimPrefix(window, "now-")}
+	text := "new terms of " + strings.Join(fields, ", ")
+	if window != "" {
+		text += " since " + window
+	}
+	r.Stages = append(r.Stages, rule.Stage{Index: len(r.Stages), Kind: rule.StageAggregation, Label: "new terms", Op: "new_terms",
+		Text: text, Aggregation: agg, Pos: rule.Pos{File: f.src.Path, Line: f.keyLine("rule.new_terms", "")}})
+}
+
+// machineLearning: the rule's logic is an anomaly-detection job; it has no query and is
+// one opaque stage naming the job.
+func (f *file) machineLearning(r *rule.Rule, rt map[string]any) {
+	jobs := strs(rt, "machine_learning_job_id")
+	th := str(rt, "anomaly_threshold")
+	r.Settings = append(r.Settings, rule.Setting{Name: "machine_learning_job_id", Value: strings.Join(jobs, ", ")})
+	if th != "" {
+		r.Settings = append(r.Settings, rule.Setting{Name: "anomaly_threshold", Value: th})
+	}
+	text := "machine learning job " + strings.Join(jobs, ", ")
+	if th != "" {
+		text += " with anomaly score >= " + th
+	}
+	r.Stages = append(r.Stages, rule.Stage{Index: len(r.Stages), Kind: rule.StageOpaque, Label: "machine learning", Op: "machine_learning",
+		Text: text, Pos: rule.Pos{File: f.src.Path, Line: f.keyLine("rule", "machine_learning_job_id")}})
+}
+
+// threat reads [[rule.threat]] (framework, tactic, technique, subtechnique).
+func (f *file) threat(r *rule.Rule, rt map[string]any) {
+	for _, t := range tables(rt, "threat") {
+		if fw := str(t, "framework"); fw != "" && !strings.Contains(strings.ToUpper(fw), "ATT&CK") {
+			continue
+		}
+		if ta, ok := t["tactic"].(map[string]any); ok {
+			if name := tacticName(str(ta, "id"), str(ta, "name")); name != "" {
+				r.Tactics = appendNew(r.Tactics, name)
+			}
+		}
+		for _, te := range tables(t, "technique") {
+			if id := strings.ToUpper(strings.TrimSpace(str(te, "id"))); id != "" {
+				r.Techniques = appendNew(r.Techniques, id)
+			}
+			for _, st := range tables(te, "subtechnique") {
+				if id := strings.ToUpper(strings.TrimSpace(str(st, "id"))); id != "" {
+					r.Techniques = appendNew(r.Techniques, id)
+				}
+			}
+		}
+	}
+}
+
+func appendNew(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+// tacticShort are the ATT&CK enterprise tactics' short names by id, as other parsers store them.
+var tacticShort = map[string]string{
+	"TA0043": "reconnaissance", "TA0042": "resource-development", "TA0001": "initial-access", "TA0002": "execution",
+	"TA0003": "persistence", "TA0004": "privilege-escalation", "TA0005": "defense-evasion", "TA0006": "credential-access",
+	"TA0007": "discovery", "TA0008": "lateral-movement", "TA0009": "collection", "TA0011": "command-and-control",
+	"TA0010": "exfiltration", "TA0040": "impact",
+}
+
+// tacticName gives the short name of a tactic from its id, else from its display name
+// ("Command and Control" → command-and-control).
+func tacticName(id, name string) string {
+	if s, ok := tacticShort[strings.ToUpper(strings.TrimSpace(id))]; ok {
+		return s
+	}
+	return strings.ToLower(strings.Join(strings.Fields(name), "-"))
+}
+
+// hunt reads a [hunt] table: each query is a rule of its own.
+func (f *file) hunt(ht map[string]any) []*rule.Rule {
+	queries := strs(ht, "query")
+	langs := strs(ht, "language")
+	uuid := str(ht, "uuid")
+	name := str(ht, "name")
+	base := rule.Rule{
+		Title:       name,
+		Description: strings.TrimSpace(str(ht, "description")),
+		Class:       rule.Hunting,
+		Type:        "hunting",
+		Authors:     strs(ht, "author"),
+		References:  strs(ht, "references"),
+	}
+	base.LogSource.DataSources = strs(ht, "integration")
+	for _, t := range strs(ht, "mitre") {
+		t = strings.ToUpper(strings.TrimSpace(t))
+		if strings.HasPrefix(t, "TA") {
+			if n := tacticName(t, ""); n != "" {
+				base.Tactics = appendNew(base.Tactics, n)
+			}
+			continue
+		}
+		base.Techniques = appendNew(base.Techniques, t)
+	}
+	if notes := strs(ht, "notes"); len(notes) > 0 {
+		var b strings.Builder
+		for _, n := range notes {
+			b.WriteString("- " + strings.TrimSpace(n) + "\n")
+		}
+		base.Docs = append(base.Docs, rule.Doc{Title: "Notes", Markdown: b.String()})
+	}
+	line := f.keyLine("hunt", "")
+	if len(queries) == 0 {
+		r := base
+		r.ID = uuid
+		r.Source.Line = line
+		r.Diagnostics = append(r.Diagnostics, f.errAt("hunt", "", "elastic/hunt/no-query", "hunt has no query"))
+		return []*rule.Rule{&r}
+	}
+	pos := f.valuePositions("hunt", "query", len(queries))
+	var out []*rule.Rule
+	for i, q := range queries {
+		r := base
+		r.Authors = append([]string(nil), base.Authors...)
+		r.Techniques = append([]string(nil), base.Techniques...)
+		r.Tactics = append([]string(nil), base.Tactics...)
+		r.ID = uuid
+		if i > 0 && uuid != "" {
+			r.ID = fmt.Sprintf("%s-%d", uuid, i+1)
+		}
+		if len(queries) > 1 {
+			r.Title = fmt.Sprintf("%s (query %d)", name, i+1)
+		}
+		r.Source.Line = pos[i].Line
+		lang := huntLang(langs, i, len(queries), q)
+		r.Body, r.BodyLang = q, lang
+		if lang == "sql" {
+			// Osquery SQL runs on the endpoint, outside the rule languages ruledex reads.
+			r.Condition = strings.TrimSpace(q)
+			r.Stages = []rule.Stage{{Index: 0, Kind: rule.StageCondition, Label: "condition", Text: r.Condition, Pos: pos[i]},
+				{Index: 1, Kind: rule.StageOpaque, Label: "osquery", Op: "sql", Text: r.Condition, Pos: pos[i]}}
+			r.Diagnostics = append(r.Diagnostics, rule.Diagnostic{Severity: rule.Warning, Code: "elastic/hunt/sql", Pos: pos[i],
+				Message: "osquery SQL is kept as text"})
+		} else {
+			f.query(&r, lang, q, pos[i])
+		}
+		deriveLogSource(&r)
+		out = append(out, &r)
+	}
+	return out
+}
+
+// huntLang names the language of query i: the file's language list when it gives one per
+// query or only one, else what the query looks like (hunting files list ["ES|QL", "SQL"]
+// for a mix of ES|QL and osquery queries).
+func huntLang(langs []string, i, n int, q string) string {
+	if len(langs) == 1 {
+		return normLang(langs[0])
+	}
+	t := strings.ToLower(strings.TrimSpace(q))
+	switch {
+	case strings.HasPrefix(t, "from ") || strings.HasPrefix(t, "from\n"):
+		return "esql"
+	case strings.HasPrefix(t, "select") || strings.HasPrefix(t, "with "):
+		return "sql"
+	case strings.HasPrefix(t, "sequence") || strings.Contains(strings.SplitN(t, "\n", 2)[0], " where "):
+		return "eql"
+	}
+	if len(langs) == n {
+		return normLang(langs[i])
+	}
+	if len(langs) > 0 {
+		return normLang(langs[0])
+	}
+	return ""
+}
+
+func normLang(s string) string {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "es|ql", "esql":
+		return "esql"
+	case "eql":
+		return "eql"
+	case "kql", "kuery":
+		return "kuery"
+	case "lucene":
+		return "lucene"
+	case "sql", "osquery":
+		return "sql"
+	}
+	return strings.ToLower(s)
+}
