@@ -126,7 +126,9 @@ func TestCorpus(t *testing.T) {
 	for c := range codes {
 		cs = append(cs, c)
 	}
-	sort.Slice(cs, func(i, j int) bool { return codes[cs[i]] > codes[cs[j]] || codes[cs[i]] == codes[cs[j]] && cs[i] < cs[j] })
+	sort.Slice(cs, func(i, j int) bool {
+		return codes[cs[i]] > codes[cs[j]] || codes[cs[i]] == codes[cs[j]] && cs[i] < cs[j]
+	})
 	for _, c := range cs {
 		t.Logf("  diag %-32s %d", c, codes[c])
 	}
