@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/lang/elastic"
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
@@ -14,5 +15,6 @@ func parsers() []ingest.Parser {
 		sigma.Parser{},
 		&spl.Parser{},
 		kql.Parser{},
+		elastic.Parser{},
 	}
 }
