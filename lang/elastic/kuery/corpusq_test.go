@@ -100,6 +100,11 @@ func tomlQueries(file, src string) []corpusQuery {
 		if l == "" {
 			// Hunting files list languages for the file; tell each query by its head.
 			head := strings.ToLower(strings.TrimSpace(q.s))
+			// Skip leading // comment lines and a stray Markdown fence tag ("sql").
+			for strings.HasPrefix(head, "//") || strings.HasPrefix(head, "sql\n") || strings.HasPrefix(head, "esql\n") {
+				_, head, _ = strings.Cut(head, "\n")
+				head = strings.TrimSpace(head)
+			}
 			switch {
 			case strings.HasPrefix(head, "from ") || strings.HasPrefix(head, "from\n"):
 				l = "esql"

@@ -123,7 +123,9 @@ func (p *parser) peek() byte {
 	return 0
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
 
 // space skips whitespace and reports whether there was any.
 func (p *parser) space() bool {
@@ -190,14 +192,15 @@ func info(field string) fieldInfo {
 	return fi
 }
 
-// transforms is the transform list for a value comparison on field.
+// transforms is the transform list for a comparison on field, in the order package
+// eql writes them (cased, then elem), so equal tests of both languages compare equal.
 func transforms(fi fieldInfo, cased bool) []string {
 	var t []string
-	if fi.array {
-		t = append(t, rule.TElem)
-	}
 	if cased {
 		t = append(t, rule.TCased)
+	}
+	if fi.array {
+		t = append(t, rule.TElem)
 	}
 	return t
 }
@@ -320,9 +323,8 @@ func (p *parser) valuePred(field string, v val, native string) *rule.Node {
 		}
 		return mk(rule.Term, false, vals...)
 	}
-	// Numbers and booleans carry TCased too: it changes nothing for them and lets a
-	// list like process.args : ("-f" or -9) stay one predicate.
-	return mk(rule.Eq, true, typed(v))
+	tv := typed(v)
+	return mk(rule.Eq, tv.Type == "", tv)
 }
 
 // keywordPred is a value without a field: Kibana and Lucene search every field.
@@ -406,12 +408,48 @@ func mergeable(k rule.Kind) bool {
 	return false
 }
 
+// sameTest: same field, kind and transforms. Case does not matter for numbers and
+// booleans, so a test without TCased whose values are all non-text merges with a cased
+// one (process.args : ("-f" or -9)); the merged predicate is cased.
 func sameTest(a, b *rule.Pred) bool {
-	if a.Field != b.Field || a.Kind != b.Kind || a.All || len(a.Transforms) != len(b.Transforms) {
+	if a.Field != b.Field || a.Kind != b.Kind || a.All {
 		return false
 	}
-	for i := range a.Transforms {
-		if a.Transforms[i] != b.Transforms[i] {
+	ta, tb := uncased(a.Transforms), uncased(b.Transforms)
+	if len(ta) != len(tb) {
+		return false
+	}
+	for i := range ta {
+		if ta[i] != tb[i] {
+			return false
+		}
+	}
+	if a.Cased() == b.Cased() {
+		return true
+	}
+	switch {
+	case !a.Cased() && untexted(a.Values):
+		a.Transforms = b.Transforms
+		return true
+	case !b.Cased() && untexted(b.Values):
+		return true
+	}
+	return false
+}
+
+func uncased(ts []string) []string {
+	var out []string
+	for _, t := range ts {
+		if t != rule.TCased {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func untexted(vs []rule.Value) bool {
+	for _, v := range vs {
+		if v.Type == "" || v.Type == rule.String {
 			return false
 		}
 	}
