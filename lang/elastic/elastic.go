@@ -82,11 +82,10 @@ func (Parser) Parse(src rule.Source, data []byte) ([]*rule.Rule, []rule.Diagnost
 	}
 	for i, r := range rs {
 		r.Language = rule.Elastic
+		line := r.Source.Line
 		r.Source = src
 		r.Source.Index = i
-		if r.Source.Line == 0 {
-			r.Source.Line = 1
-		}
+		r.Source.Line = max(line, 1)
 		if r.ID == "" {
 			r.ID = rule.StableID(src.Repo, src.Path, i)
 		}

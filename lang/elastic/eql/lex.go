@@ -134,7 +134,13 @@ func lex(q string) []token {
 		}
 	next:
 	}
-	return append(out, token{kind: tEOF, off: len(q)})
+	// The end of the query is where its last token ends, so "unexpected end of query"
+	// points at the line that is incomplete rather than at trailing blank lines.
+	end := 0
+	if n := len(out); n > 0 {
+		end = out[n-1].off + len(out[n-1].text)
+	}
+	return append(out, token{kind: tEOF, off: end})
 }
 
 var puncts = []string{"==", "!=", "<=", ">=", "(", ")", "[", "]", ",", "|", ":", "<", ">", "=", "~", "!", "+", "-", "*", "/", "%"}

@@ -1,0 +1,173 @@
+package elastic
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/rule"
+)
+
+func parseFile(t *testing.T, rel string) []*rule.Rule {
+	t.Helper()
+	data, err := os.ReadFile(corpustest.Path(t, "elastic", "detection-rules", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(Parser{}).Detect(rel, data) {
+		t.Fatalf("%s not detected", rel)
+	}
+	rs, diags := Parser{}.Parse(rule.Source{Repo: "github.com/elastic/detection-rules", Path: rel}, data)
+	if len(diags) > 0 {
+		t.Fatalf("%s: file diagnostics %v", rel, diags)
+	}
+	return rs
+}
+
+func setting(r *rule.Rule, name string) string {
+	for _, s := range r.Settings {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	return ""
+}
+
+// Expectations are read by hand from the files named.
+func TestRealRules(t *testing.T) {
+	t.Run("building block EQL rule", func(t *testing.T) {
+		rs := parseFile(t, "rules_building_block/command_and_control_bitsadmin_activity.toml")
+		if len(rs) != 1 {
+			t.Fatalf("%d rules", len(rs))
+		}
+		r := rs[0]
+		checks := []struct{ what, got, want string }{
+			{"id", r.ID, "8eec4df1-4b4b-4502-b6c3-c788714604c9"},
+			{"title", r.Title, "Bitsadmin Activity"},
+			{"class", string(r.Class), "building-block"},
+			{"type", r.Type, "eql"},
+			{"body_lang", r.BodyLang, "eql"},
+			{"status", r.Status, "production"},
+			{"severity", r.Severity, "low"},
+			{"data sources", strings.Join(r.LogSource.DataSources, ","), "endpoint,windows,system"},
+			{"product", r.LogSource.Product, "windows"},
+			{"category", r.LogSource.Category, "process_creation"},
+			{"event types", strings.Join(r.LogSource.EventTypes, ","), "process"},
+			{"techniques", strings.Join(r.Techniques, ","), "T1105,T1197"},
+			{"tactics", strings.Join(r.Tactics, ","), "command-and-control,defense-evasion,persistence"},
+			{"building block setting", setting(r, "building_block_type"), "default"},
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+			}
+		}
+		if r.RiskScore != 21 || r.Source.Line == 0 || len(r.Diagnostics) != 0 {
+			t.Errorf("risk %d, line %d, diags %v", r.RiskScore, r.Source.Line, r.Diagnostics)
+		}
+		// `query = '''` is line 43; the query text starts on line 44.
+		if r.Stages[0].Kind != rule.StageCondition || r.Stages[0].Pos.Line != 44 {
+			t.Errorf("stage 0 %+v, want the condition at line 44", r.Stages[0])
+		}
+		// process.name : "bitsadmin.exe" counts with Sigma's Image|endswith \bitsadmin.exe.
+		_, want := fieldmap.Default().IndicatorKey(nil, "Image", rule.EndsW, nil, `\bitsadmin.exe`)
+		found := false
+		for _, in := range fieldmap.Default().Indicators(r) {
+			found = found || in.Key == want && !in.Negated
+		}
+		if !found {
+			t.Errorf("no Image ends_with \\bitsadmin.exe indicator in %+v", fieldmap.Default().Indicators(r))
+		}
+	})
+	t.Run("machine learning rule", func(t *testing.T) {
+		r := parseFile(t, "rules/integrations/gcp/ml_gcp_rare_method_by_city.toml")[0]
+		if r.Body != "" || len(r.Diagnostics) != 0 || len(r.Stages) != 1 || r.Stages[0].Kind != rule.StageOpaque ||
+			!strings.Contains(r.Stages[0].Text, "gcp_audit_rare_method_for_a_city_ea") {
+			t.Errorf("ML rule: body %q, diags %v, stages %+v", r.Body, r.Diagnostics, r.Stages)
+		}
+		if setting(r, "machine_learning_job_id") != "gcp_audit_rare_method_for_a_city_ea" || setting(r, "anomaly_threshold") != "50" {
+			t.Errorf("settings %+v", r.Settings)
+		}
+	})
+	t.Run("new terms rule", func(t *testing.T) {
+		r := parseFile(t, "rules/windows/command_and_control_new_terms_rmm_signer.toml")[0]
+		if setting(r, "new_terms.fields") != "process.code_signature.subject_name" || setting(r, "new_terms.history_window_start") != "now-10d" {
+			t.Errorf("settings %+v", r.Settings)
+		}
+		last := r.Stages[len(r.Stages)-1]
+		if last.Kind != rule.StageAggregation || last.Aggregation == nil || last.Aggregation.Timespan != "10d" || r.BodyLang != "kuery" {
+			t.Errorf("last stage %+v, body_lang %q", last, r.BodyLang)
+		}
+		if r.Stages[0].Pos.Line != 45 {
+			t.Errorf("query at line %d, want 45", r.Stages[0].Pos.Line)
+		}
+	})
+	t.Run("threshold rule with cardinality", func(t *testing.T) {
+		r := parseFile(t, "rules/_deprecated/multiple_alerts_different_tactics_host.toml")[0]
+		if r.Status != "deprecated" || setting(r, "threshold.field") != "host.id, host.name" || setting(r, "threshold.value") != "2" ||
+			setting(r, "threshold.cardinality") != "kibana.alert.rule.threat.tactic.id >= 3" {
+			t.Errorf("status %q settings %+v", r.Status, r.Settings)
+		}
+		if strings.Join(r.GroupBy, ",") != "host.id,host.name" {
+			t.Errorf("group by %v", r.GroupBy)
+		}
+	})
+	t.Run("hunting file with several queries", func(t *testing.T) {
+		rs := parseFile(t, "hunting/linux/queries/persistence_via_cron.toml")
+		if len(rs) != 4 {
+			t.Fatalf("%d rules, want one per query (4)", len(rs))
+		}
+		wantIDs := []string{"e1cffb7c-4acf-4e7a-8d72-b8b7657cf7b8", "e1cffb7c-4acf-4e7a-8d72-b8b7657cf7b8-2",
+			"e1cffb7c-4acf-4e7a-8d72-b8b7657cf7b8-3", "e1cffb7c-4acf-4e7a-8d72-b8b7657cf7b8-4"}
+		wantLang := []string{"esql", "esql", "sql", "sql"}
+		wantLine := []int{23, 55, 64, 96}
+		for i, r := range rs {
+			if r.ID != wantIDs[i] || r.BodyLang != wantLang[i] || r.Class != rule.Hunting || r.Source.Line != wantLine[i] || r.Source.Index != i {
+				t.Errorf("query %d: id %q lang %q class %q line %d index %d", i, r.ID, r.BodyLang, r.Class, r.Source.Line, r.Source.Index)
+			}
+			if len(r.Stages) == 0 || r.HasErrors() {
+				t.Errorf("query %d: %d stages, diags %v", i, len(r.Stages), r.Diagnostics)
+			}
+		}
+	})
+}
+
+func TestBrokenFiles(t *testing.T) {
+	tests := []struct {
+		name, data string
+		rules      int
+		code       string
+		line       int
+	}{
+		{"toml syntax error", "[rule]\nname = \"x\"\nquery = '''\nprocess where true\n", 0, "elastic/toml", 4},
+		{"rule without query", "[metadata]\nmaturity = \"production\"\n\n[rule]\nname = \"x\"\ntype = \"eql\"\n", 1, "elastic/rule/no-query", 4},
+		{"eql syntax error located in the file", "[rule]\nname = \"x\"\nlanguage = \"eql\"\nquery = '''\nprocess where\n  process.name : \n'''\n", 1, "eql/syntax", 6},
+		{"wrong value types", "[rule]\nname = 3\nauthor = \"A\"\nrisk_score = \"high\"\nthreat = 5\nlanguage = \"eql\"\nquery = \"any where true\"\n", 1, "", 0},
+		{"unknown language", "[rule]\nname = \"x\"\nlanguage = \"sql\"\nquery = '''\nselect 1\n'''\n", 1, "elastic/language/unknown", 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, diags := Parser{}.Parse(rule.Source{Path: "r.toml"}, []byte(tc.data))
+			if len(rs) != tc.rules {
+				t.Fatalf("%d rules, want %d", len(rs), tc.rules)
+			}
+			for _, r := range rs {
+				diags = append(diags, r.Diagnostics...)
+				if r.ID == "" || r.Language != rule.Elastic {
+					t.Errorf("rule without id or language: %+v", r)
+				}
+			}
+			if tc.code == "" {
+				if len(diags) != 0 {
+					t.Errorf("diagnostics %v, want none", diags)
+				}
+				return
+			}
+			if len(diags) == 0 || diags[0].Code != tc.code || diags[0].Pos.Line != tc.line || diags[0].Pos.File != "r.toml" {
+				t.Errorf("diagnostics %v, want %s at r.toml:%d", diags, tc.code, tc.line)
+			}
+		})
+	}
+}
