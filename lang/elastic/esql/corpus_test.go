@@ -104,4 +104,3 @@ func TestCorpus(t *testing.T) {
 		t.Errorf("hunting clean share %.1f%% < 85%%:\n%s", pct(h.clean, h.n), strings.Join(bad, "\n"))
 	}
 }
-

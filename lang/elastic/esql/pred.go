@@ -315,7 +315,7 @@ func likeValue(pat string) (rule.Kind, rule.Value) {
 	g := glob.String()
 	lead := strings.HasPrefix(g, "*")
 	inner := strings.TrimPrefix(g, "*")
-	trail := strings.HasSuffix(inner, "*") && !strings.HasSuffix(inner, `\*`)
+	trail := trailingWild(inner)
 	if trail {
 		inner = inner[:len(inner)-1]
 	}
@@ -419,4 +419,17 @@ func (r *reader) stringPos(s *ex) rule.Pos {
 		off = s.st + 3
 	}
 	return r.pos(off)
+}
+
+// trailingWild reports whether glob g ends with an unescaped *: the backslashes
+// before it, if any, are an even number (each pair a literal backslash).
+func trailingWild(g string) bool {
+	if !strings.HasSuffix(g, "*") {
+		return false
+	}
+	n := 0
+	for i := len(g) - 2; i >= 0 && g[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 0
 }

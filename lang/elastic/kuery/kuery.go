@@ -249,7 +249,7 @@ func wildKind(glob string) (rule.Kind, string) {
 	inner := glob
 	lead := strings.HasPrefix(inner, "*")
 	inner = strings.TrimPrefix(inner, "*")
-	trail := strings.HasSuffix(inner, "*") && !strings.HasSuffix(inner, `\*`)
+	trail := trailingWild(inner)
 	if trail {
 		inner = inner[:len(inner)-1]
 	}
@@ -461,4 +461,17 @@ func not(n *rule.Node) *rule.Node {
 		return nil
 	}
 	return &rule.Node{Op: rule.OpNot, Children: []*rule.Node{n}, Pos: n.Pos}
+}
+
+// trailingWild reports whether glob g ends with an unescaped *: the backslashes
+// before it, if any, are an even number (each pair a literal backslash).
+func trailingWild(g string) bool {
+	if !strings.HasSuffix(g, "*") {
+		return false
+	}
+	n := 0
+	for i := len(g) - 2; i >= 0 && g[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 0
 }

@@ -89,7 +89,9 @@ func (p *parser) lGroup(field string, inParen bool) *rule.Node {
 		c.node = p.lClause(field)
 		if p.i == start {
 			// Nothing consumed: skip one byte so the loop ends on any input.
-			p.i++
+			if !p.eof() {
+				p.i++
+			}
 			c.node = p.opaque(start, p.i, "syntax", "unexpected "+strconv.Quote(p.src[start:p.i]))
 		}
 		cl = append(cl, c)
