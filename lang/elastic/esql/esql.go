@@ -501,13 +501,28 @@ func (r *reader) readsComputed(x *ex) bool {
 	return found
 }
 
+// readsAggregate reports whether a post-STATS filter reads anything but group keys:
+// an aggregate column by name, or by its text when STATS left it unnamed (count(*)).
 func (r *reader) readsAggregate(x *ex) bool {
 	found := false
-	idents(x, func(n string) {
-		if !r.groupKeys[n] {
-			found = true
+	var walk func(*ex)
+	walk = func(y *ex) {
+		if y == nil || found {
+			return
 		}
-	})
+		if _, ok := r.statsAggs[r.text(y.st, y.en)]; ok {
+			found = true
+			return
+		}
+		if y.k == xIdent && !r.groupKeys[y.s] {
+			found = true
+			return
+		}
+		for _, k := range y.kids {
+			walk(k)
+		}
+	}
+	walk(x)
 	return found
 }
 
@@ -519,15 +534,19 @@ func (r *reader) threshold(x *ex) *rule.Aggregation {
 		y = unparen(y)
 		if y.k == xBinary && cmpOps[y.op] && y.op != ":" {
 			l, rt := unparen(y.kids[0]), unparen(y.kids[1])
-			if l.k == xIdent && isLiteral(rt) {
+			if (l.k == xIdent || l.k == xCall) && isLiteral(rt) {
+				name := l.s
+				if l.k == xCall {
+					name = r.text(l.st, l.en)
+				}
 				a.Op, a.Value = y.op, literal(rt).S
-				if agg, ok := r.statsAggs[l.s]; ok && agg.k == xCall {
+				if agg, ok := r.statsAggs[name]; ok && agg.k == xCall {
 					a.Func = agg.op
 					if len(agg.kids) > 0 {
 						a.Field = r.text(agg.kids[0].st, agg.kids[0].en)
 					}
 				} else {
-					a.Func = l.s
+					a.Func = name
 				}
 				return true
 			}
