@@ -10,10 +10,14 @@
 //   - Root is the AND of the WHERE filters before the first STATS (or INLINE STATS,
 //     LOOKUP JOIN): the rows there are still events. Conjuncts that read a computed
 //     column stay in their stage only.
-//   - Computed columns: EVAL and STATS targets, DISSECT and GROK keys, RENAME targets,
-//     ENRICH WITH columns, and expressions compared inline (length(x) > 200 is a
-//     predicate on the column "length(x)", recorded with its definition). Predicates on
-//     them never reach Root, so they never pass for raw event fields.
+//   - Computed columns: EVAL and STATS targets, DISSECT and GROK keys, ENRICH WITH
+//     columns, and expressions compared inline (length(x) > 200 is a predicate on the
+//     column "length(x)", recorded with its definition). Predicates on them never reach
+//     Root, so they never pass for raw event fields.
+//   - Aliases: an EVAL column that is a raw field or its case folding (x = f,
+//     x = TO_LOWER(f)) and a RENAME target name that field, as package kql reads extend
+//     aliases: a test on x is a test on f (case-insensitive after folding) and may reach
+//     Root. They are still listed in Computed with their definition.
 //   - Aggregation: set when a WHERE after STATS reads an aggregate (a threshold); the
 //     STATS stage then has kind aggregation and Stage.Aggregation holds the first
 //     comparison found. STATS ... BY with no such filter is grouping, not a threshold:
@@ -61,7 +65,7 @@ type Query struct {
 // Parse reads q; at is the position of q's first character in its file. Parse never
 // panics; what it cannot model becomes an opaque stage or OpOpaque node with a warning.
 func Parse(q string, at rule.Pos) *Query {
-	r := &reader{src: q, at: at, computed: map[string]string{}, expanded: map[string]bool{}, q: &Query{}}
+	r := &reader{src: q, at: at, computed: map[string]string{}, alias: map[string]operand{}, expanded: map[string]bool{}, q: &Query{}}
 	r.run()
 	return r.q
 }
@@ -70,8 +74,9 @@ type reader struct {
 	src      string
 	at       rule.Pos
 	q        *Query
-	computed map[string]string // column name → definition
-	expanded map[string]bool   // fields MV_EXPANDed so far
+	computed map[string]string  // column name → definition
+	alias    map[string]operand // EVAL/RENAME columns that are a raw field, maybe case-folded
+	expanded map[string]bool    // fields MV_EXPANDed so far
 	// eventLevel: no aggregating command seen yet; rows are events.
 	aggregated bool
 	groupKeys  map[string]bool // group keys of the last STATS
@@ -239,7 +244,26 @@ func (r *reader) from(arg string) {
 
 func (r *reader) compute(name, def string) {
 	r.computed[name] = def
+	delete(r.alias, name)
 	r.q.Computed = append(r.q.Computed, rule.Computed{Name: name, Definition: def, Stage: r.stage})
+}
+
+// aliasOf records name as another name of a raw field (EVAL x = f, x = to_lower(f),
+// RENAME f AS x): predicates on it are predicates on the field, case-insensitive after
+// case folding, as package kql reads extend aliases. The column is still listed in
+// Computed with its definition, for display.
+func (r *reader) aliasOf(name, def string, x *ex) bool {
+	o, ok := r.fieldOf(x)
+	if !ok {
+		return false
+	}
+	if _, computed := r.computed[o.field]; computed || o.field == name {
+		return false
+	}
+	delete(r.computed, name)
+	r.alias[name] = o
+	r.q.Computed = append(r.q.Computed, rule.Computed{Name: name, Definition: def, Stage: r.stage})
+	return true
 }
 
 // assignments reads `name = expr, expr, ...` (EVAL); an unnamed expression is a
@@ -257,7 +281,9 @@ func (r *reader) assignments(c command, what string) {
 		if name == "" {
 			name = r.text(x.st, x.en)
 		}
-		r.compute(name, r.text(x.st, x.en))
+		if def := r.text(x.st, x.en); name == def || !r.aliasOf(name, def, x) {
+			r.compute(name, def)
+		}
 		if p.isOp(",") {
 			p.next()
 		} else if p.peek().kind != tEOF {
@@ -343,12 +369,12 @@ func (r *reader) rename(c command) {
 		switch {
 		case p.isKw("as"):
 			p.next()
-			if b := p.next(); b.kind == tIdent {
+			if b := p.next(); b.kind == tIdent && !r.aliasOf(b.val, "rename "+a.val, &ex{k: xIdent, s: a.val}) {
 				r.compute(b.val, "rename "+a.val)
 			}
 		case p.isOp("="):
 			p.next()
-			if b := p.next(); b.kind == tIdent {
+			if b := p.next(); b.kind == tIdent && !r.aliasOf(a.val, "rename "+b.val, &ex{k: xIdent, s: b.val}) {
 				r.compute(a.val, "rename "+b.val)
 			}
 		default:

@@ -15,16 +15,23 @@ type operand struct {
 	x     *ex
 }
 
-// fieldOf reads x as a (possibly case-folded) column.
-func fieldOf(x *ex) (operand, bool) {
+// fieldOf reads x as a (possibly case-folded) column; an alias made by EVAL
+// (x = f, x = to_lower(f)) or RENAME reads as the field it names.
+func (r *reader) fieldOf(x *ex) (operand, bool) {
 	x = unparen(x)
 	switch x.k {
 	case xIdent:
+		if a, ok := r.alias[x.s]; ok {
+			a.x = x
+			return a, true
+		}
 		return operand{field: x.s, x: x}, true
 	case xCall:
 		if (x.op == "to_lower" || x.op == "to_upper") && len(x.kids) == 1 {
 			if in := unparen(x.kids[0]); in.k == xIdent {
-				return operand{field: in.s, ci: true, x: x}, true
+				o, _ := r.fieldOf(in)
+				o.ci, o.x = true, x
+				return o, true
 			}
 		}
 	}
@@ -117,7 +124,7 @@ func (r *reader) pred(x *ex) *rule.Node {
 	case xLike:
 		return r.like(x)
 	case xIsNull:
-		o, ok := fieldOf(x.kids[0])
+		o, ok := r.fieldOf(x.kids[0])
 		if !ok {
 			o = r.exprColumn(x.kids[0])
 		}
@@ -163,7 +170,7 @@ func (r *reader) compare(x *ex, k rule.Kind) *rule.Node {
 		k = cmpKind[op]
 	}
 	// @timestamp > now() - 7 day: the look-back window.
-	if lf, ok := fieldOf(l); ok && lf.field == "@timestamp" && (op == ">" || op == ">=") && callsNow(rt) {
+	if lf, ok := r.fieldOf(l); ok && lf.field == "@timestamp" && (op == ">" || op == ">=") && callsNow(rt) {
 		if r.q.Timeframe == "" {
 			r.q.Timeframe = strings.TrimSpace(r.text(rt.st, rt.en))
 			if d := findDuration(rt); d != "" {
@@ -175,11 +182,11 @@ func (r *reader) compare(x *ex, k rule.Kind) *rule.Node {
 	// locate(f, "x") > 0: f contains x.
 	if c := unparen(l); c.k == xCall && c.op == "locate" && len(c.kids) == 2 && isLiteral(rt) && isLiteral(c.kids[1]) {
 		v := literal(rt)
-		if o, ok := fieldOf(c.kids[0]); ok && v.Type == rule.Number && (op == ">" && v.S == "0" || op == ">=" && v.S == "1") {
+		if o, ok := r.fieldOf(c.kids[0]); ok && v.Type == rule.Number && (op == ">" && v.S == "0" || op == ">=" && v.S == "1") {
 			return r.leaf(x, o, rule.Match, []rule.Value{literal(c.kids[1])}, []string{rule.TCased}, "locate")
 		}
 	}
-	o, ok := fieldOf(l)
+	o, ok := r.fieldOf(l)
 	if !ok {
 		o = r.exprColumn(l)
 	}
@@ -195,7 +202,7 @@ func (r *reader) compare(x *ex, k rule.Kind) *rule.Node {
 		}
 		return r.leaf(x, o, k, []rule.Value{v}, tr, o.field+" "+op)
 	}
-	if rf, ok := fieldOf(rt); ok && (k == rule.Eq) && !rf.ci && !o.ci {
+	if rf, ok := r.fieldOf(rt); ok && (k == rule.Eq) && !rf.ci && !o.ci {
 		return r.leaf(x, o, rule.FieldRef, []rule.Value{{S: rf.field}}, nil, o.field+" "+op)
 	}
 	return r.exprPred(x)
@@ -235,7 +242,7 @@ func findDuration(x *ex) string {
 }
 
 func (r *reader) in(x *ex) *rule.Node {
-	o, ok := fieldOf(x.kids[0])
+	o, ok := r.fieldOf(x.kids[0])
 	var vals []rule.Value
 	for _, v := range x.kids[1:] {
 		if !isLiteral(v) {
@@ -260,7 +267,7 @@ func (r *reader) in(x *ex) *rule.Node {
 
 // like lowers LIKE (glob: * ? and \ escapes) and RLIKE (anchored Lucene regex).
 func (r *reader) like(x *ex) *rule.Node {
-	o, ok := fieldOf(x.kids[0])
+	o, ok := r.fieldOf(x.kids[0])
 	if !ok {
 		o = r.exprColumn(x.kids[0])
 	}
@@ -361,7 +368,7 @@ func (r *reader) call(x *ex) *rule.Node {
 	switch x.op {
 	case "starts_with", "ends_with":
 		if len(args) == 2 && isLiteral(args[1]) {
-			if o, ok := fieldOf(args[0]); ok {
+			if o, ok := r.fieldOf(args[0]); ok {
 				k := rule.StartsW
 				if x.op == "ends_with" {
 					k = rule.EndsW
@@ -371,7 +378,7 @@ func (r *reader) call(x *ex) *rule.Node {
 		}
 	case "cidr_match":
 		if len(args) >= 2 {
-			if o, ok := fieldOf(args[0]); ok && !o.ci {
+			if o, ok := r.fieldOf(args[0]); ok && !o.ci {
 				var vals []rule.Value
 				for _, a := range args[1:] {
 					if !isLiteral(a) {
@@ -401,7 +408,7 @@ func (r *reader) call(x *ex) *rule.Node {
 // match lowers MATCH(f, "q") and f : "q" as the Kibana query f : "q" (a term query on
 // keyword fields, an analyzed one on text fields).
 func (r *reader) match(x, fx, qx *ex) *rule.Node {
-	o, ok := fieldOf(fx)
+	o, ok := r.fieldOf(fx)
 	q := unparen(qx)
 	if !ok || o.ci || q.k != xString {
 		return r.exprPred(x)
