@@ -13,10 +13,14 @@
 //     (powershell.file.script_block_text, github.reasons.message); see textFields.
 //     A field we do not know is read as keyword: the cased reading never claims more
 //     matches than the rule has.
-//   - Text fields are analyzed: a quoted phrase or a bare word matches on token
-//     boundaries, case-insensitively. We read it as rule.Term (no letter or digit
-//     adjacent), which is stricter than a phrase query (it keeps the punctuation
-//     between tokens), never broader. Several bare words are OR-ed (match query).
+//   - Text fields are analyzed: a quoted phrase or a bare word matches whole tokens,
+//     case-insensitively. We read it as rule.Term, the IR's token kind (value bounded
+//     by non-alphanumerics). The boundaries are close to, not the same as, the
+//     analyzer's: a phrase query also matches across other punctuation between its
+//     tokens (Term keeps the value's own punctuation, so it is stricter there), and the
+//     analyzers keep some characters inside tokens ('-', '_', and '.' between letters
+//     for the standard tokenizer) where Term sees a boundary (broader there). Several
+//     bare words are OR-ed, as a match query does.
 //   - Kibana wildcards: only `*`, and only in unquoted values (a quoted `*` is literal).
 //     `x*` is starts_with, `*x` ends_with, `*x*` match, other patterns glob, `field : *`
 //     is is_not_null. Lucene also has `?`, anchored `/regex/` (written as ^(?:re)$
@@ -27,13 +31,12 @@
 //     juxtaposed clauses are OR-ed (query_string's default operator), `+x` is required,
 //     `-x` and `NOT x` prohibited; when a group has required clauses, its optional ones
 //     only score and are dropped from the logic.
-//   - Nested `field : { q }` prefixes q's fields with `field.`; the condition that all
-//     of q holds on one nested object is lost, so such a node is read as the AND of its
-//     parts (broader) with no warning only when q is a single predicate.
+//   - Nested `field : { q }` prefixes q's fields with `field.`. The condition that all
+//     of q holds on one nested object has no IR form, so q reads as independent
+//     conditions (broader), with a warning unless q is a single predicate.
 //   - A field name with `*` (azure.auditlogs.properties.target_resources.*.display_name)
 //     is kept as written: Kibana expands it to every mapped field it matches, OR-ed; a
-//     consumer that does not expand patterns finds no such field and the test fails,
-//     so it never matches more than the rule.
+//     consumer that does not expand patterns finds no such field.
 //   - Anything else (fuzzy `~`, a syntax error) becomes an
 //     OpOpaque node with a located warning; the rest of the query is still read.
 package kuery
@@ -178,11 +181,16 @@ var textFields = map[string]bool{
 var arrayFields = map[string]bool{
 	"event.category": true, "event.type": true, "tags": true, "host.ip": true, "host.mac": true,
 	"file.attributes": true, "dns.resolved_ip": true, "dns.answers": true, "dns.header_flags": true,
-	"user.roles": true, "threat.tactic.id": true, "threat.tactic.name": true,
-	"threat.technique.id": true, "threat.technique.name": true, "email.to.address": true,
-	"email.from.address": true, "email.cc.address": true, "email.attachments": true,
-	"dll.pe.imports": true, "file.pe.imports": true, "container.image.tag": true,
-	"tls.client.supported_ciphers": true, "observer.ip": true, "host.target.ip": true,
+	"user.roles": true, "source.user.roles": true, "destination.user.roles": true,
+	"threat.tactic.id": true, "threat.tactic.name": true, "threat.technique.id": true,
+	"threat.technique.name": true, "threat.technique.subtechnique.id": true,
+	"threat.technique.subtechnique.name": true, "email.to.address": true, "email.from.address": true,
+	"email.cc.address": true, "email.bcc.address": true, "email.reply_to.address": true,
+	"email.attachments": true, "dll.pe.imports": true, "file.pe.imports": true,
+	"container.image.tag": true, "tls.client.supported_ciphers": true, "observer.ip": true,
+	"host.target.ip": true, "process.env_vars": true, "registry.data.strings": true,
+	"process.thread.capabilities.effective": true, "process.thread.capabilities.permitted": true,
+	"tls.server.x509.issuer.common_name": true, "tls.server.x509.subject.common_name": true,
 }
 
 func info(field string) fieldInfo {
