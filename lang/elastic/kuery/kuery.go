@@ -5,9 +5,10 @@
 //
 // Reading choices, so pages and relations can be explained:
 //
-//   - Case. Elasticsearch compares keyword and wildcard fields byte for byte, and the
-//     detection engine does not turn on KQL's case_insensitive option, so every
-//     predicate carries rule.TCased unless the field is a text field. Text fields are
+//   - Case. Elasticsearch compares keyword and wildcard fields byte for byte (term,
+//     prefix and wildcard queries are case-sensitive unless case_insensitive is set,
+//     which Kibana's query building does not do by default), so every predicate
+//     carries rule.TCased unless the field is a text field. Text fields are
 //     the ECS match_only_text fields (message, error.message), every `.text`
 //     multi-field, and the non-ECS text fields of the rules' schema
 //     (powershell.file.script_block_text, github.reasons.message); see textFields.
