@@ -23,7 +23,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/BurntSushi/toml"
+	"github.com/pelletier/go-toml/v2"
 
 	"github.com/ruledex/ruledex/rule"
 )
@@ -52,12 +52,12 @@ func (Parser) Detect(path string, data []byte) bool {
 func (Parser) Parse(src rule.Source, data []byte) ([]*rule.Rule, []rule.Diagnostic) {
 	text := string(data)
 	var doc map[string]any
-	if _, err := toml.Decode(text, &doc); err != nil {
-		d := rule.Diagnostic{Severity: rule.Error, Code: "elastic/toml", Pos: rule.Pos{File: src.Path}, Message: err.Error()}
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			d.Pos.Line, d.Pos.Col = pe.Position.Line, pe.Position.Col
-			d.Message = pe.Message
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		d := rule.Diagnostic{Severity: rule.Error, Code: "elastic/toml", Pos: rule.Pos{File: src.Path, Line: 1}, Message: err.Error()}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			d.Pos.Line, d.Pos.Col = de.Position()
+			d.Pos.Line = max(d.Pos.Line, 1)
 		}
 		return nil, []rule.Diagnostic{d}
 	}
