@@ -43,6 +43,7 @@
 package kuery
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/ruledex/ruledex/rule"
@@ -229,27 +230,11 @@ func typed(v val) rule.Value {
 	return rule.Value{S: v.lit}
 }
 
-func isNumber(s string) bool {
-	if s == "" {
-		return false
-	}
-	i := 0
-	if s[0] == '-' {
-		i++
-	}
-	digits, dot := 0, false
-	for ; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == '.' && !dot:
-			dot = true
-		default:
-			return false
-		}
-	}
-	return digits > 0
-}
+// kibanaNumber is the number syntax of Kibana's kuery grammar: no leading zeros, no
+// exponent; anything else (0123, 1e5) stays a string, as Kibana sends it.
+var kibanaNumber = regexp.MustCompile(`^(-?[1-9]+\d*([.]\d+)?)$|^(-?0[.]\d*[1-9]+)$|^0$|^0\.0$|^[.]\d{1,}$`)
+
+func isNumber(s string) bool { return kibanaNumber.MatchString(s) }
 
 // wildKind classifies a glob: a pattern that is only a prefix, suffix or infix of
 // literal text becomes that kind with the literal; anything else stays a glob.

@@ -213,6 +213,8 @@ func TestSyntax(t *testing.T) {
 		{"glob escapes literal question marks", "a : *x?y*z", false,
 			[]string{`a glob *x\?y*z [cased]`}, nil},
 		{"exists", "a : *", false, []string{"a is_not_null  []"}, nil},
+		{"numbers as Kibana types them", "a : 4688 or a : 0123 or a : -1.5 or a : 1e5", false,
+			[]string{"a eq 4688|0123|-1.5|1e5 [cased]"}, nil},
 		{"range", "a >= 5 and b < now-1d", false, []string{"a ge 5 []", "b lt now-1d []"}, nil},
 		{"text field words are OR-ed terms", "message : failed login", false,
 			[]string{"message term failed|login []"}, nil},
@@ -282,5 +284,25 @@ func TestLocation(t *testing.T) {
 	}
 	if d := diags[0]; d.Pos.Line != 12 || d.Pos.Col != 9 {
 		t.Errorf("at %d:%d, want 12:9 (%s)", d.Pos.Line, d.Pos.Col, d)
+	}
+}
+
+// TestValueTypes: Kibana types unquoted numbers and booleans; leading zeros, exponents
+// and quoted values stay strings.
+func TestValueTypes(t *testing.T) {
+	n, _ := Parse(`a : (4688 or 0123 or -1.5 or 1e5 or true or "7")`, false, rule.Pos{})
+	if n.Op != rule.OpPred {
+		t.Fatalf("want one predicate, got %+v", n)
+	}
+	var got []string
+	for _, v := range n.Pred.Values {
+		got = append(got, v.S+":"+string(v.Type))
+	}
+	want := "4688:number 0123: -1.5:number 1e5: true:bool 7:"
+	if strings.Join(got, " ") != want {
+		t.Errorf("got %s, want %s", strings.Join(got, " "), want)
+	}
+	if !n.Pred.Cased() {
+		t.Error("a list with strings must be cased")
 	}
 }
