@@ -1,6 +1,7 @@
 package elastic
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -102,6 +103,16 @@ func TestRealRules(t *testing.T) {
 		}
 		if r.Stages[0].Pos.Line != 45 {
 			t.Errorf("query at line %d, want 45", r.Stages[0].Pos.Line)
+		}
+		// One stage per top-level conjunct of the Kibana query, each at its own line.
+		var got []string
+		for _, st := range r.Stages[1 : len(r.Stages)-1] {
+			got = append(got, fmt.Sprintf("%d %s", st.Pos.Line, st.Label))
+		}
+		want := []string{`45 host.os.type: "windows"`, `46 event.category: "process"`, `46 event.type: "start"`,
+			`47 process.code_signature.subject_name: ( "Action1 Corporation"…`}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("stages\n got %q\nwant %q", got, want)
 		}
 	})
 	t.Run("threshold rule with cardinality", func(t *testing.T) {

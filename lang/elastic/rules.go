@@ -130,11 +130,9 @@ func (f *file) query(r *rule.Rule, lang, q string, at rule.Pos) {
 		n, diags := kuery.Parse(q, lang == "lucene", at)
 		r.Diagnostics = append(r.Diagnostics, diags...)
 		r.Root = n
-		st := rule.Stage{Kind: rule.StageSelection, Label: "query", Text: r.Condition, Node: n, Pos: at}
-		if n == nil || n.Op == rule.OpOpaque {
-			st.Kind = rule.StageOpaque
+		for _, st := range conjunctStages(q, n, at) {
+			add(st)
 		}
-		add(st)
 	case "esql":
 		eq := esql.Parse(q, at)
 		r.Diagnostics = append(r.Diagnostics, eq.Diags...)
@@ -144,6 +142,9 @@ func (f *file) query(r *rule.Rule, lang, q string, at rule.Pos) {
 		}
 		r.Computed = append(r.Computed, eq.Computed...)
 		r.GroupBy = eq.GroupBy
+		if eq.Timeframe != "" {
+			r.Timeframe = eq.Timeframe
+		}
 		if len(r.LogSource.Indexes) == 0 {
 			r.LogSource.Indexes = eq.Sources
 		}
@@ -390,4 +391,102 @@ func normLang(s string) string {
 		return "sql"
 	}
 	return strings.ToLower(s)
+}
+
+// conjunctStages makes one stage per top-level conjunct of a Kibana or Lucene query, as
+// for EQL, when the query's text splits at its top-level `and`s into as many parts as the
+// tree has conjuncts; otherwise the query is one stage.
+func conjunctStages(q string, n *rule.Node, at rule.Pos) []rule.Stage {
+	whole := []rule.Stage{{Kind: rule.StageSelection, Label: "query", Text: strings.TrimSpace(q), Node: n, Pos: at}}
+	if n == nil || n.Op == rule.OpOpaque {
+		whole[0].Kind = rule.StageOpaque
+		return whole
+	}
+	if n.Op != rule.OpAnd {
+		return whole
+	}
+	parts := splitTopAnd(q)
+	if len(parts) != len(n.Children) {
+		return whole
+	}
+	var out []rule.Stage
+	for i, c := range n.Children {
+		txt := strings.TrimSpace(q[parts[i][0]:parts[i][1]])
+		st := rule.Stage{Kind: rule.StageSelection, Label: shorten(strings.Join(strings.Fields(txt), " "), 60), Text: txt, Node: c, Pos: offsetPos(q, parts[i][0], at)}
+		switch c.Op {
+		case rule.OpNot:
+			st.Negated = true
+		case rule.OpOpaque:
+			st.Kind = rule.StageOpaque
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// splitTopAnd returns the [start, end) spans of q between its `and` / `AND` / `&&`
+// operators outside parentheses, brackets, braces and quotes.
+func splitTopAnd(q string) [][2]int {
+	var out [][2]int
+	depth, start := 0, 0
+	isWord := func(c byte) bool {
+		return c == '_' || c == '.' || c == '*' || c == '\\' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; c {
+		case '"':
+			for i++; i < len(q) && q[i] != '"'; i++ {
+				if q[i] == '\\' {
+					i++
+				}
+			}
+		case '\\':
+			i++
+		case '(', '[', '{':
+			depth++
+		case ')', ']', '}':
+			depth--
+		case '&':
+			if depth == 0 && i+1 < len(q) && q[i+1] == '&' {
+				out = append(out, [2]int{start, i})
+				start = i + 2
+				i++
+			}
+		case 'a', 'A':
+			if depth == 0 && i+3 <= len(q) && strings.EqualFold(q[i:i+3], "and") &&
+				(i == 0 || !isWord(q[i-1])) && (i+3 == len(q) || !isWord(q[i+3])) {
+				out = append(out, [2]int{start, i})
+				start = i + 3
+				i += 2
+			}
+		}
+	}
+	return append(out, [2]int{start, len(q)})
+}
+
+// offsetPos is the file position of byte off of q, q starting at at.
+func offsetPos(q string, off int, at rule.Pos) rule.Pos {
+	for off < len(q) && (q[off] == ' ' || q[off] == '\n' || q[off] == '\t' || q[off] == '\r') {
+		off++
+	}
+	line := strings.Count(q[:off], "\n")
+	col := off - (strings.LastIndexByte(q[:off], '\n') + 1) + 1
+	if line == 0 && at.Col > 0 {
+		col += at.Col - 1
+	}
+	if at.Line == 0 {
+		return rule.Pos{File: at.File}
+	}
+	return rule.Pos{File: at.File, Line: at.Line + line, Col: col}
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
 }
