@@ -27,7 +27,8 @@
 //     TO_LOWER or TO_UPPER makes the test case-insensitive (no TCased; regex flag i).
 //   - LIKE patterns (* any run, ? one character, \ escape) become starts_with,
 //     ends_with, match, eq or glob; RLIKE patterns are anchored (^(?:re)$), since ES|QL
-//     matches the whole value and rule.Regex searches.
+//     matches the whole value and rule.Regex searches, and carry flag s (Lucene's .
+//     matches any character, newlines included).
 //   - Multi-valued fields: ES|QL operators return null on a multi-valued value, so the
 //     row is dropped; comparisons therefore carry no rule.TElem. After MV_EXPAND f each
 //     row holds one element, so later tests on f carry TElem and stay event-level.

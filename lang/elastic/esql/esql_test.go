@@ -187,7 +187,7 @@ func TestRealRules(t *testing.T) {
 		},
 		{
 			file: "rules/_deprecated/credential_access_entra_signin_brute_force_microsoft_365_repeat_source.toml",
-			root: []string{"azure.signinlogs.properties.resource_display_name regex ^(?:(.*)365(.*))$ [i]"},
+			root: []string{"azure.signinlogs.properties.resource_display_name regex ^(?:(.*)365(.*))$ [i,s]"},
 			agg:  true,
 		},
 	} {
@@ -270,7 +270,7 @@ func TestSemantics(t *testing.T) {
 		{"like list and not like", `from x | where a like ("x*", "*y") and a not like "z*"`,
 			[]string{"a starts_with x [cased]", "a ends_with y [cased]", "not a starts_with z [cased]"}, nil, false, nil},
 		{"rlike anchored and cased", `from x | where a rlike "ab+c"`,
-			[]string{"a regex ^(?:ab+c)$ [cased]"}, nil, false, nil},
+			[]string{"a regex ^(?:ab+c)$ [cased,s]"}, nil, false, nil},
 		{"functions", `from x | where starts_with(a, "p") and ends_with(to_lower(b), ".exe") and locate(c, "q") > 0 and cidr_match(ip, "10.0.0.0/8", "::1")`,
 			[]string{"a starts_with p [cased]", "b ends_with .exe []", "c match q [cased]", "ip cidr 10.0.0.0/8|::1 []"}, nil, false, nil},
 		{"in, not in, is null", `from x | where a in ("x", "y") and b not in (1, 2) and c is null and not d is not null`,
@@ -337,5 +337,18 @@ func TestSemantics(t *testing.T) {
 				t.Errorf("diagnostics %v, want %v", q.Diags, tc.codes)
 			}
 		})
+	}
+}
+
+// TestLocation: a syntax error on the second line of a query is located on that line
+// of the file; a KQL("...") error inside it is located inside the string.
+func TestLocation(t *testing.T) {
+	q := Parse("from x\n| where a == (\n| keep a", rule.Pos{File: "f.toml", Line: 20, Col: 1})
+	if len(q.Diags) != 1 || q.Diags[0].Pos.Line != 21 {
+		t.Fatalf("diags %v, want one on line 21", q.Diags)
+	}
+	q = Parse("from x\n| where kql(\"a : (b\")", rule.Pos{File: "f.toml", Line: 20, Col: 1})
+	if len(q.Diags) != 1 || q.Diags[0].Code != "kuery/syntax" || q.Diags[0].Pos.Line != 21 || q.Diags[0].Pos.Col < 14 {
+		t.Fatalf("diags %v, want kuery/syntax at 21:>=14", q.Diags)
 	}
 }

@@ -283,7 +283,8 @@ func (r *reader) like(x *ex) *rule.Node {
 			if _, err := syntax.Parse(re, syntax.Perl); err != nil {
 				r.warn(pv.st, "regex", "RLIKE pattern does not compile as RE2: "+err.Error())
 			}
-			kids = append(kids, r.leaf(x, o, rule.Regex, []rule.Value{{S: re}}, []string{rule.TCased, rule.TIgnoreCase}, o.field+" rlike"))
+			// Lucene's . matches any character, newlines included: flag s.
+			kids = append(kids, r.leaf(x, o, rule.Regex, []rule.Value{{S: re}}, []string{rule.TCased, rule.TIgnoreCase, rule.TDotAll}, o.field+" rlike"))
 			continue
 		}
 		k, v := likeValue(pv.s)

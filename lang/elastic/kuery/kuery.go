@@ -25,7 +25,8 @@
 //   - Kibana wildcards: only `*`, and only in unquoted values (a quoted `*` is literal).
 //     `x*` is starts_with, `*x` ends_with, `*x*` match, other patterns glob, `field : *`
 //     is is_not_null. Lucene also has `?`, anchored `/regex/` (written as ^(?:re)$
-//     because rule.Regex is an unanchored search) and ranges.
+//     because rule.Regex is an unanchored search, with flag s: Lucene's . matches any
+//     character, newlines included) and ranges.
 //   - ECS array fields (process.args, event.category, event.type, related.*, ... see
 //     arrayField) carry rule.TElem: a term query holds when one element matches.
 //   - Lucene: a lowercase `or`/`and` is a term, not an operator, as in Lucene itself;

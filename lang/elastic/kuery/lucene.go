@@ -305,7 +305,9 @@ func (p *parser) lRegex(field string, start int) *rule.Node {
 		return p.opaque(start, p.i, "regex", "regex does not compile: "+err.Error())
 	}
 	fi := info(field)
-	return rule.Leaf(&rule.Pred{Field: field, Kind: rule.Regex, Values: []rule.Value{{S: anchored}}, Transforms: transforms(fi, !fi.text), Native: field + ":/" + re + "/", Pos: p.pos(start)})
+	// Lucene's . matches any character, newlines included: flag s.
+	tr := append(transforms(fi, !fi.text), rule.TDotAll)
+	return rule.Leaf(&rule.Pred{Field: field, Kind: rule.Regex, Values: []rule.Value{{S: anchored}}, Transforms: tr, Native: field + ":/" + re + "/", Pos: p.pos(start)})
 }
 
 // lRange reads [a TO b], {a TO b} and the mixed forms; * is an open bound.
