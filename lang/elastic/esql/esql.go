@@ -41,6 +41,7 @@ package esql
 
 import (
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -84,7 +85,8 @@ type reader struct {
 	statsStage int             // index in Stages of the last STATS
 	statsAggs  map[string]*ex  // aggregate columns of the last STATS → their expression
 	root       []*rule.Node
-	stage      int // 1-based index of the stage being read
+	stage      int   // 1-based index of the stage being read
+	lines      []int // line start offsets, built on first use
 }
 
 func (r *reader) pos(off int) rule.Pos {
@@ -94,17 +96,24 @@ func (r *reader) pos(off int) rule.Pos {
 	if off < 0 {
 		off = 0
 	}
-	line := strings.Count(r.src[:off], "\n")
 	ps := rule.Pos{File: r.at.File}
 	if r.at.Line == 0 {
 		return ps
 	}
-	ps.Line = r.at.Line + line
-	col := off - strings.LastIndexByte(r.src[:off], '\n')
-	if line == 0 && r.at.Col > 0 {
-		col = r.at.Col + off
+	if r.lines == nil {
+		r.lines = []int{0}
+		for i := 0; i < len(r.src); i++ {
+			if r.src[i] == '\n' {
+				r.lines = append(r.lines, i+1)
+			}
+		}
 	}
-	ps.Col = col
+	line := sort.SearchInts(r.lines, off+1) - 1 // the last line start <= off
+	ps.Line = r.at.Line + line
+	ps.Col = off - r.lines[line] + 1
+	if line == 0 && r.at.Col > 0 {
+		ps.Col = r.at.Col + off
+	}
 	return ps
 }
 

@@ -45,6 +45,7 @@ package kuery
 
 import (
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/ruledex/ruledex/rule"
@@ -78,6 +79,7 @@ type parser struct {
 	code  string // "kuery" or "lucene": the diagnostic code prefix
 	diags []rule.Diagnostic
 	depth int
+	lines []int // line start offsets, built on first use
 }
 
 // maxDepth bounds recursion on hostile input (fuzzing); real rules nest a few levels.
@@ -88,20 +90,31 @@ func (p *parser) pos(off int) rule.Pos {
 	if off > len(p.src) {
 		off = len(p.src)
 	}
-	line := strings.Count(p.src[:off], "\n")
+	if p.lines == nil {
+		p.lines = lineStarts(p.src)
+	}
+	line := sort.SearchInts(p.lines, off+1) - 1 // index of the last line start <= off
 	ps := rule.Pos{File: p.at.File}
-	if p.at.Line > 0 {
-		ps.Line = p.at.Line + line
+	if p.at.Line == 0 {
+		return ps
 	}
-	last := strings.LastIndexByte(p.src[:off], '\n')
-	col := off - last // 1-based within the line
+	ps.Line = p.at.Line + line
+	ps.Col = off - p.lines[line] + 1
 	if line == 0 && p.at.Col > 0 {
-		col = p.at.Col + off
-	}
-	if p.at.Line > 0 {
-		ps.Col = col
+		ps.Col = p.at.Col + off
 	}
 	return ps
+}
+
+// lineStarts returns the offset of each line's first byte.
+func lineStarts(s string) []int {
+	out := []int{0}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, i+1)
+		}
+	}
+	return out
 }
 
 func (p *parser) warn(off int, code, msg string) {
