@@ -87,6 +87,7 @@ type reader struct {
 	root       []*rule.Node
 	stage      int   // 1-based index of the stage being read
 	lines      []int // line start offsets, built on first use
+	conj       *ex   // the top-level conjunct of the WHERE being lowered
 }
 
 func (r *reader) pos(off int) rule.Pos {
@@ -483,7 +484,9 @@ func (r *reader) where(c command, st *rule.Stage) {
 	}
 	var parts []*rule.Node
 	for _, cj := range conjuncts(x) {
+		r.conj = cj
 		n := r.pred(cj)
+		r.conj = nil
 		if n == nil {
 			continue
 		}

@@ -300,6 +300,8 @@ func TestSemantics(t *testing.T) {
 			nil, []string{"h eq z [cased]", "count(*) gt 3 []"}, true, nil},
 		{"time window is not a predicate", `from x | where @timestamp >= now() - 1 hour and a == "b"`,
 			[]string{"a eq b [cased]"}, nil, false, nil},
+		{"a time test under OR stays a condition (computed, so the OR leaves root)", `from x | where @timestamp >= now() - 1 hour or a == "b"`,
+			nil, []string{"@timestamp >= now() - 1 hour eq true []", "a eq b [cased]"}, false, nil},
 		{"syntax error is a located opaque filter", "from x\n| where a == (\n| keep a",
 			nil, nil, false, []string{"esql/syntax"}},
 		{"unknown command", "from x | frobnicate y | where a == 1",

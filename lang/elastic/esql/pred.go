@@ -169,8 +169,9 @@ func (r *reader) compare(x *ex, k rule.Kind) *rule.Node {
 		l, rt, op = rt, l, flip[op]
 		k = cmpKind[op]
 	}
-	// @timestamp > now() - 7 day: the look-back window.
-	if lf, ok := r.fieldOf(l); ok && lf.field == "@timestamp" && (op == ">" || op == ">=") && callsNow(rt) {
+	// @timestamp > now() - 7 day as a conjunct of its WHERE: the look-back window.
+	// Under OR or NOT it is a real condition and stays one.
+	if lf, ok := r.fieldOf(l); ok && unparen(x) == unparen(r.conj) && lf.field == "@timestamp" && (op == ">" || op == ">=") && callsNow(rt) {
 		if r.q.Timeframe == "" {
 			r.q.Timeframe = strings.TrimSpace(r.text(rt.st, rt.en))
 			if d := findDuration(rt); d != "" {
