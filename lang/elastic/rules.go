@@ -58,6 +58,29 @@ func (f *file) rule(meta, rt map[string]any) *rule.Rule {
 		r.Timeframe = strings.TrimPrefix(from, "now-")
 	}
 	f.threat(r, rt)
+	if as, ok := rt["alert_suppression"].(map[string]any); ok {
+		if g := strs(as, "group_by"); len(g) > 0 {
+			r.Settings = append(r.Settings, rule.Setting{Name: "alert_suppression.group_by", Value: strings.Join(g, ", ")})
+		}
+		if d, ok := as["duration"].(map[string]any); ok {
+			r.Settings = append(r.Settings, rule.Setting{Name: "alert_suppression.duration", Value: str(d, "value") + str(d, "unit")})
+		}
+	}
+	// Metadata with no IR slot, kept verbatim.
+	extra := func(m map[string]any, keys ...string) {
+		for _, k := range keys {
+			if v := strings.Join(strs(m, k), ", "); v != "" {
+				if r.Extra == nil {
+					r.Extra = map[string]string{}
+				}
+				r.Extra[k] = v
+			}
+		}
+	}
+	extra(rt, "license", "rule_name_override", "timeline_title", "timestamp_override")
+	if meta != nil {
+		extra(meta, "min_stack_version", "deprecation_date", "deprecated_reason")
+	}
 
 	lang := strings.ToLower(str(rt, "language"))
 	q := str(rt, "query")

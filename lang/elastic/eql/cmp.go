@@ -267,7 +267,11 @@ func (p *parser) compare(l *term, op string, r *term, opTok token) *rule.Node {
 	switch r.kind {
 	case tmField:
 		if op == "==" || op == ":" || op == "!=" || op == "=" {
-			n := p.leaf(l, rule.FieldRef, []rule.Value{{S: r.field}}, nil, op)
+			var tr []string
+			if op != ":" {
+				tr = []string{rule.TCased}
+			}
+			n := p.leaf(l, rule.FieldRef, []rule.Value{{S: r.field}}, tr, op)
 			if op == "!=" {
 				return rule.Not(n)
 			}
@@ -437,6 +441,8 @@ func globEscape(s string) string {
 	return b.String()
 }
 
+var refPositions = map[rule.Kind]string{rule.StartsW: "startswith", rule.EndsW: "endswith", rule.Match: "contains"}
+
 // callPred lowers a function call in boolean position.
 func (p *parser) callPred(c *term) *rule.Node {
 	fn := strings.ToLower(c.fn)
@@ -458,16 +464,25 @@ func (p *parser) callPred(c *term) *rule.Node {
 	if len(c.args) < 2 || c.args[0].kind != tmField {
 		return p.opaque(c.start, c.end, "eql/function", c.fn+" needs a field and values")
 	}
+	op := c.fn
+	if c.tilde {
+		op += "~"
+	}
+	// startsWith(a, b) with b a field: a field reference with the position test as a
+	// transform, as Sigma's fieldref|startswith.
+	if pos, ok := refPositions[kind]; ok && len(c.args) == 2 && c.args[1].kind == tmField {
+		tr := []string{pos}
+		if !c.tilde {
+			tr = append(tr, rule.TCased)
+		}
+		return p.leaf(c.args[0], rule.FieldRef, []rule.Value{{S: c.args[1].field}}, tr, op)
+	}
 	var vals []rule.Value
 	for _, a := range c.args[1:] {
 		if a.kind != tmLit && !(a.kind == tmList && a.listOK) {
 			return p.opaque(c.start, c.end, "eql/function", c.fn+" with computed arguments is not modeled")
 		}
 		vals = append(vals, a.vals...)
-	}
-	op := c.fn
-	if c.tilde {
-		op += "~"
 	}
 	f := c.args[0]
 	cased := !c.tilde && kind != rule.CIDR

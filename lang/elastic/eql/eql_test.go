@@ -78,8 +78,11 @@ func TestPredicateSemantics(t *testing.T) {
 			[]string{`process.name glob a*b [cased]`, `process.name starts_with c [cased]`}},
 		{"ranges", `process where process.args_count >= 2 and file.size < -1`,
 			[]string{`process.args_count ge 2 []`, `file.size lt -1 []`}},
-		{"field against field", `process where process.name == process.parent.name`,
-			[]string{`process.name fieldref process.parent.name []`}},
+		{"field against field", `process where process.name == process.parent.name and process.name : process.Ext.effective_parent.name`,
+			[]string{`process.name fieldref process.parent.name [cased]`, `process.name fieldref process.Ext.effective_parent.name []`}},
+		// rules/windows/*: startswith~(process.Ext.effective_parent.name, process.parent.name).
+		{"function on two fields", `process where startswith~(process.Ext.effective_parent.name, process.parent.name) and stringContains(process.executable, process.command_line)`,
+			[]string{`process.Ext.effective_parent.name fieldref process.parent.name [startswith]`, `process.executable fieldref process.command_line [contains,cased]`}},
 		// rules/integrations/azure/persistence_entra_id_device_registration_to_prt_chain.toml
 		{"backquoted segment", "any where azure.target_resources.`0`.display_name like \"DESKTOP-*\"",
 			[]string{"azure.target_resources.`0`.display_name starts_with DESKTOP- [cased]"}},
