@@ -21,7 +21,9 @@
 //     tokens (Term keeps the value's own punctuation, so it is stricter there), and the
 //     analyzers keep some characters inside tokens ('-', '_', and '.' between letters
 //     for the standard tokenizer) where Term sees a boundary (broader there). Several
-//     bare words are OR-ed, as a match query does.
+//     bare words are OR-ed, as a match query does. A wildcard on a text field (none in
+//     the rules today) is read like one on a keyword field but without TCased, though
+//     Elasticsearch applies it to single tokens.
 //   - Kibana wildcards: only `*`, and only in unquoted values (a quoted `*` is literal).
 //     `x*` is starts_with, `*x` ends_with, `*x*` match, other patterns glob, `field : *`
 //     is is_not_null. Lucene also has `?`, anchored `/regex/` (written as ^(?:re)$
