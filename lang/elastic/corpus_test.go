@@ -87,6 +87,10 @@ func TestCorpus(t *testing.T) {
 				continue
 			}
 			withQuery++
+			// Stage 0 is located at the query's first line in the file.
+			if first := firstLine(r.Body); first != "" && !strings.Contains(lineAt(data, r.Stages[0].Pos.Line), first) {
+				t.Errorf("%s: stage 0 at line %d, which does not hold the query's first line %q", rel, r.Stages[0].Pos.Line, first)
+			}
 			lf := byLang[r.BodyLang]
 			if lf == nil {
 				lf = &langFigures{}
@@ -155,4 +159,21 @@ func firstError(r *rule.Rule) string {
 		}
 	}
 	return "no stage"
+}
+
+func firstLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			return l
+		}
+	}
+	return ""
+}
+
+func lineAt(data []byte, n int) string {
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	return lines[n-1]
 }

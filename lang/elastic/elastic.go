@@ -126,12 +126,25 @@ func (f *file) errAt(table, key, code, msg string) rule.Diagnostic {
 // so this reads the lines as written; it is enough for the flat tables rules use.
 func (f *file) keyLine(table, key string) int {
 	cur := ""
+	inString := "" // the delimiter of the multi-line string the line is in
 	for i, start := range f.lines {
 		end := len(f.text)
 		if i+1 < len(f.lines) {
 			end = f.lines[i+1]
 		}
 		l := strings.TrimSpace(f.text[start:end])
+		if inString != "" {
+			// A query line such as `[process where ...]` is not a table header.
+			if strings.Count(l, inString)%2 == 1 {
+				inString = ""
+			}
+			continue
+		}
+		for _, d := range []string{"'''", `"""`} {
+			if strings.Count(l, d)%2 == 1 {
+				inString = d
+			}
+		}
 		if strings.HasPrefix(l, "[") {
 			cur = strings.Trim(l, "[] \t")
 			if key == "" && cur == table {
