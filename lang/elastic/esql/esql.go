@@ -8,8 +8,9 @@
 //     Computed.Stage are 1-based positions in Query.Stages; a caller that puts stages
 //     before them shifts both.
 //   - Root is the AND of the WHERE filters before the first STATS (or INLINE STATS,
-//     LOOKUP JOIN): the rows there are still events. Conjuncts that read a computed
-//     column stay in their stage only.
+//     LOOKUP JOIN, or ENRICH without WITH, whose columns we cannot name): the rows
+//     there are still events. Conjuncts that read a computed column stay in their stage
+//     only.
 //   - Computed columns: EVAL and STATS targets, DISSECT and GROK keys, ENRICH WITH
 //     columns, and expressions compared inline (length(x) > 200 is a predicate on the
 //     column "length(x)", recorded with its definition). Predicates on them never reach
@@ -79,8 +80,10 @@ type reader struct {
 	computed map[string]string  // column name → definition
 	alias    map[string]operand // EVAL/RENAME columns that are a raw field, maybe case-folded
 	expanded map[string]bool    // fields MV_EXPANDed so far
-	// eventLevel: no aggregating command seen yet; rows are events.
-	aggregated bool
+	// notEvents: a STATS or LOOKUP JOIN was read, so rows are no longer single events,
+	// or an ENRICH without WITH added columns we cannot name; later filters stay out of
+	// Root either way.
+	notEvents  bool
 	groupKeys  map[string]bool // group keys of the last STATS
 	statsStage int             // index in Stages of the last STATS
 	statsAggs  map[string]*ex  // aggregate columns of the last STATS → their expression
@@ -213,7 +216,7 @@ func (r *reader) lowerCommand(c command) rule.Stage {
 		r.assignments(c, "eval")
 	case "stats", "inline stats", "inlinestats":
 		r.stats(c)
-		r.aggregated = true
+		r.notEvents = true
 	case "rename":
 		r.rename(c)
 	case "dissect", "grok":
@@ -226,7 +229,7 @@ func (r *reader) lowerCommand(c command) rule.Stage {
 		r.enrich(c)
 	case "lookup join", "lookup":
 		// Columns of the lookup index join the rows; any later field may come from it.
-		r.aggregated = true
+		r.notEvents = true
 	case "completion":
 		if len(c.toks) > 2 && c.toks[0].kind == tIdent && c.toks[1].kind == tOp && c.toks[1].val == "=" {
 			r.compute(c.toks[0].val, argText)
@@ -454,7 +457,9 @@ func (r *reader) enrich(c command) {
 			return
 		}
 	}
-	// Without WITH, every column of the policy is added; we cannot name them.
+	// Without WITH, every enrich field of the policy is added and we cannot name them:
+	// a later filter may read one, so none reaches Root.
+	r.notEvents = true
 }
 
 // where lowers a WHERE: the stage gets the whole condition; Root gets the conjuncts
@@ -469,12 +474,12 @@ func (r *reader) where(c command, st *rule.Stage) {
 		n := &rule.Node{Op: rule.OpOpaque, Text: strings.TrimSpace(r.text(c.toks[0].s, c.e)), Pos: r.pos(c.toks[0].s)}
 		r.warn(p.errAt, "syntax", "where: "+p.err)
 		st.Node = n
-		if !r.aggregated {
+		if !r.notEvents {
 			r.root = append(r.root, n)
 		}
 		return
 	}
-	if r.aggregated && r.statsAggs != nil && r.readsAggregate(x) {
+	if r.notEvents && r.statsAggs != nil && r.readsAggregate(x) {
 		r.q.Aggregation = true
 		s := &r.q.Stages[r.statsStage]
 		if s.Aggregation == nil {
@@ -491,7 +496,7 @@ func (r *reader) where(c command, st *rule.Stage) {
 			continue
 		}
 		parts = append(parts, n)
-		if !r.aggregated && !r.readsComputed(cj) {
+		if !r.notEvents && !r.readsComputed(cj) {
 			r.root = append(r.root, n)
 		}
 	}
