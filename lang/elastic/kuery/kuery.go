@@ -38,6 +38,9 @@
 //   - Nested `field : { q }` prefixes q's fields with `field.`. The condition that all
 //     of q holds on one nested object has no IR form, so q reads as independent
 //     conditions (broader), with a warning unless q is a single predicate.
+//   - A value without a field searches every field; it reads as a rule.Keyword
+//     predicate, which is broader (Kibana matches whole keyword values and text
+//     phrases, not any substring of the event).
 //   - A field name with `*` (azure.auditlogs.properties.target_resources.*.display_name)
 //     is kept as written: Kibana expands it to every mapped field it matches, OR-ed; a
 //     consumer that does not expand patterns finds no such field.
