@@ -182,3 +182,30 @@ func TestBrokenFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestDetect(t *testing.T) {
+	read := func(elem ...string) []byte {
+		data, err := os.ReadFile(corpustest.Path(t, elem...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	bitsRule := read("elastic", "detection-rules", "rules_building_block", "command_and_control_bitsadmin_activity.toml")
+	tests := []struct {
+		name, path string
+		data       []byte
+		want       bool
+	}{
+		{"rule", "rules_building_block/command_and_control_bitsadmin_activity.toml", bitsRule, true},
+		{"hunt", "hunting/linux/queries/persistence_via_cron.toml", read("elastic", "detection-rules", "hunting", "linux", "queries", "persistence_via_cron.toml"), true},
+		{"rule text under another extension", "x.yml", bitsRule, false},
+		{"schema", "schemas/ecs_flat-9.5.0.json", read("elastic", "detection-rules", "schemas", "ecs_flat-9.5.0.json"), false},
+		{"other TOML", "pyproject.toml", []byte("[project]\nname = \"rule\"\n[tool.rule]\n"), false},
+	}
+	for _, tc := range tests {
+		if got := (Parser{}).Detect(tc.path, tc.data); got != tc.want {
+			t.Errorf("%s: Detect(%s) = %v, want %v", tc.name, tc.path, got, tc.want)
+		}
+	}
+}
