@@ -84,7 +84,7 @@ func TestRealRules(t *testing.T) {
 	})
 	t.Run("machine learning rule", func(t *testing.T) {
 		r := parseFile(t, "rules/integrations/gcp/ml_gcp_rare_method_by_city.toml")[0]
-		if r.Body != "" || len(r.Diagnostics) != 0 || len(r.Stages) != 1 || r.Stages[0].Kind != rule.StageOpaque ||
+		if r.Body != "" || len(r.Diagnostics) != 0 || len(r.Stages) != 1 || r.Stages[0].Kind != rule.StageOpaque || r.Stages[0].Index != 1 ||
 			!strings.Contains(r.Stages[0].Text, "gcp_audit_rare_method_for_a_city_ea") {
 			t.Errorf("ML rule: body %q, diags %v, stages %+v", r.Body, r.Diagnostics, r.Stages)
 		}

@@ -248,7 +248,8 @@ func (f *file) machineLearning(r *rule.Rule, rt map[string]any) {
 	if th != "" {
 		text += " with anomaly score >= " + th
 	}
-	r.Stages = append(r.Stages, rule.Stage{Index: len(r.Stages), Kind: rule.StageOpaque, Label: "machine learning", Op: "machine_learning",
+	// There is no condition to show as Stage 0: the job is Stage 1.
+	r.Stages = append(r.Stages, rule.Stage{Index: max(len(r.Stages), 1), Kind: rule.StageOpaque, Label: "machine learning", Op: "machine_learning",
 		Text: text, Pos: rule.Pos{File: f.src.Path, Line: f.keyLine("rule", "machine_learning_job_id")}})
 }
 
