@@ -73,25 +73,35 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// product names the platform as Sigma's logsource product does.
+// product names the platform as Sigma's logsource product does. A rule for several
+// operating systems gets windows when it is one of them (the event catalog describes
+// Windows events), else the first named.
 func product(oses, tags, integrations []string) string {
-	for _, o := range oses {
-		switch o {
-		case "windows", "linux", "macos":
-			return o
-		}
-	}
-	for _, t := range tags {
-		if os, ok := strings.CutPrefix(t, "OS: "); ok {
-			switch strings.ToLower(os) {
+	pick := func(list []string) string {
+		first := ""
+		for _, o := range list {
+			switch o {
 			case "windows":
-				return "windows"
-			case "linux":
-				return "linux"
-			case "macos":
-				return "macos"
+				return o
+			case "linux", "macos":
+				if first == "" {
+					first = o
+				}
 			}
 		}
+		return first
+	}
+	if p := pick(oses); p != "" {
+		return p
+	}
+	var tagged []string
+	for _, t := range tags {
+		if os, ok := strings.CutPrefix(t, "OS: "); ok {
+			tagged = append(tagged, strings.ToLower(os))
+		}
+	}
+	if p := pick(tagged); p != "" {
+		return p
 	}
 	for _, in := range integrations {
 		switch strings.ToLower(in) {
