@@ -58,9 +58,9 @@ type facts struct {
 // spelling (Sigma EventID/Channel/Provider_Name, Sentinel Event's EventLog/Source,
 // Splunk EventCode/LogName/SourceName).
 var (
-	pinID       = map[string]bool{"eventid": true, "eventcode": true, "event_id": true, "event.code": true}
-	pinChannel  = map[string]bool{"channel": true, "eventlog": true, "logname": true, "event_log": true}
-	pinProvider = map[string]bool{"provider_name": true, "providername": true, "provider": true, "sourcename": true}
+	pinID       = map[string]bool{"eventid": true, "eventcode": true, "event_id": true, "event.code": true, "winlog.event_id": true}
+	pinChannel  = map[string]bool{"channel": true, "eventlog": true, "logname": true, "event_log": true, "winlog.channel": true}
+	pinProvider = map[string]bool{"provider_name": true, "providername": true, "provider": true, "sourcename": true, "winlog.provider_name": true}
 )
 
 func ruleFacts(r *rule.Rule) facts {
@@ -154,8 +154,44 @@ func (c *Catalog) RouteRule(r *rule.Rule) []Target {
 		return c.kqlTargets(r, f)
 	case rule.Splunk:
 		return c.splTargets(r, f)
+	case rule.Elastic:
+		return c.ecsTargets(r, f)
 	}
 	return c.sigmaTargets(r, f)
+}
+
+// ecsTargets routes an Elastic rule by the Sigma log source its parser derived (product,
+// category), checking the ECS fields it tests through their canonical names
+// (process.executable is Image, so 4688's NewProcessName). ECS fields with no Windows
+// event counterpart (host.os.type, event.type) are not checked.
+func (c *Catalog) ecsTargets(r *rule.Rule, f facts) []Target {
+	ls := r.LogSource
+	if p := strings.ToLower(ls.Product); p != "" && p != "windows" {
+		return nil
+	}
+	base := c.Route(rule.LogSource{Product: ls.Product, Category: ls.Category})
+	for i := range base {
+		if base[i].Via == "" {
+			base[i].Via = ViaLogSource
+			if base[i].Native {
+				base[i].Via = ViaNative
+			}
+		}
+	}
+	if len(f.ids) > 0 {
+		return c.pinned(f, base)
+	}
+	fm := fieldmap.Default()
+	ctx := fieldmap.Contexts(r)
+	canon := func(col string) (string, bool) {
+		e, ok := fm.Lookup(ctx, col)
+		if !ok {
+			return "", false
+		}
+		return e.Canonical, true
+	}
+	base = narrowProvider(base, f)
+	return withCanon(c.fit(base, f.fields, canon), canon)
 }
 
 // Coverage lists the events a rule can match (issue 5): Provider | Event ID | Title.
