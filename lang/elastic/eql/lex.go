@@ -31,7 +31,8 @@ type token struct {
 // lex splits q into tokens. It never fails: a character it does not know becomes a
 // tBad token that the parser reports where it stands.
 func lex(q string) []token {
-	var out []token
+	// Rule queries average a token per 5 to 6 bytes.
+	out := make([]token, 0, len(q)/5+4)
 	i := 0
 	for i < len(q) {
 		c := q[i]
