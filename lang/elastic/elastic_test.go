@@ -209,3 +209,67 @@ func TestDetect(t *testing.T) {
 		}
 	}
 }
+
+func TestWildcardQuery(t *testing.T) {
+	tests := []struct {
+		in   string
+		kind rule.Kind
+		s    string
+		wild bool
+	}{
+		{`?:\\Program Files\\Modules\\*`, rule.Glob, `?:\Program Files\Modules\\*`, true},
+		{`C:\\Windows\\*`, rule.StartsW, `C:\Windows\`, false},
+		{`*\\evil.exe`, rule.EndsW, `\evil.exe`, false},
+		{`*mimi*`, rule.Match, `mimi`, false},
+		{`a\*b*`, rule.StartsW, `a*b`, false}, // an escaped star is literal
+		{`a\*b*c`, rule.Glob, `a\*b*c`, true},
+		{`*`, rule.IsNotNull, ``, false},
+		{`exact`, rule.Eq, `exact`, false},
+	}
+	for _, tc := range tests {
+		kind, v := wildcardQuery(tc.in)
+		if kind != tc.kind || v.S != tc.s || v.Wild != tc.wild {
+			t.Errorf("wildcardQuery(%q) = %s %q wild=%v, want %s %q wild=%v", tc.in, kind, v.S, v.Wild, tc.kind, tc.s, tc.wild)
+		}
+	}
+}
+
+// Kibana filters saved with a rule are exclusions AND-ed with its query.
+func TestFilters(t *testing.T) {
+	r := parseFile(t, "rules/_deprecated/defense_evasion_posh_obfuscation.toml")[0]
+	var got []string
+	for _, st := range r.Stages {
+		if !strings.HasPrefix(st.Label, "filter") {
+			continue
+		}
+		p := rule.Preds(st.Node)
+		if len(p) != 1 || !p[0].Negated || !st.Negated {
+			t.Fatalf("filter stage %+v: want one negated predicate", st)
+		}
+		got = append(got, fmt.Sprintf("%d %s %s %s %v", st.Pos.Line, p[0].Pred.Field, p[0].Pred.Kind, p[0].Pred.Values[0].S, p[0].Pred.Transforms))
+	}
+	// Lines 104, 111, 118: wildcard queries with case_insensitive = true.
+	want := []string{
+		`104 file.directory glob ?:\Program Files\WindowsPowerShell\Modules\\* []`,
+		`111 file.directory glob ?:\Program Files (x86)\WindowsPowerShell\Modules\\* []`,
+		`118 file.path glob ?:\ProgramData\Microsoft\Windows Defender Advanced Threat Protection\Downloads\\* []`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("filters\n got %q\nwant %q", got, want)
+	}
+	excluded := 0
+	for _, pp := range rule.Preds(r.Root) {
+		if pp.Negated && strings.HasPrefix(pp.Pred.Field, "file.") {
+			excluded++
+		}
+	}
+	if excluded != 3 {
+		t.Errorf("Root holds %d of the 3 filter exclusions", excluded)
+	}
+	// A top-level exists filter, negated: the field must be absent.
+	r = parseFile(t, "rules/_deprecated/apm_null_user_agent.toml")[0]
+	last := r.Stages[len(r.Stages)-1]
+	if p := rule.Preds(last.Node); len(p) != 1 || p[0].Pred.Field != "user_agent.original" || p[0].Pred.Kind != rule.IsNotNull || !p[0].Negated {
+		t.Errorf("exists filter stage %+v", last)
+	}
+}

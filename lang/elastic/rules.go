@@ -89,6 +89,7 @@ func (f *file) rule(meta, rt map[string]any) *rule.Rule {
 		at := f.valuePositions("rule", "query", 1)[0]
 		f.query(r, lang, q, at)
 	}
+	f.filters(r, rt)
 	switch r.Type {
 	case "threshold":
 		f.threshold(r, rt)
@@ -513,4 +514,180 @@ func shorten(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// filters reads [[rule.filters]], Kibana filters saved with the rule: Elasticsearch
+// wildcard and exists queries, negated when meta.negate is set. Each is AND-ed with the
+// query, as Kibana does, and shown as a stage of its own.
+func (f *file) filters(r *rule.Rule, rt map[string]any) {
+	for i, fl := range tables(rt, "filters") {
+		meta, _ := fl["meta"].(map[string]any)
+		if meta != nil && meta["disabled"] == true {
+			continue
+		}
+		pos := rule.Pos{File: f.src.Path, Line: f.headerLine("rule.filters", i)}
+		q, _ := fl["query"].(map[string]any)
+		if q == nil {
+			q = fl // older filters keep the query at the top level
+		}
+		var n *rule.Node
+		var text string
+		if wc, ok := q["wildcard"].(map[string]any); ok && len(wc) == 1 {
+			for field, v := range wc {
+				spec, _ := v.(map[string]any)
+				val := str(spec, "value")
+				if spec == nil {
+					val = fmt.Sprint(v)
+				}
+				kind, value := wildcardQuery(val)
+				var tr []string
+				if spec == nil || spec["case_insensitive"] != true {
+					tr = []string{rule.TCased}
+				}
+				if kind == rule.IsNotNull {
+					tr = nil
+				}
+				p := &rule.Pred{Field: field, Kind: kind, Transforms: tr, Native: field + " wildcard", Pos: pos}
+				if kind != rule.IsNotNull {
+					p.Values = []rule.Value{value}
+				}
+				n = rule.Leaf(p)
+				text = fmt.Sprintf("%s: wildcard %q", field, val)
+			}
+		} else if ex, ok := q["exists"].(map[string]any); ok && str(ex, "field") != "" {
+			field := str(ex, "field")
+			n = rule.Leaf(&rule.Pred{Field: field, Kind: rule.IsNotNull, Native: field + " exists", Pos: pos})
+			text = field + ": exists"
+		} else {
+			r.Diagnostics = append(r.Diagnostics, rule.Diagnostic{Severity: rule.Warning, Code: "elastic/filter/unsupported", Pos: pos,
+				Message: "Kibana filter is not a wildcard or exists query; kept as text"})
+			n = &rule.Node{Op: rule.OpOpaque, Text: fmt.Sprint(q), Pos: pos}
+			text = fmt.Sprint(q)
+		}
+		st := rule.Stage{Index: len(r.Stages), Kind: rule.StageSelection, Label: "filter " + shorten(text, 60), Text: text, Node: n, Pos: pos}
+		if meta != nil && meta["negate"] == true {
+			st.Node = rule.Not(n)
+			st.Negated = true
+			st.Label = "filter not " + shorten(text, 60)
+		}
+		if n.Op == rule.OpOpaque {
+			st.Kind = rule.StageOpaque
+		}
+		r.Stages = append(r.Stages, st)
+		if r.Root != nil {
+			r.Root = rule.And(append(andChildren(r.Root), st.Node)...)
+		}
+	}
+}
+
+func andChildren(n *rule.Node) []*rule.Node {
+	if n.Op == rule.OpAnd {
+		return append([]*rule.Node(nil), n.Children...)
+	}
+	return []*rule.Node{n}
+}
+
+// wildcardQuery reads the pattern of an Elasticsearch wildcard query (`*` any run, `?`
+// one character, backslash escapes the next character) as a kind and value.
+func wildcardQuery(s string) (rule.Kind, rule.Value) {
+	type seg struct {
+		lit  string
+		wild byte // '*' or '?' when not a literal
+	}
+	var segs []seg
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			segs = append(segs, seg{lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s):
+			i++
+			lit.WriteByte(s[i])
+		case c == '*' || c == '?':
+			flush()
+			segs = append(segs, seg{wild: c})
+		default:
+			lit.WriteByte(c)
+		}
+	}
+	flush()
+	// Leading and trailing stars around one literal are the simple kinds.
+	inner := segs
+	lead, trail := false, false
+	for len(inner) > 0 && inner[0].wild == '*' {
+		inner, lead = inner[1:], true
+	}
+	for len(inner) > 0 && inner[len(inner)-1].wild == '*' {
+		inner, trail = inner[:len(inner)-1], true
+	}
+	switch {
+	case len(inner) == 0 && (lead || trail):
+		return rule.IsNotNull, rule.Value{}
+	case len(inner) == 0:
+		return rule.Eq, rule.Value{S: ""}
+	case len(inner) == 1 && inner[0].wild == 0:
+		v := rule.Value{S: inner[0].lit}
+		switch {
+		case lead && trail:
+			return rule.Match, v
+		case lead:
+			return rule.EndsW, v
+		case trail:
+			return rule.StartsW, v
+		}
+		return rule.Eq, v
+	}
+	// In ruledex glob syntax a backslash is literal unless it precedes *, ? or \, so only
+	// those backslashes are doubled; literal * and ? are escaped.
+	type out struct {
+		c    byte
+		wild bool
+	}
+	var cs []out
+	for _, sg := range segs {
+		if sg.wild != 0 {
+			cs = append(cs, out{sg.wild, true})
+			continue
+		}
+		for i := 0; i < len(sg.lit); i++ {
+			cs = append(cs, out{sg.lit[i], false})
+		}
+	}
+	var b strings.Builder
+	for i, c := range cs {
+		switch {
+		case c.wild:
+			b.WriteByte(c.c)
+		case c.c == '*' || c.c == '?':
+			b.WriteByte('\\')
+			b.WriteByte(c.c)
+		case c.c == '\\' && i+1 < len(cs) && (cs[i+1].c == '*' || cs[i+1].c == '?' || cs[i+1].c == '\\'):
+			b.WriteString(`\\`)
+		default:
+			b.WriteByte(c.c)
+		}
+	}
+	return rule.Glob, rule.Value{S: b.String(), Wild: true}
+}
+
+// headerLine returns the line of the n-th (from 0) `[[table]]` header, or 1.
+func (f *file) headerLine(table string, n int) int {
+	seen := 0
+	for i, start := range f.lines {
+		end := len(f.text)
+		if i+1 < len(f.lines) {
+			end = f.lines[i+1]
+		}
+		if strings.TrimSpace(f.text[start:end]) == "[["+table+"]]" {
+			if seen == n {
+				return i + 1
+			}
+			seen++
+		}
+	}
+	return 1
 }
