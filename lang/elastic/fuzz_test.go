@@ -24,6 +24,8 @@ func FuzzTOML(f *testing.F) {
 		"[hunt]\nquery = ['''a''', \"b\"]\nlanguage = [\"EQL\", \"ES|QL\"]\nuuid = \"u\"\n",
 		"[rule]\ntype = \"new_terms\"\n[rule.new_terms]\nvalue = \"x\"\nhistory_window_start = 1\n",
 		"[metadata]\n[rule]\nlanguage = \"eql\"\nquery = \"\"\"sequence [\"\"\"\n",
+		"[rule]\nlanguage = \"kuery\"\nquery = \"a:b\"\n[[rule.filters]]\nmeta = {negate = true}\n[rule.filters.query.wildcard.\"f\"]\nvalue = \"a\\\\*?\"\n" +
+			"[[rule.filters]]\nexists = {field = \"g\"}\n[[rule.filters]]\nquery = {match = 1}\nmeta = {disabled = false}\n",
 	} {
 		f.Add([]byte(s))
 	}
