@@ -97,6 +97,10 @@ func TestRealRules(t *testing.T) {
 		if setting(r, "new_terms.fields") != "process.code_signature.subject_name" || setting(r, "new_terms.history_window_start") != "now-10d" {
 			t.Errorf("settings %+v", r.Settings)
 		}
+		// [rule.investigation_fields] lists 17 fields from @timestamp to process.Ext.token.elevation_level.
+		if len(r.Outputs) != 17 || r.Outputs[0] != "@timestamp" || r.Outputs[16] != "process.Ext.token.elevation_level" {
+			t.Errorf("outputs %v", r.Outputs)
+		}
 		last := r.Stages[len(r.Stages)-1]
 		if last.Kind != rule.StageAggregation || last.Aggregation == nil || last.Aggregation.Timespan != "10d" || r.BodyLang != "kuery" {
 			t.Errorf("last stage %+v, body_lang %q", last, r.BodyLang)
@@ -117,6 +121,9 @@ func TestRealRules(t *testing.T) {
 	})
 	t.Run("threshold rule with cardinality", func(t *testing.T) {
 		r := parseFile(t, "rules/_deprecated/multiple_alerts_different_tactics_host.toml")[0]
+		if len(r.Outputs) != 0 {
+			t.Errorf("outputs %v, the rule has no investigation_fields", r.Outputs)
+		}
 		if r.Status != "deprecated" || setting(r, "threshold.field") != "host.id, host.name" || setting(r, "threshold.value") != "2" ||
 			setting(r, "threshold.cardinality") != "kibana.alert.rule.threat.tactic.id >= 3" {
 			t.Errorf("status %q settings %+v", r.Status, r.Settings)

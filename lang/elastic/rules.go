@@ -66,6 +66,10 @@ func (f *file) rule(meta, rt map[string]any) *rule.Rule {
 			r.Settings = append(r.Settings, rule.Setting{Name: "alert_suppression.duration", Value: str(d, "value") + str(d, "unit")})
 		}
 	}
+	// The fields an analyst is shown with each alert, as Sentinel's custom details are.
+	if inv, ok := rt["investigation_fields"].(map[string]any); ok {
+		r.Outputs = strs(inv, "field_names")
+	}
 	// Metadata with no IR slot, kept verbatim.
 	extra := func(m map[string]any, keys ...string) {
 		for _, k := range keys {
