@@ -124,3 +124,45 @@ func TestIndicatorsOfARule(t *testing.T) {
 		}
 	}
 }
+
+// TestECSKeysAgreeWithSigma: Elastic rules name fields in ECS; in the contexts an Elastic
+// rule gets (fieldmap.Contexts), their tests must count with the Sigma ones.
+func TestECSKeysAgreeWithSigma(t *testing.T) {
+	m := Default()
+	proc := Contexts(&rule.Rule{Language: rule.Elastic, LogSource: rule.LogSource{Category: "process_creation"}})
+	file := Contexts(&rule.Rule{Language: rule.Elastic, LogSource: rule.LogSource{Category: "file_event"}})
+	none := Contexts(&rule.Rule{Language: rule.Elastic})
+	for _, tc := range []struct {
+		ctx        []string
+		field      string
+		kind       rule.Kind
+		transforms []string
+		value      string
+		sigmaField string
+		sigmaKind  rule.Kind
+		sigmaValue string
+	}{
+		{proc, "process.name", rule.Eq, nil, "BITSADMIN.exe", "Image", rule.EndsW, `\bitsadmin.exe`},
+		{none, "process.name", rule.Eq, nil, "bitsadmin.exe", "Image", rule.EndsW, `\bitsadmin.exe`},
+		{proc, "process.executable", rule.EndsW, nil, `\bitsadmin.exe`, "Image", rule.EndsW, `\bitsadmin.exe`},
+		{proc, "process.command_line", rule.Match, nil, "/transfer", "CommandLine", rule.Match, "/transfer"},
+		{proc, "process.parent.name", rule.Eq, nil, "winword.exe", "ParentImage", rule.EndsW, `\winword.exe`},
+		{proc, "process.pe.original_file_name", rule.Eq, nil, "bitsadmin.exe", "OriginalFileName", rule.Eq, "bitsadmin.exe"},
+		{file, "file.path", rule.StartsW, nil, `C:\Windows\Temp\`, "TargetFilename", rule.StartsW, `C:\Windows\Temp\`},
+		{file, "file.name", rule.Eq, nil, "x.dll", "TargetFilename", rule.EndsW, `\x.dll`},
+		{none, "winlog.event_id", rule.Eq, nil, "4688", "EventID", rule.Eq, "4688"},
+		{none, "dns.question.name", rule.EndsW, nil, ".onion", "QueryName", rule.EndsW, ".onion"},
+		{none, "winlog.event_data.ServiceFileName", rule.Match, nil, "cmd.exe", "ServiceFileName", rule.Match, "cmd.exe"},
+	} {
+		_, want := m.IndicatorKey(nil, tc.sigmaField, tc.sigmaKind, nil, tc.sigmaValue)
+		if _, got := m.IndicatorKey(tc.ctx, tc.field, tc.kind, tc.transforms, tc.value); got != want {
+			t.Errorf("%s %s %q in %v: key %q, want %q", tc.field, tc.kind, tc.value, tc.ctx, got, want)
+		}
+	}
+	// process.args is an array: its elements are tokens, so `process.args : "/transfer"`
+	// (transform elem) must not count as CommandLine contains /transfer.
+	_, sub := m.IndicatorKey(nil, "CommandLine", rule.Match, nil, "/transfer")
+	if _, k := m.IndicatorKey(proc, "process.args", rule.Eq, []string{rule.TElem}, "/transfer"); k == sub {
+		t.Error("process.args element equality counted as a CommandLine substring")
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/lang/elastic"
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
@@ -16,5 +17,6 @@ func parsers() []ingest.Parser {
 		&spl.Parser{},
 		kql.Parser{},
 		yaral.Parser{},
+		elastic.Parser{},
 	}
 }
