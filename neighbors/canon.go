@@ -183,6 +183,9 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 			kind = rule.Eq
 		}
 		atomCased, atomTs, wild := cased, transforms, v.Wild
+		if wild {
+			val = rule.NormalizeGlob(val)
+		}
 		if kind == rule.Regex {
 			kind, val, atomCased, atomTs = regexAtom(p, val)
 			wild = false
@@ -213,6 +216,9 @@ func (c *canonicalizer) combine(op cop, kids []*cnode) *cnode {
 		} else {
 			flat = append(flat, k)
 		}
+	}
+	if op == cOr {
+		flat = dropEmptyUnderNull(flat)
 	}
 	sort.Slice(flat, func(i, j int) bool { return flat[i].str < flat[j].str })
 	out := flat[:0]
@@ -328,7 +334,7 @@ func literalRegex(pat string) (rule.Kind, string, bool) {
 	if start {
 		pat = pat[1:]
 	}
-	end := strings.HasSuffix(pat, "$") && !strings.HasSuffix(pat, `\$`)
+	end := strings.HasSuffix(pat, "$") && escapedRun(pat[:len(pat)-1])%2 == 0
 	if end {
 		pat = pat[:len(pat)-1]
 	}
@@ -364,3 +370,35 @@ func literalRegex(pat string) (rule.Kind, string, bool) {
 
 // noCase reports whether case cannot matter for s (no letter changes under folding).
 func noCase(s string) bool { return strings.ToLower(s) == strings.ToUpper(s) }
+
+// escapedRun counts the backslashes at the end of s: an odd count escapes what follows.
+func escapedRun(s string) int {
+	n := 0
+	for n < len(s) && s[len(s)-1-n] == '\\' {
+		n++
+	}
+	return n
+}
+
+// dropEmptyUnderNull removes `f == ""` from an OR that also holds `f is null`: null
+// means absent or empty, so the equality adds nothing. Languages without null (UDM)
+// can only write the second.
+func dropEmptyUnderNull(kids []*cnode) []*cnode {
+	null := map[string]bool{}
+	for _, k := range kids {
+		if k.op == cAtom && k.atom.Kind == rule.IsNull {
+			null[k.atom.Field] = true
+		}
+	}
+	if len(null) == 0 {
+		return kids
+	}
+	out := kids[:0:0]
+	for _, k := range kids {
+		if k.op == cAtom && k.atom.Kind == rule.Eq && k.atom.Value == "" && k.atom.Transforms == "" && null[k.atom.Field] {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}

@@ -103,7 +103,7 @@ var pipelineNeutral = map[string]bool{
 	"source": true, "where": true, "filter": true, "search": true, "project": true,
 	"project-away": true, "project-keep": true, "project-rename": true, "project-reorder": true,
 	"extend": true, "sort": true, "order": true, "render": true, "table": true, "fields": true,
-	"rename": true, "eval": true, "let": true, "tstats": false,
+	"rename": true, "eval": true, "from": true, "keep": true, "drop": true, "let": true, "tstats": false,
 	// YARA-L: a match section alone only groups alerts, outcome only computes columns;
 	// a threshold in the condition is a separate aggregation stage.
 	"match": true, "outcome": true,

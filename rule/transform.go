@@ -308,3 +308,17 @@ func GlobParts(p string) []GlobPart {
 	flush()
 	return out
 }
+
+// NormalizeGlob spells a glob pattern one way: every literal backslash, `*` and `?` is
+// escaped, so `a\b*` and `a\\b*` (the same pattern) compare equal.
+func NormalizeGlob(p string) string {
+	var b strings.Builder
+	for _, g := range GlobParts(p) {
+		if g.Wild != 0 {
+			b.WriteByte(g.Wild)
+			continue
+		}
+		b.WriteString(escapeGlob(g.Lit))
+	}
+	return b.String()
+}

@@ -10,9 +10,11 @@ import (
 
 	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/elastic"
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
+	"github.com/ruledex/ruledex/lang/yaral"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/source"
 )
@@ -28,7 +30,7 @@ type parser interface {
 type rootAware interface{ Begin(root string) error }
 
 func testParsers() []parser {
-	return []parser{sigma.Parser{}, kql.Parser{}, &spl.Parser{}}
+	return []parser{sigma.Parser{}, kql.Parser{}, &spl.Parser{}, elastic.Parser{}, yaral.Parser{}}
 }
 
 // testReader parses a translation back with the parser of its language.
@@ -97,7 +99,9 @@ func TestCorpusRoundTrip(t *testing.T) {
 	rules := loadRules(t, ps,
 		filepath.Join(root, "sigma", "sigmahq", "rules", "windows"),
 		filepath.Join(root, "kql"),
-		filepath.Join(root, "spl", "splunk"))
+		filepath.Join(root, "spl", "splunk"),
+		filepath.Join(root, "elastic", "detection-rules"),
+		filepath.Join(root, "yaral", "chronicle"))
 	fm := fieldmap.Default()
 	read := testReader(ps)
 	type pair struct {
@@ -108,7 +112,7 @@ func TestCorpusRoundTrip(t *testing.T) {
 	reasons := map[pair]map[string]int{}
 	var bad []string
 	for _, r := range rules {
-		for _, to := range []Target{Sigma, KQL, SPL} {
+		for _, to := range Targets {
 			k := pair{r.Language, to}
 			res, err := Translate(fm, r, to, Options{})
 			if err != nil {

@@ -28,7 +28,7 @@ func eqlList(as []atom) (string, bool) {
 			return "", false
 		}
 		lit, literal := globLiteral(a.v)
-		if a.cased || a.field != as[0].field || a.v.Type == rule.Number || literal && strings.ContainsAny(lit, "*?") {
+		if a.cased || a.field != as[0].field || a.v.Type == rule.Number || literal && strings.ContainsAny(lit, "*?") || a.v.Wild && globHasLiteralWild(a.v) {
 			return "", false
 		}
 		vs[i] = eqlString(eqlWildcard(a))
@@ -64,6 +64,12 @@ func writeEQL(w *writer, src *prepared) (string, error) {
 
 func eqlAtom(w *writer, a atom) (string, error) {
 	f := a.field
+	if a.kind == rule.Ne {
+		return "", fail(w.t, "%s: a not-equal test; ruledex does not translate it into EQL, whose `!=` treats missing fields its own way", a.canon)
+	}
+	if a.v.Wild && globHasLiteralWild(a.v) {
+		return "", fail(w.t, "%s: EQL wildcards cannot match a literal * or ? in %q", a.canon, a.v.S)
+	}
 	switch a.kind {
 	case rule.Eq, rule.Ne, rule.Match, rule.StartsW, rule.EndsW, rule.Glob:
 		if a.v.Type == rule.Number && (a.kind == rule.Eq || a.kind == rule.Ne) {
@@ -116,6 +122,16 @@ func eqlAtom(w *writer, a atom) (string, error) {
 		return "", fail(w.t, "%s: EQL regular expressions use Lucene syntax and match whole values; ruledex does not translate RE2 patterns into it", a.canon)
 	}
 	return "", fail(w.t, "%s: EQL translation of %s tests is not supported", a.canon, a.kind)
+}
+
+// globHasLiteralWild reports whether a glob has an escaped (literal) * or ?.
+func globHasLiteralWild(v rule.Value) bool {
+	for _, p := range rule.GlobParts(v.S) {
+		if p.Wild == 0 && strings.ContainsAny(p.Lit, "*?") {
+			return true
+		}
+	}
+	return false
 }
 
 // eqlWildcard writes the value as an EQL wildcard pattern (`*`, `?`).

@@ -74,6 +74,21 @@ func vocabContexts(vocab string, c catInfo) []string {
 	return append(out, vocab)
 }
 
+// logSource is the log source the target's parser gives a translation of category cat,
+// so columns can be checked in the contexts they will be read in.
+func (s *schema) logSource(c catInfo, cat string) rule.LogSource {
+	switch s.target {
+	case KQL:
+		if s.name == "sentinel" {
+			return rule.LogSource{Tables: []string{"SecurityEvent"}}
+		}
+		return rule.LogSource{Tables: []string{c.kqlTable}}
+	case SPL:
+		return rule.LogSource{DataModels: []string{c.cimModel}}
+	}
+	return rule.LogSource{Product: "windows", Category: cat}
+}
+
 // header lines every translated file carries, as comments of the target.
 func provenance(r *rule.Rule) []string {
 	out := []string{

@@ -146,6 +146,7 @@ func Translate(fm *fieldmap.Map, r *rule.Rule, t Target, opts Options) (*Result,
 		return nil, fail(t, "log source %s has no %s equivalent in ruledex's schemas", src.category, t.Display())
 	}
 	w := &writer{fm: fm, t: t, sc: sc, cat: info, lossy: opts.Lossy, assumed: map[string]bool{}}
+	w.readCtx = fieldmap.Contexts(&rule.Rule{Language: t.Language(), LogSource: sc.logSource(info, src.category)})
 	q, err := sc.write(w, src)
 	if err != nil {
 		return nil, err

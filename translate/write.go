@@ -64,6 +64,7 @@ type writer struct {
 	lossy   bool
 	assumed map[string]bool
 	dropped []string
+	readCtx []string // field-map contexts the target's parser will give the translation
 }
 
 // column finds the target schema's name for a canonical field; nameOnly asks for the
@@ -73,6 +74,12 @@ func (w *writer) column(canonical string, nameOnly bool) (string, bool) {
 	for _, ctx := range ctxs {
 		for _, e := range w.fm.Entries {
 			if e.NameOnly == nameOnly && strings.EqualFold(e.Context, ctx) && strings.EqualFold(e.Canonical, canonical) {
+				// The column must read back as the same field where the translation
+				// will be read: a UDM principal.process.file.full_path is the parent
+				// image of a process launch but the acting image of a file event.
+				if back, ok := w.fm.Lookup(w.readCtx, e.Field); !ok || !strings.EqualFold(back.Canonical, canonical) || back.NameOnly != nameOnly {
+					continue
+				}
 				if nameOnly {
 					w.assumed[fmt.Sprintf("%s is the file name of %s (%s)", e.Field, canonical, ctx)] = true
 				} else if !strings.EqualFold(e.Field, canonical) {
@@ -112,9 +119,10 @@ func (w *writer) place(p *rule.Pred, keepEnc bool) ([]atom, rule.Op, error) {
 		case t == rule.TIgnoreCase || t == rule.TMultiline || t == rule.TDotAll:
 			flags = append(flags, t)
 		case t == rule.TElem:
-			if w.t != EQL && w.t != ESQL {
-				return nil, "", fail(w.t, "%s is tested element by element (an array field)", p.Field)
-			}
+			// An array test (ECS process.args) has no column of its own once on
+			// canonical fields; writing it on the command line would be a substring
+			// test, which is not the same.
+			return nil, "", fail(w.t, "%s is tested element by element (an array such as process.args)", p.Field)
 		case rule.IsEncoding(t):
 			enc = append(enc, t)
 		default:
@@ -291,6 +299,7 @@ func trimOuter(s string) string {
 
 // splitTop breaks a top-level AND into lines for readability.
 func splitTop(s, and string) []string {
+	whole := s
 	s = trimOuter(s)
 	var out []string
 	depth, start := 0, 0
@@ -316,6 +325,11 @@ func splitTop(s, and string) []string {
 			start = i + len(sep)
 			i += len(sep) - 1
 		}
+	}
+	if len(out) == 0 {
+		// Not an AND: keep the parentheses, so a top-level OR stays one conjunct
+		// of whatever the caller puts before it.
+		return []string{whole}
 	}
 	return append(out, s[start:])
 }

@@ -36,6 +36,9 @@ func yaralAtom(w *writer, a atom) (string, error) {
 			return f + map[bool]string{true: " = ", false: " != "}[a.kind == rule.Eq] + a.v.S, nil
 		}
 		lit, literal := globLiteral(a.v)
+		if literal && lit == "" {
+			return "", fail(w.t, "%s: UDM cannot tell an empty field from a missing one", a.canon)
+		}
 		if literal {
 			if !a.cased && !noLetters(lit) {
 				nocase = " nocase"
