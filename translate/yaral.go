@@ -139,6 +139,7 @@ func yaralFile(w *writer, r *rule.Rule, src *prepared, events string) string {
 	}
 	meta("description", desc)
 	meta("severity", titleCase(elasticSeverity(r.Severity)))
+	meta("product", "windows")
 	if len(r.Techniques) > 0 {
 		meta("mitre_attack_technique", strings.Join(r.Techniques, ", "))
 	}
