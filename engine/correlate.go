@@ -279,7 +279,8 @@ func ParseTimespan(s string) (time.Duration, error) {
 }
 
 // timeFields are the event fields tried, in order, for an event's time.
-var timeFields = []string{"TimeCreated", "SystemTime", "@timestamp", "timestamp", "UtcTime", "EventTime", "time"}
+// System_TimeCreated: the header time when a data field is also named TimeCreated (logread).
+var timeFields = []string{"System_TimeCreated", "TimeCreated", "SystemTime", "@timestamp", "timestamp", "UtcTime", "EventTime", "time"}
 
 // EventTime returns the event's time, if it carries one.
 func EventTime(ev *event.Event) (time.Time, bool) {

@@ -121,6 +121,11 @@ type Matcher struct {
 	nslots   int
 	chanSlot int32
 	eidSlot  int32
+	// sysChanSlot and sysEidSlot are the header's Channel and EventID when a data field
+	// of the same name took the plain name (logread: UserData/LogFileCleared/Channel);
+	// routing follows the header.
+	sysChanSlot int32
+	sysEidSlot  int32
 	// Prefilter data: every required literal (litKeys) and, per variant, the literals
 	// of its required sets. Automata are built per bucket (see bucket.go).
 	litKeys []litKey
@@ -168,6 +173,8 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 	c := &compiler{m: m, lits: map[litKey]int32{}, placeholders: opts.Placeholders}
 	m.chanSlot = c.slot("Channel")
 	m.eidSlot = c.slot("EventID")
+	m.sysChanSlot = c.slot("System_Channel")
+	m.sysEidSlot = c.slot("System_EventID")
 	var skipped []Skipped
 	for _, r := range rules {
 		if r == nil {
