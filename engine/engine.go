@@ -80,6 +80,14 @@ type Router interface {
 	Routes(ls rule.LogSource) (routes []Route, ok bool)
 }
 
+// RuleRouter is a Router that needs the whole rule, not only its log source: a Sigma
+// log source written as a list (category: [ps_module, ps_script]) keeps the list in
+// Rule.Extra, and each value routes. Compile prefers RoutesFor when the Router has it.
+type RuleRouter interface {
+	Router
+	RoutesFor(r *rule.Rule) (routes []Route, ok bool)
+}
+
 // Options configure Compile.
 type Options struct {
 	// Router routes rules by log source; nil runs every rule on every event.
@@ -194,7 +202,14 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		}
 		routes := []Route{{}}
 		if opts.Router != nil {
-			if rs, ok := opts.Router.Routes(r.LogSource); ok && len(rs) > 0 {
+			var rs []Route
+			var ok bool
+			if rr, isRule := opts.Router.(RuleRouter); isRule {
+				rs, ok = rr.RoutesFor(r)
+			} else {
+				rs, ok = opts.Router.Routes(r.LogSource)
+			}
+			if ok && len(rs) > 0 {
 				routes = rs
 			}
 		}
