@@ -1,7 +1,11 @@
 package logread
 
 import (
+	"bytes"
+	"encoding/binary"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ruledex/ruledex/event"
@@ -126,6 +130,75 @@ func TestHeaderDataCollision(t *testing.T) {
 				if got[i] != tc.want[i] {
 					t.Errorf("field %d: %v, want %v", i, got[i], tc.want[i])
 				}
+			}
+		})
+	}
+}
+
+// TestNothingSilent (item 6): a symlinked log folder (with a link loop inside) is
+// walked, and an EVTX whose first chunk header is zeroed reports the chunk with its
+// offset instead of reading as empty.
+func TestNothingSilent(t *testing.T) {
+	src := corpustest.Path(t, "evtx", "mdecrevoisier", "TA0003-Persistence", "T1197-BITS jobs", "ID4688-BITS transfer initiated.evtx")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(filepath.Join(logs, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, logs, "a.evtx", data)
+	if err := os.Symlink(logs, filepath.Join(logs, "sub", "loop")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(logs, link); err != nil {
+		t.Fatal(err)
+	}
+	zeroed := bytes.Clone(data)
+	first := int(binary.LittleEndian.Uint16(zeroed[40:]))
+	copy(zeroed[first:first+8], make([]byte, 8))
+	bad := writeFile(t, dir, "zeroed.evtx", zeroed)
+
+	tests := []struct {
+		name      string
+		path      string
+		files     int
+		events    int
+		errSubstr string
+	}{
+		{"symlinked folder with a loop", link, 1, 2, ""},
+		{"zeroed first chunk header", bad, 1, 0, "chunk 0 (offset 4096): bad chunk signature"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files, err := Files(tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != tc.files {
+				t.Fatalf("files %v, want %d", files, tc.files)
+			}
+			var evs, errs int
+			var msg string
+			for _, f := range files {
+				e, es := readAll(t, f)
+				evs += len(e)
+				errs += len(es)
+				for _, x := range es {
+					msg += x.Error()
+				}
+			}
+			if evs != tc.events {
+				t.Errorf("%d events, want %d", evs, tc.events)
+			}
+			if tc.errSubstr != "" && !strings.Contains(msg, tc.errSubstr) {
+				t.Errorf("errors %q, want %q", msg, tc.errSubstr)
+			}
+			if tc.errSubstr == "" && errs > 0 {
+				t.Errorf("errors %q", msg)
 			}
 		})
 	}
