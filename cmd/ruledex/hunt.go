@@ -90,16 +90,7 @@ a path that yields no event gets a warning.`,
 			if o.timeline != "" && o.timeline != "csv" && o.timeline != "jsonl" {
 				return withCode(exitUsage, fmt.Errorf("--timeline %q: want csv or jsonl", o.timeline))
 			}
-			stdout := cmd.OutOrStdout()
-			if o.output != "" {
-				f, err := os.Create(o.output)
-				if err != nil {
-					return withCode(exitFailure, fmt.Errorf("-o: %w", err))
-				}
-				defer f.Close()
-				stdout = f
-			}
-			return runHunt(stdout, os.Stderr, args, o)
+			return runHunt(cmd.OutOrStdout(), os.Stderr, args, o)
 		},
 	}
 	f := cmd.Flags()
@@ -193,6 +184,14 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 		fmt.Fprintf(stderr, "ruledex hunt: %v\n", e)
 	}
 
+	if o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return withCode(exitFailure, fmt.Errorf("-o: %w", err))
+		}
+		defer f.Close()
+		stdout = f
+	}
 	format := huntpkg.Text
 	switch {
 	case o.json || o.timeline == "jsonl":
