@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/ruledex/ruledex/logread"
 )
@@ -115,7 +116,7 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 		return nil
 	}
 	line := 0
-	batch := append(make([]byte, 0, batchBytes+64<<10), first...)
+	batch := append(getBatch(), first...)
 	lines := 1
 	flush := func() bool {
 		if len(batch) == 0 {
@@ -123,9 +124,9 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 		}
 		b, base := batch, line
 		line += lines
-		batch, lines = make([]byte, 0, batchBytes+64<<10), 0
+		batch, lines = getBatch(), 0
 		return send(Part{Line: base, Open: func() (logread.Reader, error) {
-			return logread.NewJSONReader(name, bytes.NewReader(b)), nil
+			return &pooled{Reader: logread.NewJSONReader(name, bytes.NewReader(b)), b: b}, nil
 		}})
 	}
 	for {
@@ -174,6 +175,27 @@ func firstLine(br *bufio.Reader) ([]byte, error) {
 func isJSONLine(b []byte) bool {
 	b = bytes.TrimSpace(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")))
 	return len(b) > 1 && b[0] == '{' && b[len(b)-1] == '}' && json.Valid(b)
+}
+
+// batches recycles JSON-lines batch buffers: a fresh 1 MiB buffer per batch is
+// zeroed by the runtime, which costed more than decoding some batches.
+var batches = sync.Pool{New: func() any { return make([]byte, 0, batchBytes+64<<10) }}
+
+func getBatch() []byte { return batches.Get().([]byte)[:0] }
+
+// pooled returns its batch to the pool when the part is done.
+type pooled struct {
+	logread.Reader
+	b []byte
+}
+
+func (p *pooled) Close() error {
+	err := p.Reader.Close()
+	if p.b != nil && cap(p.b) <= 4*batchBytes {
+		batches.Put(p.b[:0])
+	}
+	p.b = nil
+	return err
 }
 
 type closing struct {
