@@ -21,7 +21,15 @@ import (
 //     (repeated); other children (Binary) by their name. An empty Data element gives
 //     X = "" so `X: ''` and `X: null` rules can tell "present but empty".
 //   - UserData and anything below it: leaf elements by their own name, the wrapper
-//     element (LogFileCleared, ...) dropped.
+//     element (LogFileCleared, ...) dropped; attributes of its elements by their own
+//     name too (CAPI2 70: <EventAuxInfo ProcessName="mimikatz.exe"/> -> ProcessName),
+//     xmlns declarations left out.
+//   - A data field (EventData/UserData) named like a System field keeps the name, and
+//     the System copy becomes System_<name> (Eventlog 104: Channel is the cleared log,
+//     System_Channel the log the event is in). Sigma rules mean the data field where
+//     one exists, as SigmaHQ's "Important Windows Eventlog Cleared" and chainsaw's
+//     mappings (Event.UserData.*) read it; the engine routes on System_Channel and
+//     System_EventID when present.
 //   - Other sections (RenderingInfo, ProcessingErrorData, DebugData): Section_Leaf.
 //
 // Names are interned so that repeated records produce identical string headers and
