@@ -327,6 +327,7 @@ type Summary struct {
 	RulesLoaded  int            `json:"rules_loaded"`
 	RulesSkipped []string       `json:"rules_skipped"`
 	Filtered     int            `json:"rules_filtered_out"`
+	RuleWarnings []string       `json:"rule_warnings"`
 	Empty        []string       `json:"inputs_without_events"`
 	ByLevel      map[string]int `json:"by_level"`
 	ByRule       []RuleCount    `json:"by_rule"`
@@ -340,6 +341,9 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 	}
 	if s.Empty == nil {
 		s.Empty = []string{}
+	}
+	if s.RuleWarnings == nil {
+		s.RuleWarnings = []string{}
 	}
 	if s.ByRule == nil {
 		s.ByRule = []RuleCount{}
@@ -362,6 +366,12 @@ func (s *Summary) WriteTable(w io.Writer, verbose bool) {
 	fmt.Fprintf(w, "rules: %d loaded, %d skipped", s.RulesLoaded, len(s.RulesSkipped))
 	if s.Filtered > 0 {
 		fmt.Fprintf(w, ", %d filtered out", s.Filtered)
+	}
+	if n := len(s.RuleWarnings); n > 0 {
+		fmt.Fprintf(w, ", %d parser %s", n, plural(n, "warning", "warnings"))
+		if !verbose {
+			fmt.Fprint(w, " (--verbose lists them)")
+		}
 	}
 	fmt.Fprintln(w)
 	if s.OutOfRange > 0 {
@@ -393,6 +403,11 @@ func (s *Summary) WriteTable(w io.Writer, verbose bool) {
 			break
 		}
 		fmt.Fprintf(w, "  skipped %s\n", x)
+	}
+	if verbose {
+		for _, x := range s.RuleWarnings {
+			fmt.Fprintf(w, "  warning %s\n", x)
+		}
 	}
 	for _, e := range s.Empty {
 		fmt.Fprintf(w, "warning: %s yielded no events\n", e)

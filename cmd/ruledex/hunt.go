@@ -174,11 +174,6 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 		return withCode(exitFailure, err)
 	}
 	h := huntpkg.New(loaded.Rules, opts)
-	if o.verbose {
-		for _, w := range loaded.Warnings {
-			fmt.Fprintf(stderr, "ruledex hunt: rule warning: %s\n", w)
-		}
-	}
 	inputs, bad := huntpkg.Expand(args, os.Stdin)
 	for _, e := range bad {
 		fmt.Fprintf(stderr, "ruledex hunt: %v\n", e)
@@ -241,6 +236,7 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	}
 	sum.RulesSkipped = append(loaded.Skipped, sum.RulesSkipped...)
 	sum.Filtered = loaded.Filtered
+	sum.RuleWarnings = loaded.Warnings
 	sum.OpenFailures += len(bad)
 	sum.Seconds = time.Since(start).Seconds()
 	sum.WriteTable(stderr, o.verbose)
