@@ -286,11 +286,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 		return res
 	}
 	defer r.Close()
-	type pending struct {
-		rec Record
-		seq int
-	}
-	var recs []pending
+	var recs []Record
 	ranged := !o.From.IsZero() || !o.To.IsZero()
 	consecutive := 0
 	for seq := 0; ; seq++ {
@@ -342,7 +338,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 			}
 			res.counts[x.Rule]++
 			if !h.co.Suppressed(x.Rule) {
-				recs = append(recs, pending{rec: eventRecord(x, ev, file, t), seq: seq})
+				recs = append(recs, eventRecord(x, ev, file, t))
 			}
 		}
 		if len(forCorr) > 0 {
@@ -354,17 +350,20 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 			res.corr = append(res.corr, ce)
 		}
 	}
-	// Within a part, records follow event time (stable: record order on ties and for
-	// events without a time).
-	sort.SliceStable(recs, func(i, j int) bool {
-		a, b := recs[i].rec.Time, recs[j].rec.Time
-		if a.IsZero() || b.IsZero() {
-			return false
-		}
-		return a.Before(b)
-	})
+	// Within a part, records follow event time (stable: record order on ties). A part
+	// with events without a time keeps record order: there is nothing to sort them by.
+	timed := true
 	for i := range recs {
-		res.out = out.Encode(res.out, &recs[i].rec)
+		if recs[i].Time.IsZero() {
+			timed = false
+			break
+		}
+	}
+	if timed {
+		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
+	}
+	for i := range recs {
+		res.out = out.Encode(res.out, &recs[i])
 	}
 	return res
 }
