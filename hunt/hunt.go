@@ -289,7 +289,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 	var recs []Record
 	ranged := !o.From.IsZero() || !o.To.IsZero()
 	consecutive := 0
-	for seq := 0; ; seq++ {
+	for {
 		err := r.Next(ev)
 		if err == io.EOF {
 			break
