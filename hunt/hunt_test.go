@@ -11,6 +11,7 @@ import (
 
 	"github.com/ruledex/ruledex/engine"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -183,5 +184,46 @@ func TestEmbeddedRoutingSameAsData(t *testing.T) {
 	data, _ := run(t, rules, inputs, full, Options{})
 	if len(emb) == 0 || strings.Join(ruleIDs(emb), ",") != strings.Join(ruleIDs(data), ",") {
 		t.Errorf("embedded %v, --data %v", ruleIDs(emb), ruleIDs(data))
+	}
+}
+
+// TestLoadRulesEveryParser: the loader asks every registered parser, in order; rules
+// of a language the engine does not run yet are listed as skipped with the reason, and
+// files no parser recognizes are ignored.
+func TestLoadRulesEveryParser(t *testing.T) {
+	kqlFile := corpustest.Path(t, "kql", "reprise99", "Heartbeat", "Heartbeat-NoHeartbeatinTimeframe.kql")
+	sigmaFile := sigmaRule(t, "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (command).yaml")
+	dir := t.TempDir()
+	notes := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notes, []byte("nothing to see"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		paths   []string
+		parsers []Parser
+		rules   int
+		skipped string
+	}{
+		{"sigma and kql", []string{sigmaFile + "," + kqlFile, notes}, []Parser{sigma.Parser{}, kql.Parser{}}, 1, "the engine does not run kusto rules yet"},
+		{"kql parser not registered", []string{kqlFile}, []Parser{sigma.Parser{}}, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := LoadRules(tc.paths, tc.parsers, Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Rules) != tc.rules {
+				t.Errorf("%d rules, want %d", len(l.Rules), tc.rules)
+			}
+			joined := strings.Join(l.Skipped, "\n")
+			if (tc.skipped == "") != (joined == "") || !strings.Contains(joined, tc.skipped) || (tc.skipped != "" && !strings.Contains(joined, kqlFile)) {
+				t.Errorf("skipped %q, want %q naming %s", joined, tc.skipped, kqlFile)
+			}
+		})
+	}
+	if _, err := LoadRules([]string{filepath.Join(dir, "missing")}, []Parser{sigma.Parser{}}, Filter{}); err == nil {
+		t.Error("a missing --rules path is not an error")
 	}
 }
