@@ -336,3 +336,54 @@ func TestSummaryOutputs(t *testing.T) {
 		t.Errorf("summary %+v", m)
 	}
 }
+
+// TestEVTXChunksInParallel: one EVTX file splits into one part per chunk, so a single
+// large log is decoded and matched by every worker; the output does not depend on how
+// many there are.
+func TestEVTXChunksInParallel(t *testing.T) {
+	p := mdecEVTX(t, "Antivirus", "ID1151-Defender health status.evtx")
+	parts := 0
+	if err := FileInput(p).Parts(func(pt Part) bool {
+		parts++
+		r, err := pt.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if parts < 20 {
+		t.Errorf("%d parts for a file of 33 chunks", parts)
+	}
+	h := compileText(t, `title: Defender health
+id: 22222222-2222-2222-2222-222222222222
+level: low
+logsource:
+    product: windows
+    service: windefend
+detection:
+    sel:
+        EventID: 1151
+        RTP state: '%%901'
+    condition: sel
+`)
+	var outs []string
+	for _, w := range []int{1, 2, 3} {
+		var buf bytes.Buffer
+		out := NewOutput(&buf, CSV)
+		sum, err := h.Run([]Input{FileInput(p)}, out, Options{Workers: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Close()
+		if sum.Events != 455 || sum.Matches == 0 || sum.ReadErrors != 0 {
+			t.Errorf("workers %d: %d events, %d matches, %d read errors", w, sum.Events, sum.Matches, sum.ReadErrors)
+		}
+		outs = append(outs, buf.String())
+	}
+	if outs[0] != outs[1] || outs[0] != outs[2] {
+		t.Error("output depends on the number of workers")
+	}
+}
