@@ -325,6 +325,33 @@ func getFold(ev *event.Event, name string) (string, bool) {
 	return "", false
 }
 
+// Reads tells whether Observe may read the event field name (case-insensitively, as it
+// looks fields up): group-by fields and their aliases, value fields and time fields. A
+// caller that keeps matched events until correlation can keep only these fields.
+func (c *Correlator) Reads(name string) bool {
+	for _, t := range timeFields {
+		if strings.EqualFold(t, name) {
+			return true
+		}
+	}
+	for _, a := range c.aggs {
+		if a.field != "" && strings.EqualFold(a.field, name) {
+			return true
+		}
+		for _, g := range a.groupBy {
+			if strings.EqualFold(g, name) {
+				return true
+			}
+			for _, f := range a.aliases[g] {
+				if strings.EqualFold(f, name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // Observe feeds one event and its matches; it returns the alerts the event completes.
 // Events without a time are taken to happen at the last time seen.
 func (c *Correlator) Observe(ev *event.Event, ms []Match, out []Alert) []Alert {

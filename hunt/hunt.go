@@ -55,13 +55,29 @@ type Hunter struct {
 	co        *engine.Correlator
 	feedsCorr map[*rule.Rule]bool
 	skipped   []engine.Skipped
+	readsMu   sync.Mutex
+	readsMemo map[string]bool
+}
+
+// reads memoizes Correlator.Reads per field name (names are few, events many).
+func (h *Hunter) reads(name string) bool {
+	h.readsMu.Lock()
+	defer h.readsMu.Unlock()
+	v, ok := h.readsMemo[name]
+	if !ok {
+		v = h.co.Reads(name)
+		if len(h.readsMemo) < 1<<14 {
+			h.readsMemo[strings.Clone(name)] = v
+		}
+	}
+	return v
 }
 
 // New compiles rules for hunting. Rules that cannot run are returned by Skipped.
 func New(rules []*rule.Rule, opts engine.Options) *Hunter {
 	m, skipped := engine.Compile(rules, opts)
 	co, cskipped := engine.NewCorrelator(m)
-	h := &Hunter{m: m, co: co, feedsCorr: map[*rule.Rule]bool{}, skipped: append(skipped, cskipped...)}
+	h := &Hunter{m: m, co: co, feedsCorr: map[*rule.Rule]bool{}, skipped: append(skipped, cskipped...), readsMemo: map[string]bool{}}
 	for _, r := range m.Rules() {
 		if co.Suppressed(r) {
 			h.feedsCorr[r] = true
@@ -342,10 +358,13 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 			}
 		}
 		if len(forCorr) > 0 {
+			// Only the fields the correlator reads are kept: the copies live until the
+			// end of the scan.
 			ce := corrEvent{matches: forCorr, time: t}
-			ce.ev.File = strings.Clone(file)
 			for _, f := range ev.Fields {
-				ce.ev.Add(strings.Clone(f.Name), strings.Clone(f.Value))
+				if h.reads(f.Name) {
+					ce.ev.Add(strings.Clone(f.Name), strings.Clone(f.Value))
+				}
 			}
 			res.corr = append(res.corr, ce)
 		}
