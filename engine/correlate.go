@@ -279,7 +279,8 @@ func ParseTimespan(s string) (time.Duration, error) {
 }
 
 // timeFields are the event fields tried, in order, for an event's time.
-var timeFields = []string{"TimeCreated", "SystemTime", "@timestamp", "timestamp", "UtcTime", "EventTime", "time"}
+// System_TimeCreated: the header time when a data field is also named TimeCreated (logread).
+var timeFields = []string{"System_TimeCreated", "TimeCreated", "SystemTime", "@timestamp", "timestamp", "UtcTime", "EventTime", "time"}
 
 // EventTime returns the event's time, if it carries one.
 func EventTime(ev *event.Event) (time.Time, bool) {
@@ -322,6 +323,33 @@ func getFold(ev *event.Event, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Reads tells whether Observe may read the event field name (case-insensitively, as it
+// looks fields up): group-by fields and their aliases, value fields and time fields. A
+// caller that keeps matched events until correlation can keep only these fields.
+func (c *Correlator) Reads(name string) bool {
+	for _, t := range timeFields {
+		if strings.EqualFold(t, name) {
+			return true
+		}
+	}
+	for _, a := range c.aggs {
+		if a.field != "" && strings.EqualFold(a.field, name) {
+			return true
+		}
+		for _, g := range a.groupBy {
+			if strings.EqualFold(g, name) {
+				return true
+			}
+			for _, f := range a.aliases[g] {
+				if strings.EqualFold(f, name) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Observe feeds one event and its matches; it returns the alerts the event completes.

@@ -80,6 +80,14 @@ type Router interface {
 	Routes(ls rule.LogSource) (routes []Route, ok bool)
 }
 
+// RuleRouter is a Router that needs the whole rule, not only its log source: a Sigma
+// log source written as a list (category: [ps_module, ps_script]) keeps the list in
+// Rule.Extra, and each value routes. Compile prefers RoutesFor when the Router has it.
+type RuleRouter interface {
+	Router
+	RoutesFor(r *rule.Rule) (routes []Route, ok bool)
+}
+
 // Options configure Compile.
 type Options struct {
 	// Router routes rules by log source; nil runs every rule on every event.
@@ -121,6 +129,11 @@ type Matcher struct {
 	nslots   int
 	chanSlot int32
 	eidSlot  int32
+	// sysChanSlot and sysEidSlot are the header's Channel and EventID when a data field
+	// of the same name took the plain name (logread: UserData/LogFileCleared/Channel);
+	// routing follows the header.
+	sysChanSlot int32
+	sysEidSlot  int32
 	// Prefilter data: every required literal (litKeys) and, per variant, the literals
 	// of its required sets. Automata are built per bucket (see bucket.go).
 	litKeys []litKey
@@ -168,6 +181,8 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 	c := &compiler{m: m, lits: map[litKey]int32{}, placeholders: opts.Placeholders}
 	m.chanSlot = c.slot("Channel")
 	m.eidSlot = c.slot("EventID")
+	m.sysChanSlot = c.slot("System_Channel")
+	m.sysEidSlot = c.slot("System_EventID")
 	var skipped []Skipped
 	for _, r := range rules {
 		if r == nil {
@@ -187,7 +202,14 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		}
 		routes := []Route{{}}
 		if opts.Router != nil {
-			if rs, ok := opts.Router.Routes(r.LogSource); ok && len(rs) > 0 {
+			var rs []Route
+			var ok bool
+			if rr, isRule := opts.Router.(RuleRouter); isRule {
+				rs, ok = rr.RoutesFor(r)
+			} else {
+				rs, ok = opts.Router.Routes(r.LogSource)
+			}
+			if ok && len(rs) > 0 {
 				routes = rs
 			}
 		}

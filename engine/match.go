@@ -156,13 +156,20 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	}
 	var ch string
 	var eid int
-	chKnown := st.slotGen[m.chanSlot] == st.gen
+	chSlot, eidSlot := m.chanSlot, m.eidSlot
+	if st.slotGen[m.sysChanSlot] == st.gen {
+		chSlot = m.sysChanSlot
+	}
+	if st.slotGen[m.sysEidSlot] == st.gen {
+		eidSlot = m.sysEidSlot
+	}
+	chKnown := st.slotGen[chSlot] == st.gen
 	if chKnown {
-		ch = ev.Fields[st.slotIdx[m.chanSlot]].Value
+		ch = ev.Fields[st.slotIdx[chSlot]].Value
 	}
 	eidKnown := false
-	if st.slotGen[m.eidSlot] == st.gen {
-		eid, eidKnown = atoi(ev.Fields[st.slotIdx[m.eidSlot]].Value)
+	if st.slotGen[eidSlot] == st.gen {
+		eid, eidKnown = atoi(ev.Fields[st.slotIdx[eidSlot]].Value)
 	}
 	b := m.bucket(ch, chKnown, eid, eidKnown)
 	st.b = b

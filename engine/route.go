@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"strings"
+
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -10,18 +12,79 @@ import (
 // categories with a native-audit alternate (process_creation → Security 4688, ...)
 // get a second route with the alternate's field renames.
 //
-// Log sources the map does not know (other products, product-only rules, unknown
-// categories) are reported as unknown, and such rules run on every event: JSON input
-// may come from anything, and a rule that never runs would fail silently. The
-// prefilter keeps them cheap where their fields are absent.
+// Rules of another product (linux, macos, aws, ...) never run on events that carry a
+// Channel (Windows logs); they still run on channel-less JSON, their own logs. Log
+// sources the map does not know (windows product-only rules, unknown categories) are
+// reported as unknown, and such rules run on every event: a rule that never runs
+// would fail silently. The prefilter keeps them cheap where their fields are absent.
 type CatalogRouter struct {
 	Catalog *winevent.Catalog
+}
+
+// RoutesFor implements RuleRouter: every value of a list-valued product, category or
+// service (kept in Rule.Extra["logsource.<key>"], one per line, by the Sigma parser)
+// routes, and the rule runs where any of them does.
+func (r CatalogRouter) RoutesFor(ru *rule.Rule) ([]Route, bool) {
+	variants := []rule.LogSource{ru.LogSource}
+	for _, key := range []string{"product", "category", "service"} {
+		list, ok := ru.Extra["logsource."+key]
+		if !ok || !strings.Contains(list, "\n") {
+			continue
+		}
+		var next []rule.LogSource
+		for _, ls := range variants {
+			for _, v := range strings.Split(list, "\n") {
+				if v = strings.TrimSpace(v); v == "" {
+					continue
+				}
+				x := ls
+				switch key {
+				case "product":
+					x.Product = v
+				case "category":
+					x.Category = v
+				case "service":
+					x.Service = v
+				}
+				next = append(next, x)
+			}
+		}
+		if len(next) > 0 {
+			variants = next
+		}
+	}
+	if len(variants) == 1 {
+		return r.Routes(variants[0])
+	}
+	var out []Route
+	seen := map[string]bool{}
+	for _, ls := range variants {
+		rs, ok := r.Routes(ls)
+		if !ok {
+			// One value the map does not know: the rule must not lose its events.
+			return nil, false
+		}
+		for _, rt := range rs {
+			k := strings.Join(rt.Channels, ",") + "\x00" + idsText(rt.EventIDs) + "\x00" + rt.Via
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, rt)
+			}
+		}
+	}
+	return out, true
 }
 
 // Routes implements Router.
 func (r CatalogRouter) Routes(ls rule.LogSource) ([]Route, bool) {
 	if r.Catalog == nil {
 		return nil, false
+	}
+	if p := strings.ToLower(strings.TrimSpace(ls.Product)); p != "" && p != "windows" {
+		// Another product's rule never runs on Windows logs: the route names a channel
+		// no Windows event has, so events with a Channel are excluded while flat JSON
+		// without one (that product's own logs) is still matched.
+		return []Route{{Channels: []string{"(" + p + " logs, not Windows)"}}}, true
 	}
 	ts := r.Catalog.Route(ls)
 	if len(ts) == 0 {

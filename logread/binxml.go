@@ -173,19 +173,28 @@ func (d *chunkDec) nameAt(off int) (string, int, error) {
 }
 
 // compile turns the BinXML at off (up to end) into ops, appending to ops. It stops at
-// EOF, at end, or at a template instance (returned as tiOff >= 0 for the caller).
-func (d *chunkDec) compile(ops []op, off, end int) ([]op, int, error) {
+// EOF, at end, or at a template instance (errNested, at its token).
+//
+// inTemplate tells whether the BinXML is a template definition's body: only there does
+// an OpenStartElement carry a 2-byte dependency id. Template-less records (forwarded
+// events as Windows Event Collector stores them) and BinXML nested in a value (type
+// 0x21, e.g. CAPI2's UserData) go straight to the data size.
+func (d *chunkDec) compile(ops []op, off, end int, inTemplate bool) ([]op, int, error) {
 	for off < end {
 		tok := d.b[off]
 		off++
 		var err error
 		switch tok {
 		case 0x00:
-			return ops, off, nil
+			// Left for the caller: after EOF a record may hold padding, not tokens.
+			return ops, off - 1, nil
 		case 0x01, 0x41:
-			// dependency id u16, data size u32, name, [attribute list size u32]
+			// [dependency id u16], data size u32, name, [attribute list size u32]
+			if inTemplate {
+				off += 2
+			}
 			var name string
-			name, off, err = d.readName(off + 6)
+			name, off, err = d.readName(off + 4)
 			if err != nil {
 				return ops, off, err
 			}
@@ -330,7 +339,7 @@ func (d *chunkDec) fragment(off, end int) error {
 		}
 		// Plain elements outside a template (rare): compile into scratch and run.
 		start := len(d.scratch)
-		ops, next, err := d.compile(d.scratch, off, end)
+		ops, next, err := d.compile(d.scratch, off, end, false)
 		d.scratch = ops
 		if err != nil && err != errNested {
 			d.scratch = d.scratch[:start]
@@ -371,7 +380,7 @@ func (d *chunkDec) instance(off int) (int, error) {
 		if bodyEnd > len(d.b) || bodyEnd < body {
 			return off, fmt.Errorf("template definition at %#x: body of %d bytes beyond chunk", defOff, size)
 		}
-		ops, _, err := d.compile(make([]op, 0, 96), body, bodyEnd)
+		ops, _, err := d.compile(make([]op, 0, 96), body, bodyEnd, true)
 		if err != nil {
 			return off, fmt.Errorf("template definition at %#x: %w", defOff, err)
 		}
@@ -538,7 +547,8 @@ const hexUpper = "0123456789ABCDEF"
 const timeLayout = "2006-01-02T15:04:05.000000Z"
 
 // appendValue formats a scalar value the way evtx_dump does: integers in decimal,
-// HexInt32/64 as 0x-prefixed lower-case hex, GUIDs upper-case without braces, binary as
+// HexInt32/64 as 0x-prefixed lower-case hex, GUIDs upper-case in braces (Windows'
+// spelling; evtx_dump drops the braces, see JSONReader), binary as
 // upper-case hex, times in RFC 3339 UTC with microseconds.
 func appendValue(dst []byte, typ uint8, b []byte) ([]byte, bool) {
 	le := binary.LittleEndian
@@ -590,6 +600,9 @@ func appendValue(dst []byte, typ uint8, b []byte) ([]byte, bool) {
 		}
 		return dst, true
 	case vtGUID:
+		// Braced, as Windows renders GUIDs and as rules write them (4719
+		// SubcategoryGuid '{0CCE9210-...}').
+		dst = append(dst, '{')
 		dst = appendHex(dst, uint64(le.Uint32(b)), 8)
 		dst = append(dst, '-')
 		dst = appendHex(dst, uint64(le.Uint16(b[4:])), 4)
@@ -602,7 +615,7 @@ func appendValue(dst []byte, typ uint8, b []byte) ([]byte, bool) {
 			}
 			dst = append(dst, hexUpper[c>>4], hexUpper[c&15])
 		}
-		return dst, true
+		return append(dst, '}'), true
 	case vtSizeT:
 		switch len(b) {
 		case 4:

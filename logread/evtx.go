@@ -162,10 +162,12 @@ func (r *EVTXReader) nextChunk() error {
 			return r.chunkError(fmt.Errorf("truncated chunk: %d of %d bytes", n, chunkSize))
 		}
 		if string(b[:8]) != chunkMagic {
-			if allZero(b[:8]) {
+			if allZero(b) {
 				continue // unused, preallocated chunk
 			}
-			return r.chunkError(errors.New("bad chunk signature"))
+			// A zeroed or overwritten header over records: say so, or a file whose
+			// first chunk is damaged reads as empty without a word.
+			return r.chunkError(errors.New("bad chunk signature (chunk holds data)"))
 		}
 		free := int(binary.LittleEndian.Uint32(b[48:]))
 		if free < chunkHdrSize || free > chunkSize {

@@ -315,6 +315,14 @@ func (j *JSONReader) scalar(v *fastjson.Value) {
 	switch v.Type() {
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
+		if isBareGUID(b) {
+			// evtx_dump writes GUID values without the braces Windows and the
+			// rules use; restore them so both inputs give the same value.
+			s.textString("{")
+			s.arena = append(s.arena, b...)
+			s.arena = append(s.arena, '}')
+			return
+		}
 		s.text(b)
 	case fastjson.TypeNumber:
 		s.valueStart()
@@ -397,4 +405,24 @@ func (j *JSONReader) flat(k []byte, v *fastjson.Value) {
 		}
 		s.ev.Add(s.name(k), s.str(start))
 	}
+}
+
+// isBareGUID tells a GUID written 8-4-4-4-12 hex digits without braces.
+func isBareGUID(b []byte) bool {
+	if len(b) != 36 {
+		return false
+	}
+	for i, c := range b {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }

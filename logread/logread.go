@@ -166,24 +166,65 @@ func openFile(path string) (Reader, error) {
 	return nil, &Error{File: path, Chunk: -1, Err: errors.New("unknown format (want EVTX or JSON)")}
 }
 
-// Files lists the event files under dir in lexical order.
+// Files lists the event files under dir in lexical order. Symbolic links to files and
+// folders are followed (log folders are often links to a mounted share); a folder
+// reached again through a link is not walked twice, so link loops end.
 func Files(dir string) ([]string, error) {
 	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	seen := map[string]bool{}
+	var errs []error
+	var walk func(root string)
+	walk = func(root string) {
+		if real, err := filepath.EvalSymlinks(root); err == nil {
+			if seen[real] {
+				return
+			}
+			seen[real] = true
 		}
-		if d.IsDir() {
+		start := root
+		if st, err := os.Lstat(root); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+			start = root + string(filepath.Separator) // WalkDir does not follow a link root
+		}
+		err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				errs = append(errs, err)
+				if d != nil && d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.Type()&fs.ModeSymlink != 0 || (p == start && !d.IsDir()) {
+				st, err := os.Stat(p)
+				if err != nil {
+					errs = append(errs, err)
+					return nil
+				}
+				if st.IsDir() {
+					walk(p)
+					return nil
+				}
+			} else if d.IsDir() {
+				if real, err := filepath.EvalSymlinks(p); err == nil && p != start {
+					if seen[real] {
+						return filepath.SkipDir
+					}
+					seen[real] = true
+				}
+				return nil
+			}
+			switch strings.ToLower(filepath.Ext(p)) {
+			case ".evtx", ".json", ".jsonl", ".ndjson":
+				out = append(out, p)
+			}
 			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
 		}
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".evtx", ".json", ".jsonl", ".ndjson":
-			out = append(out, p)
-		}
-		return nil
-	})
+	}
+	walk(dir)
 	sort.Strings(out)
-	return out, err
+	return out, errors.Join(errs...)
 }
 
 // multiReader reads files one after another; a file that cannot be opened is reported

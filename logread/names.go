@@ -21,7 +21,15 @@ import (
 //     (repeated); other children (Binary) by their name. An empty Data element gives
 //     X = "" so `X: ''` and `X: null` rules can tell "present but empty".
 //   - UserData and anything below it: leaf elements by their own name, the wrapper
-//     element (LogFileCleared, ...) dropped.
+//     element (LogFileCleared, ...) dropped; attributes of its elements by their own
+//     name too (CAPI2 70: <EventAuxInfo ProcessName="mimikatz.exe"/> -> ProcessName),
+//     xmlns declarations left out.
+//   - A data field (EventData/UserData) named like a System field keeps the name, and
+//     the System copy becomes System_<name> (Eventlog 104: Channel is the cleared log,
+//     System_Channel the log the event is in). Sigma rules mean the data field where
+//     one exists, as SigmaHQ's "Important Windows Eventlog Cleared" and chainsaw's
+//     mappings (Event.UserData.*) read it; the engine routes on System_Channel and
+//     System_EventID when present.
 //   - Other sections (RenderingInfo, ProcessingErrorData, DebugData): Section_Leaf.
 //
 // Names are interned so that repeated records produce identical string headers and
@@ -45,6 +53,8 @@ type sink struct {
 
 	intern  map[string]string
 	scratch []byte
+	// sysEnd is the number of fields the System section added (it comes first).
+	sysEnd int
 }
 
 const maxIntern = 1 << 14
@@ -60,6 +70,7 @@ func (s *sink) begin(ev *event.Event) {
 	s.stack = s.stack[:0]
 	s.inAttr = false
 	s.attrStart = -1
+	s.sysEnd = 0
 }
 
 // str returns a string over arena[start:]; valid until the next record (event.Event's
@@ -158,7 +169,41 @@ func (s *sink) flushAttr() {
 	}
 	if n == 3 && s.stack[1].name == "System" {
 		s.ev.Add(s.systemAttr(top.name, s.attrName), v)
+		s.sysEnd = len(s.ev.Fields)
+		return
 	}
+	// UserData elements often carry their values as attributes only (CAPI2 70:
+	// <EventAuxInfo ProcessName="mimikatz.exe"/>); they are data like leaf text.
+	if n >= 3 && s.stack[1].name == "UserData" && !isXMLNS(s.attrName) {
+		s.addData(s.attrName, v)
+	}
+}
+
+// addData adds an EventData/UserData field. A data field named like a header field
+// (UserData/LogFileCleared/Channel on Eventlog 104) is what rules mean by that name
+// (SigmaHQ's "Important Windows Eventlog Cleared" lists the cleared logs under
+// Channel), so the header copy is renamed System_<name>: the two never mix, and a
+// rule cannot match the header value by accident. Routing reads System_Channel and
+// System_EventID first (engine).
+func (s *sink) addData(name, val string) {
+	if isSystemName(name) {
+		for i := range s.ev.Fields[:s.sysEnd] {
+			if f := &s.ev.Fields[i]; f.Name == name {
+				f.Name = s.join("System", name)
+			}
+		}
+	}
+	s.ev.Add(name, val)
+}
+
+// isSystemName tells the names the System section produces (see systemAttr).
+func isSystemName(n string) bool {
+	switch n {
+	case "EventID", "Version", "Level", "Task", "Opcode", "Keywords", "EventRecordID",
+		"Channel", "Computer", "TimeCreated", "ProcessID", "ThreadID", "Provider_Name":
+		return true
+	}
+	return false
 }
 
 func (s *sink) systemAttr(elem, attr string) string {
@@ -200,9 +245,10 @@ func (s *sink) close() {
 	case "System":
 		if n == 3 && top.textStart >= 0 {
 			s.ev.Add(top.name, val)
+			s.sysEnd = len(s.ev.Fields)
 		}
 	case "EventData", "UserData":
-		s.ev.Add(top.name, val)
+		s.addData(top.name, val)
 	default:
 		if top.textStart >= 0 {
 			s.ev.Add(s.join(section, top.name), val)
@@ -216,4 +262,8 @@ func (s *sink) end() {
 	for len(s.stack) > 0 {
 		s.close()
 	}
+}
+
+func isXMLNS(name string) bool {
+	return name == "xmlns" || len(name) > 6 && name[:6] == "xmlns:"
 }

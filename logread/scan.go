@@ -189,3 +189,52 @@ func (e *evtxFile) done() {
 }
 
 func (e *evtxFile) close() { e.f.Close() }
+
+// EVTXFile is an EVTX file whose chunks are read independently, so that one large log
+// is decoded by several goroutines. Each chunk must be read once, by Chunk; the file
+// closes when every chunk's reader has been closed.
+type EVTXFile struct {
+	f *evtxFile
+	n int
+}
+
+// OpenEVTXFile opens path and checks its header.
+func OpenEVTXFile(path string) (*EVTXFile, error) {
+	f, n, err := openEVTXFile(path)
+	if err != nil {
+		return nil, locate(path, err)
+	}
+	f.pending.Add(int64(n))
+	if n == 0 {
+		f.close()
+	}
+	return &EVTXFile{f: f, n: n}, nil
+}
+
+// Chunks is the number of chunks (preallocated empty ones included).
+func (e *EVTXFile) Chunks() int { return e.n }
+
+// Chunk returns a reader over chunk i; its errors locate the chunk in the file.
+func (e *EVTXFile) Chunk(i int) (Reader, error) {
+	r, err := e.f.chunkReader(i)
+	if err != nil {
+		e.f.done()
+		return nil, err
+	}
+	return &ownedChunk{Reader: r, f: e.f}, nil
+}
+
+type ownedChunk struct {
+	Reader
+	f    *evtxFile
+	done bool
+}
+
+func (c *ownedChunk) Close() error {
+	err := c.Reader.Close()
+	if !c.done {
+		c.done = true
+		c.f.done()
+	}
+	return err
+}

@@ -1,6 +1,7 @@
 package winevent
 
 import (
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -189,5 +190,31 @@ func TestRoute(t *testing.T) {
 	tg := c.Route(rule.LogSource{Category: "process_creation"})[1]
 	if tg.Field("image") != "NewProcessName" || tg.Field("OriginalFileName") != "OriginalFileName" {
 		t.Errorf("Target.Field renames wrong: %q %q", tg.Field("image"), tg.Field("OriginalFileName"))
+	}
+}
+
+// TestEmbeddedRoutingMatchesData (issue 13, item 7): the embedded log-source map is the
+// corpus's, so routing without --data is routing with it.
+func TestEmbeddedRoutingMatchesData(t *testing.T) {
+	emb, err := Routing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := Load(Dir(corpustest.Dir(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []rule.LogSource{
+		{Product: "windows", Category: "process_creation"},
+		{Product: "windows", Category: "ps_script"},
+		{Product: "windows", Service: "security"},
+		{Product: "windows", Category: "registry_set"},
+		{Product: "windows", Service: "system"},
+	}
+	for _, ls := range tests {
+		a, b := emb.Route(ls), full.Route(ls)
+		if len(a) == 0 || !reflect.DeepEqual(a, b) {
+			t.Errorf("%+v: embedded %+v, --data %+v", ls, a, b)
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package winevent
 
 import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
@@ -71,6 +74,36 @@ func (c *Catalog) loadLogSources(path string, h hash.Hash) error {
 	if err != nil {
 		return fmt.Errorf("winevent: %w", err)
 	}
+	return c.parseLogSources(path, data, h)
+}
+
+// embeddedLogSources is shared/corpus/events/logsource_map.json (23 KB) built into
+// the binary, so that hunting routes rules without a --data folder. It is the only
+// part of the catalog routing needs; the event and field tables (1 MB) are not
+// embedded. Sources and licenses: the category and service mappings come from the
+// Sigma taxonomy appendix (public domain); the native-audit alternates' field renames
+// are cross-checked facts from pySigma-pipeline-windows (LGPL-2.1), SigmaHQ's
+// thor.yml (DRL 1.1) and sigma-to-hayabusa-converter (GPL-3.0), see
+// shared/corpus/events/SOURCES.md.
+//
+//go:embed data/logsource_map.json
+var embeddedLogSources []byte
+
+// Routing returns a catalog holding only the embedded log-source map: enough for
+// Route and RouteRule's log-source part, with no events or fields. A catalog loaded
+// from a --data folder (Load) supersedes it.
+func Routing() (*Catalog, error) {
+	c := &Catalog{byKey: map[string]*Provider{}, byChannel: map[string][]*Provider{}}
+	h := sha256.New()
+	c.finish()
+	if err := c.parseLogSources("embedded logsource_map.json", embeddedLogSources, h); err != nil {
+		return nil, err
+	}
+	c.fingerprint = "v" + CoverageVersion + ":embedded:" + hex.EncodeToString(h.Sum(nil)[:12])
+	return c, nil
+}
+
+func (c *Catalog) parseLogSources(path string, data []byte, h hash.Hash) error {
 	h.Write(data)
 	var raw struct {
 		Category   map[string]rawMapping   `json:"category"`

@@ -259,3 +259,41 @@ func TestCLIHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIHuntIDsAgreeWithShow (issue 13, item 8): the seed rule has no id; hunt gives
+// it the same rule_id however --rules is spelled, and `show` finds the rule by it.
+func TestCLIHuntIDsAgreeWithShow(t *testing.T) {
+	cliSetup(t)
+	rulePath := corpustest.Path(t, "sigma", "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (command).yaml")
+	evtx := corpustest.Path(t, "evtx", "mdecrevoisier", "TA0003-Persistence", "T1197-BITS jobs", "ID4688-BITS transfer initiated.evtx")
+	dir := filepath.Dir(rulePath)
+	spellings := []string{rulePath, dir, filepath.Join(dir, "..", filepath.Base(dir)), dir + "/"}
+	var ids []string
+	for _, sp := range spellings {
+		out, stderr, code := ruledex(t, "hunt", "--json", "--rules", sp, evtx)
+		if code != 0 {
+			t.Fatalf("hunt --rules %s: exit %d\n%s", sp, code, stderr)
+		}
+		var rec struct {
+			RuleID string `json:"rule_id"`
+			Title  string `json:"title"`
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Title == "BITS payload downloaded via commandline" {
+				ids = append(ids, rec.RuleID)
+			}
+		}
+	}
+	if len(ids) != len(spellings) {
+		t.Fatalf("seed rule matched %d times over %d spellings", len(ids), len(spellings))
+	}
+	for _, id := range ids[1:] {
+		if id != ids[0] {
+			t.Errorf("rule ids differ with the spelling of --rules: %v", ids)
+		}
+	}
+	out, stderr, code := ruledex(t, "show", ids[0])
+	if code != 0 || !strings.Contains(out, "BITS payload downloaded via commandline") {
+		t.Errorf("show %s: exit %d\n%s%s", ids[0], code, out, stderr)
+	}
+}

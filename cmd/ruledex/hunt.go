@@ -1,21 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -23,10 +14,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ruledex/ruledex/engine"
-	"github.com/ruledex/ruledex/event"
-	"github.com/ruledex/ruledex/lang/sigma"
-	"github.com/ruledex/ruledex/logread"
-	"github.com/ruledex/ruledex/rule"
+	huntpkg "github.com/ruledex/ruledex/hunt"
+	"github.com/ruledex/ruledex/winevent"
 )
 
 type huntOptions struct {
@@ -34,8 +23,16 @@ type huntOptions struct {
 	json     bool
 	csv      bool
 	minLevel string
+	status   []string
+	tags     []string
+	exclude  []string
+	from, to string
+	output   string
+	summary  string // --json-summary FILE
+	timeline string // csv or jsonl
 	workers  int
 	progress bool
+	verbose  bool
 	// placeholders are NAME=V1,V2 values for the expand modifier.
 	placeholders []string
 }
@@ -43,29 +40,36 @@ type huntOptions struct {
 func init() {
 	var o huntOptions
 	cmd := &cobra.Command{
-		Use:   "hunt --rules PATH [--rules PATH...] [--json|--csv] [--min-level LEVEL] EVENTS...",
-		Short: "Run Sigma rules over Windows event logs (EVTX, JSON, JSON lines, stdin)",
-		Long: `hunt runs Sigma rules over event logs and prints one line per match.
+		Use:   "hunt --rules PATH [--rules PATH...] [--json|--csv] [filters] EVENTS...",
+		Short: "Run detection rules over Windows event logs (EVTX, JSON, JSON lines, stdin)",
+		Long: `hunt runs detection rules over event logs and prints one line per match as it is found.
 
 EVENTS are .evtx files, evtx_dump-style JSON (objects, arrays), JSON lines of flat
-objects ({"EventID":4688,"NewProcessName":...}), folders of those, or - for standard
-input. Rules are read straight from Sigma files or folders (--rules, repeatable or
-comma-separated); no catalog is needed. With --data (or RULEDEX_DATA) the Windows
-logsource map routes each rule to the channels and event IDs its log source means, and
-Sysmon process_creation rules also run on Security 4688 through the field renames;
-without it every rule runs on every event.
+objects ({"EventID":4688,"NewProcessName":...}), folders of those (symbolic links
+followed), or - for standard input. Rules are read straight from files or folders
+(--rules, repeatable or comma-separated) with every language ruledex parses; rules the
+engine cannot run yet are listed as skipped with the reason. The Windows log-source map
+is built in: each rule runs only on the channels and event IDs its log source means
+(Sysmon process_creation rules also on Security 4688 through the field renames), rules
+of another product never run on Windows logs. --data (or RULEDEX_DATA) replaces the
+built-in map with the one of a data folder.
 
 Output per match: time, level, title and rule id, computer, channel and event id, file,
 and the fields the rule tested. --json prints one object per line with the keys
 rule_id, title, level, time, computer, channel, event_id, file, fields; --csv the same
-columns. Correlations and "| count() by" aggregations are evaluated over the events
-ordered by time and printed after the matches. A summary goes to stderr.
+columns. Matches stream in input order (within a file, by event time); --timeline csv
+or --timeline jsonl instead prints all matches sorted by time at the end. Correlations
+and "| count() by" aggregations are evaluated over the events ordered by time and
+printed after the matches. A summary (matches per level and per rule, skipped rules,
+read problems) goes to stderr; --json-summary FILE also writes it as JSON.
 
-Exit status: 0 whether or not anything matched; 1 when no rule could be loaded or an
-input could not be opened; 2 for a wrong command line. Damaged records inside a file
-are reported with their location and hunting continues.`,
-		Example: `  ruledex --data ../shared/corpus hunt --rules ../shared/corpus/sigma/sigmahq/rules/windows logs/
-  ruledex hunt --rules rules/ --json --min-level high Security.evtx
+Exit status: 0 whether or not anything matched; 1 when no rule could be loaded, an
+input could not be read, or no event at all was read; 2 for a wrong command line.
+Damaged records inside a file are reported with their location and hunting continues;
+a path that yields no event gets a warning.`,
+		Example: `  ruledex hunt --rules ../shared/corpus/sigma/sigmahq/rules/windows logs/
+  ruledex hunt --rules rules/ --json --min-level high --status stable,test -o hits.jsonl Security.evtx
+  ruledex hunt --rules rules/ --technique T1197 --from 2021-02-22 --to 2021-02-23 --timeline csv logs/
   cat events.jsonl | ruledex hunt --rules rule.yml -`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -80,335 +84,67 @@ are reported with their location and hunting continues.`,
 			if o.json && o.csv {
 				return withCode(exitUsage, errors.New("--json and --csv exclude each other"))
 			}
-			if o.minLevel != "" && levelRank(o.minLevel) < 0 {
+			if o.minLevel != "" && huntpkg.LevelRank(o.minLevel) < 0 {
 				return withCode(exitUsage, fmt.Errorf("--min-level %q: want informational, low, medium, high or critical", o.minLevel))
+			}
+			if o.timeline != "" && o.timeline != "csv" && o.timeline != "jsonl" {
+				return withCode(exitUsage, fmt.Errorf("--timeline %q: want csv or jsonl", o.timeline))
 			}
 			return runHunt(cmd.OutOrStdout(), os.Stderr, args, o)
 		},
 	}
-	cmd.Flags().StringArrayVar(&o.rules, "rules", nil, "Sigma rule file or folder (repeatable, or comma-separated)")
-	cmd.Flags().BoolVar(&o.json, "json", false, "one JSON object per match")
-	cmd.Flags().BoolVar(&o.csv, "csv", false, "CSV with a header row")
-	cmd.Flags().StringVar(&o.minLevel, "min-level", "", "only rules of this level or above (informational, low, medium, high, critical)")
-	cmd.Flags().StringArrayVar(&o.placeholders, "placeholder", nil,
+	f := cmd.Flags()
+	f.StringArrayVar(&o.rules, "rules", nil, "rule file or folder (repeatable, or comma-separated)")
+	f.BoolVar(&o.json, "json", false, "one JSON object per match")
+	f.BoolVar(&o.csv, "csv", false, "CSV with a header row")
+	f.StringVar(&o.minLevel, "min-level", "", "only rules of this level or above (informational, low, medium, high, critical)")
+	f.StringSliceVar(&o.status, "status", nil, "only rules of these statuses (stable, test, experimental, ...; repeatable or comma-separated)")
+	f.StringSliceVar(&o.tags, "tag", nil, "only rules with one of these tags, ATT&CK techniques (T1197 includes T1197.001) or tactics")
+	f.StringSliceVar(&o.tags, "technique", nil, "same as --tag")
+	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out a rule by id or title, or the rules under a path or matching a glob (repeatable)")
+	f.StringVar(&o.from, "from", "", "only events at or after this time (RFC 3339, or YYYY-MM-DD[THH:MM:SS] in UTC)")
+	f.StringVar(&o.to, "to", "", "only events before this time (same forms as --from)")
+	f.StringVarP(&o.output, "output", "o", "", "write matches to FILE instead of standard output")
+	f.StringVar(&o.summary, "json-summary", "", "also write the final summary as a JSON object to FILE")
+	f.StringVar(&o.timeline, "timeline", "", "print all matches sorted by time at the end, as csv or jsonl")
+	f.StringArrayVar(&o.placeholders, "placeholder", nil,
 		"values of a %NAME% placeholder for |expand rules: NAME=V1,V2 (repeatable); rules with unset placeholders are skipped")
-	cmd.Flags().IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "files read and matched in parallel")
-	cmd.Flags().BoolVar(&o.progress, "progress", true, "progress bar on stderr when it is a terminal")
+	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "parts (EVTX chunks, JSON-lines batches) decoded and matched in parallel")
+	f.BoolVar(&o.progress, "progress", true, "progress on stderr when it is a terminal")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "list every skipped rule and every rule in the summary")
 	root.AddCommand(cmd)
 }
 
-var levels = []string{"informational", "low", "medium", "high", "critical"}
-
-// levelRank orders Sigma levels; -1 for unknown or empty.
-func levelRank(l string) int {
-	for i, x := range levels {
-		if strings.EqualFold(x, strings.TrimSpace(l)) {
-			return i
+// parseWhen reads a --from/--to time: RFC 3339, else a date or date-time in UTC.
+func parseWhen(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC(), nil
 		}
 	}
-	return -1
+	return time.Time{}, withCode(exitUsage, fmt.Errorf("%s %q: want RFC 3339 (2021-02-22T23:00:00Z) or YYYY-MM-DD[THH:MM:SS]", flag, s))
 }
 
-// huntSummary is what the stderr summary reports.
-type huntSummary struct {
-	files, events, matches, alerts int
-	readErrors                     int
-	openFailures                   int
-	rulesLoaded                    int
-	skipped                        []string
-}
-
-// loadHuntRules parses every Sigma file under the paths.
-func loadHuntRules(paths []string, stderr io.Writer, sum *huntSummary) ([]*rule.Rule, error) {
-	var files []string
-	for _, arg := range paths {
-		for _, p := range strings.Split(arg, ",") {
-			if p = strings.TrimSpace(p); p == "" {
-				continue
-			}
-			st, err := os.Stat(p)
-			if err != nil {
-				return nil, fmt.Errorf("--rules %s: %w", p, err)
-			}
-			if !st.IsDir() {
-				files = append(files, p)
-				continue
-			}
-			err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if d.IsDir() {
-					if strings.HasPrefix(d.Name(), ".") && q != p {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				switch strings.ToLower(filepath.Ext(q)) {
-				case ".yml", ".yaml":
-					files = append(files, q)
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("--rules %s: %w", p, err)
-			}
-		}
-	}
-	// Parse in parallel, keeping file order so rule order (and output) is stable.
-	type parsed struct {
-		rules []*rule.Rule
-		errs  []string
-	}
-	res := make([]parsed, len(files))
-	var wg sync.WaitGroup
-	next := atomic.Int64{}
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(files) {
-					return
-				}
-				f := files[i]
-				data, err := os.ReadFile(f)
-				if err != nil {
-					res[i].errs = append(res[i].errs, fmt.Sprintf("%s: %v", f, err))
-					continue
-				}
-				rs, diags := sigma.Parser{}.Parse(rule.Source{Repo: filepath.Dir(f), Path: filepath.ToSlash(f)}, data)
-				for _, d := range diags {
-					if d.Severity == rule.Error {
-						res[i].errs = append(res[i].errs, d.String())
-					}
-				}
-				res[i].rules = rs
-			}
-		}()
-	}
-	wg.Wait()
-	var rules []*rule.Rule
-	for _, p := range res {
-		sum.skipped = append(sum.skipped, p.errs...)
-		rules = append(rules, p.rules...)
-	}
-	return rules, nil
-}
-
-// filterLevel keeps the rules at or above min, and every rule a kept correlation reads.
-func filterLevel(rules []*rule.Rule, min string) []*rule.Rule {
-	if min == "" {
-		return rules
-	}
-	lim := levelRank(min)
-	need := map[string]bool{}
-	for _, r := range rules {
-		if r.Correlation != nil && levelRank(r.Severity) >= lim {
-			for _, ref := range r.Correlation.Rules {
-				need[ref] = true
-			}
-		}
-	}
-	var out []*rule.Rule
-	for _, r := range rules {
-		if levelRank(r.Severity) >= lim || need[r.ID] || (r.Name != "" && need[r.Name]) {
-			out = append(out, r)
-		}
+func huntParsers() []huntpkg.Parser {
+	var out []huntpkg.Parser
+	for _, p := range parsers() {
+		out = append(out, p)
 	}
 	return out
 }
 
-// huntRecord is one output row: a match or a correlation alert.
-type huntRecord struct {
-	RuleID   string        `json:"rule_id"`
-	Title    string        `json:"title"`
-	Level    string        `json:"level"`
-	Time     string        `json:"time"`
-	Computer string        `json:"computer"`
-	Channel  string        `json:"channel"`
-	EventID  any           `json:"event_id"`
-	File     string        `json:"file"`
-	Fields   orderedFields `json:"fields"`
-	// via names the alternate log source a match came through (text output only).
-	via string
-}
-
-// orderedFields marshals as a JSON object keeping the rule's field order.
-type orderedFields []event.Field
-
-func (f orderedFields) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	seen := map[string]bool{}
-	for _, x := range f {
-		if seen[x.Name] {
-			continue
-		}
-		seen[x.Name] = true
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		k, _ := json.Marshal(x.Name)
-		v, _ := json.Marshal(x.Value)
-		b = append(append(append(b, k...), ':'), v...)
-	}
-	return append(b, '}'), nil
-}
-
-func (f orderedFields) text() string {
-	parts := make([]string, 0, len(f))
-	for _, x := range f {
-		parts = append(parts, x.Name+"="+oneLine(x.Value))
-	}
-	return strings.Join(parts, "; ")
-}
-
-func eventRecord(m engine.Match, ev *event.Event, file string) huntRecord {
-	get := func(n string) string { v, _ := ev.Get(n); return strings.Clone(v) }
-	rec := huntRecord{RuleID: m.Rule.ID, Title: m.Rule.Title, Level: m.Rule.Severity, Time: get("TimeCreated"),
-		Computer: get("Computer"), Channel: get("Channel"), File: file, Fields: m.Fields, via: m.Via}
-	if rec.Time == "" {
-		if t, ok := engine.EventTime(ev); ok {
-			rec.Time = t.Format(time.RFC3339Nano)
-		}
-	}
-	id := get("EventID")
-	if n, err := strconv.Atoi(id); err == nil {
-		rec.EventID = n
-	} else if id != "" {
-		rec.EventID = id
-	}
-	return rec
-}
-
-// corrEvent is a copied event whose matches feed the correlator after the scan.
-type corrEvent struct {
-	ev      event.Event
-	matches []engine.Match
-	time    time.Time
-	order   int64
-}
-
-type fileResult struct {
-	idx     int
-	records []huntRecord
-	corr    []corrEvent
-	events  int
-	errs    []string
-	failed  bool
-}
-
-// huntFiles expands the EVENTS arguments into files (folders walked, "-" kept).
-func huntFiles(args []string, sum *huntSummary, stderr io.Writer) ([]string, int64) {
-	var files []string
-	var total int64
-	for _, a := range args {
-		if a == "-" {
-			files = append(files, a)
-			continue
-		}
-		st, err := os.Stat(a)
-		if err != nil {
-			fmt.Fprintf(stderr, "ruledex hunt: %v\n", err)
-			sum.openFailures++
-			continue
-		}
-		if !st.IsDir() {
-			files = append(files, a)
-			total += st.Size()
-			continue
-		}
-		fs, err := logread.Files(a)
-		if err != nil {
-			fmt.Fprintf(stderr, "ruledex hunt: %s: %v\n", a, err)
-			sum.openFailures++
-		}
-		for _, f := range fs {
-			if st, err := os.Stat(f); err == nil {
-				total += st.Size()
-			}
-			files = append(files, f)
-		}
-	}
-	return files, total
-}
-
-// maxConsecutiveErrors stops reading a file that yields nothing but errors.
-const maxConsecutiveErrors = 1000
-
-func huntFile(idx int, path string, m *engine.Matcher, co *engine.Correlator, corrRules map[*rule.Rule]bool, events *atomic.Int64) fileResult {
-	res := fileResult{idx: idx}
-	var r logread.Reader
-	var err error
-	if path == "-" {
-		r = logread.NewJSONReader("-", os.Stdin)
-	} else {
-		r, err = logread.Open(path)
-	}
-	if err != nil {
-		res.errs = append(res.errs, err.Error())
-		res.failed = true
-		return res
-	}
-	defer r.Close()
-	var ev event.Event
-	var ms []engine.Match
-	consecutive := 0
-	for seq := int64(0); ; seq++ {
-		err := r.Next(&ev)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			res.errs = append(res.errs, err.Error())
-			if consecutive++; consecutive >= maxConsecutiveErrors {
-				res.errs = append(res.errs, fmt.Sprintf("%s: giving up after %d errors in a row", path, consecutive))
-				break
-			}
-			continue
-		}
-		consecutive = 0
-		res.events++
-		events.Add(1)
-		ms = m.Match(&ev, ms[:0])
-		if len(ms) == 0 {
-			continue
-		}
-		file := ev.File
-		if file == "" {
-			file = path
-		}
-		var forCorr []engine.Match
-		for _, x := range ms {
-			if corrRules[x.Rule] {
-				forCorr = append(forCorr, x)
-			}
-			if !co.Suppressed(x.Rule) {
-				res.records = append(res.records, eventRecord(x, &ev, file))
-			}
-		}
-		if len(forCorr) > 0 {
-			t, _ := engine.EventTime(&ev)
-			ce := corrEvent{matches: forCorr, time: t, order: int64(idx)<<40 | seq}
-			ce.ev.File = file
-			for _, f := range ev.Fields {
-				ce.ev.Add(strings.Clone(f.Name), strings.Clone(f.Value))
-			}
-			res.corr = append(res.corr, ce)
-		}
-	}
-	return res
-}
-
 func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
-	start := time.Now()
-	var sum huntSummary
-	rules, err := loadHuntRules(o.rules, stderr, &sum)
+	from, err := parseWhen("--from", o.from)
 	if err != nil {
 		return err
 	}
-	rules = filterLevel(rules, o.minLevel)
+	to, err := parseWhen("--to", o.to)
+	if err != nil {
+		return err
+	}
 	var opts engine.Options
 	for _, p := range o.placeholders {
 		name, vals, ok := strings.Cut(p, "=")
@@ -425,229 +161,109 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	if err != nil {
 		return err
 	}
-	if wc != nil {
-		opts.Router = engine.CatalogRouter{Catalog: wc}
-	} else {
-		fmt.Fprintln(stderr, "ruledex hunt: no --data: log-source routing is off, every rule runs on every event")
-	}
-	m, skipped := engine.Compile(rules, opts)
-	co, cskipped := engine.NewCorrelator(m)
-	skipped = append(skipped, cskipped...)
-	for _, s := range skipped {
-		sum.skipped = append(sum.skipped, fmt.Sprintf("%s (%s): %s", s.Rule.Source.Path, s.Rule.Title, s.Reason))
-	}
-	sum.rulesLoaded = len(m.Rules()) + len(m.Correlations()) - len(cskipped)
-	if sum.rulesLoaded == 0 {
-		printHuntSummary(stderr, &sum, time.Since(start))
-		return withCode(exitFailure, errors.New("no rule could be loaded"))
-	}
-	corrRules := map[*rule.Rule]bool{}
-	for _, r := range m.Rules() {
-		if co.Suppressed(r) {
-			corrRules[r] = true
+	if wc == nil {
+		if wc, err = winevent.Routing(); err != nil {
+			return fmt.Errorf("built-in log-source map: %w", err)
 		}
 	}
-	// Rules referenced by generating correlations are not suppressed but still feed them.
-	for _, r := range m.Correlations() {
-		for _, ref := range r.Correlation.Rules {
-			for _, b := range m.Rules() {
-				if b.ID == ref || (b.Name != "" && b.Name == ref) {
-					corrRules[b] = true
-				}
-			}
-		}
+	opts.Router = engine.CatalogRouter{Catalog: wc}
+
+	start := time.Now()
+	loaded, err := huntpkg.LoadRules(o.rules, huntParsers(), huntpkg.Filter{MinLevel: o.minLevel, Status: o.status, Tags: o.tags, Exclude: o.exclude})
+	if err != nil {
+		return withCode(exitFailure, err)
+	}
+	h := huntpkg.New(loaded.Rules, opts)
+	inputs, bad := huntpkg.Expand(args, os.Stdin)
+	for _, e := range bad {
+		fmt.Fprintf(stderr, "ruledex hunt: %v\n", e)
 	}
 
-	files, totalBytes := huntFiles(args, &sum, stderr)
-	sum.files = len(files)
-	out := newHuntWriter(stdout, o)
+	if o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return withCode(exitFailure, fmt.Errorf("-o: %w", err))
+		}
+		defer f.Close()
+		stdout = f
+	}
+	format := huntpkg.Text
+	switch {
+	case o.json || o.timeline == "jsonl":
+		format = huntpkg.JSON
+	case o.csv || o.timeline == "csv":
+		format = huntpkg.CSV
+	}
+	var out huntpkg.Output
+	if o.timeline != "" {
+		out = huntpkg.NewTimeline(stdout, format)
+	} else {
+		out = huntpkg.NewOutput(stdout, format)
+	}
 
 	var bar *progressbar.ProgressBar
-	if o.progress && term.IsTerminal(int(os.Stderr.Fd())) && totalBytes > 0 {
-		bar = progressbar.NewOptions64(totalBytes, progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription("hunt"), progressbar.OptionShowBytes(true),
+	if o.progress && isTerminal(stderr) {
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("hunt"),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
-	var events atomic.Int64
-	workers := max(1, o.workers)
-	jobs := make(chan int)
-	results := make(chan fileResult)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				results <- huntFile(i, files[i], m, co, corrRules, &events)
+	hopts := huntpkg.Options{Workers: o.workers, From: from, To: to, MinLevel: o.minLevel,
+		Report: func(err error) {
+			if bar != nil {
+				bar.Clear()
 			}
-		}()
+			fmt.Fprintf(stderr, "ruledex hunt: %v\n", err)
+		}}
+	if bar != nil {
+		hopts.Progress = func(n int64) { bar.Describe(fmt.Sprintf("hunt: %d events", n)) }
 	}
-	go func() {
-		for i := range files {
-			jobs <- i
+	var sum *huntpkg.Summary
+	if h.Loaded() > 0 {
+		sum, err = h.Run(inputs, out, hopts)
+		if err != nil {
+			return fmt.Errorf("writing matches: %w", err)
 		}
-		close(jobs)
-		wg.Wait()
-		close(results)
-	}()
-	// Print in file order as results arrive, so output does not depend on scheduling.
-	pending := map[int]fileResult{}
-	next := 0
-	var corr []corrEvent
-	for res := range results {
-		pending[res.idx] = res
-		for {
-			r, ok := pending[next]
-			if !ok {
-				break
-			}
-			delete(pending, next)
-			next++
-			if bar != nil && files[r.idx] != "-" {
-				if st, err := os.Stat(files[r.idx]); err == nil {
-					bar.Add64(st.Size())
-				}
-				bar.Describe(fmt.Sprintf("hunt: %d events", events.Load()))
-			}
-			for _, e := range r.errs {
-				if bar != nil {
-					bar.Clear()
-				}
-				fmt.Fprintf(stderr, "ruledex hunt: %s\n", e)
-			}
-			if r.failed {
-				sum.openFailures++
-			} else {
-				sum.readErrors += len(r.errs)
-			}
-			sum.events += r.events
-			for _, rec := range r.records {
-				if err := out.write(rec); err != nil {
-					return err
-				}
-			}
-			sum.matches += len(r.records)
-			corr = append(corr, r.corr...)
+	} else {
+		sum = &huntpkg.Summary{Files: len(inputs), ByLevel: map[string]int{}}
+		for _, s := range h.Skipped() {
+			sum.RulesSkipped = append(sum.RulesSkipped, fmt.Sprintf("%s (%s): %s", s.Rule.Source.Path, s.Rule.Title, s.Reason))
 		}
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("writing matches: %w", err)
 	}
 	if bar != nil {
 		bar.Finish()
 	}
-	// Correlations run over the matched events in time order (stable: file, record).
-	sort.SliceStable(corr, func(i, j int) bool {
-		if !corr[i].time.Equal(corr[j].time) {
-			return corr[i].time.Before(corr[j].time)
+	sum.RulesSkipped = append(loaded.Skipped, sum.RulesSkipped...)
+	sum.Filtered = loaded.Filtered
+	sum.RuleWarnings = loaded.Warnings
+	sum.OpenFailures += len(bad)
+	sum.Seconds = time.Since(start).Seconds()
+	sum.WriteTable(stderr, o.verbose)
+	if o.summary != "" {
+		f, err := os.Create(o.summary)
+		if err == nil {
+			err = sum.WriteJSON(f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
 		}
-		return corr[i].order < corr[j].order
-	})
-	var alerts []engine.Alert
-	for i := range corr {
-		alerts = co.Observe(&corr[i].ev, corr[i].matches, alerts)
-	}
-	alerts = co.Flush(alerts)
-	for _, a := range alerts {
-		if o.minLevel != "" && levelRank(a.Rule.Severity) < levelRank(o.minLevel) {
-			continue
+		if err != nil {
+			return withCode(exitFailure, fmt.Errorf("--json-summary: %w", err))
 		}
-		if err := out.write(alertRecord(a)); err != nil {
-			return err
-		}
-		sum.alerts++
 	}
-	if err := out.flush(); err != nil {
-		return err
-	}
-	printHuntSummary(stderr, &sum, time.Since(start))
-	if sum.openFailures > 0 {
-		return withCode(exitFailure, fmt.Errorf("%d input(s) could not be read", sum.openFailures))
+	switch {
+	case h.Loaded() == 0:
+		return withCode(exitFailure, errors.New("no rule could be loaded"))
+	case sum.OpenFailures > 0:
+		return withCode(exitFailure, fmt.Errorf("%d input(s) could not be read", sum.OpenFailures))
+	case sum.Events == 0:
+		return withCode(exitFailure, errors.New("no event was read from the inputs"))
 	}
 	return nil
 }
 
-func alertRecord(a engine.Alert) huntRecord {
-	rec := huntRecord{RuleID: a.Rule.ID, Title: a.Rule.Title, Level: a.Rule.Severity, Time: a.Time.Format(time.RFC3339Nano)}
-	for _, g := range a.Group {
-		rec.Fields = append(rec.Fields, g)
-		if strings.EqualFold(g.Name, "Computer") {
-			rec.Computer = g.Value
-		}
-	}
-	kind := "count"
-	if a.Rule.Correlation != nil {
-		kind = a.Rule.Correlation.Type
-	}
-	rec.Fields = append(rec.Fields, event.Field{Name: kind, Value: strconv.FormatFloat(a.Value, 'g', -1, 64)},
-		event.Field{Name: "events", Value: strconv.Itoa(a.Events)},
-		event.Field{Name: "first", Value: a.First.Format(time.RFC3339Nano)})
-	return rec
-}
-
-func printHuntSummary(w io.Writer, s *huntSummary, d time.Duration) {
-	fmt.Fprintf(w, "hunt: %d %s, %d %s, %d %s, %d correlation %s in %s\n", s.files, plural(s.files, "file", "files"),
-		s.events, plural(s.events, "event", "events"), s.matches, plural(s.matches, "match", "matches"), s.alerts, plural(s.alerts, "alert", "alerts"),
-		d.Round(time.Millisecond))
-	fmt.Fprintf(w, "rules: %d loaded, %d skipped\n", s.rulesLoaded, len(s.skipped))
-	for _, x := range s.skipped {
-		fmt.Fprintf(w, "  skipped %s\n", x)
-	}
-	if s.readErrors > 0 || s.openFailures > 0 {
-		fmt.Fprintf(w, "errors: %d damaged records or values, %d inputs not readable\n", s.readErrors, s.openFailures)
-	}
-}
-
-// huntWriter renders records as text, JSON lines or CSV.
-type huntWriter struct {
-	o   huntOptions
-	bw  *bufio.Writer
-	cw  *csv.Writer
-	enc *json.Encoder
-}
-
-func newHuntWriter(w io.Writer, o huntOptions) *huntWriter {
-	h := &huntWriter{o: o, bw: bufio.NewWriterSize(w, 64<<10)}
-	switch {
-	case o.json:
-		h.enc = json.NewEncoder(h.bw)
-		h.enc.SetEscapeHTML(false)
-	case o.csv:
-		h.cw = csv.NewWriter(h.bw)
-		h.cw.Write([]string{"rule_id", "title", "level", "time", "computer", "channel", "event_id", "file", "fields"})
-	}
-	return h
-}
-
-func (h *huntWriter) write(r huntRecord) error {
-	eid := ""
-	if r.EventID != nil {
-		eid = fmt.Sprint(r.EventID)
-	}
-	switch {
-	case h.enc != nil:
-		if r.Fields == nil {
-			r.Fields = orderedFields{}
-		}
-		return h.enc.Encode(r)
-	case h.cw != nil:
-		return h.cw.Write([]string{r.RuleID, r.Title, r.Level, r.Time, r.Computer, r.Channel, eid, r.File, r.Fields.text()})
-	}
-	where := r.Channel
-	if eid != "" {
-		where += "/" + eid
-	}
-	if r.via != "" {
-		where += " [native-audit route]"
-	}
-	_, err := fmt.Fprintf(h.bw, "%s  %-8s  %s [%s]\n    %s  %s  %s\n    %s\n", r.Time, r.Level, oneLine(r.Title), r.RuleID,
-		r.Computer, where, r.File, r.Fields.text())
-	return err
-}
-
-func (h *huntWriter) flush() error {
-	if h.cw != nil {
-		h.cw.Flush()
-		if err := h.cw.Error(); err != nil {
-			return err
-		}
-	}
-	return h.bw.Flush()
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

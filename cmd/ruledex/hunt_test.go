@@ -223,3 +223,75 @@ func TestHuntFolderEVTXAndJSON(t *testing.T) {
 		t.Errorf("summary:\n%s", stderr)
 	}
 }
+
+// TestHuntFlagsAndSilence (issue 13, items 6 and 9): a symlinked log folder is hunted;
+// a folder without events warns and exits 1; -o, --json-summary and --timeline write
+// where they are told.
+func TestHuntFlagsAndSilence(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(seedEVTX(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(logs, "seed.evtx"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(logs, link); err != nil {
+		t.Fatal(err)
+	}
+	emptyDir := filepath.Join(dir, "empty")
+	if err := os.Mkdir(emptyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	outFile, sumFile := filepath.Join(dir, "hits.jsonl"), filepath.Join(dir, "summary.json")
+	tests := []struct {
+		name       string
+		args       []string
+		o          huntOptions
+		exit       int // 0 for no error
+		stdoutRecs int
+		stderrHas  string
+	}{
+		{"symlinked folder", []string{link}, huntOptions{json: true}, 0, 1, "1 file, 2 events, 1 match"},
+		{"folder without events", []string{emptyDir}, huntOptions{json: true}, exitFailure, 0, "no .evtx, .json, .jsonl or .ndjson file"},
+		{"-o and --json-summary", []string{seedEVTX(t)}, huntOptions{json: true, output: outFile, summary: sumFile}, 0, 0, "1 match"},
+		{"timeline csv", []string{link}, huntOptions{timeline: "csv"}, 0, 2, "1 match"},
+		{"excluded by technique", []string{link}, huntOptions{json: true, tags: []string{"T1003"}}, exitFailure, 0, "rules: 0 loaded"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.rules = []string{seedRulePath(t)}
+			out, stderr, err := hunt(t, tc.args, tc.o)
+			var ee *exitError
+			switch {
+			case tc.exit == 0 && err != nil:
+				t.Fatalf("hunt: %v\n%s", err, stderr)
+			case tc.exit != 0 && (!errors.As(err, &ee) || ee.code != tc.exit):
+				t.Fatalf("err %v, want exit %d\n%s", err, tc.exit, stderr)
+			}
+			if got := len(strings.Split(strings.TrimSpace(out), "\n")); strings.TrimSpace(out) == "" && tc.stdoutRecs != 0 || out != "" && got != tc.stdoutRecs {
+				t.Errorf("stdout has %d lines, want %d:\n%s", got, tc.stdoutRecs, out)
+			}
+			if !strings.Contains(stderr, tc.stderrHas) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderrHas, stderr)
+			}
+		})
+	}
+	hits, err := os.ReadFile(outFile)
+	if err != nil || len(jsonRecords(t, string(hits))) != 1 {
+		t.Errorf("-o file: %v %q", err, hits)
+	}
+	var sum struct {
+		Events  int `json:"events"`
+		Matches int `json:"matches"`
+	}
+	b, err := os.ReadFile(sumFile)
+	if err != nil || json.Unmarshal(b, &sum) != nil || sum.Events != 2 || sum.Matches != 1 {
+		t.Errorf("--json-summary: %v %s", err, b)
+	}
+}

@@ -256,7 +256,7 @@ func (d *docCtx) logsource(k, v *yaml.Node) {
 	// the whole list in Extra.
 	one := func(lk, lv *yaml.Node) string {
 		if lv.Kind == yaml.SequenceNode {
-			d.warnf(lk, "sigma/logsource/list", "logsource %s should be one value; the first of the list is used", lk.Value)
+			d.warnf(lk, "sigma/logsource/list", "logsource %s should be one value: the catalog files the rule under the first, hunt routes every value", lk.Value)
 			d.extra("logsource."+lk.Value, nodeText(lv))
 			if len(lv.Content) > 0 {
 				if c := resolve(lv.Content[0]); c != nil && c.Kind == yaml.ScalarNode {

@@ -53,6 +53,8 @@ package sigma
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"regexp"
@@ -298,7 +300,7 @@ func (f *fileCtx) newRule(c chunk) *rule.Rule {
 	src.Line = firstContentLine(c)
 	src.Index = idx
 	return &rule.Rule{
-		ID:       rule.StableID(f.src.Repo, f.src.Path, idx),
+		ID:       contentID(c.text),
 		Language: rule.Sigma,
 		Source:   src,
 		Class:    rule.Detection,
@@ -317,6 +319,21 @@ func (f *fileCtx) add(r *rule.Rule) {
 		}
 	}
 	f.rules = append(f.rules, r)
+}
+
+// contentID is the id of a rule without `id:`: a hash of its text (line ends and
+// trailing blanks normalized), so that hunt, the catalog and `show` give the same rule
+// the same id however its file was reached (an id from the path changed with the
+// spelling of --rules). A rule that does write `id:` replaces it.
+func contentID(text string) string {
+	var b strings.Builder
+	b.WriteString("sigma\x00")
+	for _, l := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		b.WriteString(strings.TrimRight(l, " \t\r"))
+		b.WriteByte('\n')
+	}
+	h := sha256.Sum256([]byte(strings.TrimRight(b.String(), "\n")))
+	return hex.EncodeToString(h[:8])
 }
 
 func firstContentLine(c chunk) int {

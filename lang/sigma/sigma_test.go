@@ -346,3 +346,34 @@ func TestDetect(t *testing.T) {
 		}
 	}
 }
+
+// TestContentIDWithoutID (issue 13, item 8): a rule without id: gets the same id
+// however its file is named or reached, and a different one when its text differs.
+func TestContentIDWithoutID(t *testing.T) {
+	body := "title: No id\nlogsource:\n  product: windows\ndetection:\n  sel:\n    EventID: 1\n  condition: sel\n"
+	parse := func(repo, p, text string) string {
+		rs, _ := Parser{}.Parse(rule.Source{Repo: repo, Path: p}, []byte(text))
+		if len(rs) != 1 {
+			t.Fatalf("%d rules", len(rs))
+		}
+		return rs[0].ID
+	}
+	base := parse("sigmahq", "rules/x.yml", body)
+	tests := []struct {
+		name, repo, path, text string
+		same                   bool
+	}{
+		{"path spelled differently", "../shared/corpus/sigma", "../shared/corpus/sigma/rules/x.yml", body, true},
+		{"absolute path", "/abs", "/abs/rules/x.yml", body, true},
+		{"CRLF and trailing blanks", "r", "x.yml", strings.ReplaceAll(body, "\n", "  \r\n"), true},
+		{"other content", "sigmahq", "rules/x.yml", strings.Replace(body, "EventID: 1", "EventID: 2", 1), false},
+	}
+	for _, tc := range tests {
+		if got := parse(tc.repo, tc.path, tc.text); (got == base) != tc.same {
+			t.Errorf("%s: id %s, base %s, want same=%v", tc.name, got, base, tc.same)
+		}
+	}
+	if withID := parse("r", "x.yml", "id: 11111111-2222-3333-4444-555555555555\n"+body); withID != "11111111-2222-3333-4444-555555555555" {
+		t.Errorf("explicit id replaced: %s", withID)
+	}
+}

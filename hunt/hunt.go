@@ -1,0 +1,422 @@
+// Package hunt runs detection rules over event logs: inputs → decode → route and
+// match → correlate → outputs.
+//
+// Inputs (files, standard input, later a Kafka consumer group) split into Parts that
+// decode on their own: an EVTX chunk, a batch of JSON lines. Workers decode and match
+// parts in parallel and encode their records (the output format's work runs on every
+// core too); one goroutine puts the parts back in input order and writes them, so
+// output streams as matches are found, in the same order whatever the scheduling, and
+// memory stays bounded by the parts in flight. Within a part records are ordered by
+// event time (EVTX chunks and log exports are written in time order, so a file's
+// matches come out in time order). Correlations and `| count() by` aggregations see
+// the matched events of the rules they read, sorted by time, after the scan.
+//
+// Nothing fails silently: unreadable records and chunks are reported with their
+// location (Options.Report), inputs that yield no event are listed in the Summary,
+// and rules that cannot run are listed with the reason.
+package hunt
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ruledex/ruledex/engine"
+	"github.com/ruledex/ruledex/event"
+	"github.com/ruledex/ruledex/logread"
+	"github.com/ruledex/ruledex/rule"
+)
+
+// Options configure a Hunter.
+type Options struct {
+	// Workers decode and match parts in parallel (at least 1).
+	Workers int
+	// From and To keep events whose time is in [From, To); zero means unbounded. With
+	// either set, events without a time are left out (and counted).
+	From, To time.Time
+	// MinLevel drops correlation alerts below this level (the rules' own filter is
+	// Filter.MinLevel when loading).
+	MinLevel string
+	// Report receives located read errors and warnings as they happen, from one
+	// goroutine. Nil discards them (they are still counted).
+	Report func(error)
+	// Progress, when set, is called after each part with the events read so far.
+	Progress func(events int64)
+}
+
+// Hunter holds compiled rules; Run may be called several times.
+type Hunter struct {
+	m         *engine.Matcher
+	co        *engine.Correlator
+	feedsCorr map[*rule.Rule]bool
+	skipped   []engine.Skipped
+	readsMu   sync.Mutex
+	readsMemo map[string]bool
+}
+
+// reads memoizes Correlator.Reads per field name (names are few, events many).
+func (h *Hunter) reads(name string) bool {
+	h.readsMu.Lock()
+	defer h.readsMu.Unlock()
+	v, ok := h.readsMemo[name]
+	if !ok {
+		v = h.co.Reads(name)
+		if len(h.readsMemo) < 1<<14 {
+			h.readsMemo[strings.Clone(name)] = v
+		}
+	}
+	return v
+}
+
+// New compiles rules for hunting. Rules that cannot run are returned by Skipped.
+func New(rules []*rule.Rule, opts engine.Options) *Hunter {
+	m, skipped := engine.Compile(rules, opts)
+	co, cskipped := engine.NewCorrelator(m)
+	h := &Hunter{m: m, co: co, feedsCorr: map[*rule.Rule]bool{}, skipped: append(skipped, cskipped...), readsMemo: map[string]bool{}}
+	for _, r := range m.Rules() {
+		if co.Suppressed(r) {
+			h.feedsCorr[r] = true
+		}
+	}
+	// Rules read by generating correlations are not suppressed but still feed them.
+	for _, c := range m.Correlations() {
+		for _, ref := range c.Correlation.Rules {
+			for _, b := range m.Rules() {
+				if b.ID == ref || (b.Name != "" && b.Name == ref) {
+					h.feedsCorr[b] = true
+				}
+			}
+		}
+	}
+	return h
+}
+
+// Skipped lists the rules the engine cannot run, with the reason.
+func (h *Hunter) Skipped() []engine.Skipped { return h.skipped }
+
+// Loaded is the number of rules and correlations that run.
+func (h *Hunter) Loaded() int {
+	n := len(h.m.Rules())
+	for _, c := range h.m.Correlations() {
+		ok := true
+		for _, s := range h.skipped {
+			if s.Rule == c {
+				ok = false
+			}
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// unit is one part in flight.
+type unit struct {
+	seq   int
+	input int
+	part  Part
+	err   error // the input failed here (no part)
+}
+
+// result is a matched part.
+type result struct {
+	seq, input int
+	out        []byte
+	events     int64
+	outOfRange int64
+	errs       []error
+	failed     bool
+	counts     map[*rule.Rule]int
+	corr       []corrEvent
+}
+
+// corrEvent is a copied event whose matches feed the correlator after the scan.
+type corrEvent struct {
+	ev      event.Event
+	matches []engine.Match
+	time    time.Time
+}
+
+// maxConsecutiveErrors stops reading a part that yields nothing but errors.
+const maxConsecutiveErrors = 1000
+
+// Run hunts over inputs, writing records to out, and returns the summary. It returns
+// an error only when out cannot be written; read problems are in the summary.
+func (h *Hunter) Run(inputs []Input, out Output, o Options) (*Summary, error) {
+	start := time.Now()
+	workers := max(1, o.Workers)
+	sum := &Summary{Files: len(inputs), ByLevel: map[string]int{}}
+	units := make(chan unit, workers*2)
+	results := make(chan result, workers*2)
+
+	go func() {
+		seq := 0
+		for i, in := range inputs {
+			err := in.Parts(func(p Part) bool {
+				units <- unit{seq: seq, input: i, part: p}
+				seq++
+				return true
+			})
+			if err != nil {
+				units <- unit{seq: seq, input: i, err: fmt.Errorf("%s: %w", in.Name(), err)}
+				seq++
+			}
+		}
+		close(units)
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ev event.Event
+			var ms []engine.Match
+			for u := range units {
+				results <- h.part(u, inputs[u.input].Name(), out, o, &ev, &ms)
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+
+	perInput := make([]int64, len(inputs))
+	failed := make([]bool, len(inputs))
+	counts := map[*rule.Rule]int{}
+	var corr []corrEvent
+	pending := map[int]result{}
+	next := 0
+	var werr error
+	for res := range results {
+		pending[res.seq] = res
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			for _, e := range r.errs {
+				if o.Report != nil {
+					o.Report(e)
+				}
+			}
+			if r.failed {
+				failed[r.input] = true
+			} else {
+				sum.ReadErrors += len(r.errs)
+			}
+			perInput[r.input] += r.events
+			sum.Events += r.events
+			sum.OutOfRange += r.outOfRange
+			if werr == nil && len(r.out) > 0 {
+				werr = out.Write(r.out)
+			}
+			for k, v := range r.counts {
+				counts[k] += v
+			}
+			corr = append(corr, r.corr...)
+			if o.Progress != nil {
+				o.Progress(sum.Events)
+			}
+		}
+	}
+	if werr != nil {
+		return sum, werr
+	}
+	for i, in := range inputs {
+		if failed[i] {
+			sum.OpenFailures++
+		}
+		if perInput[i] == 0 {
+			sum.Empty = append(sum.Empty, in.Name())
+		}
+	}
+
+	// Correlations run over the matched events in time order (ties: input order).
+	sort.SliceStable(corr, func(i, j int) bool {
+		if !corr[i].time.Equal(corr[j].time) {
+			return corr[i].time.Before(corr[j].time)
+		}
+		return false
+	})
+	var alerts []engine.Alert
+	for i := range corr {
+		alerts = h.co.Observe(&corr[i].ev, corr[i].matches, alerts)
+	}
+	alerts = h.co.Flush(alerts)
+	var buf []byte
+	for _, a := range alerts {
+		if o.MinLevel != "" && LevelRank(a.Rule.Severity) < LevelRank(o.MinLevel) {
+			continue
+		}
+		rec := alertRecord(a)
+		buf = out.Encode(buf[:0], &rec)
+		if err := out.Write(buf); err != nil {
+			return sum, err
+		}
+		sum.Alerts++
+		counts[a.Rule]++
+	}
+	for r, n := range counts {
+		sum.ByRule = append(sum.ByRule, RuleCount{ID: r.ID, Title: r.Title, Level: r.Severity, Matches: n})
+		sum.ByLevel[strings.ToLower(r.Severity)] += n
+		if r.Correlation == nil && !h.co.Suppressed(r) {
+			sum.Matches += n
+		}
+	}
+	sort.Slice(sum.ByRule, func(i, j int) bool {
+		a, b := sum.ByRule[i], sum.ByRule[j]
+		if a.Matches != b.Matches {
+			return a.Matches > b.Matches
+		}
+		return a.ID < b.ID
+	})
+	sum.RulesLoaded = h.Loaded()
+	for _, s := range h.skipped {
+		sum.RulesSkipped = append(sum.RulesSkipped, fmt.Sprintf("%s (%s): %s", s.Rule.Source.Path, s.Rule.Title, s.Reason))
+	}
+	sum.Seconds = time.Since(start).Seconds()
+	return sum, nil
+}
+
+// part decodes and matches one part.
+func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Event, ms *[]engine.Match) result {
+	res := result{seq: u.seq, input: u.input}
+	if u.err != nil {
+		res.errs = []error{u.err}
+		res.failed = true
+		return res
+	}
+	r, err := u.part.Open()
+	if err != nil {
+		res.errs = []error{fmt.Errorf("%s: %w", name, err)}
+		res.failed = true
+		return res
+	}
+	defer r.Close()
+	var recs []Record
+	ranged := !o.From.IsZero() || !o.To.IsZero()
+	consecutive := 0
+	for {
+		err := r.Next(ev)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var le *logread.Error
+			if errors.As(err, &le) && le.Line > 0 {
+				le.Line += u.part.Line
+			}
+			res.errs = append(res.errs, err)
+			if consecutive++; consecutive >= maxConsecutiveErrors {
+				res.errs = append(res.errs, fmt.Errorf("%s: giving up after %d errors in a row", name, consecutive))
+				break
+			}
+			continue
+		}
+		consecutive = 0
+		res.events++
+		var t time.Time
+		if ranged {
+			var hasTime bool
+			t, hasTime = engine.EventTime(ev)
+			if !hasTime || (!o.From.IsZero() && t.Before(o.From)) || (!o.To.IsZero() && !t.Before(o.To)) {
+				res.outOfRange++
+				continue
+			}
+		}
+		*ms = h.m.Match(ev, (*ms)[:0])
+		if len(*ms) == 0 {
+			continue
+		}
+		if !ranged {
+			t, _ = engine.EventTime(ev)
+		}
+		file := ev.File
+		if file == "" {
+			file = name
+		}
+		var forCorr []engine.Match
+		for _, x := range *ms {
+			if h.feedsCorr[x.Rule] {
+				forCorr = append(forCorr, x)
+			}
+			if res.counts == nil {
+				res.counts = map[*rule.Rule]int{}
+			}
+			res.counts[x.Rule]++
+			if !h.co.Suppressed(x.Rule) {
+				recs = append(recs, eventRecord(x, ev, file, t))
+			}
+		}
+		if len(forCorr) > 0 {
+			// Only the fields the correlator reads are kept: the copies live until the
+			// end of the scan.
+			ce := corrEvent{matches: forCorr, time: t}
+			for _, f := range ev.Fields {
+				if h.reads(f.Name) {
+					ce.ev.Add(strings.Clone(f.Name), strings.Clone(f.Value))
+				}
+			}
+			res.corr = append(res.corr, ce)
+		}
+	}
+	// Within a part, records follow event time (stable: record order on ties). A part
+	// with events without a time keeps record order: there is nothing to sort them by.
+	timed := true
+	for i := range recs {
+		if recs[i].Time.IsZero() {
+			timed = false
+			break
+		}
+	}
+	if timed {
+		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
+	}
+	for i := range recs {
+		res.out = out.Encode(res.out, &recs[i])
+	}
+	return res
+}
+
+// header returns a System field: the header copy when a data field took the name
+// (logread renames it System_<name>).
+func header(ev *event.Event, name string) string {
+	if v, ok := ev.Get("System_" + name); ok {
+		return strings.Clone(v)
+	}
+	v, _ := ev.Get(name)
+	return strings.Clone(v)
+}
+
+func eventRecord(m engine.Match, ev *event.Event, file string, t time.Time) Record {
+	return Record{Rule: m.Rule, Time: t, TimeText: header(ev, "TimeCreated"), Computer: header(ev, "Computer"),
+		Channel: header(ev, "Channel"), EventID: header(ev, "EventID"), File: strings.Clone(file),
+		Fields: m.Fields, Via: m.Via}
+}
+
+func alertRecord(a engine.Alert) Record {
+	rec := Record{Rule: a.Rule, Time: a.Time, Alert: true}
+	for _, g := range a.Group {
+		rec.Fields = append(rec.Fields, g)
+		if strings.EqualFold(g.Name, "Computer") {
+			rec.Computer = g.Value
+		}
+	}
+	kind := "count"
+	if a.Rule.Correlation != nil {
+		kind = a.Rule.Correlation.Type
+	}
+	rec.Fields = append(rec.Fields, event.Field{Name: kind, Value: strconv.FormatFloat(a.Value, 'g', -1, 64)},
+		event.Field{Name: "events", Value: strconv.Itoa(a.Events)},
+		event.Field{Name: "first", Value: a.First.Format(time.RFC3339Nano)})
+	return rec
+}

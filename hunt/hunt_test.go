@@ -1,0 +1,229 @@
+package hunt
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ruledex/ruledex/engine"
+	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/kql"
+	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+func sigmaRule(t *testing.T, elem ...string) string {
+	return corpustest.Path(t, append([]string{"sigma"}, elem...)...)
+}
+
+func mdecEVTX(t *testing.T, elem ...string) string {
+	return corpustest.Path(t, append([]string{"evtx", "mdecrevoisier"}, elem...)...)
+}
+
+// run hunts over inputs with the rules under rulePaths (Sigma), routed by router (the
+// embedded map when nil), and returns the JSON records and the summary.
+func run(t *testing.T, rulePaths []string, inputs []Input, router *winevent.Catalog, o Options) ([]map[string]any, *Summary) {
+	t.Helper()
+	loaded, err := LoadRules(rulePaths, []Parser{sigma.Parser{}}, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if router == nil {
+		if router, err = winevent.Routing(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := New(loaded.Rules, engine.Options{Router: engine.CatalogRouter{Catalog: router}})
+	if h.Loaded() == 0 {
+		t.Fatalf("no rule loaded from %v: %v %v", rulePaths, loaded.Skipped, h.Skipped())
+	}
+	var buf bytes.Buffer
+	out := NewOutput(&buf, JSON)
+	if o.Workers == 0 {
+		o.Workers = 2
+	}
+	var reported []error
+	o.Report = func(err error) { reported = append(reported, err) }
+	sum, err := h.Run(inputs, out, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range reported {
+		t.Errorf("read error: %v", e)
+	}
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		recs = append(recs, m)
+	}
+	return recs, sum
+}
+
+func jsonInput(t *testing.T, lines ...string) Input {
+	p := filepath.Join(t.TempDir(), "events.jsonl")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return FileInput(p)
+}
+
+// evtxDump is an event as evtx_dump exports it (nested Event/System/EventData).
+func evtxDump(system, dataKey, data string) string {
+	return `{"Event":{"System":` + system + `,"` + dataKey + `":` + data + `}}`
+}
+
+func ruleIDs(recs []map[string]any) []string {
+	var ids []string
+	for _, r := range recs {
+		ids = append(ids, r["rule_id"].(string))
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// TestIssue13Rules runs real rules over the events each defect of issue 13 was about:
+// the record shows which rules fire, and the test fails on the old behaviour.
+func TestIssue13Rules(t *testing.T) {
+	const (
+		critical = "ab4561b1-6c7e-48a7-ad08-087cfb9ce8f1" // Important Windows Event Auditing Disabled
+		disabled = "69aeb277-f15f-4d2d-b32a-55e883609563" // Windows Event Auditing Disabled
+		cleared  = "100ef69e-3327-481c-8e5c-6d80d9507556" // Important Windows Eventlog Cleared
+	)
+	auditRules := []string{
+		sigmaRule(t, "sigmahq", "rules", "windows", "builtin", "security", "win_security_disable_event_auditing_critical.yml"),
+		sigmaRule(t, "sigmahq", "rules", "windows", "builtin", "security", "win_security_disable_event_auditing.yml"),
+	}
+	sec4719 := func(guid, change string) string {
+		return evtxDump(`{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},"EventID":4719,"Channel":"Security","Computer":"dc1","TimeCreated":{"#attributes":{"SystemTime":"2024-05-01T10:00:00Z"}}}`,
+			"EventData", `{"SubjectUserName":"bob","CategoryId":"%%8274","SubcategoryGuid":"`+guid+`","AuditPolicyChanges":"`+change+`"}`)
+	}
+	sys104 := func(log string) string {
+		return evtxDump(`{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Eventlog"}},"EventID":104,"Channel":"System","Computer":"pc1","TimeCreated":{"#attributes":{"SystemTime":"2024-05-01T10:00:00Z"}}}`,
+			"UserData", `{"LogFileCleared":{"#attributes":{"xmlns":"http://manifests.microsoft.com/win/2004/08/windows/eventlog"},"SubjectUserName":"bob","SubjectDomainName":"CORP","Channel":"`+log+`","BackupPath":null}}`)
+	}
+	linux := []string{sigmaRule(t, "mdecrevoisier", "linux-defender", "lin-defender-ebpf sensor deactivation.yaml")}
+	tests := []struct {
+		name   string
+		rules  []string
+		inputs []Input
+		want   []string
+	}{
+		// Item 2: evtx_dump writes the GUID bare; the rules write it in braces.
+		{"4719 audit policy removed for Logon (bare GUID in evtx_dump JSON)", auditRules,
+			[]Input{jsonInput(t, sec4719("0CCE9215-69AE-11D9-BED3-505054503030", "%%8448"))}, []string{critical}},
+		{"4719 for a subcategory outside the critical list", auditRules,
+			[]Input{jsonInput(t, sec4719("0CCE9244-69AE-11D9-BED3-505054503030", "%%8448"))}, []string{disabled}},
+		// Item 4: the header Channel "System" must not satisfy the rule's Channel list.
+		{"104 clearing an unimportant log", []string{sigmaRule(t, "sigmahq", "rules", "windows", "builtin", "system", "microsoft_windows_eventlog", "win_system_susp_eventlog_cleared.yml")},
+			[]Input{jsonInput(t, sys104("Microsoft-Windows-TaskScheduler/Operational"))}, nil},
+		{"104 clearing the Security log", []string{sigmaRule(t, "sigmahq", "rules", "windows", "builtin", "system", "microsoft_windows_eventlog", "win_system_susp_eventlog_cleared.yml")},
+			[]Input{jsonInput(t, sys104("Security"))}, []string{cleared}},
+		// Item 5: a linux rule with the keyword "disabled" on a Windows 4688 event.
+		{"linux keyword rule on a Windows event", linux,
+			[]Input{jsonInput(t, `{"EventID":4688,"Channel":"Security","CommandLine":"sc config WinDefend start= disabled"}`)}, nil},
+		{"linux keyword rule on a channel-less JSON line", linux,
+			[]Input{jsonInput(t, `{"message":"mdatp ebpf-supplementary-event-provider disabled"}`)}, nil /* its content id, set below */},
+	}
+	// The mdecrevoisier rule has no id: its content id is what LoadRules gives it.
+	loaded, err := LoadRules(linux, []Parser{sigma.Parser{}}, Filter{})
+	if err != nil || len(loaded.Rules) != 1 {
+		t.Fatalf("linux rule: %v %v", err, loaded)
+	}
+	tests[len(tests)-1].want = []string{loaded.Rules[0].ID}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, _ := run(t, tc.rules, tc.inputs, nil, Options{})
+			if got := ruleIDs(recs); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("rules fired %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestListLogSource (item 3): a rule whose category is a list routes every value; the
+// mdecrevoisier PowerShell BITS rule fires on its 4104 sample event (ps_script, the
+// last of its three categories).
+func TestListLogSource(t *testing.T) {
+	rulePath := sigmaRule(t, "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (PowerShell).yaml")
+	evtx := mdecEVTX(t, "TA0003-Persistence", "T1197-BITS jobs", "ID800-4103-4104-PowerShell BITS job started.evtx")
+	recs, sum := run(t, []string{rulePath}, []Input{FileInput(evtx)}, nil, Options{})
+	if sum.Events != 11 {
+		t.Errorf("%d events, want 11", sum.Events)
+	}
+	if len(recs) != 1 || recs[0]["event_id"] != float64(4104) || recs[0]["channel"] != "Microsoft-Windows-PowerShell/Operational" {
+		t.Errorf("records %v, want one on 4104", recs)
+	}
+}
+
+// TestEmbeddedRoutingSameAsData (item 7): without --data, results equal those with the
+// corpus's data folder, and differ from running every rule everywhere.
+func TestEmbeddedRoutingSameAsData(t *testing.T) {
+	full, err := winevent.Load(winevent.Dir(corpustest.Dir(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := []string{sigmaRule(t, "mdecrevoisier")}
+	var inputs []Input
+	for _, f := range []string{"ID4688-BITS transfer initiated.evtx", "ID3-59-60-BITS job created.evtx", "ID800-4103-4104-PowerShell BITS job started.evtx"} {
+		inputs = append(inputs, FileInput(mdecEVTX(t, "TA0003-Persistence", "T1197-BITS jobs", f)))
+	}
+	emb, _ := run(t, rules, inputs, nil, Options{})
+	data, _ := run(t, rules, inputs, full, Options{})
+	if len(emb) == 0 || strings.Join(ruleIDs(emb), ",") != strings.Join(ruleIDs(data), ",") {
+		t.Errorf("embedded %v, --data %v", ruleIDs(emb), ruleIDs(data))
+	}
+}
+
+// TestLoadRulesEveryParser: the loader asks every registered parser, in order; rules
+// of a language the engine does not run yet are listed as skipped with the reason, and
+// files no parser recognizes are ignored.
+func TestLoadRulesEveryParser(t *testing.T) {
+	kqlFile := corpustest.Path(t, "kql", "reprise99", "Heartbeat", "Heartbeat-NoHeartbeatinTimeframe.kql")
+	sigmaFile := sigmaRule(t, "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (command).yaml")
+	dir := t.TempDir()
+	notes := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notes, []byte("nothing to see"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		paths   []string
+		parsers []Parser
+		rules   int
+		skipped string
+	}{
+		{"sigma and kql", []string{sigmaFile + "," + kqlFile, notes}, []Parser{sigma.Parser{}, kql.Parser{}}, 1, "the engine does not run kusto rules yet"},
+		{"kql parser not registered", []string{kqlFile}, []Parser{sigma.Parser{}}, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := LoadRules(tc.paths, tc.parsers, Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Rules) != tc.rules {
+				t.Errorf("%d rules, want %d", len(l.Rules), tc.rules)
+			}
+			joined := strings.Join(l.Skipped, "\n")
+			if (tc.skipped == "") != (joined == "") || !strings.Contains(joined, tc.skipped) || (tc.skipped != "" && !strings.Contains(joined, kqlFile)) {
+				t.Errorf("skipped %q, want %q naming %s", joined, tc.skipped, kqlFile)
+			}
+		})
+	}
+	if _, err := LoadRules([]string{filepath.Join(dir, "missing")}, []Parser{sigma.Parser{}}, Filter{}); err == nil {
+		t.Error("a missing --rules path is not an error")
+	}
+}

@@ -1,0 +1,240 @@
+package hunt
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/ruledex/ruledex/logread"
+)
+
+// Part is a piece of an input that decodes on its own: an EVTX chunk, a batch of JSON
+// lines, or a whole JSON document. Parts of one input are matched in parallel and
+// their output is put back in order.
+type Part struct {
+	// Open returns a reader over the part; the pipeline closes it.
+	Open func() (logread.Reader, error)
+	// Line is added to the line numbers of the part's errors (a batch of JSON lines
+	// starting at line Line+1 of its input).
+	Line int
+}
+
+// Input is a source of events: a file, standard input, later a Kafka consumer group.
+type Input interface {
+	// Name names the input in messages and in the file column of matches.
+	Name() string
+	// Parts calls send with the input's parts in order, and stops early when send
+	// returns false. An error means the input could not be read (at all, or from some
+	// point on).
+	Parts(send func(Part) bool) error
+}
+
+// batchBytes is the size of a JSON-lines batch: large enough that per-part costs
+// vanish, small enough that two cores share a 100 MB file evenly and that memory held
+// by in-flight parts stays small.
+const batchBytes = 1 << 20
+
+// FileInput reads an EVTX or JSON file.
+type FileInput string
+
+func (f FileInput) Name() string { return string(f) }
+
+func (f FileInput) Parts(send func(Part) bool) error {
+	path := string(f)
+	k, err := logread.Detect(path)
+	if err != nil {
+		return err
+	}
+	switch k {
+	case logread.KindEVTX:
+		ef, err := logread.OpenEVTXFile(path)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < ef.Chunks(); i++ {
+			i := i
+			if !send(Part{Open: func() (logread.Reader, error) { return ef.Chunk(i) }}) {
+				// Release the chunks nobody will read, so the file closes.
+				for j := i; j < ef.Chunks(); j++ {
+					if r, err := ef.Chunk(j); err == nil {
+						r.Close()
+					}
+				}
+				return nil
+			}
+		}
+		return nil
+	case logread.KindJSON:
+		fh, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		return jsonParts(path, fh, func() (io.ReadCloser, error) { return os.Open(path) }, send)
+	}
+	return fmt.Errorf("%s: unknown format (want EVTX or JSON)", path)
+}
+
+// StdinInput reads JSON from an io.Reader (standard input).
+type StdinInput struct {
+	R io.Reader
+}
+
+func (StdinInput) Name() string { return "-" }
+
+func (s StdinInput) Parts(send func(Part) bool) error {
+	return jsonParts("-", s.R, nil, send)
+}
+
+// jsonParts splits JSON lines into batches of whole lines. Anything else (one
+// evtx_dump document, an array, pretty-printed objects) is one part: the JSON reader
+// needs all of it. reopen, when set, reads the whole input again for that case;
+// otherwise the part continues from r.
+func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), send func(Part) bool) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	first, err := firstLine(br)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	if !isJSONLine(first) {
+		var src io.Reader = io.MultiReader(bytes.NewReader(first), br)
+		send(Part{Open: func() (logread.Reader, error) {
+			if reopen != nil {
+				rc, err := reopen()
+				if err != nil {
+					return nil, err
+				}
+				return &closing{logread.NewJSONReader(name, rc), rc}, nil
+			}
+			return logread.NewJSONReader(name, src), nil
+		}})
+		return nil
+	}
+	line := 0
+	batch := append(getBatch(), first...)
+	lines := 1
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		b, base := batch, line
+		line += lines
+		batch, lines = getBatch(), 0
+		return send(Part{Line: base, Open: func() (logread.Reader, error) {
+			return &pooled{Reader: logread.NewJSONReader(name, bytes.NewReader(b)), b: b}, nil
+		}})
+	}
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			batch = append(batch, chunk...)
+			if chunk[len(chunk)-1] == '\n' {
+				lines++
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue // a long line: keep appending until its end
+		}
+		if len(batch) >= batchBytes && (len(chunk) > 0 && chunk[len(chunk)-1] == '\n') {
+			if !flush() {
+				return nil
+			}
+		}
+		if err == io.EOF {
+			flush()
+			return nil
+		}
+		if err != nil {
+			flush()
+			return err
+		}
+	}
+}
+
+// firstLine reads up to and including the first newline that ends a non-blank line.
+func firstLine(br *bufio.Reader) ([]byte, error) {
+	var out []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		out = append(out, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			return out, err
+		}
+	}
+}
+
+// isJSONLine tells a first line that is a whole JSON object: the input is JSON lines.
+func isJSONLine(b []byte) bool {
+	b = bytes.TrimSpace(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")))
+	return len(b) > 1 && b[0] == '{' && b[len(b)-1] == '}' && json.Valid(b)
+}
+
+// batches recycles JSON-lines batch buffers: a fresh 1 MiB buffer per batch is
+// zeroed by the runtime, which costed more than decoding some batches.
+var batches = sync.Pool{New: func() any { return make([]byte, 0, batchBytes+64<<10) }}
+
+func getBatch() []byte { return batches.Get().([]byte)[:0] }
+
+// pooled returns its batch to the pool when the part is done.
+type pooled struct {
+	logread.Reader
+	b []byte
+}
+
+func (p *pooled) Close() error {
+	err := p.Reader.Close()
+	if p.b != nil && cap(p.b) <= 4*batchBytes {
+		batches.Put(p.b[:0])
+	}
+	p.b = nil
+	return err
+}
+
+type closing struct {
+	logread.Reader
+	c io.Closer
+}
+
+func (c *closing) Close() error {
+	return errors.Join(c.Reader.Close(), c.c.Close())
+}
+
+// Expand turns command-line EVENTS into inputs: "-" is standard input, a folder its
+// event files (symbolic links followed, see logread.Files), a file itself. Paths that
+// cannot be read are returned in bad with the reason.
+func Expand(args []string, stdin io.Reader) (inputs []Input, bad []error) {
+	for _, a := range args {
+		if a == "-" {
+			inputs = append(inputs, StdinInput{R: stdin})
+			continue
+		}
+		st, err := os.Stat(a)
+		if err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		if !st.IsDir() {
+			inputs = append(inputs, FileInput(a))
+			continue
+		}
+		files, err := logread.Files(a)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s: %w", a, err))
+		}
+		if len(files) == 0 {
+			bad = append(bad, fmt.Errorf("%s: no .evtx, .json, .jsonl or .ndjson file in this folder", a))
+		}
+		for _, f := range files {
+			inputs = append(inputs, FileInput(f))
+		}
+	}
+	return inputs, bad
+}
