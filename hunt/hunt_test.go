@@ -187,11 +187,12 @@ func TestEmbeddedRoutingSameAsData(t *testing.T) {
 	}
 }
 
-// TestLoadRulesEveryParser: the loader asks every registered parser, in order; rules
-// of a language the engine does not run yet are listed as skipped with the reason, and
-// files no parser recognizes are ignored.
+// TestLoadRulesEveryParser: the loader asks every registered parser, in order; a KQL
+// single-event rule runs (on canonical fields), a KQL aggregation is listed as skipped
+// with the reason, and files no parser recognizes are ignored.
 func TestLoadRulesEveryParser(t *testing.T) {
 	kqlFile := corpustest.Path(t, "kql", "reprise99", "Heartbeat", "Heartbeat-NoHeartbeatinTimeframe.kql")
+	kqlRuns := corpustest.Path(t, "kql", "azure-sentinel", "Hunting Queries", "Microsoft 365 Defender", "Execution", "Bitsadmin Activity.yaml")
 	sigmaFile := sigmaRule(t, "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (command).yaml")
 	dir := t.TempDir()
 	notes := filepath.Join(dir, "notes.txt")
@@ -205,7 +206,8 @@ func TestLoadRulesEveryParser(t *testing.T) {
 		rules   int
 		skipped string
 	}{
-		{"sigma and kql", []string{sigmaFile + "," + kqlFile, notes}, []Parser{sigma.Parser{}, kql.Parser{}}, 1, "the engine does not run kusto rules yet"},
+		{"sigma and kql", []string{sigmaFile + "," + kqlFile, notes}, []Parser{sigma.Parser{}, kql.Parser{}}, 1, "cannot run: its shape is aggregation"},
+		{"kql single-event rule runs", []string{kqlFile, kqlRuns}, []Parser{kql.Parser{}}, 1, "cannot run: its shape is aggregation"},
 		{"kql parser not registered", []string{kqlFile}, []Parser{sigma.Parser{}}, 0, ""},
 	}
 	for _, tc := range tests {

@@ -1,7 +1,11 @@
 package hunt
 
 import (
+	"errors"
+
 	"fmt"
+	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/translate"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -54,10 +58,17 @@ func LevelRank(l string) int {
 var ruleExts = map[string]bool{".yml": true, ".yaml": true, ".kql": true, ".csl": true, ".kusto": true,
 	".spl": true, ".toml": true, ".yaral": true, ".txt": true}
 
-// runnable are the languages the engine evaluates today. Rules in other languages are
-// parsed (so their count and reason show) and listed as skipped; widen this as the
-// engine learns KQL, SPL, Elastic and YARA-L semantics.
-var runnable = map[rule.Language]bool{rule.Sigma: true}
+// runnable gives the engine a rule it can evaluate: Sigma rules as they are; a KQL,
+// SPL, Elastic or YARA-L rule put on canonical (Sigma/Sysmon) fields by
+// translate.Runnable, so it runs on Windows events the way a Sigma rule on the same
+// log source does. The error says why a rule cannot run (a join, an aggregation with a
+// threshold, a field the field map cannot place).
+func runnable(r *rule.Rule) (*rule.Rule, error) {
+	if r.Language == rule.Sigma {
+		return r, nil
+	}
+	return translate.Runnable(fieldmap.Default(), r)
+}
 
 // Loaded is the result of LoadRules.
 type Loaded struct {
@@ -130,11 +141,12 @@ func LoadRules(paths []string, parsers []Parser, f Filter) (*Loaded, error) {
 		out.Skipped = append(out.Skipped, p.errs...)
 		out.Warnings = append(out.Warnings, p.warns...)
 		for _, r := range p.rules {
-			if !runnable[r.Language] {
-				out.Skipped = append(out.Skipped, fmt.Sprintf("%s (%s): the engine does not run %s rules yet", r.Source.Path, r.Title, r.Language))
+			run, err := runnable(r)
+			if err != nil {
+				out.Skipped = append(out.Skipped, fmt.Sprintf("%s (%s, %s): %s", r.Source.Path, r.Title, r.Language.Display(), runReason(err)))
 				continue
 			}
-			out.Rules = append(out.Rules, r)
+			out.Rules = append(out.Rules, run)
 		}
 	}
 	n := len(out.Rules)
@@ -254,4 +266,13 @@ func excludes(x string, r *rule.Rule) bool {
 	}
 	ok, _ := filepath.Match(x, filepath.Base(p))
 	return ok
+}
+
+// runReason words a translate failure for the skipped list.
+func runReason(err error) string {
+	var te *translate.Error
+	if errors.As(err, &te) {
+		return "cannot run: " + te.Reason
+	}
+	return err.Error()
 }

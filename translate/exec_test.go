@@ -11,6 +11,7 @@ import (
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/internal/regression"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -53,11 +54,11 @@ func TestExecutableTranslations(t *testing.T) {
 	for _, r := range sigmaRules {
 		byID[r.ID] = r
 	}
-	cases := corpustest.RegressionCases(t)
+	cases := regression.Cases(t)
 	events := map[string][]event.Event{}
 	var allEvents []event.Event
 	for _, c := range cases {
-		evs, err := corpustest.ReadEvents(c.EVTX)
+		evs, err := regression.ReadEvents(c.EVTX)
 		if len(evs) == 0 {
 			t.Fatalf("%s: no events (%v)", c.EVTX, err)
 		}

@@ -1,4 +1,7 @@
-package corpustest
+// Package regression reads the SigmaHQ regression cases of the shared corpus (a rule
+// id, an EVTX and its JSON twin, the expected match count) for tests. It is apart from
+// corpustest because it decodes logs, and logread's own tests use corpustest.
+package regression
 
 import (
 	"errors"
@@ -10,13 +13,14 @@ import (
 	"testing"
 
 	"github.com/ruledex/ruledex/event"
+	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/logread"
 	"go.yaml.in/yaml/v3"
 )
 
-// RegressionCase is one SigmaHQ regression test: a rule and an EVTX (with a JSON twin)
+// Case is one SigmaHQ regression test: a rule and an EVTX (with a JSON twin)
 // on which it must fire MatchCount times.
-type RegressionCase struct {
+type Case struct {
 	Dir        string
 	RuleID     string
 	Title      string
@@ -25,13 +29,13 @@ type RegressionCase struct {
 }
 
 // JSON is the case's evtx_dump-style JSON twin of its EVTX.
-func (c RegressionCase) JSON() string { return strings.TrimSuffix(c.EVTX, ".evtx") + ".json" }
+func (c Case) JSON() string { return strings.TrimSuffix(c.EVTX, ".evtx") + ".json" }
 
-// RegressionCases reads every info.yml under regression/regression_data.
-func RegressionCases(tb testing.TB) []RegressionCase {
+// Cases reads every info.yml under regression/regression_data.
+func Cases(tb testing.TB) []Case {
 	tb.Helper()
-	root := Path(tb, "regression")
-	var out []RegressionCase
+	root := corpustest.Path(tb, "regression")
+	var out []Case
 	err := filepath.WalkDir(filepath.Join(root, "regression_data"), func(p string, de os.DirEntry, err error) error {
 		if err != nil || de.IsDir() || de.Name() != "info.yml" {
 			return err
@@ -61,7 +65,7 @@ func RegressionCases(tb testing.TB) []RegressionCase {
 			if t.Type != "evtx" {
 				continue
 			}
-			out = append(out, RegressionCase{Dir: filepath.Dir(p), RuleID: info.Meta[0].ID, Title: info.Meta[0].Title,
+			out = append(out, Case{Dir: filepath.Dir(p), RuleID: info.Meta[0].ID, Title: info.Meta[0].Title,
 				EVTX: filepath.Join(root, t.Path), MatchCount: t.MatchCount})
 		}
 		return nil
