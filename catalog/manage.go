@@ -17,18 +17,32 @@ import (
 // paths. It is what `ruledex stats` lists and what `ruledex remove PATH` forgets.
 const metaRoots = "ingest.roots"
 
-// AddRoots records ingested roots (absolute paths) with the catalog. A root inside an
-// already recorded one adds nothing; a recorded root inside a new one is replaced by it.
-func (t *Tx) AddRoots(roots []string) error {
+// AddRoots records ingested roots (absolute paths) with the catalog, except those in
+// gone (roots that no longer exist), which are forgotten with any root inside them. A
+// root inside an already recorded one adds nothing; a recorded root inside a new one
+// is replaced by it.
+func (t *Tx) AddRoots(roots, gone []string) error {
 	cur, err := t.roots()
 	if err != nil {
 		return err
 	}
-	for _, r := range roots {
-		cur = append(cur, filepath.Clean(r))
+	cur = append(cur, roots...)
+	var keep []string
+next:
+	for _, r := range cur {
+		r = filepath.Clean(r)
+		for _, g := range gone {
+			if within(r, g) {
+				continue next
+			}
+		}
+		keep = append(keep, r)
 	}
-	return t.setRoots(cur)
+	return t.setRoots(keep)
 }
+
+// KnownRoots are the ingested roots recorded so far.
+func (t *Tx) KnownRoots() ([]string, error) { return t.roots() }
 
 func (t *Tx) roots() ([]string, error) {
 	v, err := t.Meta(metaRoots)

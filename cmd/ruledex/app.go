@@ -83,20 +83,23 @@ func attackForCatalog(m *attack.Matrix) *ingest.Attack {
 	return a
 }
 
-// buildFingerprint identifies this binary, so that a rebuilt ruledex (maybe with a
-// changed parser) re-parses unchanged files once instead of trusting old results.
-func buildFingerprint() string {
-	fp := ""
+// parseCacheVersion is the CLI's part of the parse cache key. Bump it when a parser
+// changes its output for unchanged files and does not say so itself (ingest.Versioned):
+// the next ingest then parses everything again. --force does the same once.
+const parseCacheVersion = "1"
+
+// parseFingerprint keys the parse cache by what decides parser output: the parsers and
+// their versions, parseCacheVersion and the versions of the modules they use. Unlike
+// the executable's size and time it is the same for `go run`, `go test` and an
+// installed binary of the same code, so switching between them parses nothing again.
+func parseFingerprint() string {
+	fp := ingest.Fingerprint(parsers()) + ";cli-" + parseCacheVersion
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
-				fp += s.Value + " "
+		for _, d := range bi.Deps {
+			if d.Replace != nil {
+				d = d.Replace
 			}
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		if st, err := os.Stat(exe); err == nil {
-			fp += fmt.Sprintf("%d %d", st.Size(), st.ModTime().UnixNano())
+			fp += ";" + d.Path + "@" + d.Version
 		}
 	}
 	return fp
@@ -125,10 +128,16 @@ type ingestOptions struct {
 	progress  bool // draw a progress bar on stderr when it is a terminal
 }
 
-// ingestPaths runs an ingest with the registered parsers and, with --data, the ATT&CK names.
+// errDerived marks an error of the derived steps, after the ingest committed.
+var errDerived = errors.New("derived data")
+
+// ingestPaths runs an ingest with the registered parsers and, with --data, the ATT&CK
+// names, then brings derived data up to date. An error wrapping errDerived means the
+// rules were saved and only the derived steps failed.
 func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o ingestOptions) (*ingest.Summary, error) {
+	start := time.Now()
 	useStoredDataDir(ctx, cat) // a re-ingest without --data keeps ATT&CK names and event coverage
-	opt := ingest.Options{Parsers: parsers(), SourceURL: o.sourceURL, Force: o.force, Fingerprint: buildFingerprint()}
+	opt := ingest.Options{Parsers: parsers(), SourceURL: o.sourceURL, Force: o.force, Fingerprint: parseFingerprint()}
 	p, fp, err := attackBundle()
 	if err != nil {
 		return nil, err
@@ -146,8 +155,9 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 			return attackForCatalog(m), nil
 		}
 	}
-	if o.progress && term.IsTerminal(int(os.Stderr.Fd())) {
-		var bar *progressbar.ProgressBar
+	tty := o.progress && term.IsTerminal(int(os.Stderr.Fd()))
+	var bar *progressbar.ProgressBar
+	if tty {
 		opt.Progress = func(done, total int) {
 			if bar == nil {
 				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr),
@@ -156,17 +166,39 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 			}
 			bar.Set(done)
 		}
-		defer func() {
-			if bar != nil {
-				bar.Finish()
-			}
-		}()
 	}
 	sum, err := ingest.Run(ctx, cat, paths, opt)
+	if bar != nil {
+		bar.Finish()
+	}
 	if err != nil {
 		return sum, err
 	}
-	return sum, syncDerived(ctx, cat)
+	wc, err := eventCatalog()
+	if err != nil {
+		return sum, fmt.Errorf("%w: %w", errDerived, err)
+	}
+	// The derived steps can take seconds after the files are done: say what runs.
+	var status func(string)
+	if tty {
+		status = func(step string) { fmt.Fprintf(os.Stderr, "\r\x1b[Kderiving: %s…", step) }
+	}
+	timings, err := derive.Timed(ctx, cat, wc, status)
+	if tty {
+		fmt.Fprint(os.Stderr, "\r\x1b[K")
+	}
+	for _, t := range timings {
+		sum.Steps = append(sum.Steps, ingest.Step{Name: t.Name, Seconds: t.Duration.Seconds()})
+	}
+	sum.Duration = time.Since(start)
+	sum.Seconds = sum.Duration.Seconds()
+	if sum.Seconds > 0 {
+		sum.RulesPerS = float64(sum.Rules) / sum.Seconds
+	}
+	if err != nil {
+		return sum, fmt.Errorf("%w: %w", errDerived, err)
+	}
+	return sum, nil
 }
 
 // syncDerived brings event coverage (with --data) and neighbors up to date after an

@@ -83,7 +83,7 @@ are reported with their location and hunting continues.`,
 			if o.minLevel != "" && levelRank(o.minLevel) < 0 {
 				return withCode(exitUsage, fmt.Errorf("--min-level %q: want informational, low, medium, high or critical", o.minLevel))
 			}
-			return runHunt(cmd.OutOrStdout(), os.Stderr, args, o)
+			return runHunt(cmd.OutOrStdout(), newEscaper(os.Stderr), args, o)
 		},
 	}
 	cmd.Flags().StringArrayVar(&o.rules, "rules", nil, "Sigma rule file or folder (repeatable, or comma-separated)")
@@ -117,6 +117,9 @@ type huntSummary struct {
 	rulesLoaded                    int
 	skipped                        []string
 }
+
+// maxRuleFile is ingest's size limit (ingest.DefaultMaxFileSize): no rule file comes close.
+const maxRuleFile = 8 << 20
 
 // loadHuntRules parses every Sigma file under the paths.
 func loadHuntRules(paths []string, stderr io.Writer, sum *huntSummary) ([]*rule.Rule, error) {
@@ -173,6 +176,10 @@ func loadHuntRules(paths []string, stderr io.Writer, sum *huntSummary) ([]*rule.
 					return
 				}
 				f := files[i]
+				if st, err := os.Stat(f); err == nil && st.Size() > maxRuleFile {
+					res[i].errs = append(res[i].errs, fmt.Sprintf("%s: skipped: larger than %d MiB", f, maxRuleFile>>20))
+					continue
+				}
 				data, err := os.ReadFile(f)
 				if err != nil {
 					res[i].errs = append(res[i].errs, fmt.Sprintf("%s: %v", f, err))
@@ -638,7 +645,7 @@ func (h *huntWriter) write(r huntRecord) error {
 		where += " [native-audit route]"
 	}
 	_, err := fmt.Fprintf(h.bw, "%s  %-8s  %s [%s]\n    %s  %s  %s\n    %s\n", r.Time, r.Level, oneLine(r.Title), r.RuleID,
-		r.Computer, where, r.File, r.Fields.text())
+		oneLine(r.Computer), where, r.File, r.Fields.text())
 	return err
 }
 
