@@ -232,22 +232,25 @@ func (c *Catalog) Distinct(ctx context.Context, column string) ([]string, error)
 	return out, rows.Err()
 }
 
-// NearIndicator is an indicator key that exists, suggested for one that does not.
+// NearIndicator is an indicator key that exists, suggested for one that does not. Kind,
+// Value and Transforms are the key's (normalized: a FileName eq x.exe is Image
+// ends_with \x.exe, values case-folded unless cased), so they can be typed back.
 type NearIndicator struct {
-	Field string `json:"field"` // canonical field
-	Kind  string `json:"kind"`
-	Value string `json:"value"`
-	Key   string `json:"key"`
-	Rules int    `json:"rules"`
+	Field      string `json:"field"` // canonical field
+	Kind       string `json:"kind"`
+	Value      string `json:"value"`
+	Transforms string `json:"transforms,omitempty"`
+	Key        string `json:"key"`
+	Rules      int    `json:"rules"`
 }
 
 // NearIndicators suggests existing positive indicators on the canonical field whose
-// value contains value (case-insensitively), most used first; when none does, those of
-// the same field and kind. It is for a lookup that found nothing, so a full scan is fine.
+// key value contains value (case-insensitively), most used first. It serves a lookup
+// that found nothing, so a scan is fine.
 func (c *Catalog) NearIndicators(ctx context.Context, canonical, value string, n int) ([]NearIndicator, error) {
-	q := `SELECT canonical, kind, value, key, count(DISTINCT rule_pk) AS n FROM indicators
+	q := `SELECT max(canonical), key, count(DISTINCT rule_pk) AS n FROM indicators
 		WHERE negated = 0 AND canonical = ? COLLATE NOCASE AND instr(lower(value), lower(?)) > 0
-		GROUP BY key ORDER BY n DESC, value LIMIT ?`
+		GROUP BY key ORDER BY n DESC, key LIMIT ?`
 	rows, err := c.db.QueryContext(ctx, q, canonical, value, n)
 	if err != nil {
 		return nil, fmt.Errorf("near indicators: %w", err)
@@ -256,8 +259,12 @@ func (c *Catalog) NearIndicators(ctx context.Context, canonical, value string, n
 	var out []NearIndicator
 	for rows.Next() {
 		var x NearIndicator
-		if err := rows.Scan(&x.Field, &x.Kind, &x.Value, &x.Key, &x.Rules); err != nil {
+		if err := rows.Scan(&x.Field, &x.Key, &x.Rules); err != nil {
 			return nil, fmt.Errorf("near indicators: %w", err)
+		}
+		// A key is canonical, kind, transforms and value joined by \x1f (fieldmap.Key).
+		if parts := strings.SplitN(x.Key, "\x1f", 4); len(parts) == 4 {
+			x.Kind, x.Transforms, x.Value = parts[1], parts[2], parts[3]
 		}
 		out = append(out, x)
 	}
