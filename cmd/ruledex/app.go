@@ -121,6 +121,21 @@ func useStoredDataDir(ctx context.Context, cat *catalog.Catalog) {
 	}
 }
 
+// storedDataDir is useStoredDataDir for commands that have not opened the catalog: it
+// reads the folder from an existing catalog, and creates none.
+func storedDataDir() {
+	if globals.data != "" {
+		return
+	}
+	if _, err := os.Stat(globals.db); err != nil {
+		return
+	}
+	if cat, err := catalog.Open(globals.db); err == nil {
+		useStoredDataDir(context.Background(), cat)
+		cat.Close()
+	}
+}
+
 // ingestOptions are the ingest command's knobs, shared with serve.
 type ingestOptions struct {
 	sourceURL string

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -179,14 +178,7 @@ var evCache struct {
 // eventsData loads the event catalog for the events command: from --data, else from the
 // folder the catalog's last ingest used.
 func eventsData(ctx context.Context) (*winevent.Catalog, error) {
-	if globals.data == "" {
-		if _, err := os.Stat(globals.db); err == nil {
-			if cat, err := catalog.Open(globals.db); err == nil {
-				useStoredDataDir(ctx, cat)
-				cat.Close()
-			}
-		}
-	}
+	storedDataDir()
 	if globals.data == "" {
 		return nil, withCode(exitUsage, fmt.Errorf("events needs the reference data: give --data DIR (a folder with events/) or set RULEDEX_DATA"))
 	}
