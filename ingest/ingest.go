@@ -73,10 +73,10 @@ type Summary struct {
 	// Errors is RuleErrors (parsed rules with an error diagnostic) plus FileErrors
 	// (files with an error that belongs to no rule); Warnings counts warning
 	// diagnostics, not rules (a rule may have several).
-	Errors     int            `json:"errors"`
-	RuleErrors int            `json:"rules_with_errors"`
-	FileErrors int            `json:"file_errors"`
-	Warnings   int            `json:"warnings"`
+	Errors     int `json:"errors"`
+	RuleErrors int `json:"rules_with_errors"`
+	FileErrors int `json:"file_errors"`
+	Warnings   int `json:"warnings"`
 	// TooLarge lists the files skipped unread for being over the size limit (they
 	// are counted in Skipped too).
 	TooLarge []SkippedFile `json:"too_large,omitempty"`
@@ -84,7 +84,7 @@ type Summary struct {
 	MaxFileSize int64 `json:"max_file_size"`
 	// Steps are the phases after storing the rules (event coverage, neighbors) that
 	// the caller ran and timed; Seconds includes them.
-	Steps []Step `json:"steps,omitempty"`
+	Steps      []Step         `json:"steps,omitempty"`
 	ByLanguage map[string]int `json:"by_language"` // rules parsed, per language
 	// Notes are problems that belong to no file (a parser that could not prepare a root).
 	Notes     []string      `json:"notes,omitempty"`
