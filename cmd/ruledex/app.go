@@ -31,6 +31,20 @@ func openCatalog(mustExist bool) (*catalog.Catalog, error) {
 	return catalog.Open(globals.db)
 }
 
+// openDerived is openCatalog(true) for commands that show event coverage or neighbors:
+// it first completes derived data an interrupted ingest left undone.
+func openDerived() (*catalog.Catalog, error) {
+	cat, err := openCatalog(true)
+	if err != nil {
+		return nil, err
+	}
+	if err := completeDerived(root.Context(), cat); err != nil {
+		cat.Close()
+		return nil, err
+	}
+	return cat, nil
+}
+
 // attackBundle is the ATT&CK bundle under --data and a fingerprint of it (path, size,
 // mtime); "" without --data.
 func attackBundle() (path, fingerprint string, err error) {
@@ -157,9 +171,12 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 	if err != nil {
 		return nil, err
 	}
+	// Saved with the rules, cleared when the derived steps are done: an interrupt in
+	// between leaves the mark, and the next command that reads derived data completes it.
+	opt.Meta = map[string]string{metaDerivePending: "1"}
 	if p != "" {
 		if abs, err := filepath.Abs(globals.data); err == nil {
-			opt.Meta = map[string]string{metaDataDir: abs}
+			opt.Meta[metaDataDir] = abs
 		}
 		opt.AttackFingerprint = fp
 		opt.Attack = func() (*ingest.Attack, error) {
@@ -213,7 +230,43 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 	if err != nil {
 		return sum, fmt.Errorf("%w: %w", errDerived, err)
 	}
+	if err := clearDerivePending(ctx, cat); err != nil {
+		return sum, fmt.Errorf("%w: %w", errDerived, err)
+	}
 	return sum, nil
+}
+
+// metaDerivePending is set by an ingest that saved rules and cleared once event
+// coverage and neighbors are up to date.
+const metaDerivePending = "cli.derive-pending"
+
+func clearDerivePending(ctx context.Context, cat *catalog.Catalog) error {
+	if v, err := cat.Meta(ctx, metaDerivePending); err != nil || v == "" {
+		return err
+	}
+	tx, err := cat.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.SetMeta(metaDerivePending, ""); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// completeDerived finishes derived data an interrupted ingest left undone, for the
+// commands that show it (show, neighbors, overlap, events). It costs one meta read
+// when nothing is pending.
+func completeDerived(ctx context.Context, cat *catalog.Catalog) error {
+	if v, err := cat.Meta(ctx, metaDerivePending); err != nil || v == "" {
+		return err
+	}
+	useStoredDataDir(ctx, cat)
+	if err := syncDerived(ctx, cat); err != nil {
+		return fmt.Errorf("completing derived data: %w", err)
+	}
+	return clearDerivePending(ctx, cat)
 }
 
 // syncDerived brings event coverage (with --data) and neighbors up to date after an

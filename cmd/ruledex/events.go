@@ -90,7 +90,7 @@ func runEventRules(ctx context.Context, w io.Writer, args []string, field string
 		}
 		field = f.Name
 	}
-	cat, err := openCatalog(true)
+	cat, err := openDerived()
 	if err != nil {
 		return withCode(exitFailure, err)
 	}
@@ -135,7 +135,7 @@ func runEvents(ctx context.Context, w io.Writer, args []string, asJSON bool, top
 	}
 	// Rule counts are optional: without a catalog the encyclopedia still reads.
 	var cat *catalog.Catalog
-	if c, err := openCatalog(true); err == nil {
+	if c, err := openDerived(); err == nil {
 		defer c.Close()
 		if _, err := derive.Events(ctx, c, wc); err != nil {
 			return withCode(exitFailure, err)

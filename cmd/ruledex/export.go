@@ -50,7 +50,7 @@ to the last ingest with --data is used.`,
   ruledex export navigator --source github.com/SigmaHQ/sigma | jq '.techniques | length'`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := openCatalog(true)
+			cat, err := openDerived()
 			if err != nil {
 				return err
 			}

@@ -69,7 +69,7 @@ RULE is anything 'ruledex show' accepts. JSON: {"equivalent": [...], "stricter":
   ruledex neighbors "Alternate PowerShell Hosts Pipe" --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := openCatalog(true)
+			cat, err := openDerived()
 			if err != nil {
 				return err
 			}
@@ -119,7 +119,7 @@ an mdecrevoisier rule duplicates), classes that span languages, and the longest
 chains of ever stricter rules.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := openCatalog(true)
+			cat, err := openDerived()
 			if err != nil {
 				return err
 			}

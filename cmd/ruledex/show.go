@@ -38,7 +38,7 @@ Exit status 3 when RULE names no rule (closest titles are suggested) or several 
   ruledex show "win-os-BITS abuse for payload download (command)" --json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := openCatalog(true)
+			cat, err := openDerived()
 			if err != nil {
 				return err
 			}
