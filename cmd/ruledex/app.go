@@ -38,7 +38,11 @@ func openDerived() (*catalog.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := completeDerived(root.Context(), cat); err != nil {
+	ctx := root.Context()
+	if ctx == nil { // called in-process, outside a command run
+		ctx = context.Background()
+	}
+	if err := completeDerived(ctx, cat); err != nil {
 		cat.Close()
 		return nil, err
 	}
