@@ -435,7 +435,7 @@ func TestCLIHostileTextIsEscaped(t *testing.T) {
 	rules := filepath.Join(base, "rules")
 	os.MkdirAll(rules, 0o755)
 	seed := uint32(2026)
-	invalid := false // whether next may use the invalid UTF-8 pieces
+	invalid := false        // whether next may use the invalid UTF-8 pieces
 	next := func() string { // a deterministic mix of two or three pieces around text
 		var b strings.Builder
 		for range 2 + seed%2 {
