@@ -58,7 +58,7 @@ ruledex stats), 1 when it failed and 130 when it was interrupted.`,
 			sum, err := ingestPaths(ctx, cat, args, o)
 			if err != nil {
 				if ctx.Err() != nil {
-					return interrupted(err)
+					return interrupted(sum, err)
 				}
 				return withCode(exitFailure, cat.Plain(err))
 			}
@@ -79,8 +79,8 @@ ruledex stats), 1 when it failed and 130 when it was interrupted.`,
 
 // interrupted is the one-line account of an ingest stopped by a signal: whether the
 // catalog is unchanged or the rules were saved before the derived steps.
-func interrupted(err error) error {
-	if errors.Is(err, errDerived) {
+func interrupted(sum *ingest.Summary, err error) error {
+	if errors.Is(err, errDerived) && sum != nil && sum.Changed+sum.Deleted > 0 {
 		return &interruptedError{"interrupted after the rules were saved; derived data will be completed on next use"}
 	}
 	return &interruptedError{"interrupted: catalog unchanged"}

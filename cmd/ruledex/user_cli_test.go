@@ -985,3 +985,37 @@ func TestCLIRemembersDataFolder(t *testing.T) {
 	}
 	runServeExample(t, c, []string{"serve"})
 }
+
+// Item 1: database errors in plain words, never SQL.
+func TestCLICatalogErrorsInPlainWords(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "notes.txt")
+	os.WriteFile(garbage, bytes.Repeat([]byte("not a database, just some notes\n"), 200), 0o644)
+	fileAsDir := filepath.Join(dir, "file")
+	os.WriteFile(fileAsDir, []byte("x"), 0o644)
+	rules := corpustest.Path(t, "sigma", "mdecrevoisier", "windows-bits")
+	tests := []struct {
+		name string
+		db   string
+		args []string
+		want string
+	}{
+		{"stats on a text file", garbage, []string{"stats"}, "not a catalog file"},
+		{"ingest into a text file", garbage, []string{"ingest", rules}, "not a catalog file"},
+		{"catalog under a regular file", filepath.Join(fileAsDir, "c.db"), []string{"ingest", rules}, "not a directory"},
+	}
+	for _, tc := range tests {
+		_, stderr, code := cli{db: tc.db}.run(t, tc.args...)
+		if code != exitFailure || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%s: exit %d, stderr %q, want one line with %q", tc.name, code, stderr, tc.want)
+		}
+		for _, w := range []string{"SELECT", "INSERT", "PRAGMA", "VALUES"} {
+			if strings.Contains(stderr, w) {
+				t.Errorf("%s: SQL in %q", tc.name, stderr)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(garbage); !bytes.HasPrefix(b, []byte("not a database")) {
+		t.Errorf("the text file was changed")
+	}
+}
