@@ -285,7 +285,7 @@ func PlainError(path string, err error) error {
 	var msg string
 	switch se.Code() & 0xff {
 	case 26: // SQLITE_NOTADB
-		msg = "not a catalog file (give --db another path, or delete it to start afresh)"
+		msg = "not a catalog file (give --db the path of a ruledex catalog, or of a file to create)"
 	case 8: // SQLITE_READONLY
 		msg = "read-only location: the catalog cannot be written there (give --db a writable path)"
 	case 13: // SQLITE_FULL
