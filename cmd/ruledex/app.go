@@ -267,6 +267,7 @@ func completeDerived(ctx context.Context, cat *catalog.Catalog) error {
 		return err
 	}
 	useStoredDataDir(ctx, cat)
+	fmt.Fprintln(os.Stderr, "ruledex: completing the event coverage and neighbors an interrupted ingest left undone")
 	if err := syncDerived(ctx, cat); err != nil {
 		return fmt.Errorf("completing derived data: %w", err)
 	}

@@ -120,7 +120,8 @@ func run(args []string) int {
 	switch {
 	case errors.As(err, &ie):
 		code = exitInterrupted
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+	case ctx.Err() != nil:
+		// Stopped by the signal, whatever error that surfaced as.
 		err, code = &interruptedError{"interrupted"}, exitInterrupted
 	case errors.As(err, &ee):
 		code = ee.code

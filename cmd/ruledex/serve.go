@@ -85,7 +85,10 @@ func serve(ctx context.Context, addr, baseURL string, paths []string) error {
 		log.Info("ingesting", "paths", paths)
 		sum, err := ingestPaths(ctx, cat, paths, ingestOptions{})
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return interrupted(sum, err)
+			}
+			return cat.Plain(err)
 		}
 		log.Info("ingested", "files", sum.Files, "changed", sum.Changed, "rules", sum.TotalRules, "seconds", sum.Seconds)
 	}
