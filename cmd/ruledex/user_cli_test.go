@@ -224,6 +224,13 @@ func TestCLIInterruptedIngest(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
+			// The catalog's shared-memory file appears when ruledex opens it, after its
+			// signal handler is in place: a signal before that would just kill it.
+			for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if _, err := os.Stat(c.db + "-shm"); err == nil {
+					break
+				}
+			}
 			if tc.delay > 0 {
 				time.Sleep(tc.delay)
 			} else {
