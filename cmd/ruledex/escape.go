@@ -15,7 +15,8 @@ import (
 // prints passes through escapeText: C0 controls other than newline and tab, DEL and
 // C1 controls become \u00XX, invalid UTF-8 bytes \xXX. The \u form of a control is
 // also a valid JSON escape of the same character, so text that happens to be JSON
-// keeps its meaning. Machine-readable output (--json, --csv) is written unescaped.
+// keeps its meaning. Bidirectional overrides are escaped too. Machine-readable output
+// (--json, --csv) is written unescaped.
 
 // escapeText returns s with every control character but \n and \t made visible.
 func escapeText(s string) string {
@@ -39,7 +40,17 @@ func escapeText(s string) string {
 }
 
 func isControl(r rune) bool {
-	return (r < 0x20 && r != '\n' && r != '\t') || (r >= 0x7f && r < 0xa0)
+	switch {
+	case r < 0x20:
+		return r != '\n' && r != '\t'
+	case r >= 0x7f && r < 0xa0:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		// Bidirectional overrides and isolates reorder the rest of the line on screen,
+		// so a title could show other text than it holds.
+		return true
+	}
+	return false
 }
 
 // clean reports whether s needs no escaping (the common case, checked cheaply).

@@ -17,6 +17,7 @@ func TestEscapeText(t *testing.T) {
 		{"surrogate \xed\xa0\x80", `surrogate \xed\xa0\x80`},
 		{"truncated \xc3", `truncated \xc3`},
 		{"nul \x00", `nul \u0000`},
+		{"bidi \u202eexe.txt\u202c", `bidi \u202eexe.txt\u202c`},
 	}
 	for _, tc := range tests {
 		if got := escapeText(tc.in); got != tc.want {

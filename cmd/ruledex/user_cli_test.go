@@ -1026,3 +1026,28 @@ func TestCLICatalogErrorsInPlainWords(t *testing.T) {
 		t.Errorf("the text file was changed")
 	}
 }
+
+// Item 5: on a terminal, the seconds after the progress bar reaches 100% say what runs.
+// script(1) gives ruledex a pseudo-terminal, as a user's shell would.
+func TestCLIProgressShowsDerivedSteps(t *testing.T) {
+	corpus := corpustest.Dir(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatalf("script(1) (util-linux) is needed to give ruledex a terminal: %v", err)
+	}
+	db := filepath.Join(t.TempDir(), "c.db")
+	line := fmt.Sprintf("%q --db %q --data %q ingest %q", cliBin, db, corpus, filepath.Join(corpus, "sigma", "mdecrevoisier"))
+	cmd := exec.Command("script", "-qec", line, "/dev/null")
+	cmd.Env = cli{}.env(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	s := string(out)
+	ingest := strings.Index(s, "ingest")
+	events := strings.Index(s, "deriving: event coverage")
+	neighbors := strings.Index(s, "deriving: neighbors")
+	summary := strings.Index(s, "time:")
+	if ingest < 0 || events < ingest || neighbors < events || summary < neighbors {
+		t.Errorf("terminal output lacks, in order, the bar, the derived steps and the summary (%d %d %d %d):\n%q", ingest, events, neighbors, summary, s)
+	}
+}
