@@ -369,7 +369,7 @@ func TestCLIMovedFolderAndRemove(t *testing.T) {
 	}{
 		{b, 0, 1},
 		{b, exitNoMatch, 1},
-		{"github.com/mdecrevoisier/SIGMA-detection-rules", 0, 1},
+		{"https://github.com/mdecrevoisier/SIGMA-detection-rules", 0, 1}, // a source by its URL
 		{filepath.Join(base, "never-ingested"), exitNoMatch, 1},
 	}
 	for _, tc := range tests {
