@@ -21,6 +21,12 @@
 //	Diagnostics(ctx, DiagFilter)     located diagnostics with their rules
 //	Stats(ctx)                       files, rules, errors by code, per language/source/folder
 //	Search(ctx, SearchQuery)         browse and full-text search with facets (web_search.go)
+//	Roots(ctx)                       the paths given to ingests, with their files and rules
+//	Distinct(ctx, column)            the values of a filterable column (severity, repo, ...)
+//	NearIndicators(ctx, field, v, n) existing keys near one that matched nothing
+//
+// Besides ingest, Remove(ctx, path, source) writes: it drops the files under a path (or of
+// a source) in one transaction. Plain(err) turns database errors into sentences for users.
 //
 // Queries of one's own that need several statements to agree must run in a read-only
 // transaction: c.DB().BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) (other transactions

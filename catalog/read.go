@@ -168,6 +168,10 @@ func (c *Catalog) RuleByRef(ctx context.Context, ref string) (*rule.Rule, error)
 		try{`stem_fold=?`, []any{strings.ToLower(ref)}},
 	)
 	if abs, err := filepath.Abs(ref); err == nil {
+		// Ingest records paths with symlinks resolved (../shared is often a link).
+		if ev, err := filepath.EvalSymlinks(abs); err == nil {
+			abs = ev
+		}
 		tries = append(tries, try{`file_id IN (SELECT id FROM files WHERE path=?)`, []any{abs}})
 	}
 	rel := strings.TrimPrefix(filepath.ToSlash(ref), "./")

@@ -29,6 +29,14 @@ type Stats struct {
 	// ("github.com/SigmaHQ/sigma/rules-emerging-threats"): rules, errors only.
 	ByFolder   map[string]*GroupStats `json:"by_folder"`
 	Techniques int                    `json:"techniques"` // ATT&CK techniques named in the catalog
+	// WarningDiagnostics counts every warning diagnostic (as ingest reports them);
+	// WarningRules the rules and rule-less files having at least one. Warnings above
+	// counts one per rule and code.
+	WarningDiagnostics int `json:"warning_diagnostics"`
+	WarningRules       int `json:"warning_rules"`
+	// Roots are the folders and files given to ingests, with what the catalog holds
+	// under each (see Catalog.Roots).
+	Roots []Root `json:"roots"`
 }
 
 // GroupStats is the part of Stats belonging to one language or source.
@@ -168,11 +176,18 @@ func (c *Catalog) Stats(ctx context.Context) (*Stats, error) {
 			return nil
 		}},
 		{`SELECT count(DISTINCT technique) FROM rule_techniques`, func(sc scanner) error { return sc.Scan(&s.Techniques) }},
+		{`SELECT count(*), count(DISTINCT coalesce(rule_pk, -file_id)) FROM diagnostics WHERE severity <> 'error'`, func(sc scanner) error {
+			return sc.Scan(&s.WarningDiagnostics, &s.WarningRules)
+		}},
 	}
 	for _, q := range queries {
 		if err := c.each(ctx, q.q, q.fn); err != nil {
 			return nil, err
 		}
+	}
+	var err2 error
+	if s.Roots, err2 = c.Roots(ctx); err2 != nil {
+		return nil, err2
 	}
 	return s, nil
 }

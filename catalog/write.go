@@ -282,7 +282,7 @@ func (t *Tx) stmt(q string) (*sql.Stmt, error) {
 	}
 	s, err := t.tx.PrepareContext(t.ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("prepare %q: %w", firstLine(q), err)
+		return nil, fmt.Errorf("prepare %s: %w", stmtLabel(q), err)
 	}
 	t.stmts[q] = s
 	return s, nil
@@ -295,17 +295,27 @@ func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
 	}
 	res, err := s.ExecContext(t.ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", firstLine(q), err)
+		return nil, fmt.Errorf("%s: %w", stmtLabel(q), err)
 	}
 	return res, nil
 }
 
-func firstLine(q string) string {
-	q = strings.TrimSpace(q)
-	if i := strings.IndexByte(q, '\n'); i > 0 {
-		q = q[:i]
+// stmtLabel names a statement in an error ("insert into indicators") without its text:
+// a batched INSERT runs to kilobytes of placeholders, and SQL means nothing to users.
+func stmtLabel(q string) string {
+	w := strings.Fields(strings.NewReplacer("(", " ", ")", " ").Replace(q))
+	for i, x := range w {
+		switch strings.ToUpper(x) {
+		case "INTO", "FROM", "UPDATE":
+			if i+1 < len(w) {
+				return strings.ToLower(w[0]) + " " + w[i+1]
+			}
+		}
 	}
-	return q
+	if len(w) > 0 {
+		return strings.ToLower(w[0])
+	}
+	return "statement"
 }
 
 // Rollback abandons the ingest; the catalog stays as it was. Safe after Commit.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/fieldmap"
@@ -104,11 +105,40 @@ func CoverageKeys(wc *winevent.Catalog) func(*rule.Rule) []string {
 // by a signature of the rules, so it costs a scan when nothing changed, and an
 // interrupted run is finished by the next call.
 func All(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) error {
+	_, err := Timed(ctx, cat, wc, nil)
+	return err
+}
+
+// Timing is how long one derived step took.
+type Timing struct {
+	Name     string
+	Duration time.Duration
+}
+
+// Step names, as progress output shows them.
+const (
+	StepEvents    = "event coverage"
+	StepNeighbors = "neighbors"
+)
+
+// Timed is All, calling start (when non-nil) as each step begins and reporting how
+// long each took, so a caller can show and count the seconds after the rules are saved.
+func Timed(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog, start func(step string)) ([]Timing, error) {
+	var out []Timing
+	run := func(name string, fn func() error) error {
+		if start != nil {
+			start(name)
+		}
+		t0 := time.Now()
+		err := fn()
+		out = append(out, Timing{name, time.Since(t0)})
+		return err
+	}
 	if wc != nil {
-		if _, err := Events(ctx, cat, wc); err != nil {
-			return err
+		if err := run(StepEvents, func() error { _, err := Events(ctx, cat, wc); return err }); err != nil {
+			return out, err
 		}
 	}
-	_, err := Neighbors(ctx, cat, wc)
-	return err
+	err := run(StepNeighbors, func() error { _, err := Neighbors(ctx, cat, wc); return err })
+	return out, err
 }

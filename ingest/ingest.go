@@ -70,10 +70,21 @@ type Summary struct {
 	// Rules were parsed by this ingest; TotalRules are in the catalog after it.
 	Rules      int `json:"rules"`
 	TotalRules int `json:"total_rules"`
-	// Errors counts parsed rules with an error diagnostic plus files with a file-level
-	// error; Warnings counts warning diagnostics.
-	Errors     int            `json:"errors"`
-	Warnings   int            `json:"warnings"`
+	// Errors is RuleErrors (parsed rules with an error diagnostic) plus FileErrors
+	// (files with an error that belongs to no rule); Warnings counts warning
+	// diagnostics, not rules (a rule may have several).
+	Errors     int `json:"errors"`
+	RuleErrors int `json:"rules_with_errors"`
+	FileErrors int `json:"file_errors"`
+	Warnings   int `json:"warnings"`
+	// TooLarge lists the files skipped unread for being over the size limit (they
+	// are counted in Skipped too).
+	TooLarge []SkippedFile `json:"too_large,omitempty"`
+	// MaxFileSize is the size limit applied, in bytes.
+	MaxFileSize int64 `json:"max_file_size"`
+	// Steps are the phases after storing the rules (event coverage, neighbors) that
+	// the caller ran and timed; Seconds includes them.
+	Steps      []Step         `json:"steps,omitempty"`
 	ByLanguage map[string]int `json:"by_language"` // rules parsed, per language
 	// Notes are problems that belong to no file (a parser that could not prepare a root).
 	Notes     []string      `json:"notes,omitempty"`
@@ -81,6 +92,34 @@ type Summary struct {
 	Seconds   float64       `json:"seconds"`
 	RulesPerS float64       `json:"rules_per_second"`
 }
+
+// SkippedFile is a file an ingest did not read, and why.
+type SkippedFile struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	Reason string `json:"reason"`
+}
+
+// Step is one timed phase of an ingest run by its caller.
+type Step struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// DefaultMaxFileSize is the size above which files are skipped unread: no rule file
+// comes close, and a stray log or archive should not be read whole into memory.
+const DefaultMaxFileSize = 8 << 20
+
+// Versioned is implemented by parsers that name the version of their output. The
+// version is part of the parse cache key: bump it when the parser's output for the same
+// file changes, and the next ingest parses unchanged files again.
+type Versioned interface {
+	Version() string
+}
+
+// FormatVersion names what this package adds to parser output (indicators, ids,
+// stored encoding); it is part of the parse cache key like a parser's version.
+const FormatVersion = "ingest-1"
 
 const metaFingerprint = "ingest.fingerprint"
 const metaAttack = "attack.fingerprint"
@@ -100,7 +139,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	if opt.MaxFileSize <= 0 {
-		opt.MaxFileSize = 8 << 20
+		opt.MaxFileSize = DefaultMaxFileSize
 	}
 	workers := opt.Workers
 	if workers <= 0 {
@@ -110,7 +149,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	sum := &Summary{ByLanguage: map[string]int{}}
+	sum := &Summary{ByLanguage: map[string]int{}, MaxFileSize: opt.MaxFileSize}
 
 	// Walk first: a missing root is the caller's mistake and must not touch the catalog.
 	type walked struct {
@@ -119,7 +158,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	}
 	var files []walked
 	seen := map[string]bool{}
-	var absRoots []string
+	var absRoots, gone []string
 	for _, r := range roots {
 		abs, err := filepath.Abs(r)
 		if err != nil {
@@ -130,7 +169,21 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 		}
 		fs, err := source.Walk(abs, nil)
 		if err != nil {
-			return nil, fmt.Errorf("ingest %s: %w", r, err)
+			// A root that is gone but was ingested before (moved, deleted) is
+			// re-ingested as empty: its files leave the catalog.
+			if _, serr := os.Lstat(abs); !errors.Is(serr, os.ErrNotExist) {
+				return nil, fmt.Errorf("ingest %s: %w", r, err)
+			}
+			had, cerr := cat.Files(ctx, abs, string(filepath.Separator))
+			if cerr != nil {
+				return nil, fmt.Errorf("ingest %s: %w", r, cat.Plain(cerr))
+			}
+			if len(had) == 0 {
+				return nil, fmt.Errorf("ingest %s: %w", r, err)
+			}
+			sum.Notes = append(sum.Notes, fmt.Sprintf("%s no longer exists: its %d files leave the catalog", abs, len(had)))
+			gone = append(gone, abs)
+			fs = nil
 		}
 		absRoots = append(absRoots, abs)
 		for _, f := range fs {
@@ -143,11 +196,13 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	sum.Roots = absRoots
 	sum.Files = len(files)
 
-	var langs []string
-	for _, p := range opt.Parsers {
-		langs = append(langs, string(p.Language()))
+	fingerprint := Fingerprint(opt.Parsers) + ";" + opt.Fingerprint
+	for _, w := range files {
+		if w.f.Size > opt.MaxFileSize {
+			sum.TooLarge = append(sum.TooLarge, SkippedFile{Path: w.f.Abs, Size: w.f.Size,
+				Reason: fmt.Sprintf("larger than %s", sizeLabel(opt.MaxFileSize))})
+		}
 	}
-	fingerprint := strings.Join(langs, ",") + ";" + opt.Fingerprint
 
 	// Plan under the write lock: what is stored cannot change until this ingest commits
 	// or rolls back. Readers are not blocked (WAL).
@@ -221,7 +276,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	if opt.Progress != nil {
 		opt.Progress(done, len(files))
 	}
-	if len(jobs) == 0 && len(deleted) == 0 && !needAttack && !force {
+	if len(jobs) == 0 && len(deleted) == 0 && !needAttack && !force && !newRoots(tx, absRoots) {
 		// Nothing to write.
 		tx.Rollback()
 		if err := fillTotal(ctx, cat, sum); err != nil {
@@ -319,6 +374,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	if err := tx.SetMeta(metaFingerprint, fingerprint); err != nil {
 		return nil, err
 	}
+	if err := tx.AddRoots(absRoots, gone); err != nil {
+		return nil, err
+	}
 	for k, v := range opt.Meta {
 		if err := tx.SetMeta(k, v); err != nil {
 			return nil, err
@@ -334,7 +392,8 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 		return nil, err
 	}
 	committed = true
-	if err := fillTotal(ctx, cat, sum); err != nil {
+	// Committed: an interrupt from here on must not turn this into a failure.
+	if err := fillTotal(context.WithoutCancel(ctx), cat, sum); err != nil {
 		return nil, err
 	}
 	finish(sum, start)
@@ -410,6 +469,7 @@ func store(tx *catalog.Tx, r *result, sum *Summary) error {
 		sum.ByLanguage[string(e.Rule.Language)]++
 		if e.Rule.HasErrors() {
 			sum.Errors++
+			sum.RuleErrors++
 		}
 		for _, d := range e.Rule.Diagnostics {
 			if d.Severity == rule.Warning {
@@ -427,6 +487,7 @@ func store(tx *catalog.Tx, r *result, sum *Summary) error {
 	}
 	if fileErr {
 		sum.Errors++
+		sum.FileErrors++
 	}
 	return tx.PutFile(r.prev.ID, r.rec, r.entries, r.diags)
 }
@@ -569,4 +630,53 @@ func safeBegin(ra RootAware, root string) (err error) {
 		}
 	}()
 	return ra.Begin(root)
+}
+
+// Fingerprint is the parse cache key of a parser list: each parser's language and, when
+// it has one, version (see Versioned), plus FormatVersion. It does not depend on the
+// executable, so `go run` and an installed binary of the same code share the cache.
+func Fingerprint(parsers []Parser) string {
+	parts := []string{FormatVersion}
+	for _, p := range parsers {
+		v := string(p.Language())
+		if vp, ok := p.(Versioned); ok {
+			v += "@" + vp.Version()
+		}
+		parts = append(parts, v)
+	}
+	return strings.Join(parts, ",")
+}
+
+// sizeLabel prints a byte count the way users read limits ("8 MiB").
+func sizeLabel(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// newRoots reports whether some root is not yet recorded with the catalog, so that an
+// ingest that changes no file still records it (a catalog written before roots were
+// recorded learns them).
+func newRoots(tx *catalog.Tx, roots []string) bool {
+	known, err := tx.KnownRoots()
+	if err != nil {
+		return true
+	}
+	for _, r := range roots {
+		found := false
+		for _, k := range known {
+			if r == k || strings.HasPrefix(r, strings.TrimSuffix(k, string(filepath.Separator))+string(filepath.Separator)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return true
+		}
+	}
+	return false
 }

@@ -127,6 +127,14 @@ func (j *JSONReader) Next(ev *event.Event) error {
 			j.advance(i + 1)
 			continue
 		case c == '{':
+		case !j.array && j.scalarLine(i) != "":
+			// A whole line holding a string, null, a number or a boolean where an event
+			// belongs: in JSON lines that is one bad line. Report it and go on with the
+			// next line, so that every such line is reported with its number (resync
+			// would skip them unseen).
+			err := j.errAt(i, fmt.Errorf("%s, want a JSON object", j.scalarLine(i)))
+			j.skipLine(i)
+			return err
 		default:
 			err := j.errAt(i, fmt.Errorf("unexpected %q, want a JSON object", c))
 			j.resync(i)
@@ -188,6 +196,54 @@ func (j *JSONReader) scan(i int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// scalarLine names the JSON scalar filling the line from buf[i] ("a JSON string",
+// "null", ...), or returns "" when the line is not exactly one scalar.
+func (j *JSONReader) scalarLine(i int) string {
+	line := j.buf[i:]
+	if nl := bytes.IndexByte(line, '\n'); nl >= 0 {
+		line = line[:nl]
+	} else if j.rerr == nil {
+		return "" // the line may go on in input not read yet: let the object path decide
+	}
+	v, err := j.p.ParseBytes(bytes.TrimSpace(line))
+	if err != nil {
+		return ""
+	}
+	switch v.Type() {
+	case fastjson.TypeString:
+		return "a JSON string"
+	case fastjson.TypeNull:
+		return "null"
+	case fastjson.TypeNumber:
+		return "a number"
+	case fastjson.TypeTrue, fastjson.TypeFalse:
+		return "a boolean"
+	}
+	return ""
+}
+
+// skipLine consumes the rest of the line holding buf[i]. A skipped line ending a
+// top-level array ("[1, 2]") ends it.
+func (j *JSONReader) skipLine(i int) {
+	k := i
+	for {
+		nl := bytes.IndexByte(j.buf[k:], '\n')
+		if nl >= 0 {
+			if j.array && bytes.HasSuffix(bytes.TrimRight(j.buf[k:k+nl], " \t\r,"), []byte("]")) {
+				j.array = false
+			}
+			j.advance(k + nl + 1)
+			return
+		}
+		base := j.base
+		if !j.fill() {
+			j.advance(len(j.buf))
+			return
+		}
+		k -= int(j.base - base)
+	}
 }
 
 // resync skips a broken value starting at i: to the next line whose first non-blank

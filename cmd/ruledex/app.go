@@ -31,6 +31,24 @@ func openCatalog(mustExist bool) (*catalog.Catalog, error) {
 	return catalog.Open(globals.db)
 }
 
+// openDerived is openCatalog(true) for commands that show event coverage or neighbors:
+// it first completes derived data an interrupted ingest left undone.
+func openDerived() (*catalog.Catalog, error) {
+	cat, err := openCatalog(true)
+	if err != nil {
+		return nil, err
+	}
+	ctx := root.Context()
+	if ctx == nil { // called in-process, outside a command run
+		ctx = context.Background()
+	}
+	if err := completeDerived(ctx, cat); err != nil {
+		cat.Close()
+		return nil, err
+	}
+	return cat, nil
+}
+
 // attackBundle is the ATT&CK bundle under --data and a fingerprint of it (path, size,
 // mtime); "" without --data.
 func attackBundle() (path, fingerprint string, err error) {
@@ -83,20 +101,23 @@ func attackForCatalog(m *attack.Matrix) *ingest.Attack {
 	return a
 }
 
-// buildFingerprint identifies this binary, so that a rebuilt ruledex (maybe with a
-// changed parser) re-parses unchanged files once instead of trusting old results.
-func buildFingerprint() string {
-	fp := ""
+// parseCacheVersion is the CLI's part of the parse cache key. Bump it when a parser
+// changes its output for unchanged files and does not say so itself (ingest.Versioned):
+// the next ingest then parses everything again. --force does the same once.
+const parseCacheVersion = "1"
+
+// parseFingerprint keys the parse cache by what decides parser output: the parsers and
+// their versions, parseCacheVersion and the versions of the modules they use. Unlike
+// the executable's size and time it is the same for `go run`, `go test` and an
+// installed binary of the same code, so switching between them parses nothing again.
+func parseFingerprint() string {
+	fp := "cli-" + parseCacheVersion // ingest adds the parsers and their versions
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
-				fp += s.Value + " "
+		for _, d := range bi.Deps {
+			if d.Replace != nil {
+				d = d.Replace
 			}
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		if st, err := os.Stat(exe); err == nil {
-			fp += fmt.Sprintf("%d %d", st.Size(), st.ModTime().UnixNano())
+			fp += ";" + d.Path + "@" + d.Version
 		}
 	}
 	return fp
@@ -118,6 +139,21 @@ func useStoredDataDir(ctx context.Context, cat *catalog.Catalog) {
 	}
 }
 
+// storedDataDir is useStoredDataDir for commands that have not opened the catalog: it
+// reads the folder from an existing catalog, and creates none.
+func storedDataDir() {
+	if globals.data != "" {
+		return
+	}
+	if _, err := os.Stat(globals.db); err != nil {
+		return
+	}
+	if cat, err := catalog.Open(globals.db); err == nil {
+		useStoredDataDir(context.Background(), cat)
+		cat.Close()
+	}
+}
+
 // ingestOptions are the ingest command's knobs, shared with serve.
 type ingestOptions struct {
 	sourceURL string
@@ -125,17 +161,26 @@ type ingestOptions struct {
 	progress  bool // draw a progress bar on stderr when it is a terminal
 }
 
-// ingestPaths runs an ingest with the registered parsers and, with --data, the ATT&CK names.
+// errDerived marks an error of the derived steps, after the ingest committed.
+var errDerived = errors.New("derived data")
+
+// ingestPaths runs an ingest with the registered parsers and, with --data, the ATT&CK
+// names, then brings derived data up to date. An error wrapping errDerived means the
+// rules were saved and only the derived steps failed.
 func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o ingestOptions) (*ingest.Summary, error) {
+	start := time.Now()
 	useStoredDataDir(ctx, cat) // a re-ingest without --data keeps ATT&CK names and event coverage
-	opt := ingest.Options{Parsers: parsers(), SourceURL: o.sourceURL, Force: o.force, Fingerprint: buildFingerprint()}
+	opt := ingest.Options{Parsers: parsers(), SourceURL: o.sourceURL, Force: o.force, Fingerprint: parseFingerprint()}
 	p, fp, err := attackBundle()
 	if err != nil {
 		return nil, err
 	}
+	// Saved with the rules, cleared when the derived steps are done: an interrupt in
+	// between leaves the mark, and the next command that reads derived data completes it.
+	opt.Meta = map[string]string{metaDerivePending: "1"}
 	if p != "" {
 		if abs, err := filepath.Abs(globals.data); err == nil {
-			opt.Meta = map[string]string{metaDataDir: abs}
+			opt.Meta[metaDataDir] = abs
 		}
 		opt.AttackFingerprint = fp
 		opt.Attack = func() (*ingest.Attack, error) {
@@ -146,8 +191,9 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 			return attackForCatalog(m), nil
 		}
 	}
-	if o.progress && term.IsTerminal(int(os.Stderr.Fd())) {
-		var bar *progressbar.ProgressBar
+	tty := o.progress && term.IsTerminal(int(os.Stderr.Fd()))
+	var bar *progressbar.ProgressBar
+	if tty {
 		opt.Progress = func(done, total int) {
 			if bar == nil {
 				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr),
@@ -156,17 +202,76 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 			}
 			bar.Set(done)
 		}
-		defer func() {
-			if bar != nil {
-				bar.Finish()
-			}
-		}()
 	}
 	sum, err := ingest.Run(ctx, cat, paths, opt)
+	if bar != nil {
+		bar.Finish()
+	}
 	if err != nil {
 		return sum, err
 	}
-	return sum, syncDerived(ctx, cat)
+	wc, err := eventCatalog()
+	if err != nil {
+		return sum, fmt.Errorf("%w: %w", errDerived, err)
+	}
+	// The derived steps can take seconds after the files are done: say what runs.
+	var status func(string)
+	if tty {
+		status = func(step string) { fmt.Fprintf(os.Stderr, "\r\x1b[Kderiving: %s…", step) }
+	}
+	timings, err := derive.Timed(ctx, cat, wc, status)
+	if tty {
+		fmt.Fprint(os.Stderr, "\r\x1b[K")
+	}
+	for _, t := range timings {
+		sum.Steps = append(sum.Steps, ingest.Step{Name: t.Name, Seconds: t.Duration.Seconds()})
+	}
+	sum.Duration = time.Since(start)
+	sum.Seconds = sum.Duration.Seconds()
+	if sum.Seconds > 0 {
+		sum.RulesPerS = float64(sum.Rules) / sum.Seconds
+	}
+	if err != nil {
+		return sum, fmt.Errorf("%w: %w", errDerived, err)
+	}
+	if err := clearDerivePending(ctx, cat); err != nil {
+		return sum, fmt.Errorf("%w: %w", errDerived, err)
+	}
+	return sum, nil
+}
+
+// metaDerivePending is set by an ingest that saved rules and cleared once event
+// coverage and neighbors are up to date.
+const metaDerivePending = "cli.derive-pending"
+
+func clearDerivePending(ctx context.Context, cat *catalog.Catalog) error {
+	if v, err := cat.Meta(ctx, metaDerivePending); err != nil || v == "" {
+		return err
+	}
+	tx, err := cat.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.SetMeta(metaDerivePending, ""); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// completeDerived finishes derived data an interrupted ingest left undone, for the
+// commands that show it (show, neighbors, overlap, events). It costs one meta read
+// when nothing is pending.
+func completeDerived(ctx context.Context, cat *catalog.Catalog) error {
+	if v, err := cat.Meta(ctx, metaDerivePending); err != nil || v == "" {
+		return err
+	}
+	useStoredDataDir(ctx, cat)
+	fmt.Fprintln(os.Stderr, "ruledex: completing the event coverage and neighbors an interrupted ingest left undone")
+	if err := syncDerived(ctx, cat); err != nil {
+		return fmt.Errorf("completing derived data: %w", err)
+	}
+	return clearDerivePending(ctx, cat)
 }
 
 // syncDerived brings event coverage (with --data) and neighbors up to date after an

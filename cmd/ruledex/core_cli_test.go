@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,28 +17,40 @@ import (
 	"github.com/ruledex/ruledex/internal/corpustest"
 )
 
-// The CLI tests run the real binary against a catalog of the real Sigma corpus, built
-// once for all of them.
+// The CLI tests run the real binary (built once by TestMain) against a catalog of the
+// real Sigma corpus, built once for all of them.
 var (
 	cliOnce sync.Once
-	cliBin  string
+	cliBin  string // set by TestMain
 	cliDB   string
 	cliErr  error
 	cliOut  string
 )
 
+// TestMain builds the ruledex binary once for every test that drives it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ruledex-cli-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cliBin = filepath.Join(dir, "ruledex")
+	if out, err := exec.Command("go", "build", "-o", cliBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func cliSetup(t *testing.T) {
 	t.Helper()
 	corpus := corpustest.Dir(t)
 	cliOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ruledex-cli-test")
+		dir, err := os.MkdirTemp("", "ruledex-cli-db")
 		if err != nil {
 			cliErr = err
-			return
-		}
-		cliBin = filepath.Join(dir, "ruledex")
-		if out, err := exec.Command("go", "build", "-o", cliBin, ".").CombinedOutput(); err != nil {
-			cliErr = errors.New("go build: " + string(out))
 			return
 		}
 		cliDB = filepath.Join(dir, "cat.db")

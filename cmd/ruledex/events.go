@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,7 +90,7 @@ func runEventRules(ctx context.Context, w io.Writer, args []string, field string
 		}
 		field = f.Name
 	}
-	cat, err := openCatalog(true)
+	cat, err := openDerived()
 	if err != nil {
 		return withCode(exitFailure, err)
 	}
@@ -136,7 +135,7 @@ func runEvents(ctx context.Context, w io.Writer, args []string, asJSON bool, top
 	}
 	// Rule counts are optional: without a catalog the encyclopedia still reads.
 	var cat *catalog.Catalog
-	if c, err := openCatalog(true); err == nil {
+	if c, err := openDerived(); err == nil {
 		defer c.Close()
 		if _, err := derive.Events(ctx, c, wc); err != nil {
 			return withCode(exitFailure, err)
@@ -179,14 +178,7 @@ var evCache struct {
 // eventsData loads the event catalog for the events command: from --data, else from the
 // folder the catalog's last ingest used.
 func eventsData(ctx context.Context) (*winevent.Catalog, error) {
-	if globals.data == "" {
-		if _, err := os.Stat(globals.db); err == nil {
-			if cat, err := catalog.Open(globals.db); err == nil {
-				useStoredDataDir(ctx, cat)
-				cat.Close()
-			}
-		}
-	}
+	storedDataDir()
 	if globals.data == "" {
 		return nil, withCode(exitUsage, fmt.Errorf("events needs the reference data: give --data DIR (a folder with events/) or set RULEDEX_DATA"))
 	}

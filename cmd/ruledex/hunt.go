@@ -90,7 +90,7 @@ a path that yields no event gets a warning.`,
 			if o.timeline != "" && o.timeline != "csv" && o.timeline != "jsonl" {
 				return withCode(exitUsage, fmt.Errorf("--timeline %q: want csv or jsonl", o.timeline))
 			}
-			return runHunt(cmd.OutOrStdout(), os.Stderr, args, o)
+			return runHunt(cmd.OutOrStdout(), newEscaper(os.Stderr), args, o)
 		},
 	}
 	f := cmd.Flags()

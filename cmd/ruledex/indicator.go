@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -19,15 +21,31 @@ import (
 var kindAliases = map[string]rule.Kind{
 	"contains": rule.Match, "endswith": rule.EndsW, "startswith": rule.StartsW, "equals": rule.Eq,
 	"re": rule.Regex, "exists": rule.IsNotNull, "=": rule.Eq, "==": rule.Eq, "!=": rule.Ne,
+	"has": rule.Term, "hasprefix": rule.TermPrefix, "hassuffix": rule.TermSuffix,
 }
 
 var allKinds = []rule.Kind{rule.Eq, rule.Ne, rule.Match, rule.StartsW, rule.EndsW, rule.Glob, rule.Regex, rule.CIDR, rule.In,
-	rule.Gt, rule.Ge, rule.Lt, rule.Le, rule.IsNull, rule.IsNotNull, rule.Keyword, rule.FieldRef}
+	rule.Gt, rule.Ge, rule.Lt, rule.Le, rule.IsNull, rule.IsNotNull, rule.Keyword, rule.FieldRef,
+	rule.Term, rule.TermPrefix, rule.TermSuffix}
 
+// knownTransforms are the --transform values: the IR's value transforms and flags.
+var knownTransforms = []string{rule.TCased, rule.TWindash, rule.TBase64, rule.TBase64Offset, rule.TUTF16LE, rule.TUTF16BE,
+	rule.TUTF16, rule.TWide, rule.TExpand, rule.TIgnoreCase, rule.TMultiline, rule.TDotAll, rule.TElem,
+	rule.TMinute, rule.THour, rule.TDay, rule.TWeek, rule.TMonth, rule.TYear}
+
+// parseKind accepts a kind as the IR names it or as users type it: Sigma modifiers
+// with or without the leading bar (|endswith), KQL operators, and the IR names with
+// dashes or without underscores (ends-with, endswith).
 func parseKind(s string) (rule.Kind, bool) {
-	s = strings.ToLower(s)
+	s = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "|")))
+	s = strings.ReplaceAll(s, "-", "_")
 	if k, ok := kindAliases[s]; ok {
 		return k, true
+	}
+	for _, k := range allKinds {
+		if string(k) == s || strings.ReplaceAll(string(k), "_", "") == s {
+			return k, true
+		}
 	}
 	for _, k := range allKinds {
 		if string(k) == s {
@@ -49,6 +67,9 @@ type indicatorResult struct {
 	ByLanguage map[string]int `json:"by_language"` // the same, per language
 	Excluded   int            `json:"excluded"`    // rules excluding it (in a negated stage)
 	Rules      []indicatorUse `json:"rules"`
+	// Suggestions, when no rule has the indicator: existing keys of the same field
+	// whose value contains the one asked for.
+	Suggestions []catalog.NearIndicator `json:"suggestions,omitempty"`
 }
 
 type indicatorUse struct {
@@ -76,13 +97,19 @@ KIND and VALUE, counted by language. Field names count together across languages
 x.exe counts as Image ends_with \x.exe), and values are case-folded unless --transform cased.
 
 KIND is one of eq, ne, match, starts_with, ends_with, glob, regex, cidr, in, gt, ge, lt, le,
-is_null, is_not_null, keyword, fieldref (Sigma spellings contains, startswith, endswith,
-re, exists are accepted).
+is_null, is_not_null, keyword, fieldref, term, term_prefix, term_suffix. The spellings
+users type are accepted too: Sigma modifiers with or without the bar (contains, endswith,
+|endswith, startswith, re, exists), KQL has, hasprefix, hassuffix, and ends-with.
+
+--transform takes cased, windash, base64, base64offset, utf16le, utf16be, utf16, wide,
+expand, i, m, s, elem, minute, hour, day, week, month, year.
 
 Rules that exclude the indicator (in a negated stage) are listed after the others and
-counted separately. Exit status 3 when no rule has the indicator.`,
+counted separately. Exit status 3 when no rule has the indicator; the nearest indicators
+that exist (same field, value containing VALUE) are suggested.`,
 		Example: `  ruledex indicator NewProcessName ends_with '\bitsadmin.exe'
   ruledex indicator Image endswith '\bitsadmin.exe' --json | jq .by_language
+  ruledex indicator Image '|endswith' '\bitsadmin.exe'
   ruledex indicator CommandLine contains /transfer`,
 		Args: usageArgs(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,6 +120,12 @@ counted separately. Exit status 3 when no rule has the indicator.`,
 					ks = append(ks, string(k))
 				}
 				return withCode(exitUsage, fmt.Errorf("unknown kind %q; use one of %s", args[1], strings.Join(ks, ", ")))
+			}
+			for i, t := range transforms {
+				transforms[i] = strings.ToLower(strings.TrimSpace(t))
+				if !slices.Contains(knownTransforms, transforms[i]) {
+					return withCode(exitUsage, fmt.Errorf("unknown transform %q; use one of %s", t, strings.Join(knownTransforms, ", ")))
+				}
 			}
 			cat, err := openCatalog(true)
 			if err != nil {
@@ -120,6 +153,14 @@ counted separately. Exit status 3 when no rule has the indicator.`,
 					res.ByLanguage[string(u.Language)]++
 				}
 			}
+			if len(uses) == 0 && value != "" {
+				// Nothing exact: the nearest keys that exist (a missing backslash, another kind).
+				near, err := cat.NearIndicators(cmd.Context(), canon, strings.TrimLeft(value, `\/*`), 5)
+				if err != nil {
+					return err
+				}
+				res.Suggestions = near
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -131,7 +172,18 @@ counted separately. Exit status 3 when no rule has the indicator.`,
 				printIndicator(cmd.OutOrStdout(), &res)
 			}
 			if len(uses) == 0 {
-				return withCode(exitNoMatch, fmt.Errorf("no rule tests %s %s %q (canonical field %s)", field, kind, value, canon))
+				msg := fmt.Sprintf("no rule tests %s %s %q (canonical field %s)", field, kind, value, canon)
+				if len(res.Suggestions) > 0 {
+					msg += "; nearest indicators that exist:"
+					for _, n := range res.Suggestions {
+						tr := ""
+						if n.Transforms != "" {
+							tr = " (" + n.Transforms + ")"
+						}
+						msg += fmt.Sprintf("\n  %s %s %s%s — %d %s", n.Field, n.Kind, n.Value, tr, n.Rules, plural(n.Rules, "rule", "rules"))
+					}
+				}
+				return withCode(exitNoMatch, errors.New(msg))
 			}
 			return nil
 		},
@@ -159,7 +211,11 @@ func printIndicator(w io.Writer, r *indicatorResult) {
 	for _, lc := range langs {
 		parts = append(parts, fmt.Sprintf("%s %d", lc.Language, lc.Rules))
 	}
-	fmt.Fprintf(w, "%d rules test it (%s); %d exclude it\n", r.Total, strings.Join(parts, ", "), r.Excluded)
+	by := ""
+	if len(parts) > 0 {
+		by = " (" + strings.Join(parts, ", ") + ")"
+	}
+	fmt.Fprintf(w, "%d rules test it%s; %d exclude it\n", r.Total, by, r.Excluded)
 	if len(r.Rules) == 0 {
 		return
 	}

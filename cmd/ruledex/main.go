@@ -4,12 +4,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ruledex/ruledex/catalog"
 )
 
 // Exit codes scripts can rely on.
@@ -78,13 +84,52 @@ func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
+// exitInterrupted is the status after SIGINT or SIGTERM (128 + SIGINT, as shells report).
+const exitInterrupted = 130
+
+// interruptedError is returned by a command that stopped on a signal; its message says
+// in one line what state the catalog was left in.
+type interruptedError struct{ msg string }
+
+func (e *interruptedError) Error() string { return e.msg }
+
 func main() {
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "ruledex:", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(exitFailure)
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes the command line and returns the exit status. SIGINT and SIGTERM
+// cancel the command's context; a second signal kills the process as usual.
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // the next Ctrl-C is not caught: it ends the process at once
+	}()
+	out := newEscaper(os.Stdout)
+	root.SetOut(out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	out.Flush()
+	if err == nil {
+		return exitOK
 	}
+	code := exitFailure
+	var ie *interruptedError
+	var ee *exitError
+	switch {
+	case errors.As(err, &ie):
+		code = exitInterrupted
+	case ctx.Err() != nil:
+		// Stopped by the signal, whatever error that surfaced as.
+		err, code = &interruptedError{"interrupted"}, exitInterrupted
+	case errors.As(err, &ee):
+		code = ee.code
+	case strings.HasPrefix(err.Error(), "unknown command"):
+		// cobra's own usage errors for the root command.
+		code = exitUsage
+	}
+	err = catalog.PlainError(globals.db, err)
+	fmt.Fprintln(os.Stderr, "ruledex: "+escapeText(err.Error()))
+	return code
 }

@@ -67,9 +67,9 @@ RULE is anything 'ruledex show' accepts. JSON: {"equivalent": [...], "stricter":
 "broader": [...]} with id, title, language, url and difference per item.`,
 		Example: `  ruledex neighbors "New PowerShell Instance Created"
   ruledex neighbors "Alternate PowerShell Hosts Pipe" --json`,
-		Args: cobra.ExactArgs(1),
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := openCatalog(true)
+			cat, err := openDerived()
 			if err != nil {
 				return err
 			}
@@ -117,9 +117,11 @@ RULE is anything 'ruledex show' accepts. JSON: {"equivalent": [...], "stricter":
 classes and their sizes, equivalent rules shared between sources (e.g. SigmaHQ rules that
 an mdecrevoisier rule duplicates), classes that span languages, and the longest
 chains of ever stricter rules.`,
-		Args: cobra.NoArgs,
+		Example: `  ruledex overlap
+  ruledex overlap --top 5 --json | jq '.largest_classes'`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := openCatalog(true)
+			cat, err := openDerived()
 			if err != nil {
 				return err
 			}

@@ -32,7 +32,8 @@ as a web wiki (rule pages, indicators, browse and search, ATT&CK matrix) and a J
 /api/. It logs one line per request, and stops gracefully on SIGINT or SIGTERM.
 
 Another ruledex ingest may write the same catalog while serve runs: pages show the catalog
-before or after that ingest, never a mix.`,
+before or after that ingest, never a mix. Without --data, the folder given to the last
+ingest with --data is used.`,
 		Example: `  ruledex --data ../shared/corpus serve ../shared/corpus/sigma
   ruledex serve --addr 0.0.0.0:8080`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -46,8 +47,9 @@ before or after that ingest, never a mix.`,
 
 // loadAttack reads the ATT&CK bundle from the data folder.
 func loadAttack() (*attack.Matrix, error) {
+	storedDataDir()
 	if globals.data == "" {
-		return nil, withCode(exitUsage, errors.New("no reference data: give --data DIR (a folder with attack/enterprise-attack.json) or set RULEDEX_DATA"))
+		return nil, withCode(exitUsage, errors.New("no reference data: give --data DIR (a folder with attack/enterprise-attack.json) or set RULEDEX_DATA (ingest with --data once and the catalog remembers it)"))
 	}
 	m, err := attack.Load(filepath.Join(globals.data, "attack", "enterprise-attack.json"))
 	if err != nil {
@@ -83,7 +85,10 @@ func serve(ctx context.Context, addr, baseURL string, paths []string) error {
 		log.Info("ingesting", "paths", paths)
 		sum, err := ingestPaths(ctx, cat, paths, ingestOptions{})
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return interrupted(sum, err)
+			}
+			return cat.Plain(err)
 		}
 		log.Info("ingested", "files", sum.Files, "changed", sum.Changed, "rules", sum.TotalRules, "seconds", sum.Seconds)
 	}

@@ -34,11 +34,12 @@ extension, or a file path (absolute, relative, or inside the source repository).
 Exit status 3 when RULE names no rule (closest titles are suggested) or several rules
 (they are listed with their ids).`,
 		Example: `  ruledex show "BITS payload downloaded via commandline"
-  ruledex show sigma/5b2b5a7d-4ea1-4f2c-8a3d-0f3c0c1e2d9a
+  ruledex show sigma/d059842b-6b9d-4ed1-b5c3-5b89143c6ede
+  ruledex show ../shared/corpus/sigma/mdecrevoisier/windows-bits/'win-os-BITS abuse for payload download (command).yaml'
   ruledex show "win-os-BITS abuse for payload download (command)" --json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := openCatalog(true)
+			cat, err := openDerived()
 			if err != nil {
 				return err
 			}

@@ -22,13 +22,17 @@ rules, rules with error diagnostics broken down by diagnostic code, warnings, an
 per language and per upstream source.
 
 JSON keys: files, rule_files, skipped, rules, errors (rules with an error diagnostic),
-file_errors (files with an error outside any rule), errors_by_code, warnings,
-warnings_by_code, by_language and by_source (each {files, rules, errors, errors_by_code}),
-by_folder (rules and errors per source and top-level folder).
+file_errors (files with an error outside any rule), errors_by_code, warnings and
+warnings_by_code (rules or files with a warning, once per code), warning_diagnostics (every
+warning diagnostic, as ingest counts them), warning_rules (rules or files with a warning),
+by_language and by_source (each {files, rules, errors, errors_by_code}), by_folder (rules and
+errors per source and top-level folder), roots (the ingested paths: {path, files, rules,
+exists}).
 
 --errors lists every error diagnostic instead, as file:line:col: error: message [code].`,
 		Example: `  ruledex stats
   ruledex stats --json | jq '.by_source'
+  ruledex stats --json | jq '.roots'
   ruledex stats --errors`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,13 +83,28 @@ func pct(n, of int) string {
 
 func printStats(w io.Writer, st *catalog.Stats) {
 	fmt.Fprintf(w, "files:  %d seen (%d rule files, %d skipped)\n", st.Files, st.RuleFiles, st.Skipped)
-	fmt.Fprintf(w, "rules:  %d, %d with errors (%s clean), %d files with file-level errors, %d warnings\n",
-		st.Rules, st.Errors, pct(st.Rules-st.Errors, st.Rules), st.FileErrors, st.Warnings)
-	printCodes(w, "errors by code", st.ErrorsByCode)
-	printCodes(w, "warnings by code", st.WarningsByCode)
+	fmt.Fprintf(w, "rules:  %d, %d rules with errors (%s clean), %d files with file-level errors, %d warning diagnostics in %d rules or files\n",
+		st.Rules, st.Errors, pct(st.Rules-st.Errors, st.Rules), st.FileErrors, st.WarningDiagnostics, st.WarningRules)
+	printRoots(w, st.Roots)
+	printCodes(w, "rules or files with errors, by code", st.ErrorsByCode)
+	printCodes(w, "rules or files with warnings, by code", st.WarningsByCode)
 	printGroups(w, "by language", st.ByLanguage)
 	printGroups(w, "by source", st.BySource)
 	printGroups(w, "by folder", st.ByFolder)
+}
+
+func printRoots(w io.Writer, roots []catalog.Root) {
+	if len(roots) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\ningested paths:\n")
+	for _, r := range roots {
+		gone := ""
+		if !r.Exists {
+			gone = "  (no longer exists: ruledex remove or ingest it to forget it)"
+		}
+		fmt.Fprintf(w, "  %s  %d files, %d rules%s\n", r.Path, r.Files, r.Rules, gone)
+	}
 }
 
 func printCodes(w io.Writer, title string, m map[string]int) {
