@@ -5,6 +5,7 @@ import (
 
 	"fmt"
 	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/translate"
 	"io/fs"
 	"os"
@@ -163,6 +164,12 @@ type parsed struct {
 }
 
 func parseFile(path string, parsers []Parser) (p parsed) {
+	if st, err := os.Stat(path); err == nil && st.Size() > ingest.DefaultMaxFileSize {
+		// The same limit as ingest: no rule file is that large, and reading one would
+		// echo megabytes of non-rule text into the skipped list.
+		p.errs = append(p.errs, fmt.Sprintf("%s: skipped: larger than %d MiB", path, ingest.DefaultMaxFileSize>>20))
+		return p
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		p.errs = append(p.errs, fmt.Sprintf("%s: %v", path, err))
