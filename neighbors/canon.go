@@ -20,8 +20,11 @@ type Atom struct {
 	Kind       rule.Kind
 	Transforms string // transforms that change matching, joined; "" when none
 	Cased      bool
-	Value      string // folded unless Cased; glob syntax when Wild
+	Value      string // folded unless Cased (regexes never are); glob syntax when Wild
 	Wild       bool
+	// Elem: the test holds for one element of an array field (rule.TElem). On ECS
+	// process.args the field is "commandline": an argument is a piece of it.
+	Elem bool
 }
 
 func (a Atom) key() string {
@@ -32,6 +35,9 @@ func (a Atom) key() string {
 	w := ""
 	if a.Wild {
 		w = "wild"
+	}
+	if a.Elem {
+		w += "elem"
 	}
 	return a.Field + "\x1f" + string(a.Kind) + "\x1f" + a.Transforms + "\x1f" + c + "\x1f" + w + "\x1f" + a.Value
 }
@@ -60,7 +66,20 @@ type canonicalizer struct {
 	fm  *fieldmap.Map
 	ctx []string
 	ok  bool // false once something unprovable (opaque, unknown op) was met
+	// assume collects the field-map assumptions the form rests on ("FileName ≈ file
+	// name of Image"): a relation that needs one is labeled field-map, not same-telemetry.
+	assume map[string]bool
 }
+
+func (c *canonicalizer) assumption(s string) {
+	if c.assume == nil {
+		c.assume = map[string]bool{}
+	}
+	c.assume[s] = true
+}
+
+// argsFields are array fields whose elements are the arguments of the command line.
+var argsFields = map[string]bool{"process.args": true}
 
 func (c *canonicalizer) node(n *rule.Node) *cnode {
 	if n == nil {
@@ -136,13 +155,29 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 		canonField = strings.ToLower(canonField)
 	}
 	var ts []string
+	elem := false
 	for _, t := range p.Transforms {
-		if t != rule.TCased {
+		switch t {
+		case rule.TCased:
+		case rule.TElem:
+			elem = true
+		default:
 			ts = append(ts, t)
 		}
 	}
+	if elem && p.All {
+		// Every element must pass: no implication with any-element tests is proved.
+		ts = append(ts, "elem-all")
+		elem = false
+	}
+	if elem && argsFields[canonField] {
+		c.assumption(p.Field + " elements appear verbatim in the command line")
+		canonField = "commandline"
+	}
 	transforms := strings.Join(ts, "|")
 	cased := p.Cased()
+	// A regex is never folded: `\S` is not `\s`. Its case rule is its i flag.
+	regex := p.Kind == rule.Regex
 	if p.Kind == rule.IsNull || p.Kind == rule.IsNotNull {
 		return finish(&cnode{op: cAtom, atom: Atom{Field: canonField, Kind: p.Kind}})
 	}
@@ -157,17 +192,20 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 			kind, val = rule.IsNull, ""
 		}
 		field := canonField
-		if known && entry.NameOnly {
+		if known && entry.NameOnly && !elem {
 			field, kind, val = nameOnly(field, kind, val, v.Wild)
+			if !strings.HasSuffix(field, "#name") {
+				c.assumption(p.Field + " ≈ file name of " + entry.Canonical)
+			}
 		}
 		if kind == rule.In {
 			kind = rule.Eq
 		}
-		if !cased {
+		if !cased && !regex {
 			val = strings.ToLower(val)
 		}
 		kids = append(kids, finish(&cnode{op: cAtom, atom: Atom{
-			Field: field, Kind: kind, Transforms: transforms, Cased: cased, Value: val, Wild: v.Wild,
+			Field: field, Kind: kind, Transforms: transforms, Cased: cased || regex, Value: val, Wild: v.Wild, Elem: elem,
 		}}))
 	}
 	op := cOr

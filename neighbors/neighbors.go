@@ -37,20 +37,53 @@ type Form struct {
 	// parts, pipelines that aggregate): it gets an equivalence class but no stricter or
 	// broader relations.
 	Provable bool
-	root     *cnode
+	// Telemetry names the vocabulary the rule reads ("windows-event" for Sysmon and
+	// Security events, "mde" for Defender tables, "cim", "ecs", "udm", ...). Rules on
+	// different telemetry relate only through the field map.
+	Telemetry string
+	// Assumptions are the field-map assumptions the canonical form rests on
+	// ("FileName ≈ file name of Image"), sorted.
+	Assumptions []string
+	root        *cnode
 }
+
+// Basis says what a relation is proved from.
+const (
+	// BasisSame: both rules read the same telemetry with the same canonical fields;
+	// the relation is proved from their logic alone.
+	BasisSame = "same-telemetry"
+	// BasisFieldMap: the proof maps one telemetry onto another (DeviceProcessEvents ≈
+	// Sysmon 1 / Security 4688) or a field onto another through a name-only mapping
+	// (Defender FileName, CIM process_name, ECS process.name ≈ file name of Image).
+	BasisFieldMap = "field-map"
+)
 
 // Relation is one neighbor of a rule.
 type Relation struct {
 	Key        string `json:"key"`
+	Basis      string `json:"basis"`
 	Difference string `json:"difference"`
 }
 
-// Result holds every relation found in a corpus.
+// EqClass is an equivalence class of two or more rules.
+type EqClass struct {
+	ID      string
+	Members []string // rule keys, sorted
+	// Basis is BasisFieldMap when some member is equivalent to another only through
+	// the field map; Languages then may be several.
+	Basis     string
+	Languages []string
+}
+
+// Result holds every relation found in a corpus. Every relation is stored on both
+// sides: b in Equivalent[a] iff a in Equivalent[b]; a in Stricter[b] iff b in Broader[a].
 type Result struct {
 	Forms map[string]*Form // by rule key
-	// Classes maps an equivalence-class id to its members' keys, sorted.
+	// Classes maps an equivalence-class id to its members' keys, sorted. Only classes
+	// of two or more rules are listed; a rule alone keeps its own EqID.
 	Classes map[string][]string
+	// ClassInfo describes each of Classes.
+	ClassInfo map[string]*EqClass
 	// Stricter[k] lists rules that match a subset of k's events; Broader[k] a superset.
 	Stricter map[string][]Relation
 	Broader  map[string][]Relation
@@ -96,6 +129,43 @@ func Class(r *rule.Rule) string {
 	return strings.Join(uniq(cs), "+")
 }
 
+// Telemetry returns the vocabulary r's fields and events come from.
+func Telemetry(r *rule.Rule) string {
+	ls := r.LogSource
+	switch r.Language {
+	case rule.Elastic:
+		return "ecs"
+	case rule.YaraL:
+		return "udm"
+	case rule.Kusto:
+		var ts []string
+		for _, t := range ls.Tables {
+			l := strings.ToLower(t)
+			switch {
+			case l == "securityevent" || l == "windowsevent" || l == "event":
+				ts = append(ts, "windows-event")
+			case strings.HasPrefix(l, "device"):
+				ts = append(ts, "mde")
+			case strings.HasPrefix(strings.TrimLeft(l, "_"), "im") || strings.HasPrefix(strings.TrimLeft(l, "_"), "asim"):
+				ts = append(ts, "asim")
+			default:
+				ts = append(ts, "table:"+l)
+			}
+		}
+		sort.Strings(ts)
+		return strings.Join(uniq(ts), "+")
+	case rule.Splunk:
+		if len(ls.DataModels) > 0 {
+			return "cim"
+		}
+		return "windows-event"
+	}
+	if p := strings.ToLower(ls.Product); p != "" && p != "windows" {
+		return "sigma:" + p
+	}
+	return "windows-event"
+}
+
 // pipelineNeutral are pipeline operators that do not change which events a rule
 // matches (they filter, reshape or present), so a rule made only of them is still a
 // single-event rule whose Root is its whole logic.
@@ -117,7 +187,7 @@ type Options struct {
 
 // NewForm computes r's canonical form.
 func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
-	f := &Form{Key: Key(r), Class: Class(r), Shape: ShapeSingle, Provable: true}
+	f := &Form{Key: Key(r), Class: Class(r), Shape: ShapeSingle, Provable: true, Telemetry: Telemetry(r)}
 	scope := f.Class
 	if opts.Coverage != nil {
 		if evs := opts.Coverage(r); len(evs) > 0 {
@@ -159,6 +229,10 @@ func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
 	if r.Root != nil {
 		f.root = c.node(r.Root)
 	}
+	for a := range c.assume {
+		f.Assumptions = append(f.Assumptions, a)
+	}
+	sort.Strings(f.Assumptions)
 	if f.root == nil || !c.ok || f.Shape != ShapeSingle || r.HasErrors() {
 		f.Provable = false
 	}
@@ -178,30 +252,201 @@ func Compute(fm *fieldmap.Map, rules []*rule.Rule, opts Options) *Result {
 	res := &Result{
 		Forms:      map[string]*Form{},
 		Classes:    map[string][]string{},
+		ClassInfo:  map[string]*EqClass{},
 		Stricter:   map[string][]Relation{},
 		Broader:    map[string][]Relation{},
 		Equivalent: map[string][]Relation{},
 	}
 	var forms []*Form
+	lang := map[string]string{}
 	for _, r := range rules {
 		f := NewForm(fm, r, opts)
+		if _, dup := res.Forms[f.Key]; dup {
+			continue // one form per key: a duplicate would relate a rule to itself
+		}
 		res.Forms[f.Key] = f
-		res.Classes[f.EqID] = append(res.Classes[f.EqID], f.Key)
+		lang[f.Key] = string(r.Language)
 		forms = append(forms, f)
 	}
-	for id, m := range res.Classes {
-		sort.Strings(m)
-		if len(m) < 2 {
+	found := search(forms)
+
+	// Equivalence is closed under transitivity and symmetry by construction: classes
+	// are the connected components of "same canonical form" and "proved equivalent"
+	// (all: any basis; same: same-telemetry edges only, to label pairs).
+	all, same := newUnion(), newUnion()
+	byCanon := map[string]*Form{}
+	for _, f := range forms {
+		if strings.HasPrefix(f.Canonical, "unique:") {
 			continue
 		}
-		for _, a := range m {
-			for _, b := range m {
-				if a != b {
-					res.Equivalent[a] = append(res.Equivalent[a], Relation{Key: b, Difference: "same canonical form (class " + id + ")"})
-				}
+		if g, ok := byCanon[f.Canonical]; ok {
+			all.join(g.Key, f.Key)
+			if basis(g, f) == BasisSame {
+				same.join(g.Key, f.Key)
+			}
+		} else {
+			byCanon[f.Canonical] = f
+		}
+	}
+	for _, p := range found {
+		if p.equiv {
+			all.join(p.a.Key, p.b.Key)
+			if basis(p.a, p.b) == BasisSame {
+				same.join(p.a.Key, p.b.Key)
 			}
 		}
 	}
+	comps := map[string][]*Form{}
+	for _, f := range forms {
+		root := all.find(f.Key)
+		comps[root] = append(comps[root], f)
+	}
+	for _, ms := range comps {
+		if len(ms) < 2 {
+			continue
+		}
+		sort.Slice(ms, func(i, j int) bool { return ms[i].Key < ms[j].Key })
+		minCanon := ms[0].Canonical
+		for _, m := range ms {
+			if m.Canonical < minCanon {
+				minCanon = m.Canonical
+			}
+		}
+		id := hashID(minCanon)
+		cl := &EqClass{ID: id, Basis: BasisSame}
+		langs := map[string]bool{}
+		for _, x := range ms {
+			x.EqID = id
+			cl.Members = append(cl.Members, x.Key)
+			langs[lang[x.Key]] = true
+			for _, y := range ms {
+				if x == y {
+					continue
+				}
+				rel := Relation{Key: y.Key, Basis: BasisSame}
+				switch {
+				case same.find(x.Key) != same.find(y.Key):
+					rel.Basis = BasisFieldMap
+					cl.Basis = BasisFieldMap
+					rel.Difference = "equivalent through the field map: " + mapping(x, y)
+				case x.Canonical == y.Canonical:
+					rel.Difference = "same canonical form"
+				default:
+					rel.Difference = "logically equivalent, written differently"
+				}
+				res.Equivalent[x.Key] = append(res.Equivalent[x.Key], rel)
+			}
+		}
+		for l := range langs {
+			cl.Languages = append(cl.Languages, l)
+		}
+		sort.Strings(cl.Languages)
+		res.Classes[id] = cl.Members
+		res.ClassInfo[id] = cl
+	}
+	for _, p := range found {
+		a, b := p.a, p.b
+		if p.equiv || all.find(a.Key) == all.find(b.Key) {
+			continue // equivalent through some chain: listed as such, not as stricter
+		}
+		bs := basis(a, b)
+		sd, bd := describe(a.root, b.root, true), describe(a.root, b.root, false)
+		if bs == BasisFieldMap {
+			note := "; through the field map: " + mapping(a, b)
+			sd, bd = sd+note, bd+note
+		}
+		res.Stricter[b.Key] = append(res.Stricter[b.Key], Relation{Key: a.Key, Basis: bs, Difference: sd})
+		res.Broader[a.Key] = append(res.Broader[a.Key], Relation{Key: b.Key, Basis: bs, Difference: bd})
+	}
+	for _, m := range []map[string][]Relation{res.Stricter, res.Broader, res.Equivalent} {
+		for k, rs := range m {
+			sort.Slice(rs, func(i, j int) bool { return rs[i].Key < rs[j].Key })
+			m[k] = rs
+		}
+	}
+	return res
+}
+
+// basis labels a relation between a and b: same-telemetry when both read the same
+// telemetry and rest on the same field-map assumptions (two Defender rules testing
+// FileName compare FileName with FileName), field-map otherwise.
+func basis(a, b *Form) string {
+	if a.Telemetry != b.Telemetry || strings.Join(a.Assumptions, "\x00") != strings.Join(b.Assumptions, "\x00") {
+		return BasisFieldMap
+	}
+	return BasisSame
+}
+
+// telemetryNames are the telemetry vocabularies as a difference text names them.
+var telemetryNames = map[string]string{
+	"windows-event": "Windows events (Sysmon, Security)",
+	"mde":           "Defender XDR tables",
+	"asim":          "ASIM tables",
+	"cim":           "Splunk CIM data models",
+	"ecs":           "ECS fields",
+	"udm":           "UDM fields",
+}
+
+func telemetryName(t string) string {
+	if n, ok := telemetryNames[t]; ok {
+		return n
+	}
+	return t
+}
+
+// mapping names the field-map assumptions a relation between a and b uses.
+func mapping(a, b *Form) string {
+	var parts []string
+	if a.Telemetry != b.Telemetry {
+		parts = append(parts, telemetryName(a.Telemetry)+" ≈ "+telemetryName(b.Telemetry))
+	}
+	seen := map[string]bool{}
+	for _, s := range append(append([]string{}, a.Assumptions...), b.Assumptions...) {
+		if !seen[s] {
+			seen[s] = true
+			parts = append(parts, s)
+		}
+	}
+	if len(parts) == 0 {
+		return "same fields"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// union is a union-find over rule keys.
+type union struct{ parent map[string]string }
+
+func newUnion() *union { return &union{parent: map[string]string{}} }
+
+func (u *union) find(k string) string {
+	p, ok := u.parent[k]
+	if !ok || p == k {
+		return k
+	}
+	r := u.find(p)
+	u.parent[k] = r
+	return r
+}
+
+func (u *union) join(a, b string) {
+	ra, rb := u.find(a), u.find(b)
+	if ra == rb {
+		return
+	}
+	if ra > rb { // the smaller key roots, so results do not depend on order
+		ra, rb = rb, ra
+	}
+	u.parent[rb] = ra
+}
+
+// pair is one proved implication: a (stricter) implies b; equiv when b implies a too.
+type pair struct {
+	a, b  *Form
+	equiv bool
+}
+
+// search finds every proved implication between provable forms.
+func search(forms []*Form) []pair {
 	// Index provable forms by (class, field of a positive conjunct) so that a rule is
 	// only compared with rules that test every field its own positive conjuncts need.
 	type group struct {
@@ -225,19 +470,15 @@ func Compute(fm *fieldmap.Map, rules []*rule.Rule, opts Options) *Result {
 		}
 	}
 	// Each broader candidate b is independent: spread them over the cores and merge.
-	type found struct {
-		a, b  *Form
-		equiv bool
-	}
 	work := make(chan *Form)
-	results := make(chan []found)
+	results := make(chan []pair)
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var out []found
+			var out []pair
 			for b := range work {
 				need, anchor := requiredFields(b.root)
 				if len(need) == 0 {
@@ -258,7 +499,7 @@ func Compute(fm *fieldmap.Map, rules []*rule.Rule, opts Options) *Result {
 					if !implies(a.root, anchor[best]) || !implies(a.root, b.root) {
 						continue
 					}
-					out = append(out, found{a: a, b: b, equiv: implies(b.root, a.root)})
+					out = append(out, pair{a: a, b: b, equiv: withinEvents(b, a) && implies(b.root, a.root)})
 				}
 			}
 			results <- out
@@ -274,24 +515,11 @@ func Compute(fm *fieldmap.Map, rules []*rule.Rule, opts Options) *Result {
 		wg.Wait()
 		close(results)
 	}()
+	var all []pair
 	for out := range results {
-		for _, f := range out {
-			a, b := f.a, f.b
-			if f.equiv {
-				res.Equivalent[a.Key] = append(res.Equivalent[a.Key], Relation{Key: b.Key, Difference: "logically equivalent, written differently"})
-				continue
-			}
-			res.Stricter[b.Key] = append(res.Stricter[b.Key], Relation{Key: a.Key, Difference: describe(a.root, b.root, true)})
-			res.Broader[a.Key] = append(res.Broader[a.Key], Relation{Key: b.Key, Difference: describe(a.root, b.root, false)})
-		}
+		all = append(all, out...)
 	}
-	for _, m := range []map[string][]Relation{res.Stricter, res.Broader, res.Equivalent} {
-		for k, rs := range m {
-			sort.Slice(rs, func(i, j int) bool { return rs[i].Key < rs[j].Key })
-			m[k] = rs
-		}
-	}
-	return res
+	return all
 }
 
 // positiveFields are the fields tested by atoms outside any negation.
