@@ -1,6 +1,7 @@
 package kql
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -60,6 +61,11 @@ type lowerer struct {
 	file   string
 	diags  []rule.Diagnostic
 	alias  map[string]aliasInfo // extend/project-rename aliases of the pipeline being read
+	// computed names the columns the pipeline being read derives (extend x = f(...),
+	// parse, summarize, mv-expand), mapped to their definition.
+	computed map[string]string
+	pending  []rule.Computed // columns computed by the let or query being read, stage not yet known
+	letStage map[string]int  // stage index of each tabular let
 	time   []string             // time-window expressions seen (ago(7d))
 	depth  int
 	search bool // lowering a search predicate: bare strings are keywords
@@ -93,6 +99,7 @@ type lowered struct {
 	outputs   []string
 	groupBy   []string
 	timeframe string
+	computed  []rule.Computed
 }
 
 // aggregating operators end the event-level part of a pipeline: predicates after
@@ -129,16 +136,27 @@ func (lw *lowerer) lower(q *query) lowered {
 	if len(ptext) > 0 {
 		addStage(rule.Stage{Kind: rule.StageParameter, Label: "let", Op: "let", Text: strings.Join(ptext, "\n"), Pos: out.params[0].Pos})
 	}
+	lw.letStage = map[string]int{}
 	for _, l := range q.lets {
 		if l.Kind != LetTabular && l.Kind != LetFunc {
 			continue
 		}
+		lw.pending = nil
 		lw.alias = map[string]aliasInfo{}
+		lw.computed = map[string]string{}
 		var node *rule.Node
+		st := rule.Stage{Kind: rule.StagePipeline, Label: "let " + l.Name, Op: "let", Text: lw.text(l.Span) + ";", Pos: lw.at(l.Span)}
 		if l.Pipe != nil {
 			node = andOf(lw.pipelinePreds(l.Pipe))
+			// A let that joins or aggregates gives the rule that shape: the stage names
+			// the operator, so the rule is never taken for a plain event filter.
+			lw.shapeLet(&st, l.Pipe)
 		}
-		addStage(rule.Stage{Kind: rule.StagePipeline, Label: "let " + l.Name, Op: "let", Text: lw.text(l.Span) + ";", Node: node, Pos: lw.at(l.Span)})
+		st.Node = node
+		lw.letStage[l.Name] = idx
+		out.computed = appendComputed(out.computed, lw.pending, idx)
+		lw.pending = nil
+		addStage(st)
 	}
 	if len(q.pipes) == 0 {
 		out.tables = lw.tables(q)
@@ -146,10 +164,16 @@ func (lw *lowerer) lower(q *query) lowered {
 	}
 	for _, p := range q.pipes[:len(q.pipes)-1] {
 		lw.alias = map[string]aliasInfo{}
-		addStage(rule.Stage{Kind: rule.StagePipeline, Label: "query", Op: "query", Text: lw.text(p.Span), Node: andOf(lw.pipelinePreds(p)), Pos: lw.at(p.Span)})
+		lw.computed = map[string]string{}
+		lw.pending = nil
+		node := andOf(lw.pipelinePreds(p))
+		out.computed = appendComputed(out.computed, lw.pending, idx)
+		lw.pending = nil
+		addStage(rule.Stage{Kind: rule.StagePipeline, Label: "query", Op: "query", Text: lw.text(p.Span), Node: node, Pos: lw.at(p.Span)})
 	}
 	main := q.pipes[len(q.pipes)-1]
 	lw.alias = map[string]aliasInfo{}
+	lw.computed = map[string]string{}
 	var root []*rule.Node
 	// A main pipeline reading a tabular let inherits that let's event filters.
 	root = append(root, lw.inheritedPreds(main.Source, 0)...)
@@ -171,6 +195,7 @@ func (lw *lowerer) lower(q *query) lowered {
 		op := main.Ops[i]
 		text := lw.text(op.Span)
 		st := rule.Stage{Kind: rule.StagePipeline, Label: op.Name, Op: op.Name, Text: text, Pos: lw.at(op.Span)}
+		var defs []rule.Computed
 		switch op.Name {
 		case "where", "filter", "search":
 			conds = append(conds, text)
@@ -183,26 +208,38 @@ func (lw *lowerer) lower(q *query) lowered {
 					st.Label = op.Name + " not"
 				}
 				if st.Node != nil && eventLevel {
-					root = append(root, st.Node)
+					root = append(root, lw.eventPart(st.Node, idx)...)
 				}
 			}
 		case "join", "lookup", "union":
 			var sub []*rule.Node
 			for _, o := range op.Operands {
-				sub = append(sub, lw.exprPipelinePreds(o)...)
+				sub = append(sub, lw.joinedPreds(o, main.Source)...)
 			}
 			st.Node = andOf(sub)
 		case "extend", "project", "project-rename":
 			lw.recordAliases(op)
+			defs = lw.derived(op)
+		case "parse", "parse-where", "parse-kv", "mv-expand", "mv-apply", "evaluate", "make-series", "top-nested":
+			defs = lw.derived(op)
 		case "summarize":
 			st.Aggregation = lw.aggregation(op)
-			if i+1 < len(main.Ops) && (main.Ops[i+1].Name == "where" || main.Ops[i+1].Name == "filter") {
-				if b, ok := unparen(main.Ops[i+1].Pred).(*Binary); ok && isComparison(b.Op) {
-					st.Kind = rule.StageAggregation
+			defs = lw.derived(op)
+			// A summarize followed by any filter or row limit thresholds its groups: an
+			// aggregation. Without one it only groups: every event that passes the
+			// filters before it is in some group, so the rule stays an event filter and
+			// the stage stays a pipeline stage that carries its grouping.
+			for j := i + 1; j < len(main.Ops); j++ {
+				if !thresholding[main.Ops[j].Name] {
+					continue
+				}
+				st.Kind = rule.StageAggregation
+				if b, ok := unparen(main.Ops[j].Pred).(*Binary); ok && isComparison(b.Op) {
 					st.Aggregation.Op = b.Op
 					st.Aggregation.Field = lw.text(b.L.span())
 					st.Aggregation.Value = lw.scalarText(b.R)
 				}
+				break
 			}
 			out.groupBy = st.Aggregation.GroupBy
 		}
@@ -214,13 +251,18 @@ func (lw *lowerer) lower(q *query) lowered {
 			prev := &out.stages[n-1]
 			if prev.Op == op.Name && prev.Node == nil && prev.Aggregation == nil {
 				prev.Text += "\n| " + text
+				out.computed = appendComputed(out.computed, defs, prev.Index)
 				continue
 			}
 		}
+		out.computed = appendComputed(out.computed, defs, idx)
 		addStage(st)
 	}
 	out.cond = strings.Join(conds, "\n| ")
 	out.root = andOf(root)
+	if len(out.computed) == 0 {
+		out.computed = nil
+	}
 	out.tables = lw.tables(q)
 	out.outputs = lw.outputs(main)
 	if len(lw.time) > 0 {
@@ -305,6 +347,9 @@ func (lw *lowerer) pipelinePreds(p *Pipeline) []*rule.Node {
 			}
 		case "extend", "project", "project-rename":
 			lw.recordAliases(op)
+			lw.pending = append(lw.pending, lw.derived(op)...)
+		case "parse", "parse-where", "parse-kv", "mv-expand", "summarize":
+			lw.pending = append(lw.pending, lw.derived(op)...)
 		}
 	}
 	return out
@@ -312,9 +357,9 @@ func (lw *lowerer) pipelinePreds(p *Pipeline) []*rule.Node {
 
 func (lw *lowerer) exprPipelinePreds(e Expr) []*rule.Node {
 	if sq, ok := unparen(e).(*SubQuery); ok {
-		saved := lw.alias
-		lw.alias = map[string]aliasInfo{}
-		defer func() { lw.alias = saved }()
+		saved, savedC, savedP := lw.alias, lw.computed, lw.pending
+		lw.alias, lw.computed = map[string]aliasInfo{}, map[string]string{}
+		defer func() { lw.alias, lw.computed, lw.pending = saved, savedC, savedP }()
 		return lw.pipelinePreds(sq.P)
 	}
 	return nil
@@ -366,9 +411,10 @@ func (lw *lowerer) inheritedPreds(s *Source, depth int) []*rule.Node {
 	}
 	var out []*rule.Node
 	out = append(out, lw.inheritedPreds(l.Pipe.Source, depth+1)...)
-	saved := lw.alias
-	lw.alias = map[string]aliasInfo{}
+	saved, savedC, savedP := lw.alias, lw.computed, lw.pending
+	lw.alias, lw.computed = map[string]aliasInfo{}, map[string]string{}
 	out = append(out, lw.sourcePreds(l.Pipe.Source)...)
+	stage := lw.letStage[l.Name]
 	for _, op := range l.Pipe.Ops {
 		if aggregating[op.Name] {
 			break
@@ -376,17 +422,25 @@ func (lw *lowerer) inheritedPreds(s *Source, depth int) []*rule.Node {
 		switch op.Name {
 		case "where", "filter":
 			if op.Pred != nil {
-				out = append(out, lw.pred(op.Pred))
+				if n := lw.pred(op.Pred); n != nil {
+					out = append(out, lw.eventPart(n, stage)...)
+				}
 			}
 		case "extend", "project", "project-rename":
 			lw.recordAliases(op)
+			lw.derived(op)
+		case "parse", "parse-where", "parse-kv", "mv-expand":
+			lw.derived(op)
 		}
 	}
-	// The let's aliases stay visible to the main pipeline that reads it.
+	// The let's aliases and computed columns stay visible to the main pipeline that reads it.
 	for k, v := range lw.alias {
 		saved[k] = v
 	}
-	lw.alias = saved
+	for k, v := range lw.computed {
+		savedC[k] = v
+	}
+	lw.alias, lw.computed, lw.pending = saved, savedC, savedP
 	return out
 }
 
@@ -594,7 +648,10 @@ func (lw *lowerer) tables(q *query) []string {
 
 // Predicates.
 
-// strOp describes how a KQL comparison operator maps to a predicate kind.
+// strOp describes how a KQL comparison operator maps to a predicate kind. Case
+// sensitivity follows the Kusto string operator reference: ==, !=, in, !in, the _cs
+// variants and matches regex are case-sensitive; =~, !~, in~, has, contains,
+// startswith, endswith, hasprefix, hassuffix, has_any and has_all are not.
 type strOp struct {
 	kind  rule.Kind
 	cased bool
@@ -602,27 +659,31 @@ type strOp struct {
 	all   bool
 }
 
+// The has family is term matching (rule.Term*), never substring matching: `has
+// "shadowcopy"` does not hold on "shadowcopies", while `contains` would. in/in~ are
+// equality against a list, the same test as Sigma's eq with several values, so they
+// lower to Eq and count with == / =~ under one indicator key.
 var strOps = map[string]strOp{
 	"==": {rule.Eq, true, false, false}, "=~": {rule.Eq, false, false, false},
 	"!=": {rule.Ne, true, false, false}, "<>": {rule.Ne, true, false, false}, "!~": {rule.Ne, false, false, false},
-	"has": {rule.Match, false, false, false}, "has_cs": {rule.Match, true, false, false},
-	"!has": {rule.Match, false, true, false}, "!has_cs": {rule.Match, true, true, false},
+	"has": {rule.Term, false, false, false}, "has_cs": {rule.Term, true, false, false},
+	"!has": {rule.Term, false, true, false}, "!has_cs": {rule.Term, true, true, false},
+	"nothas": {rule.Term, false, true, false},
 	"contains": {rule.Match, false, false, false}, "contains_cs": {rule.Match, true, false, false},
 	"!contains": {rule.Match, false, true, false}, "!contains_cs": {rule.Match, true, true, false},
 	"notcontains": {rule.Match, false, true, false}, "notcontains_cs": {rule.Match, true, true, false},
-	"nothas":     {rule.Match, false, true, false},
 	"startswith": {rule.StartsW, false, false, false}, "startswith_cs": {rule.StartsW, true, false, false},
 	"!startswith": {rule.StartsW, false, true, false}, "!startswith_cs": {rule.StartsW, true, true, false},
-	"hasprefix": {rule.StartsW, false, false, false}, "hasprefix_cs": {rule.StartsW, true, false, false},
-	"!hasprefix": {rule.StartsW, false, true, false}, "!hasprefix_cs": {rule.StartsW, true, true, false},
+	"hasprefix": {rule.TermPrefix, false, false, false}, "hasprefix_cs": {rule.TermPrefix, true, false, false},
+	"!hasprefix": {rule.TermPrefix, false, true, false}, "!hasprefix_cs": {rule.TermPrefix, true, true, false},
 	"endswith": {rule.EndsW, false, false, false}, "endswith_cs": {rule.EndsW, true, false, false},
 	"!endswith": {rule.EndsW, false, true, false}, "!endswith_cs": {rule.EndsW, true, true, false},
-	"hassuffix": {rule.EndsW, false, false, false}, "hassuffix_cs": {rule.EndsW, true, false, false},
-	"!hassuffix": {rule.EndsW, false, true, false}, "!hassuffix_cs": {rule.EndsW, true, true, false},
-	"in": {rule.In, true, false, false}, "in~": {rule.In, false, false, false},
-	"!in": {rule.In, true, true, false}, "!in~": {rule.In, false, true, false},
-	"has_any": {rule.Match, false, false, false}, "has_all": {rule.Match, false, false, true},
-	"has_any_cs": {rule.Match, true, false, false}, "has_all_cs": {rule.Match, true, false, true},
+	"hassuffix": {rule.TermSuffix, false, false, false}, "hassuffix_cs": {rule.TermSuffix, true, false, false},
+	"!hassuffix": {rule.TermSuffix, false, true, false}, "!hassuffix_cs": {rule.TermSuffix, true, true, false},
+	"in": {rule.Eq, true, false, false}, "in~": {rule.Eq, false, false, false},
+	"!in": {rule.Eq, true, true, false}, "!in~": {rule.Eq, false, true, false},
+	"has_any": {rule.Term, false, false, false}, "has_all": {rule.Term, false, false, true},
+	"has_any_cs": {rule.Term, true, false, false}, "has_all_cs": {rule.Term, true, false, true},
 	"matches regex": {rule.Regex, true, false, false},
 	"<":             {rule.Lt, false, false, false}, "<=": {rule.Le, false, false, false},
 	">": {rule.Gt, false, false, false}, ">=": {rule.Ge, false, false, false},
@@ -723,8 +784,9 @@ func (lw *lowerer) compare(b *Binary) *rule.Node {
 	}
 	l, r := b.L, b.R
 	// "x" == Field reads as Field == "x".
+	isList := strings.HasPrefix(b.Op, "in") || strings.HasPrefix(b.Op, "!in")
 	if _, _, lok := lw.field(l); !lok {
-		if _, _, rok := lw.field(r); rok && (so.kind == rule.Eq || so.kind == rule.Ne) {
+		if _, _, rok := lw.field(r); rok && !isList && (so.kind == rule.Eq || so.kind == rule.Ne) {
 			if _, ok := lw.values(l, 0); ok {
 				l, r = r, l
 			}
@@ -751,7 +813,7 @@ func (lw *lowerer) compare(b *Binary) *rule.Node {
 	vals, ok := lw.values(r, 0)
 	if !ok {
 		// Field against field: a field reference (equality only).
-		if rf, _, rok := lw.field(r); rok && (so.kind == rule.Eq || so.kind == rule.Ne) {
+		if rf, _, rok := lw.field(r); rok && !isList && (so.kind == rule.Eq || so.kind == rule.Ne) {
 			n := lw.leaf(b, field, rule.FieldRef, []rule.Value{{S: rf}}, cased, false, native(lw.text(l.span())))
 			if so.kind == rule.Ne {
 				return rule.Not(n)
@@ -768,6 +830,15 @@ func (lw *lowerer) compare(b *Binary) *rule.Node {
 		cased = false
 	}
 	n := lw.leaf(b, field, kind, vals, cased, so.all, native(lw.text(l.span())))
+	if kind == rule.Regex {
+		// matches regex is an unanchored RE2 search, case-sensitive unless the pattern
+		// says (?i); a regex on tolower(x) is read as a case-insensitive one. The
+		// pattern itself is never case-folded.
+		n.Pred.Transforms = []string{rule.TCased}
+		if ci || strings.HasPrefix(vals[0].S, "(?i)") {
+			n.Pred.Transforms = append(n.Pred.Transforms, rule.TIgnoreCase)
+		}
+	}
 	if so.neg {
 		return rule.Not(n)
 	}
@@ -1114,4 +1185,315 @@ func (lw *lowerer) noteTime(e Expr) {
 	if t != "" {
 		lw.time = append(lw.time, t)
 	}
+}
+
+// thresholding operators after a summarize keep only some of its groups.
+var thresholding = map[string]bool{
+	"where": true, "filter": true, "search": true, "take": true, "limit": true, "top": true,
+	"sample": true, "sample-distinct": true, "top-hitters": true,
+}
+
+func appendComputed(out, defs []rule.Computed, stage int) []rule.Computed {
+	for _, d := range defs {
+		d.Stage = stage
+		out = append(out, d)
+	}
+	return out
+}
+
+// derived records the columns an operator computes and returns them, so predicates
+// on them are told apart from predicates on event fields. A bare column under a new
+// name (an alias, see recordAliases) is not computed.
+func (lw *lowerer) derived(op *Op) []rule.Computed {
+	var out []rule.Computed
+	add := func(name, def string) {
+		if name == "" {
+			return
+		}
+		delete(lw.alias, name)
+		lw.computed[name] = def
+		out = append(out, rule.Computed{Name: name, Definition: strings.Join(strings.Fields(def), " ")})
+	}
+	switch op.Name {
+	case "extend", "project":
+		for _, a := range op.Args {
+			n, ok := a.(*Named)
+			if !ok || n.X == nil {
+				continue
+			}
+			if f, _, ok := lw.field(n.X); ok {
+				if f != n.Name {
+					continue // an alias
+				}
+				// x = tolower(x): the same column, case-folded.
+				delete(lw.computed, n.Name)
+				continue
+			}
+			add(n.Name, lw.text(n.X.span()))
+		}
+	case "summarize":
+		by := ""
+		if len(op.By) > 0 {
+			var parts []string
+			for _, b := range op.By {
+				parts = append(parts, lw.text(b.span()))
+			}
+			by = " by " + strings.Join(parts, ", ")
+		}
+		for _, a := range op.Args {
+			if n, ok := a.(*Named); ok && n.X != nil {
+				add(n.Name, lw.text(n.X.span())+by)
+				continue
+			}
+			if c, ok := a.(*Call); ok {
+				add(defaultAggName(c, lw), lw.text(c.Span)+by)
+			}
+		}
+		for _, b := range op.By {
+			if n, ok := b.(*Named); ok && n.X != nil {
+				if f, _, ok := lw.field(n.X); ok && f == n.Name {
+					continue
+				}
+				add(n.Name, lw.text(n.X.span()))
+			}
+		}
+	case "parse", "parse-where", "parse-kv", "mv-expand":
+		for _, c := range opColumns(op.Name, lw.text(op.Span)) {
+			add(c.Name, c.Definition)
+		}
+	}
+	return out
+}
+
+// defaultAggName is the column name Kusto gives an unnamed aggregate: count() is
+// count_, dcount(x) is dcount_x, make_set(x) is set_x.
+func defaultAggName(c *Call, lw *lowerer) string {
+	fn := strings.ToLower(c.Fn)
+	arg := ""
+	if len(c.Args) > 0 {
+		if f, _, ok := lw.field(c.Args[0]); ok {
+			arg = f
+		}
+	}
+	switch fn {
+	case "count", "countif":
+		return fn + "_"
+	case "make_set", "make_set_if", "makeset":
+		return "set_" + arg
+	case "make_list", "make_list_if", "makelist":
+		return "list_" + arg
+	case "make_bag", "make_bag_if":
+		return "bag_" + arg
+	case "take_any", "any", "arg_max", "arg_min", "take_anyif", "anyif":
+		return "" // keep the source columns' names
+	}
+	if arg == "" {
+		return fn + "_"
+	}
+	return fn + "_" + arg
+}
+
+// opColumns reads the columns a parse or mv-expand operator defines from its text.
+// parse: the names after `with` (those after `:` are types); parse-kv: the names in
+// its `as (...)` schema; mv-expand: each expanded column, or the name assigned.
+func opColumns(name, text string) []rule.Computed {
+	toks, _ := Lex(text)
+	var out []rule.Computed
+	switch name {
+	case "parse", "parse-where":
+		with := -1
+		for i, t := range toks {
+			if t.Kind == TIdent && strings.EqualFold(t.Text, "with") && t.Depth == toks[0].Depth {
+				with = i
+				break
+			}
+		}
+		if with < 0 {
+			return nil
+		}
+		for i := with + 1; i < len(toks); i++ {
+			t := toks[i]
+			if (t.Kind != TIdent && t.Kind != TQIdent) || t.Text == "*" {
+				continue
+			}
+			if p := toks[i-1]; p.Kind == TOp && p.Text == ":" {
+				continue // a type
+			}
+			n := t.Text
+			if t.Kind == TQIdent {
+				n = t.Val
+			}
+			out = append(out, rule.Computed{Name: n, Definition: text})
+		}
+	case "parse-kv":
+		in := false
+		for i, t := range toks {
+			if t.Kind == TIdent && strings.EqualFold(t.Text, "as") {
+				in = true
+				continue
+			}
+			if in && t.Kind == TIdent && strings.EqualFold(t.Text, "with") && t.Depth == toks[0].Depth {
+				break
+			}
+			if in && (t.Kind == TIdent || t.Kind == TQIdent) && i > 0 && !(toks[i-1].Kind == TOp && toks[i-1].Text == ":") {
+				n := t.Text
+				if t.Kind == TQIdent {
+					n = t.Val
+				}
+				out = append(out, rule.Computed{Name: n, Definition: text})
+			}
+		}
+	case "mv-expand":
+		// Segments at the operator's own depth, split by commas; options name=value
+		// (bagexpansion, with_itemindex, kind) and `limit n` are not columns.
+		d := -1
+		start := true
+		for i := 1; i < len(toks); i++ {
+			t := toks[i]
+			if d < 0 {
+				d = t.Depth
+			}
+			if t.Depth != d {
+				continue
+			}
+			if t.Kind == TOp && t.Text == "," {
+				start = true
+				continue
+			}
+			if !start {
+				continue
+			}
+			if t.Kind == TIdent && strings.EqualFold(t.Text, "limit") {
+				break
+			}
+			if t.Kind != TIdent && t.Kind != TQIdent {
+				start = false
+				continue
+			}
+			n := t.Text
+			if t.Kind == TQIdent {
+				n = t.Val
+			}
+			if i+1 < len(toks) && toks[i+1].Kind == TOp && toks[i+1].Text == "=" {
+				switch strings.ToLower(n) {
+				case "bagexpansion", "with_itemindex", "kind":
+					if strings.EqualFold(n, "with_itemindex") && i+2 < len(toks) {
+						out = append(out, rule.Computed{Name: toks[i+2].Text, Definition: text})
+					}
+					continue // option: its value follows, then the column
+				}
+			}
+			out = append(out, rule.Computed{Name: n, Definition: "mv-expand " + n + " (" + strings.Join(strings.Fields(text), " ") + ")"})
+			start = false
+		}
+	}
+	return out
+}
+
+// onComputed reports whether a predicate tree reads a computed column.
+func (lw *lowerer) onComputed(n *rule.Node) []string {
+	var cols []string
+	for _, pp := range rule.Preds(n) {
+		f := pp.Pred.Field
+		if i := strings.IndexAny(f, ".["); i > 0 {
+			f = f[:i]
+		}
+		if _, ok := lw.computed[f]; ok {
+			cols = append(cols, f)
+		}
+	}
+	return dedupe(cols)
+}
+
+// eventPart returns what an event-level where contributes to Root: its conjuncts on
+// event fields, and for the conjuncts on computed columns one opaque node that
+// stands for them. The predicates themselves stay in their stage; the placeholder
+// keeps Root from claiming to be the rule's whole logic.
+func (lw *lowerer) eventPart(n *rule.Node, stage int) []*rule.Node {
+	if len(lw.computed) == 0 {
+		return []*rule.Node{n}
+	}
+	conj := []*rule.Node{n}
+	if n.Op == rule.OpAnd {
+		conj = n.Children
+	}
+	var keep []*rule.Node
+	var cols []string
+	for _, c := range conj {
+		if cs := lw.onComputed(c); len(cs) > 0 {
+			cols = append(cols, cs...)
+			continue
+		}
+		keep = append(keep, c)
+	}
+	if len(cols) == 0 {
+		return []*rule.Node{n}
+	}
+	text := fmt.Sprintf("filter on computed column %s (stage %d)", strings.Join(dedupe(cols), ", "), stage)
+	return append(keep, &rule.Node{Op: rule.OpOpaque, Text: text, Pos: n.Pos})
+}
+
+// shapeLet names, on a tabular let's stage, the first operator of its pipeline that
+// joins or aggregates, so a rule reading the let has the let's shape.
+func (lw *lowerer) shapeLet(st *rule.Stage, p *Pipeline) {
+	for i, op := range p.Ops {
+		if !aggregating[op.Name] {
+			continue
+		}
+		st.Op = op.Name
+		if op.Name == "summarize" {
+			st.Aggregation = lw.aggregation(op)
+			for _, o := range p.Ops[i+1:] {
+				if thresholding[o.Name] {
+					st.Kind = rule.StageAggregation
+					break
+				}
+			}
+		}
+		return
+	}
+}
+
+// joinedPreds returns the filters of a join/lookup/union operand. Columns of an operand
+// that reads another table than the main source are qualified with that table
+// (DeviceFileEvents.FileName), the same Table.column convention as CIM's
+// Dataset.field, so the field map resolves them in the joined table's context.
+func (lw *lowerer) joinedPreds(o Expr, main *Source) []*rule.Node {
+	nodes := lw.exprPipelinePreds(o)
+	sq, ok := unparen(o).(*SubQuery)
+	if !ok || sq.P == nil || sq.P.Source == nil || sq.P.Source.Kind != "expr" {
+		return nodes
+	}
+	tbl := lw.sourceTable(sq.P.Source)
+	if tbl == "" || tbl == lw.sourceTable(main) {
+		return nodes
+	}
+	for _, n := range nodes {
+		rule.Walk(n, func(x *rule.Node, _ bool) bool {
+			if x.Op == rule.OpPred && x.Pred != nil && x.Pred.Field != "" && !strings.ContainsAny(x.Pred.Field, ".[") {
+				x.Pred.Field = tbl + "." + x.Pred.Field
+			}
+			return true
+		})
+	}
+	return nodes
+}
+
+// sourceTable is the table a pipeline source names directly, "" when it is not a
+// plain table (a let, a function, a union).
+func (lw *lowerer) sourceTable(s *Source) string {
+	if s == nil || s.Kind != "expr" {
+		return ""
+	}
+	id, ok := unparen(s.Expr).(*Ident)
+	if !ok || id.Name == "*" || strings.ContainsAny(id.Name, "*?") {
+		return ""
+	}
+	if l := lw.env[id.Name]; l != nil {
+		if l.Kind == LetTabular && l.Pipe != nil {
+			return lw.sourceTable(l.Pipe.Source)
+		}
+		return ""
+	}
+	return id.Name
 }
