@@ -55,20 +55,20 @@ type posMap func(line, col int) rule.Pos
 // lowerer turns one query into IR. env holds every let seen so far in the file, so a
 // query may use a list defined by an earlier one.
 type lowerer struct {
-	src    string
-	env    map[string]*Let
-	pos    posMap
-	file   string
-	diags  []rule.Diagnostic
-	alias  map[string]aliasInfo // extend/project-rename aliases of the pipeline being read
+	src   string
+	env   map[string]*Let
+	pos   posMap
+	file  string
+	diags []rule.Diagnostic
+	alias map[string]aliasInfo // extend/project-rename aliases of the pipeline being read
 	// computed names the columns the pipeline being read derives (extend x = f(...),
 	// parse, summarize, mv-expand), mapped to their definition.
 	computed map[string]string
 	pending  []rule.Computed // columns computed by the let or query being read, stage not yet known
 	letStage map[string]int  // stage index of each tabular let
-	time   []string             // time-window expressions seen (ago(7d))
-	depth  int
-	search bool // lowering a search predicate: bare strings are keywords
+	time     []string        // time-window expressions seen (ago(7d))
+	depth    int
+	search   bool // lowering a search predicate: bare strings are keywords
 }
 
 type aliasInfo struct {
@@ -668,7 +668,7 @@ var strOps = map[string]strOp{
 	"!=": {rule.Ne, true, false, false}, "<>": {rule.Ne, true, false, false}, "!~": {rule.Ne, false, false, false},
 	"has": {rule.Term, false, false, false}, "has_cs": {rule.Term, true, false, false},
 	"!has": {rule.Term, false, true, false}, "!has_cs": {rule.Term, true, true, false},
-	"nothas": {rule.Term, false, true, false},
+	"nothas":   {rule.Term, false, true, false},
 	"contains": {rule.Match, false, false, false}, "contains_cs": {rule.Match, true, false, false},
 	"!contains": {rule.Match, false, true, false}, "!contains_cs": {rule.Match, true, true, false},
 	"notcontains": {rule.Match, false, true, false}, "notcontains_cs": {rule.Match, true, true, false},
