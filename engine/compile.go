@@ -229,11 +229,25 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 		cp.neg = true
 	case rule.Eq, rule.Match, rule.StartsW, rule.EndsW, rule.Glob, rule.Regex, rule.CIDR,
 		rule.In, rule.Gt, rule.Ge, rule.Lt, rule.Le, rule.Keyword:
+	case rule.Term, rule.TermPrefix, rule.TermSuffix:
+		for _, v := range p.Values {
+			if v.Wild {
+				return fail(fmt.Errorf("%s with a wildcard value %q", p.Kind, v.S))
+			}
+		}
 	default:
 		return fail(fmt.Errorf("predicate kind %q is not supported", p.Kind))
 	}
 	if len(p.Values) == 0 {
 		return fail(fmt.Errorf("%s predicate without values", p.Kind))
+	}
+	if p.Has(rule.TElem) {
+		cp.elem = true
+		if argsFields[strings.ToLower(p.Field)] {
+			for _, f := range commandLineFields {
+				cp.argsFrom = append(cp.argsFrom, c.slot(c.field(f)))
+			}
+		}
 	}
 	for _, val := range p.Values {
 		ts, err := compileTests(p, val, c.placeholders)
@@ -253,7 +267,7 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 // atoms returns the literals one of which must occur for the predicate to hold, or nil
 // when it can hold without any (negation, null, numbers, regexes, ...).
 func (p *cpred) atoms() []litKey {
-	if p.exists || p.ref >= 0 || p.neg || p.hasNull {
+	if p.exists || p.ref >= 0 || p.neg || p.hasNull || p.argsFrom != nil || p.elem && p.all {
 		return nil
 	}
 	groupAtoms := func(g []vtest) []litKey {
@@ -262,7 +276,7 @@ func (p *cpred) atoms() []litKey {
 			t := &g[i]
 			var s string
 			switch t.kind {
-			case tEq, tContains, tPrefix, tSuffix:
+			case tEq, tContains, tPrefix, tSuffix, tTerm, tTermPrefix, tTermSuffix:
 				s = t.s
 			case tGlob:
 				s = t.g.longestLiteral()

@@ -363,6 +363,17 @@ func (st *state) evalPred(p *cpred) bool {
 	}
 	var r bool
 	switch {
+	case !present && p.argsFrom != nil:
+		r = st.evalArgs(p)
+	case p.elem && p.all:
+		// Every element must pass; an absent array has none to pass.
+		r = present
+		for i := range st.ev.Fields {
+			if st.fslot[i] == p.field && !p.evalValue(st.ev.Fields[i].Value, st.lowAt(i)) {
+				r = false
+				break
+			}
+		}
 	case !present:
 		r = p.matchAbsent()
 	case st.dupGen[p.field] != st.gen:
@@ -380,6 +391,33 @@ func (st *state) evalPred(p *cpred) bool {
 		return !r
 	}
 	return r
+}
+
+// evalArgs tests process.args on an event without it: the arguments of the first
+// command line the event has. Splitting allocates; such predicates are rare and run
+// only on prefiltered candidates.
+func (st *state) evalArgs(p *cpred) bool {
+	for _, slot := range p.argsFrom {
+		v, _, ok := st.value(slot)
+		if !ok {
+			continue
+		}
+		args := splitArgs(v)
+		if len(args) == 0 {
+			return p.all
+		}
+		for _, a := range args {
+			ok := p.evalValue(a, fold(a))
+			if ok && !p.all {
+				return true
+			}
+			if !ok && p.all {
+				return false
+			}
+		}
+		return p.all
+	}
+	return p.matchAbsent()
 }
 
 // matchAbsent: only null values accept a missing field.

@@ -1,6 +1,7 @@
 package fieldmap
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/ruledex/ruledex/rule"
@@ -121,6 +122,33 @@ func TestIndicatorsOfARule(t *testing.T) {
 		g := got[i]
 		if g.Field != w.field || g.Canonical != w.canonical || g.Value != w.value || g.Negated != w.negated || g.Stage != w.stage {
 			t.Errorf("indicator %d = %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// Issue 11: regex values were folded for indicators, so `\s-H\s` became `\s-h\s` (a
+// different test) and `\S` would become `\s` (the opposite class).
+func TestRegexKeysNeverFolded(t *testing.T) {
+	m := Default()
+	tests := []struct {
+		name       string
+		a, b       string
+		ta, tb     []string
+		wantSameAs bool
+	}{
+		{"capital H stays", `\s-H\s`, `\s-h\s`, nil, nil, false},
+		{"non-space class stays", `\S+\.exe`, `\s+\.exe`, nil, nil, false},
+		{"same regex same key", `\s-H\s`, `\s-H\s`, nil, nil, true},
+		{"i flag is part of the key", `\s-H\s`, `\s-H\s`, []string{rule.TIgnoreCase}, nil, false},
+	}
+	for _, tc := range tests {
+		_, ka := m.IndicatorKey(nil, "CommandLine", rule.Regex, tc.ta, tc.a)
+		_, kb := m.IndicatorKey(nil, "CommandLine", rule.Regex, tc.tb, tc.b)
+		if (ka == kb) != tc.wantSameAs {
+			t.Errorf("%s: keys %q and %q, same = %v, want %v", tc.name, ka, kb, ka == kb, tc.wantSameAs)
+		}
+		if !strings.Contains(ka, tc.a) {
+			t.Errorf("%s: key %q lost the regex %q as written", tc.name, ka, tc.a)
 		}
 	}
 }
