@@ -190,7 +190,8 @@ func (lw *lowerer) lower(q *query) lowered {
 		addStage(st)
 	}
 	var conds []string
-	eventLevel := true
+	// A main pipeline that reads an aggregating or joining let filters its rows, not events.
+	eventLevel := !lw.aggregatingSource(main.Source, 0)
 	for i := 0; i < len(main.Ops); i++ {
 		op := main.Ops[i]
 		text := lw.text(op.Span)
@@ -343,7 +344,7 @@ func (lw *lowerer) pipelinePreds(p *Pipeline) []*rule.Node {
 			}
 		case "join", "lookup", "union":
 			for _, o := range op.Operands {
-				out = append(out, lw.exprPipelinePreds(o)...)
+				out = append(out, lw.joinedPreds(o, p.Source)...)
 			}
 		case "extend", "project", "project-rename":
 			lw.recordAliases(op)
@@ -1436,19 +1437,16 @@ func (lw *lowerer) eventPart(n *rule.Node, stage int) []*rule.Node {
 // shapeLet names, on a tabular let's stage, the first operator of its pipeline that
 // joins or aggregates, so a rule reading the let has the let's shape.
 func (lw *lowerer) shapeLet(st *rule.Stage, p *Pipeline) {
-	for i, op := range p.Ops {
+	for _, op := range p.Ops {
 		if !aggregating[op.Name] {
 			continue
 		}
 		st.Op = op.Name
 		if op.Name == "summarize" {
+			// What reads the let filters its groups, if not the let itself: unlike a
+			// final summarize, a let's is never a mere grouping.
 			st.Aggregation = lw.aggregation(op)
-			for _, o := range p.Ops[i+1:] {
-				if thresholding[o.Name] {
-					st.Kind = rule.StageAggregation
-					break
-				}
-			}
+			st.Kind = rule.StageAggregation
 		}
 		return
 	}
@@ -1496,4 +1494,26 @@ func (lw *lowerer) sourceTable(s *Source) string {
 		return ""
 	}
 	return id.Name
+}
+
+// aggregatingSource reports whether a pipeline source is a let (or a chain of lets)
+// that aggregates or joins.
+func (lw *lowerer) aggregatingSource(s *Source, depth int) bool {
+	if s == nil || s.Kind != "expr" || depth > 4 {
+		return false
+	}
+	id, ok := unparen(s.Expr).(*Ident)
+	if !ok {
+		return false
+	}
+	l := lw.env[id.Name]
+	if l == nil || l.Kind != LetTabular || l.Pipe == nil {
+		return false
+	}
+	for _, op := range l.Pipe.Ops {
+		if aggregating[op.Name] {
+			return true
+		}
+	}
+	return lw.aggregatingSource(l.Pipe.Source, depth+1)
 }
