@@ -128,6 +128,7 @@ func (p *Parser) Parse(src rule.Source, data []byte) ([]*rule.Rule, []rule.Diagn
 	r.Params = res.params
 	r.Outputs = res.outputs
 	r.GroupBy = res.groupBy
+	r.Computed = res.computed
 	r.Timeframe = res.timeframe
 	r.LogSource.DataModels = res.dataModels
 	r.Diagnostics = append(r.Diagnostics, res.diags...)
@@ -144,6 +145,7 @@ type searchResult struct {
 	params     []rule.Param
 	outputs    []string
 	groupBy    []string
+	computed   []rule.Computed
 	timeframe  string // the time bucket of a thresholded aggregation
 	dataModels []string
 	diags      []rule.Diagnostic
@@ -188,11 +190,15 @@ func (m *MacroSet) parseSearchText(search string, loc *locator) (res searchResul
 		}
 		res.unresolved++
 	}
+	ms, params := macroStage(exp)
 	pl := &pipeline{ctx: c}
+	if ms != nil {
+		pl.base = 1 // the macro stage comes before the pipeline's
+	}
 	pl.run()
 
 	stages := []rule.Stage{{Index: 0, Kind: rule.StageCondition, Label: "condition", Text: search, Pos: loc.pos(0)}}
-	if ms, params := macroStage(exp); ms != nil {
+	if ms != nil {
 		ms.Index = 1
 		ms.Pos = loc.pos(0)
 		stages = append(stages, *ms)
@@ -207,6 +213,7 @@ func (m *MacroSet) parseSearchText(search string, loc *locator) (res searchResul
 	res.root = and(pl.filters...)
 	res.outputs = pl.outputs
 	res.groupBy = pl.groupBy
+	res.computed = pl.computedList
 	res.timeframe = pl.timeframe
 	res.dataModels = pl.dataModels
 	res.diags = c.diags
