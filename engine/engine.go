@@ -28,6 +28,14 @@
 //   - fieldref compares two fields of the same event (with startswith, endswith,
 //     contains as written after it); an absent field never matches.
 //   - Keywords (values without a field) search every field value as substrings.
+//   - term, term_prefix, term_suffix (KQL has, hasprefix, hassuffix): the value
+//     occurs with no ASCII letter or digit right before it (term, term_prefix) and
+//     right after it (term, term_suffix); boundaries are read on the compared text
+//     (folded unless cased), so `has "shadowcopy"` does not hold on "shadowcopies".
+//   - elem (array fields): any element may match, every element with all. A JSON
+//     array is read as one field per element. ECS process.args on an event without
+//     it (Sysmon 1, Security 4688) is the CommandLine (or process.command_line)
+//     split into arguments as CommandLineToArgvW splits it, so quotes are removed.
 //   - A field that occurs several times (unnamed EventData <Data>) matches when any
 //     occurrence does.
 //   - Event field names match rule field names exactly, else case-insensitively and

@@ -173,7 +173,69 @@ var pipelineNeutral = map[string]bool{
 	"source": true, "where": true, "filter": true, "search": true, "project": true,
 	"project-away": true, "project-keep": true, "project-rename": true, "project-reorder": true,
 	"extend": true, "sort": true, "order": true, "render": true, "table": true, "fields": true,
-	"rename": true, "eval": true, "let": true, "tstats": false,
+	"rename": true, "eval": true, "let": true, "convert": true,
+}
+
+// groupingOps only group the rows that reach them: with no filter after them every
+// event that passed the filters before is in some group, so the rule still matches
+// exactly the events its Root accepts (ESCU's `tstats count ... by ...`, KQL
+// `summarize ... by` with nothing after it). A filter after them thresholds the groups.
+var groupingOps = map[string]bool{
+	"summarize": true, "stats": true, "tstats": true, "fillnull": true,
+}
+
+// laterFilter reports whether a stage after i can drop rows: a stage with predicates,
+// an aggregation, or an operator that keeps only some rows.
+func laterFilter(stages []rule.Stage, i int) bool {
+	for _, s := range stages[i+1:] {
+		if s.Node != nil || s.Kind == rule.StageAggregation || s.Kind == rule.StageCorrelation || s.Kind == rule.StageOpaque {
+			return true
+		}
+		if s.Kind == rule.StagePipeline {
+			op := strings.ToLower(s.Op)
+			if !pipelineNeutral[op] && !groupingOps[op] {
+				return true
+			}
+			switch op {
+			case "where", "filter", "search":
+				// ESCU's empty filter macro expands to `search *`: it keeps every row.
+				if t := strings.Join(strings.Fields(s.Text), " "); t != "search *" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// testsComputed reports whether some predicate of r tests a column r computes (extend,
+// eval, rex, summarize ...): Root then is not the rule's whole filter, or tests a
+// value no event field holds, and nothing can be proved from it.
+func testsComputed(r *rule.Rule) bool {
+	if len(r.Computed) == 0 {
+		return false
+	}
+	names := map[string]bool{}
+	for _, c := range r.Computed {
+		names[strings.ToLower(c.Name)] = true
+	}
+	check := func(n *rule.Node) bool {
+		for _, p := range rule.Preds(n) {
+			if names[strings.ToLower(p.Pred.Field)] {
+				return true
+			}
+		}
+		return false
+	}
+	if r.Root != nil && check(r.Root) {
+		return true
+	}
+	for _, s := range r.Stages {
+		if s.Node != nil && check(s.Node) {
+			return true
+		}
+	}
+	return false
 }
 
 // Options tune Compute.
@@ -202,7 +264,7 @@ func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
 	}
 	c := &canonicalizer{fm: fm, ctx: fieldmap.Contexts(r), ok: true}
 	var extra []string
-	for _, s := range r.Stages {
+	for i, s := range r.Stages {
 		switch s.Kind {
 		case rule.StageAggregation:
 			f.Shape = ShapeAggregation
@@ -215,7 +277,11 @@ func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
 				extra = append(extra, "agg:"+s.Text)
 			}
 		case rule.StagePipeline:
-			if !pipelineNeutral[strings.ToLower(s.Op)] {
+			op := strings.ToLower(s.Op)
+			if groupingOps[op] && !laterFilter(r.Stages, i) {
+				continue
+			}
+			if !pipelineNeutral[op] {
 				f.Shape = ShapeAggregation
 				extra = append(extra, "op:"+strings.Join(strings.Fields(s.Text), " "))
 			}
@@ -233,7 +299,7 @@ func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
 		f.Assumptions = append(f.Assumptions, a)
 	}
 	sort.Strings(f.Assumptions)
-	if f.root == nil || !c.ok || f.Shape != ShapeSingle || r.HasErrors() {
+	if f.root == nil || !c.ok || f.Shape != ShapeSingle || r.HasErrors() || testsComputed(r) {
 		f.Provable = false
 	}
 	switch {
@@ -596,7 +662,13 @@ func uniq(s []string) []string {
 
 // withinEvents reports whether every event a can match is one b can match too: a's
 // coverage is a subset of b's, or neither is known and both share a log source class.
+// Across telemetry concrete events do not compare (a Defender process event is no
+// Sysmon 1 event): the field-map tier assumes the telemetries record the same
+// activity, so sharing a known log source class (the search groups by it) is enough.
 func withinEvents(a, b *Form) bool {
+	if a.Telemetry != b.Telemetry {
+		return a.Class != "" && a.Class == b.Class
+	}
 	if a.Events == nil || b.Events == nil {
 		return a.Events == nil && b.Events == nil
 	}
