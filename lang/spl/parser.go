@@ -246,6 +246,7 @@ func fillMeta(r *rule.Rule, m *yaml.Node, file string) {
 		r.FalsePositives = []string{fp}
 	}
 	r.LogSource.DataSources = append(strs(get(m, "data_source")), strs(get(m, "data_sources"))...)
+	r.LogSource.Product = platform(r.LogSource.DataSources, file)
 	extra := map[string]string{}
 	for _, k := range []string{"version", "how_to_implement"} {
 		if v := strings.TrimSpace(scalar(get(m, k))); v != "" {
@@ -455,4 +456,31 @@ func (l *locator) pos(off int) rule.Pos {
 		return rule.Pos{File: l.file, Line: l.line, Col: col}
 	}
 	return rule.Pos{File: l.file, Line: l.line, Col: l.col}
+}
+
+// platform names the operating system a detection reads when its data sources say so:
+// "linux" when every platform-specific source is a Linux one (Sysmon for Linux, Linux
+// Auditd), or, without data sources, when the file is one of ESCU's linux_* detections.
+// CIM fields are shared by all platforms (process_name=ssh is a Linux process), so
+// this is what keeps such rules apart from Windows ones. Windows detections are left
+// without a product: CIM data models already place them.
+func platform(sources []string, file string) string {
+	linux, other := false, false
+	for _, s := range sources {
+		ls := strings.ToLower(s)
+		switch {
+		case strings.Contains(ls, "linux"):
+			linux = true
+		case strings.Contains(ls, "windows"), strings.Contains(ls, "sysmon"), strings.Contains(ls, "powershell"),
+			strings.Contains(ls, "macos"), strings.Contains(ls, "osquery"):
+			other = true
+		}
+	}
+	if linux && !other {
+		return "linux"
+	}
+	if !linux && !other && len(sources) == 0 && strings.HasPrefix(path.Base(file), "linux_") {
+		return "linux"
+	}
+	return ""
 }
