@@ -20,21 +20,28 @@ import (
 )
 
 // scanTransfer finds, without any of ruledex's parsers, the rule files that test a
-// command line for the substring "/transfer" (any case), by language:
+// command line for "/transfer" (any case), by language and kind of test. Substring
+// tests (kind match):
 //   - Sigma: a '/transfer' list item or value under a `<X>CommandLine|contains` key;
-//   - KQL: a "/transfer" literal on a line that applies has/contains/has_any/has_all to a
-//     *CommandLine column, or in a `let NAME = dynamic([...])` list that a `where` line
-//     applies has_any/has_all to a *CommandLine column;
+//   - KQL: a "/transfer" literal on a line that applies contains/contains_cs to a
+//     *CommandLine column;
 //   - SPL: a "*/transfer*" value of a process field.
-func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
+//
+// Term tests (kind term, KQL's has family, which the Kusto documentation defines on
+// term boundaries, unlike contains): a "/transfer" literal on a line that applies
+// has/has_cs/has_any/has_all to a *CommandLine column, or in a `let NAME =
+// dynamic([...])` list that a `where` line applies has_any/has_all to a *CommandLine column.
+func scanTransfer(t *testing.T, root string) (match, term map[rule.Language]map[string]bool) {
 	t.Helper()
 	lit := regexp.MustCompile(`(?i)['"]/transfer['"]`)
 	sigmaKey := regexp.MustCompile(`^\s*-?\s*(\w*CommandLine)\|contains(\|all)?:\s*(.*)$`)
 	anyKey := regexp.MustCompile(`^\s*-?\s*[\w.|]+:\s*(.*)$`)
-	kqlDirect := regexp.MustCompile(`(?i)CommandLine\s+(has|contains|has_any|has_all|has_cs|contains_cs)\b`)
+	kqlContains := regexp.MustCompile(`(?i)CommandLine\s+(contains|contains_cs)\b`)
+	kqlHas := regexp.MustCompile(`(?i)CommandLine\s+(has|has_any|has_all|has_cs)\b`)
 	letList := regexp.MustCompile(`^\s*let\s+(\w+)\s*=\s*dynamic\(\[`)
 	splLit := regexp.MustCompile(`(?i)process\w*\s*(=|IN)\s*\(?[^|]*"\*/transfer\*"`)
 	out := map[rule.Language]map[string]bool{rule.Sigma: {}, rule.Kusto: {}, rule.Splunk: {}}
+	term = map[rule.Language]map[string]bool{rule.Kusto: {}}
 	walk := func(dir string, fn func(path string, lines []string)) {
 		filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -81,9 +88,12 @@ func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
 				current = m[1]
 			}
 			if lit.MatchString(l) {
-				if kqlDirect.MatchString(l) {
+				if kqlContains.MatchString(l) {
 					out[rule.Kusto][p] = true
-				} else if current != "" {
+				}
+				if kqlHas.MatchString(l) {
+					term[rule.Kusto][p] = true
+				} else if current != "" && !kqlContains.MatchString(l) {
 					lists[current] = true
 				}
 			}
@@ -95,7 +105,7 @@ func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
 			use := regexp.MustCompile(`(?i)\bwhere\b.*CommandLine\s+has_(any|all)\s*\(\s*` + name + `\s*\)`)
 			for _, l := range lines {
 				if use.MatchString(l) {
-					out[rule.Kusto][p] = true
+					term[rule.Kusto][p] = true
 				}
 			}
 		}
@@ -107,11 +117,12 @@ func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
 			}
 		}
 	})
-	return out
+	return out, term
 }
 
-// TestCrossLanguageCountIsIndependent checks a cross-language corpus count — the seed's
-// `/transfer corpus 2 (sigma 1, kusto 1)` — against the independent scan above.
+// TestCrossLanguageCountIsIndependent checks cross-language corpus counts — the seed's
+// `/transfer corpus 2 (sigma 1, kusto 1)`, which KQL's has family now splits into a
+// substring count and a term count — against the independent scan above.
 func TestCrossLanguageCountIsIndependent(t *testing.T) {
 	root := corpustest.Dir(t)
 	tmp := t.TempDir()
@@ -125,24 +136,28 @@ func TestCrossLanguageCountIsIndependent(t *testing.T) {
 	if _, err := Run(context.Background(), cat, dirs, Options{Parsers: parsers}); err != nil {
 		t.Fatal(err)
 	}
-	want := scanTransfer(t, root)
-	_, key := fieldmap.Default().IndicatorKey(nil, "CommandLine", rule.Match, nil, "/transfer")
-	counts, err := cat.IndicatorCounts(context.Background(), []string{key}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[rule.Language]int{}
-	for _, lc := range counts[key].ByLanguage {
-		got[lc.Language] = lc.Rules
-	}
-	for lang, files := range want {
-		if got[lang] != len(files) {
-			t.Errorf("%s: catalog counts %d rules testing CommandLine match /transfer, the scan finds %d files: %v", lang, got[lang], len(files), files)
+	wantMatch, wantTerm := scanTransfer(t, root)
+	for _, tc := range []struct {
+		kind rule.Kind
+		want map[rule.Language]map[string]bool
+	}{{rule.Match, wantMatch}, {rule.Term, wantTerm}} {
+		_, key := fieldmap.Default().IndicatorKey(nil, "CommandLine", tc.kind, nil, "/transfer")
+		counts, err := cat.IndicatorCounts(context.Background(), []string{key}, false)
+		if err != nil {
+			t.Fatal(err)
 		}
+		got := map[rule.Language]int{}
+		for _, lc := range counts[key].ByLanguage {
+			got[lc.Language] = lc.Rules
+		}
+		for lang, files := range tc.want {
+			if got[lang] != len(files) {
+				t.Errorf("%s: catalog counts %d rules testing CommandLine %s /transfer, the scan finds %d files: %v", lang, got[lang], tc.kind, len(files), files)
+			}
+		}
+		t.Logf("CommandLine %s /transfer: catalog %v, scan %v", tc.kind, got, tc.want)
 	}
-	if len(want[rule.Sigma]) == 0 || len(want[rule.Kusto]) == 0 {
-		t.Errorf("the scan found no Sigma or no KQL rule (%v): it cannot check a cross-language count", want)
+	if len(wantMatch[rule.Sigma]) == 0 || len(wantTerm[rule.Kusto]) == 0 {
+		t.Errorf("the scan found no Sigma substring test or no KQL term test (%v, %v): it cannot check the counts", wantMatch, wantTerm)
 	}
-	t.Logf("CommandLine match /transfer: catalog %v, scan sigma %d, kusto %d, splunk %d", got,
-		len(want[rule.Sigma]), len(want[rule.Kusto]), len(want[rule.Splunk]))
 }
