@@ -104,41 +104,30 @@ func (pl *pipeline) filter(st *rule.Stage, node *rule.Node) {
 		conj = node.Children
 	}
 	var stand []string
+	needStand := false
 	for _, c := range conj {
 		switch pl.classify(c) {
 		case condEvent:
 			pl.filters = append(pl.filters, c)
 		case condComputed:
 			stand = append(stand, pl.columnsOf(c)...)
+			needStand = true
 		case condRows:
 			if pl.aggAt > 0 {
 				pl.stages[pl.aggAt-1].Kind = rule.StageAggregation
 			} else {
 				stand = append(stand, pl.columnsOf(c)...)
+				needStand = true
 			}
 		}
 	}
-	if len(stand) > 0 || pl.standIn(conj) {
+	if needStand {
 		text := fmt.Sprintf("filter on computed columns or rows (stage %d)", len(pl.stages)+1+pl.base)
 		if cs := dedupeStrings(stand); len(cs) > 0 {
 			text = fmt.Sprintf("filter on computed column %s (stage %d)", strings.Join(cs, ", "), len(pl.stages)+1+pl.base)
 		}
 		pl.filters = append(pl.filters, &rule.Node{Op: rule.OpOpaque, Text: text, Pos: node.Pos})
 	}
-}
-
-// standIn reports whether some conjunct tests rows (not events) when no aggregation
-// came before: Root then needs a stand-in too.
-func (pl *pipeline) standIn(conj []*rule.Node) bool {
-	if pl.aggAt > 0 {
-		return false
-	}
-	for _, c := range conj {
-		if pl.classify(c) == condRows {
-			return true
-		}
-	}
-	return false
 }
 
 type condClass int
