@@ -6,6 +6,18 @@
 // grammar (OR binding tighter than the implied AND), tstats where-clauses, eval
 // expressions of where, and the aggregation and field-shaping commands. Anything it does
 // not model stays visible as an opaque node or stage with a warning; it never fails a rule.
+//
+// Root holds only tests on events (columns.go has the details): the first search's and
+// tstats' where clauses, and later filters on fields the events carry, renames undone
+// (process_name after drop_dm_object_name(Processes) is Processes.process_name). After
+// stats or tstats, a filter on a group-by field is still an event test; a filter on
+// anything else makes the aggregating stage an aggregation (StageAggregation). A stats
+// or tstats with no such filter after it only groups: its stage stays a pipeline stage
+// with its Aggregation filled in, and the rule is an event filter. Columns made by eval,
+// rex, lookup, spath, iplocation and the stats family are listed in Rule.Computed;
+// filters on them stay in their stage, and Root gets an opaque stand-in when they come
+// before any aggregation. A join's subsearch filters stay in the join stage. Detections
+// whose data sources are all Linux ones get LogSource.Product "linux".
 package spl
 
 import (
