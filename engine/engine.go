@@ -80,6 +80,20 @@ type Route struct {
 	Where map[string]string
 	// Via names an alternate source for output ("Security 4688"); empty for the primary.
 	Via string
+	// Resolve, when set, maps a rule field to the event field that carries it, and
+	// reports whether the rule field holds only the file name of that field (Defender
+	// FileName is the last element of Image). Rules of languages other than Sigma
+	// name fields in their own vocabulary; Resolve goes through the field map. It
+	// replaces Rename. A field the event lacks is then also looked up as written, so
+	// Defender-style JSON logs that carry FileName itself still match.
+	Resolve func(ruleField string) (eventField string, nameOnly bool)
+}
+
+// RuleRouter is a Router that can also route a whole rule, for languages whose log
+// source is a table or data model rather than a Sigma log source.
+type RuleRouter interface {
+	Router
+	RouteRule(r *rule.Rule) (routes []Route, ok bool)
 }
 
 // Router maps a rule's log source to the events it means. ok false means the log
@@ -194,7 +208,11 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 			continue
 		}
 		routes := []Route{{}}
-		if opts.Router != nil {
+		if rr, ok := opts.Router.(RuleRouter); ok && r.Language != rule.Sigma {
+			if rs, ok := rr.RouteRule(r); ok && len(rs) > 0 {
+				routes = rs
+			}
+		} else if opts.Router != nil {
 			if rs, ok := opts.Router.Routes(r.LogSource); ok && len(rs) > 0 {
 				routes = rs
 			}

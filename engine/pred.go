@@ -68,6 +68,20 @@ type cpred struct {
 	// argsFrom: for process.args, the command-line slots to split when the event has
 	// no argument array (Windows events).
 	argsFrom []int32
+	// nameOnly: the rule field is the file name of the event field (Route.Resolve):
+	// tests see the value after its last \ or /.
+	nameOnly bool
+	// alt is the slot of the field as the rule writes it, tried when the resolved
+	// field is absent (-1 when they are the same).
+	alt int32
+}
+
+// baseName is the last element of a Windows or POSIX path.
+func baseName(s string) string {
+	if i := strings.LastIndexAny(s, `\/`); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 const slotAll = -1
