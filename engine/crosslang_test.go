@@ -3,10 +3,12 @@ package engine
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/lang/kql"
+	"github.com/ruledex/ruledex/lang/spl"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -61,5 +63,63 @@ func TestKQLRuleOnWindowsEvents(t *testing.T) {
 				t.Errorf("via %q, want %q", out[0].Via, tc.via)
 			}
 		})
+	}
+}
+
+// Rules of other languages run when their pipeline is a single-event filter, and are
+// listed with the reason otherwise; the SPL rule is ESCU's "DSQuery Domain Discovery",
+// a tstats group-by over Endpoint.Processes (process_name is the file name of Image).
+func TestPipelineRulesRunOrSayWhy(t *testing.T) {
+	dir := corpustest.Dir(t)
+	sp := &spl.Parser{}
+	if err := sp.Begin(filepath.Join(dir, "spl")); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(p interface {
+		Parse(rule.Source, []byte) ([]*rule.Rule, []rule.Diagnostic)
+	}, rel string) *rule.Rule {
+		data, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, _ := p.Parse(rule.Source{Repo: "corpus", Path: rel}, data)
+		if len(rs) == 0 {
+			t.Fatalf("%s: no rule", rel)
+		}
+		return rs[0]
+	}
+	dsquery := parse(sp, "spl/splunk/detections/endpoint/dsquery_domain_discovery.yml")
+	joined := parse(kql.Parser{}, "kql/m365-defender/Initial access/WhenZAPed.md")
+	cat, err := winevent.Load(corpustest.Path(t, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, skipped := Compile([]*rule.Rule{dsquery, joined}, Options{Router: CatalogRouter{Catalog: cat}})
+	reasons := map[*rule.Rule]string{}
+	for _, s := range skipped {
+		reasons[s.Rule] = s.Reason
+	}
+	if why, ok := reasons[dsquery]; ok {
+		t.Fatalf("%s skipped: %s", dsquery.Title, why)
+	}
+	if why := reasons[joined]; !strings.Contains(why, "join") {
+		t.Errorf("%s: skip reason %q, want it to name the join", joined.Title, why)
+	}
+	tests := []struct {
+		name string
+		kv   []string
+		want bool
+	}{
+		{"Sysmon 1 dsquery trustedDomain", []string{"Channel", "Microsoft-Windows-Sysmon/Operational", "EventID", "1",
+			"Image", `C:\Windows\System32\dsquery.exe`, "CommandLine", `dsquery * -filter "(objectClass=trustedDomain)"`}, true},
+		{"other binary", []string{"Channel", "Microsoft-Windows-Sysmon/Operational", "EventID", "1",
+			"Image", `C:\Windows\System32\cmd.exe`, "CommandLine", `dsquery * -filter "(objectClass=trustedDomain)"`}, false},
+		{"4688", []string{"Channel", "Security", "EventID", "4688", "NewProcessName", `C:\Windows\System32\dsquery.exe`,
+			"CommandLine", `dsquery * -filter "(objectClass=trustedDomain)"`}, true},
+	}
+	for _, tc := range tests {
+		if got := len(m.Match(ev(tc.kv...), nil)) == 1; got != tc.want {
+			t.Errorf("%s: matched %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -58,6 +58,18 @@
 // modifiers or invalid regexes/networks are returned as Skipped with the reason.
 // Correlation rules and `| count() by` aggregations are evaluated by a Correlator
 // fed with Match results.
+//
+// # Other languages
+//
+// KQL, SPL, Elastic and YARA-L rules run when their pipeline is a single-event filter
+// (plus, at most, a thresholded aggregation for the Correlator): every operator keeps
+// or regroups rows, and no predicate tests a computed column. Joins, unions, row
+// limits, lookups, opaque parts and filters on computed columns are Skipped with the
+// reason. With a RuleRouter (CatalogRouter) such rules are routed by the event catalog
+// (DeviceProcessEvents and Endpoint.Processes to Sysmon 1 and Security 4688, ...) and
+// each field resolves through the field map: column → canonical name → the event's
+// name on that route; a name-only column (Defender FileName, CIM process_name, ECS
+// process.name) tests the file name of the path it maps to.
 package engine
 
 import (
@@ -205,6 +217,10 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		}
 		if d, bad := firstError(r); bad {
 			skipped = append(skipped, Skipped{r, "rule has errors: " + d})
+			continue
+		}
+		if why := unrunnable(r); why != "" {
+			skipped = append(skipped, Skipped{r, why})
 			continue
 		}
 		routes := []Route{{}}
