@@ -1349,7 +1349,14 @@ func opColumns(name, text string) []rule.Computed {
 		// (bagexpansion, with_itemindex, kind) and `limit n` are not columns.
 		d := -1
 		start := true
-		for i := 1; i < len(toks); i++ {
+		first := 1 // after the operator's name, lexed as mv - expand
+		for i, t := range toks {
+			if t.Kind == TIdent && strings.EqualFold(t.Text, "expand") {
+				first = i + 1
+				break
+			}
+		}
+		for i := first; i < len(toks); i++ {
 			t := toks[i]
 			if d < 0 {
 				d = t.Depth
@@ -1375,16 +1382,29 @@ func opColumns(name, text string) []rule.Computed {
 			if t.Kind == TQIdent {
 				n = t.Val
 			}
+			if i+1 < len(toks) && toks[i+1].Kind == TOp && toks[i+1].Text == "(" {
+				// mv-expand todynamic(Entities): the expanded column is the argument's.
+				for j := i + 2; j < len(toks) && toks[j].Depth > d; j++ {
+					if toks[j].Kind == TIdent || toks[j].Kind == TQIdent {
+						n = toks[j].Text
+						if toks[j].Kind == TQIdent {
+							n = toks[j].Val
+						}
+						break
+					}
+				}
+			}
 			if i+1 < len(toks) && toks[i+1].Kind == TOp && toks[i+1].Text == "=" {
 				switch strings.ToLower(n) {
 				case "bagexpansion", "with_itemindex", "kind":
 					if strings.EqualFold(n, "with_itemindex") && i+2 < len(toks) {
 						out = append(out, rule.Computed{Name: toks[i+2].Text, Definition: text})
 					}
-					continue // option: its value follows, then the column
+					i += 2 // option=value; the column follows
+					continue
 				}
 			}
-			out = append(out, rule.Computed{Name: n, Definition: "mv-expand " + n + " (" + strings.Join(strings.Fields(text), " ") + ")"})
+			out = append(out, rule.Computed{Name: n, Definition: text})
 			start = false
 		}
 	}

@@ -289,3 +289,29 @@ func TestJoinColumnsResolveInJoinedTable(t *testing.T) {
 		})
 	}
 }
+
+// TestOperatorColumns: the columns parse and mv-expand define, on operators found in
+// the corpus.
+func TestOperatorColumns(t *testing.T) {
+	tests := []struct {
+		op, text string
+		want     []string
+	}{
+		{"parse", `parse SyslogMessage with * "rhost=" ExternalIP`, []string{"ExternalIP"}},
+		{"parse-where", `parse-where MaliciousURL with * "//" ['Malicious Domain'] "/" *`, []string{"Malicious Domain"}},
+		{"parse", `parse kind=regex flags=i Msg with @"user=" User:string " ip=" IP:string`, []string{"User", "IP"}},
+		{"mv-expand", `mv-expand TimeGenerated, EventCount, outliers`, []string{"TimeGenerated", "EventCount", "outliers"}},
+		{"mv-expand", `mv-expand todynamic(Entities)`, []string{"Entities"}},
+		{"mv-expand", `mv-expand bagexpansion=array Ip = IPAddresses to typeof(string) limit 100`, []string{"Ip"}},
+		{"parse-kv", `parse-kv Message as (User:string, Host:string) with (pair_delimiter=' ', kv_delimiter='=')`, []string{"User", "Host"}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, c := range opColumns(tt.op, tt.text) {
+			got = append(got, c.Name)
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: columns %v, want %v", tt.text, got, tt.want)
+		}
+	}
+}
