@@ -2,6 +2,26 @@
 // equivalent (same canonical form), stricter (match a subset of another rule's events)
 // or broader, across languages. Every relation it reports is proved from the canonical
 // forms; where it cannot prove one it stays silent.
+//
+// Relations come in two tiers, named by Relation.Basis. "same-telemetry": both rules
+// read the same telemetry (Windows events, Defender tables, CIM, ECS, UDM) and rest on
+// the same field mappings; the proof is about the same events. "field-map": the proof
+// maps one telemetry onto another (DeviceProcessEvents ≈ Sysmon 1 / Security 4688,
+// scoped by the shared log source class) or a name-only field onto a path (Defender
+// FileName, CIM process_name, ECS process.name ≈ file name of Image), or an ECS
+// process.args element onto the command line; Relation.Difference names each
+// assumption used.
+//
+// String tests are placements of their value (implication table stringPos): anchored
+// at the field's start/end (eq, starts_with, ends_with), bounded by a non-alphanumeric
+// (KQL has family: term, term_prefix, term_suffix) or anywhere (contains). A term test
+// implies the substring test with its value, never the reverse. Case-insensitive tests
+// never prove cased ones unless the value has no letters; regexes are never folded and
+// imply only themselves.
+//
+// Relations are stored on both sides, and equivalence classes are the connected
+// components of equivalence (so A ≡ B ⇔ B ≡ A and every class has two or more
+// members); a class is field-map when some members are equivalent only through it.
 package neighbors
 
 import (
