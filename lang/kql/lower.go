@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/ruledex/ruledex/rule"
 )
@@ -830,6 +831,11 @@ func (lw *lowerer) compare(b *Binary) *rule.Node {
 	if kind == rule.Lt || kind == rule.Le || kind == rule.Gt || kind == rule.Ge {
 		cased = false
 	}
+	// A value without letters compares the same with or without case (EventID == 4624,
+	// LocalPort == "445"): leave it uncased, so it reads like the same test elsewhere.
+	if cased && kind != rule.Regex && !anyLetter(vals) {
+		cased = false
+	}
 	n := lw.leaf(b, field, kind, vals, cased, so.all, native(lw.text(l.span())))
 	if kind == rule.Regex {
 		// matches regex is an unanchored RE2 search, case-sensitive unless the pattern
@@ -1536,4 +1542,17 @@ func (lw *lowerer) aggregatingSource(s *Source, depth int) bool {
 		}
 	}
 	return lw.aggregatingSource(l.Pipe.Source, depth+1)
+}
+
+// anyLetter reports whether some value holds a letter, the only characters case
+// sensitivity can tell apart.
+func anyLetter(vals []rule.Value) bool {
+	for _, v := range vals {
+		for _, r := range v.S {
+			if unicode.IsLetter(r) {
+				return true
+			}
+		}
+	}
+	return false
 }
