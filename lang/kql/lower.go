@@ -193,6 +193,8 @@ func (lw *lowerer) lower(q *query) lowered {
 	var conds []string
 	// A main pipeline that reads an aggregating or joining let filters its rows, not events.
 	eventLevel := !lw.aggregatingSource(main.Source, 0)
+	groupPos := -1 // position in out.stages of the summarize later filters test, if any
+	var byCols map[string]bool
 	for i := 0; i < len(main.Ops); i++ {
 		op := main.Ops[i]
 		text := lw.text(op.Span)
@@ -209,8 +211,16 @@ func (lw *lowerer) lower(q *query) lowered {
 					st.Negated = true
 					st.Label = op.Name + " not"
 				}
-				if st.Node != nil && eventLevel {
+				switch {
+				case st.Node == nil:
+				case eventLevel:
 					root = append(root, lw.eventPart(st.Node, idx)...)
+				case groupPos >= 0 && lw.onlyReads(st.Node, byCols):
+					// A filter on the group-by columns tests the events' own values:
+					// a group passes exactly when its key does.
+					root = append(root, st.Node)
+				case groupPos >= 0:
+					lw.threshold(&out.stages[groupPos], op)
 				}
 			}
 		case "join", "lookup", "union":
@@ -227,23 +237,17 @@ func (lw *lowerer) lower(q *query) lowered {
 		case "summarize":
 			st.Aggregation = lw.aggregation(op)
 			defs = lw.derived(op)
-			// A summarize followed by any filter or row limit thresholds its groups: an
-			// aggregation. Without one it only groups: every event that passes the
-			// filters before it is in some group, so the rule stays an event filter and
-			// the stage stays a pipeline stage that carries its grouping.
-			for j := i + 1; j < len(main.Ops); j++ {
-				if !thresholding[main.Ops[j].Name] {
-					continue
-				}
-				st.Kind = rule.StageAggregation
-				if b, ok := unparen(main.Ops[j].Pred).(*Binary); ok && isComparison(b.Op) {
-					st.Aggregation.Op = b.Op
-					st.Aggregation.Field = lw.text(b.L.span())
-					st.Aggregation.Value = lw.scalarText(b.R)
-				}
-				break
-			}
+			// A summarize followed by a filter on its aggregates or a row limit
+			// thresholds its groups: an aggregation (threshold marks it when one comes).
+			// Without one it only groups: every event that passes the filters before it
+			// is in some group, so the rule stays an event filter and the stage stays a
+			// pipeline stage that carries its grouping.
+			byCols = lw.groupColumns(op)
 			out.groupBy = st.Aggregation.GroupBy
+		default:
+			if thresholding[op.Name] && groupPos >= 0 {
+				lw.threshold(&out.stages[groupPos], op)
+			}
 		}
 		if aggregating[op.Name] {
 			eventLevel = false
@@ -259,6 +263,12 @@ func (lw *lowerer) lower(q *query) lowered {
 		}
 		out.computed = appendComputed(out.computed, defs, idx)
 		addStage(st)
+		switch {
+		case op.Name == "summarize":
+			groupPos = len(out.stages) - 1
+		case aggregating[op.Name]:
+			groupPos = -1 // rows now come from elsewhere too
+		}
 	}
 	out.cond = strings.Join(conds, "\n| ")
 	out.root = andOf(root)
@@ -1555,4 +1565,70 @@ func anyLetter(vals []rule.Value) bool {
 		}
 	}
 	return false
+}
+
+// groupColumns returns the event fields a summarize groups by (bare columns and their
+// aliases; bin(...) and computed keys are not event fields).
+func (lw *lowerer) groupColumns(op *Op) map[string]bool {
+	cols := map[string]bool{}
+	for _, b := range op.By {
+		x := b
+		if n, ok := b.(*Named); ok {
+			x = n.X
+			if f, _, ok := lw.field(x); !ok || f != n.Name {
+				continue
+			}
+		}
+		if _, ok := unparen(x).(*Ident); !ok {
+			continue
+		}
+		if f, _, ok := lw.field(x); ok {
+			if _, comp := lw.computed[f]; !comp {
+				cols[f] = true
+			}
+		}
+	}
+	return cols
+}
+
+// onlyReads reports whether a predicate tree reads nothing but the given columns and
+// holds nothing opaque.
+func (lw *lowerer) onlyReads(n *rule.Node, cols map[string]bool) bool {
+	ok := len(cols) > 0
+	rule.Walk(n, func(x *rule.Node, _ bool) bool {
+		switch x.Op {
+		case rule.OpOpaque:
+			ok = false
+		case rule.OpPred:
+			if x.Pred == nil || !cols[x.Pred.Field] {
+				ok = false
+			}
+			if x.Pred != nil && x.Pred.Kind == rule.FieldRef {
+				for _, v := range x.Pred.Values {
+					ok = ok && cols[v.S]
+				}
+			}
+		}
+		return ok
+	})
+	return ok
+}
+
+// threshold marks a summarize stage as an aggregation because op keeps only some of
+// its groups; the first comparison found names the threshold.
+func (lw *lowerer) threshold(st *rule.Stage, op *Op) {
+	if st.Kind == rule.StageAggregation {
+		return
+	}
+	st.Kind = rule.StageAggregation
+	if st.Aggregation == nil {
+		st.Aggregation = &rule.Aggregation{Func: "summarize"}
+	}
+	if op.Pred != nil {
+		if b, ok := unparen(op.Pred).(*Binary); ok && isComparison(b.Op) {
+			st.Aggregation.Op = b.Op
+			st.Aggregation.Field = lw.text(b.L.span())
+			st.Aggregation.Value = lw.scalarText(b.R)
+		}
+	}
 }

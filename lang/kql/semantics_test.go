@@ -318,3 +318,46 @@ func TestOperatorColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterAfterSummarize: after a summarize, a filter on its group-by columns is an
+// event filter (Root), a filter on anything else or a row limit thresholds the groups.
+func TestFilterAfterSummarize(t *testing.T) {
+	tests := []struct {
+		q    string
+		root []string
+		agg  bool
+	}{
+		{`DeviceProcessEvents | where FileName =~ "certutil.exe" | summarize count() by DeviceName, ProcessCommandLine | where ProcessCommandLine has "urlcache"`,
+			[]string{"FileName eq certutil.exe", "ProcessCommandLine term urlcache"}, false},
+		{`DeviceProcessEvents | where FileName =~ "certutil.exe" | summarize count() by DeviceName | where count_ > 5`,
+			[]string{"FileName eq certutil.exe"}, true},
+		{`DeviceProcessEvents | where FileName =~ "certutil.exe" | summarize arg_max(Timestamp, *) by DeviceName | where ProcessCommandLine has "urlcache"`,
+			[]string{"FileName eq certutil.exe"}, true},
+		{`DeviceProcessEvents | where FileName =~ "certutil.exe" | summarize count() by DeviceName | take 10`,
+			[]string{"FileName eq certutil.exe"}, true},
+		{`DeviceProcessEvents | where FileName =~ "certutil.exe" | summarize count() by DeviceName | project DeviceName`,
+			[]string{"FileName eq certutil.exe"}, false},
+	}
+	for _, tt := range tests {
+		_, r := wherePreds(t, tt.q)
+		got := map[string]bool{}
+		for _, pp := range rule.Preds(r.Root) {
+			got[predString(pp)] = true
+		}
+		if len(got) != len(tt.root) {
+			t.Errorf("%s: root %v, want %v", tt.q, got, tt.root)
+		}
+		for _, w := range tt.root {
+			if !got[w] {
+				t.Errorf("%s: root lacks %q (%v)", tt.q, w, got)
+			}
+		}
+		agg := false
+		for _, s := range r.Stages {
+			agg = agg || s.Kind == rule.StageAggregation
+		}
+		if agg != tt.agg {
+			t.Errorf("%s: aggregation %v, want %v", tt.q, agg, tt.agg)
+		}
+	}
+}
