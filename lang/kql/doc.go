@@ -36,9 +36,11 @@
 //     pipeline stage with its Aggregation filled in, and leaves the rule an event
 //     filter. A tabular let's stage names the operator that makes it join or
 //     aggregate (Op "join", "summarize"...), so what reads it has that shape.
-//   - Filters of a join, lookup or union operand that reads another table than the main
-//     pipeline name their columns Table.Column (DeviceFileEvents.FileName), the way CIM
-//     names Dataset.field, so the field map reads them in that table.
+//   - Filters of a join, lookup or union operand that reads another Defender XDR
+//     (Device*), SecurityEvent or ASIM table than the main pipeline name their columns
+//     Table.Column (DeviceFileEvents.FileName), the way CIM names Dataset.field, so the
+//     field map reads them in that table: there one column name means different things
+//     from table to table. Other tables' columns keep their plain names.
 //   - Time windows (Timestamp > ago(7d), between (ago(1d) .. now())) are not
 //     predicates: they set the rule's Timeframe when the format gives none.
 //   - extend/project-rename of a bare column (x = tolower(FileName)) is an alias:

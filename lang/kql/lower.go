@@ -1499,7 +1499,7 @@ func (lw *lowerer) joinedPreds(o Expr, main *Source) []*rule.Node {
 		return nodes
 	}
 	tbl := lw.sourceTable(sq.P.Source)
-	if tbl == "" || tbl == lw.sourceTable(main) {
+	if tbl == "" || tbl == lw.sourceTable(main) || !tableScoped(tbl) {
 		return nodes
 	}
 	for _, n := range nodes {
@@ -1511,6 +1511,15 @@ func (lw *lowerer) joinedPreds(o Expr, main *Source) []*rule.Node {
 		})
 	}
 	return nodes
+}
+
+// tableScoped reports whether a table's column names mean different things from one
+// table of its family to another (Defender XDR's Device* tables: FileName is the
+// launched image in DeviceProcessEvents, the written file in DeviceFileEvents;
+// Security events; ASIM parsers). Other tables' columns keep their plain names, so
+// their counts do not split between a table read first and the same table joined.
+func tableScoped(t string) bool {
+	return strings.HasPrefix(t, "Device") || t == "SecurityEvent" || strings.HasPrefix(t, "im")
 }
 
 // sourceTable is the table a pipeline source names directly, "" when it is not a
