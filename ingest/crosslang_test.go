@@ -157,7 +157,60 @@ func TestCrossLanguageCountIsIndependent(t *testing.T) {
 		}
 		t.Logf("CommandLine %s /transfer: catalog %v, scan %v", tc.kind, got, tc.want)
 	}
+	// Splunk's EventCode is the Windows event ID: ESCU detections whose search says
+	// EventCode=4104 count under EventID eq 4104 with other languages' EventID tests.
+	want4104 := scanEventCode(t, filepath.Join(root, "spl", "splunk", "detections"), "4104")
+	_, key := fieldmap.Default().IndicatorKey(nil, "EventID", rule.Eq, nil, "4104")
+	counts, err := cat.IndicatorCounts(context.Background(), []string{key}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got4104 := 0
+	for _, lc := range counts[key].ByLanguage {
+		if lc.Language == rule.Splunk {
+			got4104 = lc.Rules
+		}
+	}
+	if got4104 != len(want4104) || len(want4104) == 0 {
+		t.Errorf("splunk: catalog counts %d rules testing EventID eq 4104, the scan finds %d searches with EventCode=4104", got4104, len(want4104))
+	}
+	t.Logf("EventID eq 4104: catalog %v, scan splunk %d", counts[key].ByLanguage, len(want4104))
 	if len(wantMatch[rule.Sigma]) == 0 || len(wantTerm[rule.Kusto]) == 0 {
 		t.Errorf("the scan found no Sigma substring test or no KQL term test (%v, %v): it cannot check the counts", wantMatch, wantTerm)
 	}
+}
+
+// scanEventCode finds, without the SPL parser, the ESCU detection files whose search
+// (the YAML `search:` value, up to the next top-level key) tests EventCode=<code>.
+func scanEventCode(t *testing.T, dir, code string) map[string]bool {
+	t.Helper()
+	re := regexp.MustCompile(`EventCode\s*=\s*"?` + code + `\b`)
+	key := regexp.MustCompile(`^[a-z_]+:`)
+	out := map[string]bool{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yml") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		in := false
+		for _, l := range strings.Split(string(data), "\n") {
+			switch {
+			case strings.HasPrefix(l, "search:"):
+				in = true
+			case key.MatchString(l):
+				in = false
+			}
+			if in && re.MatchString(l) {
+				out[p] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
