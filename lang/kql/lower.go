@@ -115,6 +115,13 @@ func (lw *lowerer) lower(q *query) lowered {
 	var out lowered
 	for _, l := range q.lets {
 		lw.env[l.Name] = l
+		// A function body's own lets are what its statements read: without them a
+		// body's `logonFail | union logonSuccess` would name two tables that do not exist.
+		for _, b := range l.Body {
+			if _, taken := lw.env[b.Name]; !taken {
+				lw.env[b.Name] = b
+			}
+		}
 	}
 	// Stage 1: parameters (scalar and list lets), as one stage.
 	var ptext []string
@@ -413,13 +420,16 @@ func (lw *lowerer) inheritedPreds(s *Source, depth int) []*rule.Node {
 	if s == nil || s.Kind != "expr" || depth > 4 {
 		return nil
 	}
-	id, ok := unparen(s.Expr).(*Ident)
-	if !ok {
+	l := lw.sourceLet(s)
+	if l == nil {
 		return nil
 	}
-	l := lw.env[id.Name]
-	if l == nil || l.Kind != LetTabular || l.Pipe == nil {
-		return nil
+	for _, op := range l.Pipe.Ops {
+		if op.Name == "union" {
+			// Rows also come from the union's members: the filters before it hold
+			// for only some of them.
+			return nil
+		}
 	}
 	var out []*rule.Node
 	out = append(out, lw.inheritedPreds(l.Pipe.Source, depth+1)...)
@@ -1547,12 +1557,8 @@ func (lw *lowerer) aggregatingSource(s *Source, depth int) bool {
 	if s == nil || s.Kind != "expr" || depth > 4 {
 		return false
 	}
-	id, ok := unparen(s.Expr).(*Ident)
-	if !ok {
-		return false
-	}
-	l := lw.env[id.Name]
-	if l == nil || l.Kind != LetTabular || l.Pipe == nil {
+	l := lw.sourceLet(s)
+	if l == nil {
 		return false
 	}
 	for _, op := range l.Pipe.Ops {
@@ -1640,4 +1646,26 @@ func (lw *lowerer) threshold(st *rule.Stage, op *Op) {
 			st.Aggregation.Value = lw.scalarText(b.R)
 		}
 	}
+}
+
+// sourceLet is the tabular let, or function called without arguments, a pipeline
+// source names; nil for anything else.
+func (lw *lowerer) sourceLet(s *Source) *Let {
+	var name string
+	switch v := unparen(s.Expr).(type) {
+	case *Ident:
+		name = v.Name
+	case *Call:
+		if len(v.Args) > 0 {
+			return nil
+		}
+		name = v.Fn
+	default:
+		return nil
+	}
+	l := lw.env[name]
+	if l == nil || l.Pipe == nil || (l.Kind != LetTabular && l.Kind != LetFunc) {
+		return nil
+	}
+	return l
 }

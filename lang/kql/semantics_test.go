@@ -361,3 +361,17 @@ func TestFilterAfterSummarize(t *testing.T) {
 		}
 	}
 }
+
+// TestFunctionBodyLets: lets inside a function body are tables' names only to the
+// body; a function that unions them is an aggregating source, and what reads it
+// filters rows, not events.
+func TestFunctionBodyLets(t *testing.T) {
+	r := corpusRule(t, "azure-sentinel/Hunting Queries/SecurityEvent/HostsWithNewLogons.yaml", "")
+	if got := strings.Join(r.LogSource.Tables, ","); got != "SecurityEvent" {
+		t.Errorf("tables %s, want SecurityEvent", got)
+	}
+	// ActionType is a constant the function projects ('Logon'), not an event field.
+	for _, pp := range rule.Preds(r.Root) {
+		t.Errorf("root holds %s", predString(pp))
+	}
+}
