@@ -27,6 +27,7 @@ package neighbors
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"path"
 	"sort"
 	"strings"
 
@@ -167,7 +168,7 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 	var entry fieldmap.Entry
 	known := false
 	if p.Field != "" {
-		entry, known = c.fm.Lookup(c.ctx, p.Field)
+		entry, known = c.lookup(p.Field)
 		canonField = p.Field
 		if known {
 			canonField = entry.Canonical
@@ -233,6 +234,39 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 		op = cAnd
 	}
 	return c.combine(op, kids)
+}
+
+// lookup is fieldmap.Lookup without the context-free fallback for vendor tables: a
+// column's meaning in a Defender, ASIM or CIM table (ASIM imProcessCreate's
+// TargetUsername is the process's user) says nothing about the same name elsewhere
+// (SecurityEvent 4720's TargetUserName is the created account). Windows-event names
+// (Sigma categories, SecurityEvent) keep their fallback: they are the events' own.
+func (c *canonicalizer) lookup(field string) (fieldmap.Entry, bool) {
+	e, ok := c.fm.Lookup(c.ctx, field)
+	if !ok {
+		return e, false
+	}
+	ec := strings.ToLower(e.Context)
+	for _, x := range c.ctx {
+		if lx := strings.ToLower(x); lx == ec || strings.ContainsAny(ec, "*?") && globMatch(ec, lx) {
+			return e, true
+		}
+	}
+	if strings.HasPrefix(strings.ToLower(field), ec+".") { // CIM Processes.process_name
+		return e, true
+	}
+	switch {
+	case ec == "securityevent" || ec == "wineventlog" || ec == "xmleventlog" || ec == "xmlwineventlog":
+		return e, true
+	case e.Context == ec && strings.Contains(ec, "_"): // a Sigma category
+		return e, true
+	}
+	return fieldmap.Entry{}, false
+}
+
+func globMatch(pattern, s string) bool {
+	ok, _ := path.Match(pattern, s)
+	return ok
 }
 
 // combine flattens same-op children, removes duplicates, sorts, and collapses singletons.

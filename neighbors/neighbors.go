@@ -479,6 +479,17 @@ func mapping(a, b *Form) string {
 	return strings.Join(parts, "; ")
 }
 
+// groupKeys are the candidate groups a form is searched in: its log source class, and,
+// when its concrete events are known, one group of all such forms, so that a KQL
+// SecurityEvent rule pinned to 4688 or an SPL EventCode=4104 search meets the Sigma
+// rules of other classes that read the same events (withinEvents decides).
+func groupKeys(f *Form) []string {
+	if f.Events != nil {
+		return []string{f.Class, "\x00events"}
+	}
+	return []string{f.Class}
+}
+
 // union is a union-find over rule keys.
 type union struct{ parent map[string]string }
 
@@ -524,15 +535,17 @@ func search(forms []*Form) []pair {
 		if !f.Provable {
 			continue
 		}
-		g := groups[f.Class]
-		if g == nil {
-			g = &group{byField: map[string][]*Form{}}
-			groups[f.Class] = g
-		}
 		fs := positiveFields(f.root)
 		fieldsOf[f] = fs
-		for fld := range fs {
-			g.byField[fld] = append(g.byField[fld], f)
+		for _, k := range groupKeys(f) {
+			g := groups[k]
+			if g == nil {
+				g = &group{byField: map[string][]*Form{}}
+				groups[k] = g
+			}
+			for fld := range fs {
+				g.byField[fld] = append(g.byField[fld], f)
+			}
 		}
 	}
 	// Each broader candidate b is independent: spread them over the cores and merge.
@@ -545,27 +558,40 @@ func search(forms []*Form) []pair {
 		go func() {
 			defer wg.Done()
 			var out []pair
+			seen := map[*Form]bool{}
 			for b := range work {
 				need, anchor := requiredFields(b.root)
 				if len(need) == 0 {
 					continue // only negations: too weak to relate usefully
 				}
-				g := groups[b.Class]
-				best := ""
-				for fld := range need {
-					if best == "" || len(g.byField[fld]) < len(g.byField[best]) || len(g.byField[fld]) == len(g.byField[best]) && fld < best {
-						best = fld
-					}
+				keys := groupKeys(b)
+				if len(keys) > 1 {
+					clear(seen)
 				}
-				for _, a := range g.byField[best] { // a is the candidate stricter rule
-					if a == b || a.Canonical == b.Canonical || !subset(need, fieldsOf[a]) || !withinEvents(a, b) {
-						continue
+				for _, k := range keys {
+					g := groups[k]
+					best := ""
+					for fld := range need {
+						if best == "" || len(g.byField[fld]) < len(g.byField[best]) || len(g.byField[fld]) == len(g.byField[best]) && fld < best {
+							best = fld
+						}
 					}
-					// The anchor conjunct on the rarest field rejects most candidates cheaply.
-					if !implies(a.root, anchor[best]) || !implies(a.root, b.root) {
-						continue
+					for _, a := range g.byField[best] { // a is the candidate stricter rule
+						if a == b || a.Canonical == b.Canonical || !subset(need, fieldsOf[a]) || !withinEvents(a, b) {
+							continue
+						}
+						if len(keys) > 1 {
+							if seen[a] {
+								continue
+							}
+							seen[a] = true
+						}
+						// The anchor conjunct on the rarest field rejects most candidates cheaply.
+						if !implies(a.root, anchor[best]) || !implies(a.root, b.root) {
+							continue
+						}
+						out = append(out, pair{a: a, b: b, equiv: withinEvents(b, a) && implies(b.root, a.root)})
 					}
-					out = append(out, pair{a: a, b: b, equiv: withinEvents(b, a) && implies(b.root, a.root)})
 				}
 			}
 			results <- out
