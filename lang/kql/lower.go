@@ -1252,8 +1252,7 @@ func (lw *lowerer) derived(op *Op) []rule.Computed {
 				if f != n.Name {
 					continue // an alias
 				}
-				// x = tolower(x): the same column, case-folded.
-				delete(lw.computed, n.Name)
+				// x = tolower(x): the same column, case-folded; computed if x was.
 				continue
 			}
 			add(n.Name, lw.text(n.X.span()))
@@ -1554,7 +1553,25 @@ func (lw *lowerer) sourceTable(s *Source) string {
 // aggregatingSource reports whether a pipeline source is a let (or a chain of lets)
 // that aggregates or joins.
 func (lw *lowerer) aggregatingSource(s *Source, depth int) bool {
-	if s == nil || s.Kind != "expr" || depth > 4 {
+	if s == nil || depth > 4 {
+		return false
+	}
+	if s.Kind == "union" {
+		// A union of pipelines or lets aggregates when one of its members does.
+		for _, m := range s.Members {
+			if sq, ok := unparen(m).(*SubQuery); ok && sq.P != nil {
+				if lw.aggregatingPipe(sq.P, depth+1) {
+					return true
+				}
+				continue
+			}
+			if lw.aggregatingSource(&Source{Kind: "expr", Expr: m}, depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	if s.Kind != "expr" {
 		return false
 	}
 	l := lw.sourceLet(s)
@@ -1668,4 +1685,15 @@ func (lw *lowerer) sourceLet(s *Source) *Let {
 		return nil
 	}
 	return l
+}
+
+// aggregatingPipe reports whether a pipeline aggregates or joins, or reads a source
+// that does.
+func (lw *lowerer) aggregatingPipe(p *Pipeline, depth int) bool {
+	for _, op := range p.Ops {
+		if aggregating[op.Name] {
+			return true
+		}
+	}
+	return lw.aggregatingSource(p.Source, depth)
 }

@@ -1,6 +1,7 @@
 package kql
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -373,5 +374,46 @@ func TestFunctionBodyLets(t *testing.T) {
 	// ActionType is a constant the function projects ('Logon'), not an event field.
 	for _, pp := range rule.Preds(r.Root) {
 		t.Errorf("root holds %s", predString(pp))
+	}
+}
+
+// rootReadsComputed lists Root predicates that test a column computed by an earlier
+// stage (a Root predicate is the same node as in its stage, so its stage is known).
+func rootReadsComputed(r *rule.Rule) []string {
+	inRoot := map[*rule.Pred]bool{}
+	for _, pp := range rule.Preds(r.Root) {
+		inRoot[pp.Pred] = true
+	}
+	var out []string
+	for _, s := range r.Stages {
+		for _, pp := range rule.Preds(s.Node) {
+			if !inRoot[pp.Pred] {
+				continue
+			}
+			for _, c := range r.Computed {
+				if c.Name == pp.Pred.Field && c.Stage < s.Index {
+					out = append(out, fmt.Sprintf("%s (stage %d) computed at stage %d", c.Name, s.Index, c.Stage))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestCorpusRootNeverReadsComputed: over the whole KQL corpus, no Root predicate tests
+// a column the rule computed before it.
+func TestCorpusRootNeverReadsComputed(t *testing.T) {
+	_, rules := parseCorpus(t)
+	withComputed := 0
+	for _, r := range rules {
+		if len(r.Computed) > 0 {
+			withComputed++
+		}
+		for _, v := range rootReadsComputed(r) {
+			t.Errorf("%s: %s: root reads %s", r.Source.Path, r.Title, v)
+		}
+	}
+	if withComputed < 1000 {
+		t.Errorf("only %d rules compute columns: the check saw too little", withComputed)
 	}
 }

@@ -1,6 +1,7 @@
 package spl
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -189,5 +190,53 @@ func TestRenamesAndComputedColumns(t *testing.T) {
 		if agg != tt.agg {
 			t.Errorf("%s: aggregation %v, want %v", tt.search, agg, tt.agg)
 		}
+	}
+}
+
+// rootReadsComputed lists Root predicates that test a column computed by an earlier
+// stage (a Root predicate is the same node as in its stage, so its stage is known).
+func rootReadsComputed(r *rule.Rule) []string {
+	inRoot := map[*rule.Pred]bool{}
+	for _, pp := range rule.Preds(r.Root) {
+		inRoot[pp.Pred] = true
+	}
+	var out []string
+	for _, s := range r.Stages {
+		for _, pp := range rule.Preds(s.Node) {
+			if !inRoot[pp.Pred] {
+				continue
+			}
+			for _, c := range r.Computed {
+				if c.Name == pp.Pred.Field && c.Stage < s.Index {
+					out = append(out, fmt.Sprintf("%s (stage %d) computed at stage %d", c.Name, s.Index, c.Stage))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestCorpusRootNeverReadsComputed: over every ESCU detection, no Root predicate tests
+// a column the search computed before it.
+func TestCorpusRootNeverReadsComputed(t *testing.T) {
+	_, files := escuFiles(t)
+	p := escuParser(t)
+	withComputed := 0
+	for _, f := range files {
+		if !p.Detect(f.rel, f.data) {
+			continue
+		}
+		rs, _ := p.Parse(rule.Source{Path: f.rel}, f.data)
+		for _, r := range rs {
+			if len(r.Computed) > 0 {
+				withComputed++
+			}
+			for _, v := range rootReadsComputed(r) {
+				t.Errorf("%s: root reads %s", f.rel, v)
+			}
+		}
+	}
+	if withComputed < 1000 {
+		t.Errorf("only %d detections compute columns: the check saw too little", withComputed)
 	}
 }
