@@ -166,8 +166,20 @@ func TestSoundnessAllLanguages(t *testing.T) {
 			}
 			if isStrict && !foundDistinct {
 				// A distinguishing witness: built for the broader rule only.
-				for _, alt := range []bool{false, true} {
-					d := witnessAll(byKey[broader], row, alt)
+				// Either the broader rule's own witness, or one that also trips a filter
+				// the stricter rule adds (written first so the broader rule's values
+				// do not take its fields).
+				cands := []*event.Event{witnessAll(byKey[broader], row, false), witnessAll(byKey[broader], row, true)}
+				for _, n := range negatedConjuncts(sr.Root) {
+					d := witnessNode(sr, n, row)
+					for _, fl := range witnessAll(byKey[broader], row, false).Fields {
+						if _, ok := d.Get(fl.Name); !ok {
+							d.Add(fl.Name, fl.Value)
+						}
+					}
+					cands = append(cands, d)
+				}
+				for _, d := range cands {
 					if fires(d, broader) && !fires(d, stricter) {
 						foundDistinct = true
 						break
@@ -220,6 +232,38 @@ func eventKey(ev *event.Event) string {
 // alternative of each OR instead of the first, which tends to satisfy the broader of two
 // rules and not the stricter.
 func witnessAll(r *rule.Rule, row winevent.CoverageRow, alt bool) *event.Event {
+	return witnessFrom(r, r.Root, row, alt)
+}
+
+// witnessNode is a witness for one node of r (the inside of a filter) alone.
+func witnessNode(r *rule.Rule, n *rule.Node, row winevent.CoverageRow) *event.Event {
+	return witnessFrom(r, n, row, false)
+}
+
+// negatedConjuncts are the insides of r's top-level filters (and not x).
+func negatedConjuncts(n *rule.Node) []*rule.Node {
+	var out []*rule.Node
+	var walk func(*rule.Node)
+	walk = func(n *rule.Node) {
+		if n == nil {
+			return
+		}
+		switch n.Op {
+		case rule.OpAnd, rule.OpRef:
+			for _, k := range n.Children {
+				walk(k)
+			}
+		case rule.OpNot:
+			if len(n.Children) == 1 {
+				out = append(out, n.Children[0])
+			}
+		}
+	}
+	walk(n)
+	return out
+}
+
+func witnessFrom(r *rule.Rule, root *rule.Node, row winevent.CoverageRow, alt bool) *event.Event {
 	ev := &event.Event{}
 	ev.Add("Channel", row.Channel)
 	ev.Add("EventID", strconv.Itoa(row.EventID))
@@ -312,8 +356,8 @@ func witnessAll(r *rule.Rule, row winevent.CoverageRow, alt bool) *event.Event {
 			}
 		}
 	}
-	if r.Root != nil {
-		walk(r.Root)
+	if root != nil {
+		walk(root)
 	}
 	return ev
 }
