@@ -152,3 +152,18 @@ func TestRegexKeysNeverFolded(t *testing.T) {
 		}
 	}
 }
+
+// A KQL `has "/transfer"` and a Sigma `CommandLine|contains: /transfer` test the same
+// string: one indicator (relations keep them apart; see package neighbors).
+func TestTermKindsCountAsContains(t *testing.T) {
+	m := Default()
+	_, sigma := m.IndicatorKey([]string{"process_creation"}, "CommandLine", rule.Match, nil, "/transfer")
+	for _, k := range []rule.Kind{rule.Term, rule.TermPrefix, rule.TermSuffix} {
+		if _, kq := m.IndicatorKey([]string{"DeviceProcessEvents"}, "ProcessCommandLine", k, nil, "/Transfer"); kq != sigma {
+			t.Errorf("%s: key %q, want Sigma's %q", k, kq, sigma)
+		}
+	}
+	if _, kq := m.IndicatorKey([]string{"DeviceProcessEvents"}, "ProcessCommandLine", rule.Term, []string{rule.TCased}, "/Transfer"); kq == sigma {
+		t.Error("a cased term test counted with the folded contains")
+	}
+}

@@ -102,6 +102,10 @@ var tableClass = map[string]string{
 	"improcesscreate":       "windows/process_creation",
 	"endpoint.processes":    "windows/process_creation",
 	"processes":             "windows/process_creation",
+	// CIM datasets read like the Defender tables above: the same activity, another
+	// vocabulary (fieldmap's Filesystem and Registry contexts).
+	"endpoint.filesystem": "windows/file_event",
+	"endpoint.registry":   "windows/registry_event",
 }
 
 // Class returns the log source class of r ("" when unknown).
