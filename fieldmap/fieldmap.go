@@ -235,9 +235,9 @@ func keyTransforms(ts []string) string {
 // never folded: folding changes what it means (`\S` would become `\s`, `\s-H\s` would
 // no longer match -H); its i flag is the regex's own case rule.
 //
-// The term kinds (KQL has, hasprefix, hassuffix) count as contains: an indicator says
-// who tests this string in this field, and a term occurrence is an occurrence. The
-// difference matters for relations, which package neighbors keeps exact.
+// The term kinds (KQL has, hasprefix, hassuffix) count as contains, and in as eq: an
+// indicator says who tests this string in this field, and a term occurrence is an
+// occurrence. The difference matters for relations, which package neighbors keeps exact.
 func Key(canonical string, kind rule.Kind, transforms []string, value string, cased bool) string {
 	if !cased && kind != rule.Regex {
 		value = strings.ToLower(value)
@@ -245,6 +245,8 @@ func Key(canonical string, kind rule.Kind, transforms []string, value string, ca
 	switch kind {
 	case rule.Term, rule.TermPrefix, rule.TermSuffix:
 		kind = rule.Match
+	case rule.In: // one of several values: each value is an equality
+		kind = rule.Eq
 	}
 	return strings.ToLower(canonical) + "\x1f" + string(kind) + "\x1f" + keyTransforms(transforms) + "\x1f" + value
 }

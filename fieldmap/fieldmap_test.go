@@ -167,3 +167,12 @@ func TestTermKindsCountAsContains(t *testing.T) {
 		t.Error("a cased term test counted with the folded contains")
 	}
 }
+
+// KQL `EventID in (4624)` and Sigma `EventID: 4624` are one indicator (issue 11).
+func TestInCountsAsEq(t *testing.T) {
+	m := Default()
+	_, eq := m.IndicatorKey(nil, "EventID", rule.Eq, nil, "4624")
+	if _, in := m.IndicatorKey([]string{"SecurityEvent"}, "EventID", rule.In, nil, "4624"); in != eq {
+		t.Errorf("in key %q, eq key %q", in, eq)
+	}
+}
