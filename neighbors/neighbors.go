@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/rule"
@@ -327,10 +328,29 @@ func Compute(fm *fieldmap.Map, rules []*rule.Rule, opts Options) *Result {
 		Broader:    map[string][]Relation{},
 		Equivalent: map[string][]Relation{},
 	}
+	// Forms are independent of each other (coverage and the field map are read-only):
+	// compute them on every core.
+	made := make([]*Form, len(rules))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(rules) {
+					return
+				}
+				made[i] = NewForm(fm, rules[i], opts)
+			}
+		}()
+	}
+	wg.Wait()
 	var forms []*Form
 	lang := map[string]string{}
-	for _, r := range rules {
-		f := NewForm(fm, r, opts)
+	for i, r := range rules {
+		f := made[i]
 		if _, dup := res.Forms[f.Key]; dup {
 			continue // one form per key: a duplicate would relate a rule to itself
 		}
@@ -565,36 +585,52 @@ func search(forms []*Form) []pair {
 			seen := map[*Form]bool{}
 			for b := range work {
 				need, anchor := requiredFields(b.root)
+				var either []string
 				if len(need) == 0 {
-					continue // only negations: too weak to relate usefully
+					// A rule that is one OR over several fields (Image ends with x or
+					// OriginalFileName is x) needs none of them: a stricter rule tests at
+					// least one.
+					if either = orFields(b.root); either == nil {
+						continue // only negations: too weak to relate usefully
+					}
 				}
 				keys := groupKeys(b)
-				if len(keys) > 1 {
+				if len(keys) > 1 || either != nil {
 					clear(seen)
 				}
 				for _, k := range keys {
 					g := groups[k]
+					var cands [][]*Form
 					best := ""
-					for fld := range need {
-						if best == "" || len(g.byField[fld]) < len(g.byField[best]) || len(g.byField[fld]) == len(g.byField[best]) && fld < best {
-							best = fld
+					if either != nil {
+						for _, fld := range either {
+							cands = append(cands, g.byField[fld])
 						}
+					} else {
+						for fld := range need {
+							if best == "" || len(g.byField[fld]) < len(g.byField[best]) || len(g.byField[fld]) == len(g.byField[best]) && fld < best {
+								best = fld
+							}
+						}
+						cands = [][]*Form{g.byField[best]}
 					}
-					for _, a := range g.byField[best] { // a is the candidate stricter rule
-						if a == b || a.Canonical == b.Canonical || !subset(need, fieldsOf[a]) || !withinEvents(a, b) {
-							continue
-						}
-						if len(keys) > 1 {
-							if seen[a] {
+					for _, list := range cands {
+						for _, a := range list { // a is the candidate stricter rule
+							if a == b || a.Canonical == b.Canonical || !subset(need, fieldsOf[a]) || !withinEvents(a, b) {
 								continue
 							}
-							seen[a] = true
+							if len(keys) > 1 || either != nil {
+								if seen[a] {
+									continue
+								}
+								seen[a] = true
+							}
+							// The anchor conjunct on the rarest field rejects most candidates cheaply.
+							if best != "" && !implies(a.root, anchor[best]) || !implies(a.root, b.root) {
+								continue
+							}
+							out = append(out, pair{a: a, b: b, equiv: withinEvents(b, a) && implies(b.root, a.root)})
 						}
-						// The anchor conjunct on the rarest field rejects most candidates cheaply.
-						if !implies(a.root, anchor[best]) || !implies(a.root, b.root) {
-							continue
-						}
-						out = append(out, pair{a: a, b: b, equiv: withinEvents(b, a) && implies(b.root, a.root)})
 					}
 				}
 			}
@@ -651,6 +687,28 @@ func requiredFields(n *cnode) (map[string]bool, map[string]*cnode) {
 		}
 	}
 	return out, anchor
+}
+
+// orFields are the fields of n when n is an OR whose alternatives each test one field
+// positively; nil otherwise.
+func orFields(n *cnode) []string {
+	if n.op != cOr {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range n.kids {
+		f, ok := singleField(k)
+		if !ok {
+			return nil
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // singleField reports the field when c is an atom or an OR/AND of atoms on one field.
