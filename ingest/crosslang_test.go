@@ -137,10 +137,25 @@ func TestCrossLanguageCountIsIndependent(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantMatch, wantTerm := scanTransfer(t, root)
+	// An indicator is the string a rule looks for in a field: fieldmap.Key counts a term
+	// test (KQL has) with the substring test of the same value, as REFERENCE's seed
+	// count `/transfer corpus 2 (sigma 1, kusto 1)` does. Relations keep them apart
+	// (package neighbors). So both kinds' keys count the union of both scans.
+	wantAny := map[rule.Language]map[string]bool{}
+	for _, m := range []map[rule.Language]map[string]bool{wantMatch, wantTerm} {
+		for lang, files := range m {
+			if wantAny[lang] == nil {
+				wantAny[lang] = map[string]bool{}
+			}
+			for f := range files {
+				wantAny[lang][f] = true
+			}
+		}
+	}
 	for _, tc := range []struct {
 		kind rule.Kind
 		want map[rule.Language]map[string]bool
-	}{{rule.Match, wantMatch}, {rule.Term, wantTerm}} {
+	}{{rule.Match, wantAny}, {rule.Term, wantAny}} {
 		_, key := fieldmap.Default().IndicatorKey(nil, "CommandLine", tc.kind, nil, "/transfer")
 		counts, err := cat.IndicatorCounts(context.Background(), []string{key}, false)
 		if err != nil {
