@@ -121,8 +121,8 @@ func scanTransfer(t *testing.T, root string) (match, term map[rule.Language]map[
 }
 
 // TestCrossLanguageCountIsIndependent checks cross-language corpus counts — the seed's
-// `/transfer corpus 2 (sigma 1, kusto 1)`, which KQL's has family now splits into a
-// substring count and a term count — against the independent scan above.
+// `/transfer corpus 2 (sigma 1, kusto 1)`, a Sigma substring test and a KQL term test
+// of the same string — against the independent scan above.
 func TestCrossLanguageCountIsIndependent(t *testing.T) {
 	root := corpustest.Dir(t)
 	tmp := t.TempDir()
