@@ -45,8 +45,8 @@ func unrunnable(r *rule.Rule) string {
 			switch {
 			case rowOps[op]:
 			case groupOps[op]:
-				if !hasAgg && filteredAfter(r.Stages[i+1:]) {
-					return fmt.Sprintf("%s is filtered afterwards in a way the engine cannot model", op)
+				if by := filteredAfter(r.Stages[i+1:]); !hasAgg && by != "" {
+					return fmt.Sprintf("the groups of %s are filtered afterwards (%s), which the engine cannot model", op, by)
 				}
 			default:
 				return fmt.Sprintf("pipeline operator %q decides which events are reported (joins, unions, row limits, lookups are not run)", s.Op)
@@ -79,25 +79,26 @@ func unrunnable(r *rule.Rule) string {
 	return ""
 }
 
-// filteredAfter reports whether a stage drops rows: predicates, or an operator that
-// is not a row operator (ESCU's empty filter macro, `search *`, keeps every row).
-func filteredAfter(stages []rule.Stage) bool {
+// filteredAfter returns the first later stage that drops rows: one with predicates,
+// or an operator that is not a row operator (ESCU's empty filter macro, `search *`,
+// keeps every row); "" when none does.
+func filteredAfter(stages []rule.Stage) string {
 	for _, s := range stages {
 		if s.Node != nil || s.Kind == rule.StageOpaque {
-			return true
+			return oneLine(s.Text)
 		}
 		if s.Kind != rule.StagePipeline {
 			continue
 		}
 		op := strings.ToLower(s.Op)
 		if !rowOps[op] && !groupOps[op] {
-			return true
+			return oneLine(s.Text)
 		}
 		if (op == "where" || op == "search" || op == "filter") && strings.Join(strings.Fields(s.Text), " ") != "search *" {
-			return true
+			return oneLine(s.Text)
 		}
 	}
-	return false
+	return ""
 }
 
 func oneLine(s string) string {
