@@ -45,7 +45,7 @@ func unrunnable(r *rule.Rule) string {
 			switch {
 			case rowOps[op]:
 			case groupOps[op]:
-				if by := filteredAfter(r.Stages[i+1:]); !hasAgg && by != "" {
+				if by := filteredAfter(r.Stages[i+1:], rootPreds(r)); !hasAgg && by != "" {
 					return fmt.Sprintf("the groups of %s are filtered afterwards (%s), which the engine cannot model", op, by)
 				}
 			default:
@@ -82,10 +82,16 @@ func unrunnable(r *rule.Rule) string {
 // filteredAfter returns the first later stage that drops rows: one with predicates,
 // or an operator that is not a row operator (ESCU's empty filter macro, `search *`,
 // keeps every row); "" when none does.
-func filteredAfter(stages []rule.Stage) string {
+//
+// A stage whose predicates are all in Root (a filter on a group-by column, which the
+// parser keeps as an event filter) drops nothing Root does not.
+func filteredAfter(stages []rule.Stage, root map[string]bool) string {
 	for _, s := range stages {
-		if s.Node != nil || s.Kind == rule.StageOpaque {
+		if s.Kind == rule.StageOpaque || s.Node != nil && !inRoot(s.Node, root) {
 			return oneLine(s.Text)
+		}
+		if s.Node != nil {
+			continue
 		}
 		if s.Kind != rule.StagePipeline {
 			continue
@@ -99,6 +105,36 @@ func filteredAfter(stages []rule.Stage) string {
 		}
 	}
 	return ""
+}
+
+// rootPreds are the identities of r's Root predicates (see predID).
+func rootPreds(r *rule.Rule) map[string]bool {
+	out := map[string]bool{}
+	if r.Root != nil {
+		for _, p := range rule.Preds(r.Root) {
+			out[predID(p.Pred, p.Negated)] = true
+		}
+	}
+	return out
+}
+
+func inRoot(n *rule.Node, root map[string]bool) bool {
+	for _, p := range rule.Preds(n) {
+		if !root[predID(p.Pred, p.Negated)] {
+			return false
+		}
+	}
+	return true
+}
+
+// predID identifies a predicate by what it tests, not where it is written.
+func predID(p *rule.Pred, negated bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x1f%s\x1f%v\x1f%v\x1f%s", strings.ToLower(p.Field), p.Kind, p.All, negated, strings.Join(p.Transforms, "|"))
+	for _, v := range p.Values {
+		fmt.Fprintf(&b, "\x1f%s/%s/%v", v.S, v.Type, v.Wild)
+	}
+	return b.String()
 }
 
 func oneLine(s string) string {

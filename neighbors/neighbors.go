@@ -191,10 +191,24 @@ var groupingOps = map[string]bool{
 
 // laterFilter reports whether a stage after i can drop rows: a stage with predicates,
 // an aggregation, or an operator that keeps only some rows.
-func laterFilter(stages []rule.Stage, i int) bool {
-	for _, s := range stages[i+1:] {
-		if s.Node != nil || s.Kind == rule.StageAggregation || s.Kind == rule.StageCorrelation || s.Kind == rule.StageOpaque {
+// A stage whose predicates are all Root's (a filter on a group-by column, which the
+// parser keeps as an event filter) drops nothing Root does not.
+func laterFilter(r *rule.Rule, i int) bool {
+	var root map[string]bool
+	for _, s := range r.Stages[i+1:] {
+		if s.Kind == rule.StageAggregation || s.Kind == rule.StageCorrelation || s.Kind == rule.StageOpaque {
 			return true
+		}
+		if s.Node != nil {
+			if root == nil {
+				root = predIDs(r.Root)
+			}
+			for _, p := range rule.Preds(s.Node) {
+				if !root[predID(p.Pred, p.Negated)] {
+					return true
+				}
+			}
+			continue
 		}
 		if s.Kind == rule.StagePipeline {
 			op := strings.ToLower(s.Op)
@@ -211,6 +225,27 @@ func laterFilter(stages []rule.Stage, i int) bool {
 		}
 	}
 	return false
+}
+
+// predIDs are the identities of the predicates under n (see predID).
+func predIDs(n *rule.Node) map[string]bool {
+	out := map[string]bool{}
+	if n != nil {
+		for _, p := range rule.Preds(n) {
+			out[predID(p.Pred, p.Negated)] = true
+		}
+	}
+	return out
+}
+
+// predID identifies a predicate by what it tests, not where it is written.
+func predID(p *rule.Pred, negated bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x1f%s\x1f%v\x1f%v\x1f%s", strings.ToLower(p.Field), p.Kind, p.All, negated, strings.Join(p.Transforms, "|"))
+	for _, v := range p.Values {
+		fmt.Fprintf(&b, "\x1f%s/%s/%v", v.S, v.Type, v.Wild)
+	}
+	return b.String()
 }
 
 // testsComputed reports whether some predicate of r tests a column r computes (extend,
@@ -283,7 +318,7 @@ func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
 			}
 		case rule.StagePipeline:
 			op := strings.ToLower(s.Op)
-			if groupingOps[op] && !laterFilter(r.Stages, i) {
+			if groupingOps[op] && !laterFilter(r, i) {
 				continue
 			}
 			if !pipelineNeutral[op] {
