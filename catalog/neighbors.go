@@ -22,19 +22,60 @@ CREATE TABLE IF NOT EXISTS eq_classes (
 	rule_pk  INTEGER PRIMARY KEY,
 	class_id TEXT NOT NULL,
 	shape    TEXT NOT NULL,
-	provable INTEGER NOT NULL
+	provable INTEGER NOT NULL,
+	basis    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS eq_classes_class ON eq_classes (class_id);
 CREATE TABLE IF NOT EXISTS neighbors (
 	rule_pk    INTEGER NOT NULL,
 	other_pk   INTEGER NOT NULL,
 	relation   TEXT NOT NULL, -- equivalent, stricter (other is stricter), broader (other is broader)
-	difference TEXT NOT NULL
+	difference TEXT NOT NULL,
+	basis      TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS neighbors_rule ON neighbors (rule_pk, relation);
 `
 
 const metaNeighborsSig = "neighbors_sig"
+
+// ensureNeighborSchema creates the neighbor tables, and adds the basis columns to
+// tables an older ruledex created (their rows are recomputed by the next sync, which
+// a new logic version forces).
+func (c *Catalog) ensureNeighborSchema(ctx context.Context) error {
+	if _, err := c.db.ExecContext(ctx, neighborsSchema); err != nil {
+		return fmt.Errorf("neighbors schema: %w", err)
+	}
+	for _, table := range []string{"eq_classes", "neighbors"} {
+		has, err := c.hasColumn(ctx, table, "basis")
+		if err != nil {
+			return fmt.Errorf("neighbors schema: %s: %w", table, err)
+		}
+		if !has {
+			if _, err := c.db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN basis TEXT NOT NULL DEFAULT ''`); err != nil {
+				return fmt.Errorf("neighbors schema: %s: add basis: %w", table, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Catalog) hasColumn(ctx context.Context, table, column string) (bool, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return false, err
+		}
+		if name == column {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
+}
 
 // StoredRule is a rule with its catalog key.
 type StoredRule struct {
@@ -55,6 +96,9 @@ type ClassOf struct {
 	ID       string
 	Shape    string
 	Provable bool
+	// Basis is "field-map" when the class holds rules equivalent only through the
+	// field map (it may then span languages), else "same-telemetry".
+	Basis string
 }
 
 // Relation is one row of a rule's Neighbors section.
@@ -62,6 +106,7 @@ type Relation struct {
 	Rule, Other int64
 	Relation    string // "equivalent", "stricter", "broader"
 	Difference  string
+	Basis       string // "same-telemetry" or "field-map"
 }
 
 // NeighborFunc computes neighbors over all rules.
@@ -91,8 +136,8 @@ func rulesSig(ctx context.Context, tx *sql.Tx, extra string) (string, error) {
 // SyncNeighbors recomputes neighbors when the rules (or fingerprint) changed since the
 // last run, in one transaction; it reports whether it recomputed.
 func (c *Catalog) SyncNeighbors(ctx context.Context, fingerprint string, compute NeighborFunc) (bool, error) {
-	if _, err := c.db.ExecContext(ctx, neighborsSchema); err != nil {
-		return false, fmt.Errorf("neighbors schema: %w", err)
+	if err := c.ensureNeighborSchema(ctx); err != nil {
+		return false, err
 	}
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -120,23 +165,23 @@ func (c *Catalog) SyncNeighbors(ctx context.Context, fingerprint string, compute
 			return false, err
 		}
 	}
-	insC, err := tx.PrepareContext(ctx, `INSERT INTO eq_classes(rule_pk, class_id, shape, provable) VALUES(?,?,?,?)`)
+	insC, err := tx.PrepareContext(ctx, `INSERT INTO eq_classes(rule_pk, class_id, shape, provable, basis) VALUES(?,?,?,?,?)`)
 	if err != nil {
 		return false, err
 	}
 	defer insC.Close()
 	for pk, cl := range in.Classes {
-		if _, err := insC.ExecContext(ctx, pk, cl.ID, cl.Shape, b2i(cl.Provable)); err != nil {
+		if _, err := insC.ExecContext(ctx, pk, cl.ID, cl.Shape, b2i(cl.Provable), cl.Basis); err != nil {
 			return false, err
 		}
 	}
-	insN, err := tx.PrepareContext(ctx, `INSERT INTO neighbors(rule_pk, other_pk, relation, difference) VALUES(?,?,?,?)`)
+	insN, err := tx.PrepareContext(ctx, `INSERT INTO neighbors(rule_pk, other_pk, relation, difference, basis) VALUES(?,?,?,?,?)`)
 	if err != nil {
 		return false, err
 	}
 	defer insN.Close()
 	for _, r := range in.Relations {
-		if _, err := insN.ExecContext(ctx, r.Rule, r.Other, r.Relation, r.Difference); err != nil {
+		if _, err := insN.ExecContext(ctx, r.Rule, r.Other, r.Relation, r.Difference, r.Basis); err != nil {
 			return false, err
 		}
 	}
@@ -188,13 +233,18 @@ func (c *Catalog) hasNeighborTables(ctx context.Context) bool {
 // Neighbor is one related rule as a rule page lists it.
 type Neighbor struct {
 	Summary
+	// Basis is "same-telemetry" (proved on the same fields and events) or "field-map"
+	// (proved through field and telemetry mappings, which Difference names).
+	Basis      string `json:"basis"`
 	Difference string `json:"difference"`
 }
 
-// NeighborSet is a rule's Neighbors section.
+// NeighborSet is a rule's Neighbors section. ClassID is empty unless the rule's
+// equivalence class has two or more members.
 type NeighborSet struct {
 	ClassID    string     `json:"class_id,omitempty"`
 	ClassSize  int        `json:"class_size,omitempty"`
+	ClassBasis string     `json:"class_basis,omitempty"`
 	Shape      string     `json:"shape,omitempty"`
 	Equivalent []Neighbor `json:"equivalent"`
 	Stricter   []Neighbor `json:"stricter"`
@@ -221,24 +271,31 @@ func (c *Catalog) Neighbors(ctx context.Context, lang rule.Language, id string) 
 	if !c.hasNeighborTables(ctx) {
 		return out, nil
 	}
-	err = c.db.QueryRowContext(ctx, `SELECT e.class_id, e.shape, (SELECT count(*) FROM eq_classes x WHERE x.class_id=e.class_id)
-		FROM eq_classes e WHERE e.rule_pk=?`, pk).Scan(&out.ClassID, &out.Shape, &out.ClassSize)
+	if err := c.ensureNeighborSchema(ctx); err != nil {
+		return nil, err
+	}
+	err = c.db.QueryRowContext(ctx, `SELECT e.class_id, e.shape, e.basis, (SELECT count(*) FROM eq_classes x WHERE x.class_id=e.class_id)
+		FROM eq_classes e WHERE e.rule_pk=?`, pk).Scan(&out.ClassID, &out.Shape, &out.ClassBasis, &out.ClassSize)
 	if err != nil && err != sql.ErrNoRows {
 		return nil, err
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT `+summaryCols+`, n.relation, n.difference
+	if out.ClassSize < 2 {
+		// A rule alone is no class: pages never show "1 rules".
+		out.ClassID, out.ClassSize, out.ClassBasis = "", 0, ""
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT `+summaryCols+`, n.relation, n.difference, n.basis
 		FROM neighbors n JOIN rules r ON r.pk = n.other_pk WHERE n.rule_pk=? ORDER BY n.relation, r.language, r.title`, pk)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var rel, diff string
-		s, err := scanSummary(rows, &rel, &diff)
+		var rel, diff, basis string
+		s, err := scanSummary(rows, &rel, &diff, &basis)
 		if err != nil {
 			return nil, err
 		}
-		n := Neighbor{Summary: s, Difference: diff}
+		n := Neighbor{Summary: s, Basis: basis, Difference: diff}
 		switch rel {
 		case "equivalent":
 			out.Equivalent = append(out.Equivalent, n)
@@ -253,8 +310,11 @@ func (c *Catalog) Neighbors(ctx context.Context, lang rule.Language, id string) 
 
 // EqClass is an equivalence class page.
 type EqClass struct {
-	ID      string         `json:"id"`
-	Shape   string         `json:"shape"`
+	ID    string `json:"id"`
+	Shape string `json:"shape"`
+	// Basis is "field-map" when members are equivalent only through field and
+	// telemetry mappings (the class may then span languages), else "same-telemetry".
+	Basis   string         `json:"basis"`
 	Members []*rule.Rule   `json:"members"`
 	ByLang  map[string]int `json:"by_language"`
 }
@@ -264,7 +324,10 @@ func (c *Catalog) EqClassByID(ctx context.Context, id string) (*EqClass, error) 
 	if !c.hasNeighborTables(ctx) {
 		return nil, &LookupError{Ref: "eq/" + id}
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT r.pk, r.id, r.ir, e.shape FROM eq_classes e JOIN rules r ON r.pk = e.rule_pk
+	if err := c.ensureNeighborSchema(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT r.pk, r.id, r.ir, e.shape, e.basis FROM eq_classes e JOIN rules r ON r.pk = e.rule_pk
 		WHERE e.class_id=? ORDER BY r.language, r.title`, id)
 	if err != nil {
 		return nil, err
@@ -275,7 +338,7 @@ func (c *Catalog) EqClassByID(ctx context.Context, id string) (*EqClass, error) 
 		var pk int64
 		var rid string
 		var ir []byte
-		if err := rows.Scan(&pk, &rid, &ir, &out.Shape); err != nil {
+		if err := rows.Scan(&pk, &rid, &ir, &out.Shape, &out.Basis); err != nil {
 			return nil, err
 		}
 		js, err := decodeIR(ir)
@@ -293,7 +356,8 @@ func (c *Catalog) EqClassByID(ctx context.Context, id string) (*EqClass, error) 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(out.Members) == 0 {
+	if len(out.Members) < 2 {
+		// A class of one is no class (see Neighbors).
 		return nil, &LookupError{Ref: "eq/" + id}
 	}
 	return out, nil
@@ -310,10 +374,16 @@ type OverlapReport struct {
 	// CrossSource counts equivalent rule pairs between two sources ("a ⇄ b").
 	CrossSource map[string]int `json:"cross_source"`
 	// CrossLanguage counts classes whose members span several languages.
-	CrossLanguage int            `json:"cross_language_classes"`
-	StricterPairs int            `json:"stricter_pairs"`
-	LongestChains [][]Summary    `json:"longest_chains"`
-	MostBroadened []ChainSummary `json:"most_stricter_alternatives"`
+	CrossLanguage int `json:"cross_language_classes"`
+	// CrossLanguageRelations counts related rule pairs (equivalent, stricter or
+	// broader) whose rules are in different languages, each pair once.
+	CrossLanguageRelations int `json:"cross_language_relations"`
+	// ByLanguagePair counts related pairs per pair of languages ("kusto ⇄ sigma") and
+	// tier ("same-telemetry", "field-map"), each pair once.
+	ByLanguagePair map[string]map[string]int `json:"by_language_pair"`
+	StricterPairs  int                       `json:"stricter_pairs"`
+	LongestChains  [][]Summary               `json:"longest_chains"`
+	MostBroadened  []ChainSummary            `json:"most_stricter_alternatives"`
 }
 
 // ClassSummary is one equivalence class in the overlap report.
@@ -333,9 +403,15 @@ type ChainSummary struct {
 // Overlap computes the overlap report from the stored neighbors.
 func (c *Catalog) Overlap(ctx context.Context, largest int) (*OverlapReport, error) {
 	out := &OverlapReport{SizeHistogram: map[int]int{}, CrossSource: map[string]int{}, LargestClasses: []ClassSummary{},
-		LongestChains: [][]Summary{}, MostBroadened: []ChainSummary{}}
+		LongestChains: [][]Summary{}, MostBroadened: []ChainSummary{}, ByLanguagePair: map[string]map[string]int{}}
 	if !c.hasNeighborTables(ctx) {
 		return out, nil
+	}
+	if err := c.ensureNeighborSchema(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.languagePairs(ctx, out); err != nil {
+		return nil, err
 	}
 	type member struct {
 		pk         int64
@@ -469,6 +545,35 @@ func (c *Catalog) Overlap(ctx context.Context, largest int) (*OverlapReport, err
 		out.MostBroadened = append(out.MostBroadened, ChainSummary{Summary: s, Stricter: len(stricter[most[i]])})
 	}
 	return out, nil
+}
+
+// languagePairs fills the cross-language counts. Relations are stored on both sides,
+// so each pair is counted from its smaller pk.
+func (c *Catalog) languagePairs(ctx context.Context, out *OverlapReport) error {
+	rows, err := c.db.QueryContext(ctx, `SELECT ra.language, rb.language, n.basis FROM neighbors n
+		JOIN rules ra ON ra.pk = n.rule_pk JOIN rules rb ON rb.pk = n.other_pk WHERE n.rule_pk < n.other_pk`)
+	if err != nil {
+		return fmt.Errorf("overlap: language pairs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a, b, basis string
+		if err := rows.Scan(&a, &b, &basis); err != nil {
+			return fmt.Errorf("overlap: language pairs: %w", err)
+		}
+		if a > b {
+			a, b = b, a
+		}
+		if a != b {
+			out.CrossLanguageRelations++
+		}
+		k := a + " ⇄ " + b
+		if out.ByLanguagePair[k] == nil {
+			out.ByLanguagePair[k] = map[string]int{}
+		}
+		out.ByLanguagePair[k][basis]++
+	}
+	return rows.Err()
 }
 
 func (c *Catalog) summaryByPK(ctx context.Context, pk int64) (Summary, error) {

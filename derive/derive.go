@@ -19,7 +19,7 @@ import (
 
 // neighborsLogic names the version of the neighbors computation; bump it when the
 // canonical form or the implication rules change so stored results are recomputed.
-const neighborsLogic = "neighbors-v2"
+const neighborsLogic = "neighbors-v3"
 
 // EventCover adapts winevent coverage to what the catalog stores.
 func EventCover(wc *winevent.Catalog) catalog.CoverFunc {
@@ -68,7 +68,11 @@ func Neighbors(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) 
 		res := neighbors.Compute(fieldmap.Default(), rules, opts)
 		in := catalog.NeighborInput{Classes: map[int64]catalog.ClassOf{}}
 		for k, f := range res.Forms {
-			in.Classes[pks[k]] = catalog.ClassOf{ID: f.EqID, Shape: f.Shape, Provable: f.Provable}
+			cl := catalog.ClassOf{ID: f.EqID, Shape: f.Shape, Provable: f.Provable}
+			if ci, ok := res.ClassInfo[f.EqID]; ok {
+				cl.Basis = ci.Basis
+			}
+			in.Classes[pks[k]] = cl
 		}
 		for _, rel := range []struct {
 			name string
@@ -76,7 +80,7 @@ func Neighbors(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) 
 		}{{"equivalent", res.Equivalent}, {"stricter", res.Stricter}, {"broader", res.Broader}} {
 			for k, rs := range rel.m {
 				for _, r := range rs {
-					in.Relations = append(in.Relations, catalog.Relation{Rule: pks[k], Other: pks[r.Key], Relation: rel.name, Difference: r.Difference})
+					in.Relations = append(in.Relations, catalog.Relation{Rule: pks[k], Other: pks[r.Key], Relation: rel.name, Difference: r.Difference, Basis: r.Basis})
 				}
 			}
 		}

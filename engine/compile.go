@@ -13,6 +13,7 @@ type compiler struct {
 	lits    map[litKey]int32
 	litKeys []litKey
 	rename  map[string]string
+	resolve func(string) (string, bool)
 	// placeholders are the values of %name% for the expand modifier.
 	placeholders map[string][]string
 }
@@ -76,13 +77,14 @@ func (c *compiler) field(name string) string {
 }
 
 func (c *compiler) compileVariant(r *rule.Rule, ri int32, rt Route) (*variant, [][]litKey, error) {
-	c.rename = rt.Rename
+	c.rename, c.resolve = rt.Rename, rt.Resolve
 	v := &variant{rule: ri, chans: rt.Channels, eids: rt.EventIDs, via: rt.Via}
 	root, err := c.node(r.Root, v, false, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(rt.Where) > 0 {
+		c.resolve = nil // Where names the event's own fields
 		and := &cnode{op: rule.OpAnd}
 		for f, val := range rt.Where {
 			p := &rule.Pred{Field: f, Kind: rule.Eq, Values: []rule.Value{{S: val}}}
@@ -184,7 +186,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 
 // pred compiles one predicate.
 func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
-	cp := &cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1}
+	cp := &cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1, alt: -1}
 	where := p.Native
 	if where == "" {
 		where = p.Field
@@ -200,6 +202,13 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 			return fail(fmt.Errorf("%s predicate without a field", p.Kind))
 		}
 		cp.field = c.slot(c.field(p.Field))
+		if c.resolve != nil {
+			name, nameOnly := c.resolve(p.Field)
+			cp.field, cp.nameOnly = c.slot(name), nameOnly
+			if !strings.EqualFold(name, p.Field) {
+				cp.alt = c.slot(p.Field)
+			}
+		}
 	}
 	switch p.Kind {
 	case rule.IsNull, rule.IsNotNull:
@@ -229,11 +238,25 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 		cp.neg = true
 	case rule.Eq, rule.Match, rule.StartsW, rule.EndsW, rule.Glob, rule.Regex, rule.CIDR,
 		rule.In, rule.Gt, rule.Ge, rule.Lt, rule.Le, rule.Keyword:
+	case rule.Term, rule.TermPrefix, rule.TermSuffix:
+		for _, v := range p.Values {
+			if v.Wild {
+				return fail(fmt.Errorf("%s with a wildcard value %q", p.Kind, v.S))
+			}
+		}
 	default:
 		return fail(fmt.Errorf("predicate kind %q is not supported", p.Kind))
 	}
 	if len(p.Values) == 0 {
 		return fail(fmt.Errorf("%s predicate without values", p.Kind))
+	}
+	if p.Has(rule.TElem) {
+		cp.elem = true
+		if argsFields[strings.ToLower(p.Field)] {
+			for _, f := range commandLineFields {
+				cp.argsFrom = append(cp.argsFrom, c.slot(c.field(f)))
+			}
+		}
 	}
 	for _, val := range p.Values {
 		ts, err := compileTests(p, val, c.placeholders)
@@ -253,7 +276,7 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 // atoms returns the literals one of which must occur for the predicate to hold, or nil
 // when it can hold without any (negation, null, numbers, regexes, ...).
 func (p *cpred) atoms() []litKey {
-	if p.exists || p.ref >= 0 || p.neg || p.hasNull {
+	if p.exists || p.ref >= 0 || p.neg || p.hasNull || p.argsFrom != nil || p.elem && p.all {
 		return nil
 	}
 	groupAtoms := func(g []vtest) []litKey {
@@ -262,7 +285,7 @@ func (p *cpred) atoms() []litKey {
 			t := &g[i]
 			var s string
 			switch t.kind {
-			case tEq, tContains, tPrefix, tSuffix:
+			case tEq, tContains, tPrefix, tSuffix, tTerm, tTermPrefix, tTermSuffix:
 				s = t.s
 			case tGlob:
 				s = t.g.longestLiteral()
@@ -273,6 +296,9 @@ func (p *cpred) atoms() []litKey {
 				}
 				for _, l := range lits {
 					out = append(out, litKey{p.field, l})
+					if p.alt >= 0 {
+						out = append(out, litKey{p.alt, l})
+					}
 				}
 				continue
 			}
@@ -280,6 +306,10 @@ func (p *cpred) atoms() []litKey {
 				return nil
 			}
 			out = append(out, litKey{p.field, fold(s)})
+			if p.alt >= 0 {
+				// Either field may carry the value: a literal on either satisfies the set.
+				out = append(out, litKey{p.alt, fold(s)})
+			}
 		}
 		return out
 	}

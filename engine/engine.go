@@ -28,6 +28,14 @@
 //   - fieldref compares two fields of the same event (with startswith, endswith,
 //     contains as written after it); an absent field never matches.
 //   - Keywords (values without a field) search every field value as substrings.
+//   - term, term_prefix, term_suffix (KQL has, hasprefix, hassuffix): the value
+//     occurs with no ASCII letter or digit right before it (term, term_prefix) and
+//     right after it (term, term_suffix); boundaries are read on the compared text
+//     (folded unless cased), so `has "shadowcopy"` does not hold on "shadowcopies".
+//   - elem (array fields): any element may match, every element with all. A JSON
+//     array is read as one field per element. ECS process.args on an event without
+//     it (Sysmon 1, Security 4688) is the CommandLine (or process.command_line)
+//     split into arguments as CommandLineToArgvW splits it, so quotes are removed.
 //   - A field that occurs several times (unnamed EventData <Data>) matches when any
 //     occurrence does.
 //   - Event field names match rule field names exactly, else case-insensitively and
@@ -50,6 +58,18 @@
 // modifiers or invalid regexes/networks are returned as Skipped with the reason.
 // Correlation rules and `| count() by` aggregations are evaluated by a Correlator
 // fed with Match results.
+//
+// # Other languages
+//
+// KQL, SPL, Elastic and YARA-L rules run when their pipeline is a single-event filter
+// (plus, at most, a thresholded aggregation for the Correlator): every operator keeps
+// or regroups rows, and no predicate tests a computed column. Joins, unions, row
+// limits, lookups, opaque parts and filters on computed columns are Skipped with the
+// reason. With a RuleRouter (CatalogRouter) such rules are routed by the event catalog
+// (DeviceProcessEvents and Endpoint.Processes to Sysmon 1 and Security 4688, ...) and
+// each field resolves through the field map: column → canonical name → the event's
+// name on that route; a name-only column (Defender FileName, CIM process_name, ECS
+// process.name) tests the file name of the path it maps to.
 package engine
 
 import (
@@ -72,6 +92,21 @@ type Route struct {
 	Where map[string]string
 	// Via names an alternate source for output ("Security 4688"); empty for the primary.
 	Via string
+	// Resolve, when set, maps a rule field to the event field that carries it, and
+	// reports whether the rule field holds only the file name of that field (Defender
+	// FileName is the last element of Image). Rules of languages other than Sigma
+	// name fields in their own vocabulary; Resolve goes through the field map. It
+	// replaces Rename. A field the event lacks is then also looked up as written, so
+	// Defender-style JSON logs that carry FileName itself still match.
+	Resolve func(ruleField string) (eventField string, nameOnly bool)
+}
+
+// NativeRouter is a Router that can also route a whole rule of another language, whose
+// log source is a table or data model rather than a Sigma log source, resolving its
+// fields through the field map.
+type NativeRouter interface {
+	Router
+	RouteRule(r *rule.Rule) (routes []Route, ok bool)
 }
 
 // Router maps a rule's log source to the events it means. ok false means the log
@@ -200,11 +235,17 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 			skipped = append(skipped, Skipped{r, "rule has errors: " + d})
 			continue
 		}
+		if why := unrunnable(r); why != "" {
+			skipped = append(skipped, Skipped{r, why})
+			continue
+		}
 		routes := []Route{{}}
 		if opts.Router != nil {
 			var rs []Route
 			var ok bool
-			if rr, isRule := opts.Router.(RuleRouter); isRule {
+			if nr, native := opts.Router.(NativeRouter); native && r.Language != rule.Sigma {
+				rs, ok = nr.RouteRule(r)
+			} else if rr, isRule := opts.Router.(RuleRouter); isRule {
 				rs, ok = rr.RoutesFor(r)
 			} else {
 				rs, ok = opts.Router.Routes(r.LogSource)

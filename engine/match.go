@@ -224,10 +224,14 @@ func (st *state) matchedFields(v *variant) []event.Field {
 			}
 			continue
 		}
-		if st.slotGen[p.field] != st.gen {
+		slot := p.field
+		if st.slotGen[slot] != st.gen && p.alt >= 0 {
+			slot = p.alt
+		}
+		if st.slotGen[slot] != st.gen {
 			continue
 		}
-		i := st.slotIdx[p.field]
+		i := st.slotIdx[slot]
 		if !has(i) && st.evalPred(p) {
 			idx = append(idx, i)
 		}
@@ -333,19 +337,24 @@ func (st *state) evalPred(p *cpred) bool {
 	if p.field == slotAll {
 		return st.evalKeyword(p)
 	}
-	present := st.slotGen[p.field] == st.gen
+	slot, nameOnly := p.field, p.nameOnly
+	present := st.slotGen[slot] == st.gen
+	if !present && p.alt >= 0 && st.slotGen[p.alt] == st.gen {
+		// The event names the field as the rule does (Defender-style JSON).
+		slot, nameOnly, present = p.alt, false, true
+	}
 	switch {
 	case p.exists:
 		if p.null {
 			if !present {
 				return true
 			}
-			v, _, _ := st.value(p.field)
+			v, _, _ := st.value(slot)
 			return v == ""
 		}
 		return present
 	case p.ref >= 0:
-		a, _, ok1 := st.value(p.field)
+		a, _, ok1 := st.value(slot)
 		b, _, ok2 := st.value(p.ref)
 		if !ok1 || !ok2 {
 			return false
@@ -368,16 +377,33 @@ func (st *state) evalPred(p *cpred) bool {
 		}
 		return a == b
 	}
+	test := func(i int) bool {
+		orig, low := st.ev.Fields[i].Value, st.lowAt(i)
+		if nameOnly {
+			orig, low = baseName(orig), baseName(low)
+		}
+		return p.evalValue(orig, low)
+	}
 	var r bool
 	switch {
+	case !present && p.argsFrom != nil:
+		r = st.evalArgs(p)
+	case p.elem && p.all:
+		// Every element must pass; an absent array has none to pass.
+		r = present
+		for i := range st.ev.Fields {
+			if st.fslot[i] == slot && !test(i) {
+				r = false
+				break
+			}
+		}
 	case !present:
 		r = p.matchAbsent()
-	case st.dupGen[p.field] != st.gen:
-		i := int(st.slotIdx[p.field])
-		r = p.evalValue(st.ev.Fields[i].Value, st.lowAt(i))
+	case st.dupGen[slot] != st.gen:
+		r = test(int(st.slotIdx[slot]))
 	default:
 		for i := range st.ev.Fields {
-			if st.fslot[i] == p.field && p.evalValue(st.ev.Fields[i].Value, st.lowAt(i)) {
+			if st.fslot[i] == slot && test(i) {
 				r = true
 				break
 			}
@@ -387,6 +413,33 @@ func (st *state) evalPred(p *cpred) bool {
 		return !r
 	}
 	return r
+}
+
+// evalArgs tests process.args on an event without it: the arguments of the first
+// command line the event has. Splitting allocates; such predicates are rare and run
+// only on prefiltered candidates.
+func (st *state) evalArgs(p *cpred) bool {
+	for _, slot := range p.argsFrom {
+		v, _, ok := st.value(slot)
+		if !ok {
+			continue
+		}
+		args := splitArgs(v)
+		if len(args) == 0 {
+			return p.all
+		}
+		for _, a := range args {
+			ok := p.evalValue(a, fold(a))
+			if ok && !p.all {
+				return true
+			}
+			if !ok && p.all {
+				return false
+			}
+		}
+		return p.all
+	}
+	return p.matchAbsent()
 }
 
 // matchAbsent: only null values accept a missing field.

@@ -30,6 +30,9 @@ const (
 	tLe
 	tRegex
 	tCIDR
+	tTerm       // KQL has: s occurs with no ASCII letter or digit next to it
+	tTermPrefix // KQL hasprefix: no letter or digit before it
+	tTermSuffix // KQL hassuffix: no letter or digit after it
 )
 
 // vtest is one alternative of one value of a predicate.
@@ -59,6 +62,26 @@ type cpred struct {
 	exists  bool     // IsNotNull/IsNull: test presence only
 	null    bool     // IsNull
 	hasNull bool     // some group accepts an absent field
+	// elem (rule.TElem): the field is an array, logged as repeated fields (a JSON array
+	// is read as one field per element); any element may match, every one with all.
+	elem bool
+	// argsFrom: for process.args, the command-line slots to split when the event has
+	// no argument array (Windows events).
+	argsFrom []int32
+	// nameOnly: the rule field is the file name of the event field (Route.Resolve):
+	// tests see the value after its last \ or /.
+	nameOnly bool
+	// alt is the slot of the field as the rule writes it, tried when the resolved
+	// field is absent (-1 when they are the same).
+	alt int32
+}
+
+// baseName is the last element of a Windows or POSIX path.
+func baseName(s string) string {
+	if i := strings.LastIndexAny(s, `\/`); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 const slotAll = -1
@@ -142,6 +165,13 @@ func compileTests(p *rule.Pred, v rule.Value, placeholders map[string][]string) 
 // stringTest builds the test for one concrete alternative under a string kind, reducing
 // wildcard patterns to plain string tests where they are one in disguise.
 func stringTest(k rule.Kind, a alt) vtest {
+	if tk, ok := termKinds[k]; ok {
+		lit := a.s
+		if !a.cased {
+			lit = fold(lit)
+		}
+		return vtest{kind: tk, s: lit, cased: a.cased}
+	}
 	pat := a.s
 	if !a.wild {
 		pat = escapeGlob(a.s)
@@ -159,6 +189,30 @@ func stringTest(k rule.Kind, a alt) vtest {
 		return vtest{kind: sk, s: lit, cased: a.cased}
 	}
 	return vtest{kind: tGlob, g: g, cased: a.cased}
+}
+
+var termKinds = map[rule.Kind]testKind{rule.Term: tTerm, rule.TermPrefix: tTermPrefix, rule.TermSuffix: tTermSuffix}
+
+// findTerm reports whether t occurs in s with no ASCII letter or digit immediately
+// before it (when before) and after it (when after). Boundaries are read on the
+// string compared (the folded one unless cased), the same one the test searches.
+func findTerm(s, t string, before, after bool) bool {
+	for from := 0; from <= len(s)-len(t); {
+		j := strings.Index(s[from:], t)
+		if j < 0 {
+			return false
+		}
+		i, end := from+j, from+j+len(t)
+		if (!before || i == 0 || !isAlnum(s[i-1])) && (!after || end == len(s) || !isAlnum(s[end])) {
+			return true
+		}
+		from = i + 1
+	}
+	return false
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // escapeGlob writes a literal in glob syntax.
@@ -192,6 +246,12 @@ func (t *vtest) test(orig, low string) bool {
 		return strings.HasPrefix(s, t.s)
 	case tSuffix:
 		return strings.HasSuffix(s, t.s)
+	case tTerm:
+		return findTerm(s, t.s, true, true)
+	case tTermPrefix:
+		return findTerm(s, t.s, true, false)
+	case tTermSuffix:
+		return findTerm(s, t.s, false, true)
 	case tGlob:
 		return t.g.match(s)
 	case tAny:

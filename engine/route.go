@@ -3,6 +3,7 @@ package engine
 import (
 	"strings"
 
+	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -109,6 +110,44 @@ func (r CatalogRouter) Routes(ls rule.LogSource) ([]Route, bool) {
 		idx[k] = len(out)
 		out = append(out, Route{Channels: []string{t.Channel}, EventIDs: t.EventIDs, Rename: t.Renames,
 			Where: t.Where, Via: via})
+	}
+	return out, true
+}
+
+// RouteRule routes a rule of another language (a KQL table, an SPL data model or
+// sourcetype, an Elastic or YARA-L category) to the events the catalog places it on,
+// and resolves each field it tests through the field map: the rule's column →
+// canonical (Sysmon) name → the event's name on that route (NewProcessName on 4688).
+// Name-only columns (Defender FileName, CIM process_name, ECS process.name) test the
+// file name of the path they map to. A rule the catalog cannot place runs on every
+// event with canonical names. It never fails: ok is always true.
+func (r CatalogRouter) RouteRule(ru *rule.Rule) ([]Route, bool) {
+	fm := fieldmap.Default()
+	ctx := fieldmap.Contexts(ru)
+	canon := func(f string) (string, bool) {
+		if e, ok := fm.Lookup(ctx, f); ok {
+			return e.Canonical, e.NameOnly
+		}
+		return f, false
+	}
+	var ts []winevent.Target
+	if r.Catalog != nil {
+		ts = r.Catalog.RouteRule(ru)
+	}
+	if len(ts) == 0 {
+		return []Route{{Resolve: canon}}, true
+	}
+	out := make([]Route, 0, len(ts))
+	for _, t := range ts {
+		via := ""
+		if t.Native {
+			via = t.Channel + " " + idsText(t.EventIDs)
+		}
+		resolve := func(f string) (string, bool) {
+			c, nameOnly := canon(f)
+			return t.Field(c), nameOnly
+		}
+		out = append(out, Route{Channels: []string{t.Channel}, EventIDs: t.EventIDs, Where: t.Where, Via: via, Resolve: resolve})
 	}
 	return out, true
 }

@@ -30,6 +30,8 @@ func expandValue(p *rule.Pred, v rule.Value, placeholders map[string][]string) (
 			encoded = true
 		case rule.TIgnoreCase, rule.TMultiline, rule.TDotAll:
 			// Regex flags; handled where the regex is compiled.
+		case rule.TElem:
+			// Which values are tested, not how: see cpred.elem.
 		case rule.TExpand:
 			expand = true
 		case rule.TMinute, rule.THour, rule.TDay, rule.TWeek, rule.TMonth, rule.TYear:

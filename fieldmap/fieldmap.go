@@ -216,12 +216,13 @@ func (m *Map) Canonical(contexts []string, field string) string {
 }
 
 // keyTransforms are the transforms that change what an indicator matches; `cased` is
-// left out because it is expressed by not folding the value, and regex flags by the kind.
+// left out because it is expressed by not folding the value. Regex flags are kept:
+// a regex is never folded, so `i` is what makes it case-insensitive.
 func keyTransforms(ts []string) string {
 	var out []string
 	for _, t := range ts {
 		switch t {
-		case rule.TCased, rule.TIgnoreCase, rule.TMultiline, rule.TDotAll:
+		case rule.TCased:
 			continue
 		}
 		out = append(out, t)
@@ -230,10 +231,22 @@ func keyTransforms(ts []string) string {
 }
 
 // Key is the counting identity of a test: canonical field, kind, transforms and value,
-// the value case-folded unless the test is case-sensitive. No trimming.
+// the value case-folded unless the test is case-sensitive. No trimming. A regex is
+// never folded: folding changes what it means (`\S` would become `\s`, `\s-H\s` would
+// no longer match -H); its i flag is the regex's own case rule.
+//
+// The term kinds (KQL has, hasprefix, hassuffix) count as contains, and in as eq: an
+// indicator says who tests this string in this field, and a term occurrence is an
+// occurrence. The difference matters for relations, which package neighbors keeps exact.
 func Key(canonical string, kind rule.Kind, transforms []string, value string, cased bool) string {
-	if !cased {
+	if !cased && kind != rule.Regex {
 		value = strings.ToLower(value)
+	}
+	switch kind {
+	case rule.Term, rule.TermPrefix, rule.TermSuffix:
+		kind = rule.Match
+	case rule.In: // one of several values: each value is an equality
+		kind = rule.Eq
 	}
 	return strings.ToLower(canonical) + "\x1f" + string(kind) + "\x1f" + keyTransforms(transforms) + "\x1f" + value
 }

@@ -1,6 +1,7 @@
 package fieldmap
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/ruledex/ruledex/rule"
@@ -164,5 +165,56 @@ func TestECSKeysAgreeWithSigma(t *testing.T) {
 	_, sub := m.IndicatorKey(nil, "CommandLine", rule.Match, nil, "/transfer")
 	if _, k := m.IndicatorKey(proc, "process.args", rule.Eq, []string{rule.TElem}, "/transfer"); k == sub {
 		t.Error("process.args element equality counted as a CommandLine substring")
+	}
+}
+
+// Issue 11: regex values were folded for indicators, so `\s-H\s` became `\s-h\s` (a
+// different test) and `\S` would become `\s` (the opposite class).
+func TestRegexKeysNeverFolded(t *testing.T) {
+	m := Default()
+	tests := []struct {
+		name       string
+		a, b       string
+		ta, tb     []string
+		wantSameAs bool
+	}{
+		{"capital H stays", `\s-H\s`, `\s-h\s`, nil, nil, false},
+		{"non-space class stays", `\S+\.exe`, `\s+\.exe`, nil, nil, false},
+		{"same regex same key", `\s-H\s`, `\s-H\s`, nil, nil, true},
+		{"i flag is part of the key", `\s-H\s`, `\s-H\s`, []string{rule.TIgnoreCase}, nil, false},
+	}
+	for _, tc := range tests {
+		_, ka := m.IndicatorKey(nil, "CommandLine", rule.Regex, tc.ta, tc.a)
+		_, kb := m.IndicatorKey(nil, "CommandLine", rule.Regex, tc.tb, tc.b)
+		if (ka == kb) != tc.wantSameAs {
+			t.Errorf("%s: keys %q and %q, same = %v, want %v", tc.name, ka, kb, ka == kb, tc.wantSameAs)
+		}
+		if !strings.Contains(ka, tc.a) {
+			t.Errorf("%s: key %q lost the regex %q as written", tc.name, ka, tc.a)
+		}
+	}
+}
+
+// A KQL `has "/transfer"` and a Sigma `CommandLine|contains: /transfer` test the same
+// string: one indicator (relations keep them apart; see package neighbors).
+func TestTermKindsCountAsContains(t *testing.T) {
+	m := Default()
+	_, sigma := m.IndicatorKey([]string{"process_creation"}, "CommandLine", rule.Match, nil, "/transfer")
+	for _, k := range []rule.Kind{rule.Term, rule.TermPrefix, rule.TermSuffix} {
+		if _, kq := m.IndicatorKey([]string{"DeviceProcessEvents"}, "ProcessCommandLine", k, nil, "/Transfer"); kq != sigma {
+			t.Errorf("%s: key %q, want Sigma's %q", k, kq, sigma)
+		}
+	}
+	if _, kq := m.IndicatorKey([]string{"DeviceProcessEvents"}, "ProcessCommandLine", rule.Term, []string{rule.TCased}, "/Transfer"); kq == sigma {
+		t.Error("a cased term test counted with the folded contains")
+	}
+}
+
+// KQL `EventID in (4624)` and Sigma `EventID: 4624` are one indicator (issue 11).
+func TestInCountsAsEq(t *testing.T) {
+	m := Default()
+	_, eq := m.IndicatorKey(nil, "EventID", rule.Eq, nil, "4624")
+	if _, in := m.IndicatorKey([]string{"SecurityEvent"}, "EventID", rule.In, nil, "4624"); in != eq {
+		t.Errorf("in key %q, eq key %q", in, eq)
 	}
 }

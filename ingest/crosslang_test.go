@@ -20,21 +20,28 @@ import (
 )
 
 // scanTransfer finds, without any of ruledex's parsers, the rule files that test a
-// command line for the substring "/transfer" (any case), by language:
+// command line for "/transfer" (any case), by language and kind of test. Substring
+// tests (kind match):
 //   - Sigma: a '/transfer' list item or value under a `<X>CommandLine|contains` key;
-//   - KQL: a "/transfer" literal on a line that applies has/contains/has_any/has_all to a
-//     *CommandLine column, or in a `let NAME = dynamic([...])` list that a `where` line
-//     applies has_any/has_all to a *CommandLine column;
+//   - KQL: a "/transfer" literal on a line that applies contains/contains_cs to a
+//     *CommandLine column;
 //   - SPL: a "*/transfer*" value of a process field.
-func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
+//
+// Term tests (kind term, KQL's has family, which the Kusto documentation defines on
+// term boundaries, unlike contains): a "/transfer" literal on a line that applies
+// has/has_cs/has_any/has_all to a *CommandLine column, or in a `let NAME =
+// dynamic([...])` list that a `where` line applies has_any/has_all to a *CommandLine column.
+func scanTransfer(t *testing.T, root string) (match, term map[rule.Language]map[string]bool) {
 	t.Helper()
 	lit := regexp.MustCompile(`(?i)['"]/transfer['"]`)
 	sigmaKey := regexp.MustCompile(`^\s*-?\s*(\w*CommandLine)\|contains(\|all)?:\s*(.*)$`)
 	anyKey := regexp.MustCompile(`^\s*-?\s*[\w.|]+:\s*(.*)$`)
-	kqlDirect := regexp.MustCompile(`(?i)CommandLine\s+(has|contains|has_any|has_all|has_cs|contains_cs)\b`)
+	kqlContains := regexp.MustCompile(`(?i)CommandLine\s+(contains|contains_cs)\b`)
+	kqlHas := regexp.MustCompile(`(?i)CommandLine\s+(has|has_any|has_all|has_cs)\b`)
 	letList := regexp.MustCompile(`^\s*let\s+(\w+)\s*=\s*dynamic\(\[`)
 	splLit := regexp.MustCompile(`(?i)process\w*\s*(=|IN)\s*\(?[^|]*"\*/transfer\*"`)
 	out := map[rule.Language]map[string]bool{rule.Sigma: {}, rule.Kusto: {}, rule.Splunk: {}}
+	term = map[rule.Language]map[string]bool{rule.Kusto: {}}
 	walk := func(dir string, fn func(path string, lines []string)) {
 		filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -81,9 +88,12 @@ func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
 				current = m[1]
 			}
 			if lit.MatchString(l) {
-				if kqlDirect.MatchString(l) {
+				if kqlContains.MatchString(l) {
 					out[rule.Kusto][p] = true
-				} else if current != "" {
+				}
+				if kqlHas.MatchString(l) {
+					term[rule.Kusto][p] = true
+				} else if current != "" && !kqlContains.MatchString(l) {
 					lists[current] = true
 				}
 			}
@@ -95,7 +105,7 @@ func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
 			use := regexp.MustCompile(`(?i)\bwhere\b.*CommandLine\s+has_(any|all)\s*\(\s*` + name + `\s*\)`)
 			for _, l := range lines {
 				if use.MatchString(l) {
-					out[rule.Kusto][p] = true
+					term[rule.Kusto][p] = true
 				}
 			}
 		}
@@ -107,11 +117,12 @@ func scanTransfer(t *testing.T, root string) map[rule.Language]map[string]bool {
 			}
 		}
 	})
-	return out
+	return out, term
 }
 
-// TestCrossLanguageCountIsIndependent checks a cross-language corpus count — the seed's
-// `/transfer corpus 2 (sigma 1, kusto 1)` — against the independent scan above.
+// TestCrossLanguageCountIsIndependent checks cross-language corpus counts — the seed's
+// `/transfer corpus 2 (sigma 1, kusto 1)`, a Sigma substring test and a KQL term test
+// of the same string — against the independent scan above.
 func TestCrossLanguageCountIsIndependent(t *testing.T) {
 	root := corpustest.Dir(t)
 	tmp := t.TempDir()
@@ -125,24 +136,96 @@ func TestCrossLanguageCountIsIndependent(t *testing.T) {
 	if _, err := Run(context.Background(), cat, dirs, Options{Parsers: parsers}); err != nil {
 		t.Fatal(err)
 	}
-	want := scanTransfer(t, root)
-	_, key := fieldmap.Default().IndicatorKey(nil, "CommandLine", rule.Match, nil, "/transfer")
+	wantMatch, wantTerm := scanTransfer(t, root)
+	// An indicator is the string a rule looks for in a field: fieldmap.Key counts a term
+	// test (KQL has) with the substring test of the same value, as REFERENCE's seed
+	// count `/transfer corpus 2 (sigma 1, kusto 1)` does. Relations keep them apart
+	// (package neighbors). So both kinds' keys count the union of both scans.
+	wantAny := map[rule.Language]map[string]bool{}
+	for _, m := range []map[rule.Language]map[string]bool{wantMatch, wantTerm} {
+		for lang, files := range m {
+			if wantAny[lang] == nil {
+				wantAny[lang] = map[string]bool{}
+			}
+			for f := range files {
+				wantAny[lang][f] = true
+			}
+		}
+	}
+	for _, tc := range []struct {
+		kind rule.Kind
+		want map[rule.Language]map[string]bool
+	}{{rule.Match, wantAny}, {rule.Term, wantAny}} {
+		_, key := fieldmap.Default().IndicatorKey(nil, "CommandLine", tc.kind, nil, "/transfer")
+		counts, err := cat.IndicatorCounts(context.Background(), []string{key}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[rule.Language]int{}
+		for _, lc := range counts[key].ByLanguage {
+			got[lc.Language] = lc.Rules
+		}
+		for lang, files := range tc.want {
+			if got[lang] != len(files) {
+				t.Errorf("%s: catalog counts %d rules testing CommandLine %s /transfer, the scan finds %d files: %v", lang, got[lang], tc.kind, len(files), files)
+			}
+		}
+		t.Logf("CommandLine %s /transfer: catalog %v, scan %v", tc.kind, got, tc.want)
+	}
+	// Splunk's EventCode is the Windows event ID: ESCU detections whose search says
+	// EventCode=4104 count under EventID eq 4104 with other languages' EventID tests.
+	want4104 := scanEventCode(t, filepath.Join(root, "spl", "splunk", "detections"), "4104")
+	_, key := fieldmap.Default().IndicatorKey(nil, "EventID", rule.Eq, nil, "4104")
 	counts, err := cat.IndicatorCounts(context.Background(), []string{key}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[rule.Language]int{}
+	got4104 := 0
 	for _, lc := range counts[key].ByLanguage {
-		got[lc.Language] = lc.Rules
-	}
-	for lang, files := range want {
-		if got[lang] != len(files) {
-			t.Errorf("%s: catalog counts %d rules testing CommandLine match /transfer, the scan finds %d files: %v", lang, got[lang], len(files), files)
+		if lc.Language == rule.Splunk {
+			got4104 = lc.Rules
 		}
 	}
-	if len(want[rule.Sigma]) == 0 || len(want[rule.Kusto]) == 0 {
-		t.Errorf("the scan found no Sigma or no KQL rule (%v): it cannot check a cross-language count", want)
+	if got4104 != len(want4104) || len(want4104) == 0 {
+		t.Errorf("splunk: catalog counts %d rules testing EventID eq 4104, the scan finds %d searches with EventCode=4104", got4104, len(want4104))
 	}
-	t.Logf("CommandLine match /transfer: catalog %v, scan sigma %d, kusto %d, splunk %d", got,
-		len(want[rule.Sigma]), len(want[rule.Kusto]), len(want[rule.Splunk]))
+	t.Logf("EventID eq 4104: catalog %v, scan splunk %d", counts[key].ByLanguage, len(want4104))
+	if len(wantMatch[rule.Sigma]) == 0 || len(wantTerm[rule.Kusto]) == 0 {
+		t.Errorf("the scan found no Sigma substring test or no KQL term test (%v, %v): it cannot check the counts", wantMatch, wantTerm)
+	}
+}
+
+// scanEventCode finds, without the SPL parser, the ESCU detection files whose search
+// (the YAML `search:` value, up to the next top-level key) tests EventCode=<code>.
+func scanEventCode(t *testing.T, dir, code string) map[string]bool {
+	t.Helper()
+	re := regexp.MustCompile(`EventCode\s*=\s*"?` + code + `\b`)
+	key := regexp.MustCompile(`^[a-z_]+:`)
+	out := map[string]bool{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yml") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		in := false
+		for _, l := range strings.Split(string(data), "\n") {
+			switch {
+			case strings.HasPrefix(l, "search:"):
+				in = true
+			case key.MatchString(l):
+				in = false
+			}
+			if in && re.MatchString(l) {
+				out[p] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -2,11 +2,32 @@
 // equivalent (same canonical form), stricter (match a subset of another rule's events)
 // or broader, across languages. Every relation it reports is proved from the canonical
 // forms; where it cannot prove one it stays silent.
+//
+// Relations come in two tiers, named by Relation.Basis. "same-telemetry": both rules
+// read the same telemetry (Windows events, Defender tables, CIM, ECS, UDM) and rest on
+// the same field mappings; the proof is about the same events. "field-map": the proof
+// maps one telemetry onto another (DeviceProcessEvents ≈ Sysmon 1 / Security 4688,
+// scoped by the shared log source class) or a name-only field onto a path (Defender
+// FileName, CIM process_name, ECS process.name ≈ file name of Image), or an ECS
+// process.args element onto the command line; Relation.Difference names each
+// assumption used.
+//
+// String tests are placements of their value (implication table stringPos): anchored
+// at the field's start/end (eq, starts_with, ends_with), bounded by a non-alphanumeric
+// (KQL has family: term, term_prefix, term_suffix) or anywhere (contains). A term test
+// implies the substring test with its value, never the reverse. Case-insensitive tests
+// never prove cased ones unless the value has no letters; regexes are never folded and
+// imply only themselves.
+//
+// Relations are stored on both sides, and equivalence classes are the connected
+// components of equivalence (so A ≡ B ⇔ B ≡ A and every class has two or more
+// members); a class is field-map when some members are equivalent only through it.
 package neighbors
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"path"
 	"sort"
 	"strings"
 
@@ -20,8 +41,11 @@ type Atom struct {
 	Kind       rule.Kind
 	Transforms string // transforms that change matching, joined; "" when none
 	Cased      bool
-	Value      string // folded unless Cased; glob syntax when Wild
+	Value      string // folded unless Cased (regexes never are); glob syntax when Wild
 	Wild       bool
+	// Elem: the test holds for one element of an array field (rule.TElem). On ECS
+	// process.args the field is "commandline": an argument is a piece of it.
+	Elem bool
 }
 
 func (a Atom) key() string {
@@ -32,6 +56,9 @@ func (a Atom) key() string {
 	w := ""
 	if a.Wild {
 		w = "wild"
+	}
+	if a.Elem {
+		w += "elem"
 	}
 	return a.Field + "\x1f" + string(a.Kind) + "\x1f" + a.Transforms + "\x1f" + c + "\x1f" + w + "\x1f" + a.Value
 }
@@ -60,7 +87,20 @@ type canonicalizer struct {
 	fm  *fieldmap.Map
 	ctx []string
 	ok  bool // false once something unprovable (opaque, unknown op) was met
+	// assume collects the field-map assumptions the form rests on ("FileName ≈ file
+	// name of Image"): a relation that needs one is labeled field-map, not same-telemetry.
+	assume map[string]bool
 }
+
+func (c *canonicalizer) assumption(s string) {
+	if c.assume == nil {
+		c.assume = map[string]bool{}
+	}
+	c.assume[s] = true
+}
+
+// argsFields are array fields whose elements are the arguments of the command line.
+var argsFields = map[string]bool{"process.args": true}
 
 func (c *canonicalizer) node(n *rule.Node) *cnode {
 	if n == nil {
@@ -128,7 +168,7 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 	var entry fieldmap.Entry
 	known := false
 	if p.Field != "" {
-		entry, known = c.fm.Lookup(c.ctx, p.Field)
+		entry, known = c.lookup(p.Field)
 		canonField = p.Field
 		if known {
 			canonField = entry.Canonical
@@ -136,14 +176,26 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 		canonField = strings.ToLower(canonField)
 	}
 	var ts []string
-	encoded := false
+	encoded, elem := false, false
 	for _, t := range p.Transforms {
 		switch {
+		case t == rule.TCased:
+		case t == rule.TElem:
+			elem = true
 		case rule.IsEncoding(t):
 			encoded = true
-		case t != rule.TCased:
+		default:
 			ts = append(ts, t)
 		}
+	}
+	if elem && p.All {
+		// Every element must pass: no implication with any-element tests is proved.
+		ts = append(ts, "elem-all")
+		elem = false
+	}
+	if elem && argsFields[canonField] {
+		c.assumption(p.Field + " elements appear verbatim in the command line")
+		canonField = "commandline"
 	}
 	values := p.Values
 	if encoded {
@@ -176,8 +228,11 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 			kind, val = rule.IsNull, ""
 		}
 		field := canonField
-		if known && entry.NameOnly {
+		if known && entry.NameOnly && !elem {
 			field, kind, val = nameOnly(field, kind, val, v.Wild)
+			if !strings.HasSuffix(field, "#name") {
+				c.assumption(p.Field + " ≈ file name of " + entry.Canonical)
+			}
 		}
 		if kind == rule.In {
 			kind = rule.Eq
@@ -197,7 +252,7 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 			atomCased = false
 		}
 		kids = append(kids, finish(&cnode{op: cAtom, atom: Atom{
-			Field: field, Kind: kind, Transforms: atomTs, Cased: atomCased, Value: val, Wild: wild,
+			Field: field, Kind: kind, Transforms: atomTs, Cased: atomCased, Value: val, Wild: wild, Elem: elem,
 		}}))
 	}
 	op := cOr
@@ -205,6 +260,39 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 		op = cAnd
 	}
 	return c.combine(op, kids)
+}
+
+// lookup is fieldmap.Lookup without the context-free fallback for vendor tables: a
+// column's meaning in a Defender, ASIM or CIM table (ASIM imProcessCreate's
+// TargetUsername is the process's user) says nothing about the same name elsewhere
+// (SecurityEvent 4720's TargetUserName is the created account). Windows-event names
+// (Sigma categories, SecurityEvent) keep their fallback: they are the events' own.
+func (c *canonicalizer) lookup(field string) (fieldmap.Entry, bool) {
+	e, ok := c.fm.Lookup(c.ctx, field)
+	if !ok {
+		return e, false
+	}
+	ec := strings.ToLower(e.Context)
+	for _, x := range c.ctx {
+		if lx := strings.ToLower(x); lx == ec || strings.ContainsAny(ec, "*?") && globMatch(ec, lx) {
+			return e, true
+		}
+	}
+	if strings.HasPrefix(strings.ToLower(field), ec+".") { // CIM Processes.process_name
+		return e, true
+	}
+	switch {
+	case ec == "securityevent" || ec == "wineventlog" || ec == "xmleventlog" || ec == "xmlwineventlog":
+		return e, true
+	case e.Context == ec && strings.Contains(ec, "_"): // a Sigma category
+		return e, true
+	}
+	return fieldmap.Entry{}, false
+}
+
+func globMatch(pattern, s string) bool {
+	ok, _ := path.Match(pattern, s)
+	return ok
 }
 
 // combine flattens same-op children, removes duplicates, sorts, and collapses singletons.
@@ -297,9 +385,11 @@ func regexAtom(p *rule.Pred, pat string) (rule.Kind, string, bool, string) {
 		switch t {
 		case rule.TIgnoreCase, rule.TMultiline, rule.TDotAll:
 			flags[t] = true
-		case rule.TCased:
+		case rule.TCased, rule.TElem:
 		default:
-			other = append(other, t)
+			if !rule.IsEncoding(t) {
+				other = append(other, t)
+			}
 		}
 	}
 	for strings.HasPrefix(pat, "(?") {

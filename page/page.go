@@ -52,6 +52,7 @@ type Neighbors struct {
 	ClassID    string        `json:"class_id,omitempty"`
 	ClassURL   string        `json:"class_url,omitempty"`
 	ClassSize  int           `json:"class_size,omitempty"`
+	ClassBasis string        `json:"class_basis,omitempty"`
 	Shape      string        `json:"shape,omitempty"`
 	Equivalent []NeighborRow `json:"equivalent"`
 	Stricter   []NeighborRow `json:"stricter"`
@@ -65,6 +66,7 @@ type NeighborRow struct {
 	Language   string `json:"language"`
 	Source     string `json:"source"`
 	URL        string `json:"url"`
+	Basis      string `json:"basis"` // "same-telemetry" or "field-map"
 	Difference string `json:"difference,omitempty"`
 }
 
@@ -90,11 +92,11 @@ func LoadNeighbors(ctx context.Context, cat *catalog.Catalog, r *rule.Rule) (*Ne
 		out := make([]NeighborRow, 0, len(items))
 		for _, n := range items {
 			out = append(out, NeighborRow{ID: n.ID, Title: n.Title, Language: string(n.Language), Source: n.Repo,
-				URL: RuleURL(n.Language, n.ID), Difference: n.Difference})
+				URL: RuleURL(n.Language, n.ID), Basis: n.Basis, Difference: n.Difference})
 		}
 		return out
 	}
-	out := &Neighbors{ClassID: ns.ClassID, ClassSize: ns.ClassSize, Shape: ns.Shape,
+	out := &Neighbors{ClassID: ns.ClassID, ClassSize: ns.ClassSize, ClassBasis: ns.ClassBasis, Shape: ns.Shape,
 		Equivalent: rows(ns.Equivalent), Stricter: rows(ns.Stricter), Broader: rows(ns.Broader)}
 	if ns.ClassID != "" {
 		out.ClassURL = EqClassURL(ns.ClassID)

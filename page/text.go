@@ -194,7 +194,7 @@ func writeText(w io.Writer, p *Rule) error {
 			bw.WriteString(title + "\n\n")
 			tw := newTable(bw)
 			for _, n := range rows {
-				tw.Write([]byte("  " + oneLine(n.Title) + "\t" + n.Language + "\t" + n.Difference + "\n"))
+				tw.Write([]byte("  " + oneLine(n.Title) + "\t" + n.Language + "\t" + n.Basis + "\t" + n.Difference + "\n"))
 			}
 			tw.Flush()
 			bw.WriteString("\n")

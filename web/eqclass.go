@@ -12,10 +12,13 @@ import (
 
 // EqClassResponse is the body of /api/rules/eq/{id}: the rules sharing one canonical form.
 type EqClassResponse struct {
-	ID         string           `json:"id"`
-	URL        string           `json:"url"`
-	Size       int              `json:"size"`
-	Shape      string           `json:"shape"`
+	ID    string `json:"id"`
+	URL   string `json:"url"`
+	Size  int    `json:"size"`
+	Shape string `json:"shape"`
+	// Basis is "field-map" when members are equivalent only through field and telemetry
+	// mappings (the class may then span languages), else "same-telemetry".
+	Basis      string           `json:"basis"`
 	Stages     int              `json:"stages"`
 	ByLanguage map[string]int   `json:"by_language"`
 	Members    []EqMember       `json:"members"`
@@ -59,7 +62,7 @@ func (s *Server) eqClass(r *http.Request) (*EqClassResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &EqClassResponse{ID: c.ID, URL: EqClassURL(c.ID), Size: len(c.Members), Shape: c.Shape, ByLanguage: c.ByLang,
+	out := &EqClassResponse{ID: c.ID, URL: EqClassURL(c.ID), Size: len(c.Members), Shape: c.Shape, Basis: c.Basis, ByLanguage: c.ByLang,
 		Members: []EqMember{}, Indicators: []EqIndicatorRow{}}
 	type agg struct {
 		in      rule.Indicator

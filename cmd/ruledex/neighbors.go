@@ -35,13 +35,14 @@ type neighborItem struct {
 	Title      string        `json:"title"`
 	Language   rule.Language `json:"language"`
 	URL        string        `json:"url"`
+	Basis      string        `json:"basis"`
 	Difference string        `json:"difference"`
 }
 
 func neighborItems(ns []catalog.Neighbor) []neighborItem {
 	out := make([]neighborItem, 0, len(ns))
 	for _, n := range ns {
-		out = append(out, neighborItem{ID: n.ID, Title: n.Title, Language: n.Language, URL: page.RuleURL(n.Language, n.ID), Difference: n.Difference})
+		out = append(out, neighborItem{ID: n.ID, Title: n.Title, Language: n.Language, URL: page.RuleURL(n.Language, n.ID), Basis: n.Basis, Difference: n.Difference})
 	}
 	return out
 }
@@ -63,8 +64,13 @@ relation cannot be proved (opaque parts, aggregations, different events) none is
 With --data, rules are compared only within the concrete events they can match.
 Results are computed once per catalog change and stored.
 
+Each relation has a basis: "same-telemetry" (both rules read the same fields of the
+same events) or "field-map" (proved through field and telemetry mappings such as
+Defender FileName ≈ file name of Image, DeviceProcessEvents ≈ Sysmon 1 / Security
+4688; the difference names the mappings used).
+
 RULE is anything 'ruledex show' accepts. JSON: {"equivalent": [...], "stricter": [...],
-"broader": [...]} with id, title, language, url and difference per item.`,
+"broader": [...]} with id, title, language, url, basis and difference per item.`,
 		Example: `  ruledex neighbors "New PowerShell Instance Created"
   ruledex neighbors "Alternate PowerShell Hosts Pipe" --json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -96,10 +102,11 @@ RULE is anything 'ruledex show' accepts. JSON: {"equivalent": [...], "stricter":
 					Title      string         `json:"title"`
 					Class      string         `json:"class,omitempty"`
 					ClassURL   string         `json:"class_url,omitempty"`
+					ClassBasis string         `json:"class_basis,omitempty"`
 					Equivalent []neighborItem `json:"equivalent"`
 					Stricter   []neighborItem `json:"stricter"`
 					Broader    []neighborItem `json:"broader"`
-				}{r.ID, r.Title, ns.ClassID, classURL(ns.ClassID), neighborItems(ns.Equivalent), neighborItems(ns.Stricter), neighborItems(ns.Broader)}
+				}{r.ID, r.Title, ns.ClassID, classURL(ns.ClassID), ns.ClassBasis, neighborItems(ns.Equivalent), neighborItems(ns.Stricter), neighborItems(ns.Broader)}
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			return writeNeighbors(cmd.OutOrStdout(), r, ns)
@@ -115,10 +122,12 @@ RULE is anything 'ruledex show' accepts. JSON: {"equivalent": [...], "stricter":
 		Short: "Report duplication across the catalog: equivalence classes, cross-source duplicates, stricter/broader chains",
 		Long: `overlap summarizes how much the catalog repeats itself: the number of equivalence
 classes and their sizes, equivalent rules shared between sources (e.g. SigmaHQ rules that
-an mdecrevoisier rule duplicates), classes that span languages, and the longest
-chains of ever stricter rules.`,
+an mdecrevoisier rule duplicates), classes that span languages, related rule pairs
+across languages (JSON: cross_language_relations, each pair once, and by_language_pair,
+per pair of languages and basis), and the longest chains of ever stricter rules.`,
 		Example: `  ruledex overlap
-  ruledex overlap --top 5 --json | jq '.largest_classes'`,
+  ruledex overlap --top 5 --json | jq '.largest_classes'
+  ruledex overlap --json | jq '.cross_language_relations, .by_language_pair'`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat, err := openDerived()
@@ -162,7 +171,7 @@ func writeJSON(w io.Writer, v any) error {
 func writeNeighbors(w io.Writer, r *rule.Rule, ns *catalog.NeighborSet) error {
 	fmt.Fprintf(w, "Neighbors of %s (%s/%s)\n", r.Title, r.Language, r.ID)
 	if ns.ClassID != "" {
-		fmt.Fprintf(w, "Equivalence class %s: %d rule(s), %s\n", ns.ClassID, ns.ClassSize, ns.Shape)
+		fmt.Fprintf(w, "Equivalence class %s: %d rules, %s, %s\n", ns.ClassID, ns.ClassSize, ns.Shape, ns.ClassBasis)
 	}
 	section := func(name, none string, items []catalog.Neighbor) {
 		fmt.Fprintf(w, "\n%s\n\n", name)
@@ -172,7 +181,7 @@ func writeNeighbors(w io.Writer, r *rule.Rule, ns *catalog.NeighborSet) error {
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 		for _, n := range items {
-			fmt.Fprintf(tw, "  %s\t%s\t%s/%s\n", n.Title, n.Difference, n.Language, n.ID)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s/%s\n", n.Title, n.Basis, n.Difference, n.Language, n.ID)
 		}
 		tw.Flush()
 	}
@@ -185,7 +194,19 @@ func writeNeighbors(w io.Writer, r *rule.Rule, ns *catalog.NeighborSet) error {
 func writeOverlap(w io.Writer, rep *catalog.OverlapReport) error {
 	fmt.Fprintf(w, "%d rules in %d equivalence classes; %d classes hold two or more rules, %d span languages\n",
 		rep.Rules, rep.Classes, rep.SharedClasses, rep.CrossLanguage)
-	fmt.Fprintf(w, "%d stricter/broader pairs\n", rep.StricterPairs)
+	fmt.Fprintf(w, "%d stricter/broader pairs; %d related pairs across languages\n", rep.StricterPairs, rep.CrossLanguageRelations)
+	if len(rep.ByLanguagePair) > 0 {
+		fmt.Fprintln(w, "\nRelated pairs by language pair and basis")
+		var keys []string
+		for k := range rep.ByLanguagePair {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			m := rep.ByLanguagePair[k]
+			fmt.Fprintf(w, "  %-22s same-telemetry %6d  field-map %6d\n", k, m["same-telemetry"], m["field-map"])
+		}
+	}
 	var sizes []int
 	for s := range rep.SizeHistogram {
 		sizes = append(sizes, s)

@@ -14,7 +14,7 @@ func TestCLINeighbors(t *testing.T) {
 	}
 	var got struct {
 		Equivalent, Stricter, Broader []struct {
-			ID, Title, Language, URL, Difference string
+			ID, Title, Language, URL, Basis, Difference string
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
@@ -24,7 +24,7 @@ func TestCLINeighbors(t *testing.T) {
 	for _, n := range got.Stricter {
 		if n.Title == "Alternate PowerShell Hosts Pipe" {
 			found = true
-			if n.Difference != "adds 2 filters" || n.Language != "sigma" || !strings.HasPrefix(n.URL, "/rules/sigma/") {
+			if n.Difference != "adds 2 filters" || n.Language != "sigma" || !strings.HasPrefix(n.URL, "/rules/sigma/") || n.Basis != "same-telemetry" {
 				t.Errorf("stricter item = %+v", n)
 			}
 		}
@@ -49,10 +49,12 @@ func TestCLIOverlap(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	var rep struct {
-		Rules         int            `json:"rules"`
-		SharedClasses int            `json:"shared_classes"`
-		StricterPairs int            `json:"stricter_pairs"`
-		SizeHistogram map[string]int `json:"size_histogram"`
+		Rules         int                       `json:"rules"`
+		SharedClasses int                       `json:"shared_classes"`
+		StricterPairs int                       `json:"stricter_pairs"`
+		SizeHistogram map[string]int            `json:"size_histogram"`
+		CrossLanguage int                       `json:"cross_language_relations"`
+		ByPair        map[string]map[string]int `json:"by_language_pair"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -68,6 +70,31 @@ func TestCLIOverlap(t *testing.T) {
 	}
 	if total != rep.Rules {
 		t.Errorf("class sizes add up to %d rules, report says %d", total, rep.Rules)
+	}
+	// by_language_pair counts each related pair once under its basis; its cross-language
+	// rows add up to cross_language_relations.
+	cross, pairs := 0, 0
+	for k, m := range rep.ByPair {
+		langs := strings.Split(k, " ⇄ ")
+		if len(langs) != 2 {
+			t.Errorf("language pair key %q", k)
+			continue
+		}
+		for basis, n := range m {
+			if basis != "same-telemetry" && basis != "field-map" {
+				t.Errorf("%s: basis %q", k, basis)
+			}
+			pairs += n
+			if langs[0] != langs[1] {
+				cross += n
+			}
+		}
+	}
+	if cross != rep.CrossLanguage {
+		t.Errorf("by_language_pair has %d cross-language pairs, cross_language_relations says %d", cross, rep.CrossLanguage)
+	}
+	if pairs == 0 {
+		t.Error("by_language_pair is empty")
 	}
 }
 

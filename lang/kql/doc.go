@@ -18,7 +18,29 @@
 //     negation as a whole is a negated stage, so it shows under Exclusions.
 //   - Root is the AND of the event-level filters: the where clauses before the first
 //     aggregating operator (summarize, join, union...), plus those of a tabular let the
-//     main pipeline reads. Later filters test aggregated rows and stay in their stage.
+//     main pipeline reads. Later filters test aggregated rows and stay in their stage,
+//     as do all filters of a pipeline that reads a let which aggregates or joins.
+//   - Operators mean what the Kusto reference says: the has family is term matching
+//     (has, has_any, has_all → rule.Term; hasprefix → TermPrefix; hassuffix →
+//     TermSuffix), contains is substring matching (rule.Match); in/in~ are Eq with
+//     several values, so they count with ==/=~; ==, !=, in, the _cs variants and
+//     matches regex are case-sensitive (rule.TCased), =~, !~, in~ and the unsuffixed
+//     string operators are not. A regex gets flag "i" for (?i) or a tolower() field,
+//     and its pattern is never case-folded.
+//   - Columns made by extend, project (x = f(...)), parse, parse-kv, mv-expand and
+//     summarize are listed in Rule.Computed with their definition and stage.
+//     Predicates on them stay in their stage; in Root an opaque node stands for them,
+//     so Root never passes for the rule's whole logic.
+//   - A summarize followed by a filter or a row limit is an aggregation
+//     (StageAggregation); one with nothing of the kind after it only groups, stays a
+//     pipeline stage with its Aggregation filled in, and leaves the rule an event
+//     filter. A tabular let's stage names the operator that makes it join or
+//     aggregate (Op "join", "summarize"...), so what reads it has that shape.
+//   - Filters of a join, lookup or union operand that reads another Defender XDR
+//     (Device*), SecurityEvent or ASIM table than the main pipeline name their columns
+//     Table.Column (DeviceFileEvents.FileName), the way CIM names Dataset.field, so the
+//     field map reads them in that table: there one column name means different things
+//     from table to table. Other tables' columns keep their plain names.
 //   - Time windows (Timestamp > ago(7d), between (ago(1d) .. now())) are not
 //     predicates: they set the rule's Timeframe when the format gives none.
 //   - extend/project-rename of a bare column (x = tolower(FileName)) is an alias:

@@ -155,19 +155,19 @@ func TestOperators(t *testing.T) {
 		{`ProcessCommandLine contains "$client = New-Object System.Net.Sockets.TCPClient"`, []want{{"ProcessCommandLine", rule.Match, []string{"$client = New-Object System.Net.Sockets.TCPClient"}, false, false, false}}},
 		{`UserIdentityPrincipalid contains_cs ":i-"`, []want{{"UserIdentityPrincipalid", rule.Match, []string{":i-"}, true, false, false}}},
 		{`UserId !contains "#EXT#"`, []want{{"UserId", rule.Match, []string{"#EXT#"}, false, true, false}}},
-		{`RemoteUrl has_cs "microsoft.com"`, []want{{"RemoteUrl", rule.Match, []string{"microsoft.com"}, true, false, false}}},
-		{`ActionType has "ZAP"`, []want{{"ActionType", rule.Match, []string{"ZAP"}, false, false, false}}},
-		{`['All Error Codes'] !has "0"`, []want{{"All Error Codes", rule.Match, []string{"0"}, false, true, false}}},
+		{`RemoteUrl has_cs "microsoft.com"`, []want{{"RemoteUrl", rule.Term, []string{"microsoft.com"}, true, false, false}}},
+		{`ActionType has "ZAP"`, []want{{"ActionType", rule.Term, []string{"ZAP"}, false, false, false}}},
+		{`['All Error Codes'] !has "0"`, []want{{"All Error Codes", rule.Term, []string{"0"}, false, true, false}}},
 		{`Name startswith "_kerberos."`, []want{{"Name", rule.StartsW, []string{"_kerberos."}, false, false, false}}},
-		{`FolderPath hasprefix "EmailStorage"`, []want{{"FolderPath", rule.StartsW, []string{"EmailStorage"}, false, false, false}}},
-		{`ParentProcessName hassuffix "w3wp.exe"`, []want{{"ParentProcessName", rule.EndsW, []string{"w3wp.exe"}, false, false, false}}},
+		{`FolderPath hasprefix "EmailStorage"`, []want{{"FolderPath", rule.TermPrefix, []string{"EmailStorage"}, false, false, false}}},
+		{`ParentProcessName hassuffix "w3wp.exe"`, []want{{"ParentProcessName", rule.TermSuffix, []string{"w3wp.exe"}, false, false, false}}},
 		{`RemoteUrl endswith ".kr"`, []want{{"RemoteUrl", rule.EndsW, []string{".kr"}, false, false, false}}},
-		{`ActionType in ("Set-Mailbox", "New-InboxRule")`, []want{{"ActionType", rule.In, []string{"Set-Mailbox", "New-InboxRule"}, true, false, false}}},
-		{`UserId in~ ("admin1@domain.com", "admin2@domain.com")`, []want{{"UserId", rule.In, []string{"admin1@domain.com", "admin2@domain.com"}, false, false, false}}},
-		{`Activity !in ("a", "b")`, []want{{"Activity", rule.In, []string{"a", "b"}, true, true, false}}},
-		{`InitiatingProcessAccountName !in~ ("system", "local service")`, []want{{"InitiatingProcessAccountName", rule.In, []string{"system", "local service"}, false, true, false}}},
-		{`AssignedRoles has_any ("Exchange Administrator", "Global Administrator")`, []want{{"AssignedRoles", rule.Match, []string{"Exchange Administrator", "Global Administrator"}, false, false, false}}},
-		{`ErrorCodes has_all (0, 50140, 50074)`, []want{{"ErrorCodes", rule.Match, []string{"0", "50140", "50074"}, false, false, true}}},
+		{`ActionType in ("Set-Mailbox", "New-InboxRule")`, []want{{"ActionType", rule.Eq, []string{"Set-Mailbox", "New-InboxRule"}, true, false, false}}},
+		{`UserId in~ ("admin1@domain.com", "admin2@domain.com")`, []want{{"UserId", rule.Eq, []string{"admin1@domain.com", "admin2@domain.com"}, false, false, false}}},
+		{`Activity !in ("a", "b")`, []want{{"Activity", rule.Eq, []string{"a", "b"}, true, true, false}}},
+		{`InitiatingProcessAccountName !in~ ("system", "local service")`, []want{{"InitiatingProcessAccountName", rule.Eq, []string{"system", "local service"}, false, true, false}}},
+		{`AssignedRoles has_any ("Exchange Administrator", "Global Administrator")`, []want{{"AssignedRoles", rule.Term, []string{"Exchange Administrator", "Global Administrator"}, false, false, false}}},
+		{`ErrorCodes has_all (0, 50140, 50074)`, []want{{"ErrorCodes", rule.Term, []string{"0", "50140", "50074"}, false, false, true}}},
 		{`IssuerSuffix matches regex "^[a-zA-Z0-9]{8}$"`, []want{{"IssuerSuffix", rule.Regex, []string{"^[a-zA-Z0-9]{8}$"}, true, false, false}}},
 		{`FolderPath matches regex @"[12]\.(\d)+\.(\d)+\.(\d)+"`, []want{{"FolderPath", rule.Regex, []string{`[12]\.(\d)+\.(\d)+\.(\d)+`}, true, false, false}}},
 		{`count_ > 1`, []want{{"count_", rule.Gt, []string{"1"}, false, false, false}}},
@@ -183,13 +183,13 @@ func TestOperators(t *testing.T) {
 		{`isnull(isExclude)`, []want{{"isExclude", rule.IsNull, nil, false, false, false}}},
 		{`not(ipv4_is_in_range(IPAddres, "169.254.0.0/16"))`, []want{{"IPAddres", rule.CIDR, []string{"169.254.0.0/16"}, false, true, false}}},
 		{`not(ipv4_is_private(RemoteIP))`, []want{{"RemoteIP", rule.CIDR, []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}, false, true, false}}},
-		{`not(AccountName has_any ('account1', 'account2'))`, []want{{"AccountName", rule.Match, []string{"account1", "account2"}, false, true, false}}},
+		{`not(AccountName has_any ('account1', 'account2'))`, []want{{"AccountName", rule.Term, []string{"account1", "account2"}, false, true, false}}},
 		{`isnotempty( column_ifexists("McpServers",""))`, []want{{"McpServers", rule.IsNotNull, nil, false, false, false}}},
 		{`column_ifexists('ProcessVersionInfoOriginalFileName','ColumnNotAvailable') =~ 'bitsadmin.exe'`, []want{{"ProcessVersionInfoOriginalFileName", rule.Eq, []string{"bitsadmin.exe"}, false, false, false}}},
 		{`tolower(Actor) != "nt authority\\system (microsoft.exchange.servicehost)"`, []want{{"Actor", rule.Ne, []string{`nt authority\system (microsoft.exchange.servicehost)`}, false, false, false}}},
 		{`tolower(FileName) == "x.exe"`, []want{{"FileName", rule.Eq, []string{"x.exe"}, false, false, false}}},
 		{`Parameters.Name == "AutoForwardingMode"`, []want{{"Parameters.Name", rule.Eq, []string{"AutoForwardingMode"}, true, false, false}}},
-		{`tostring(AdditionalFields ['ACTOR.ACCOUNT']) has "admin"`, []want{{"AdditionalFields.ACTOR.ACCOUNT", rule.Match, []string{"admin"}, false, false, false}}},
+		{`tostring(AdditionalFields ['ACTOR.ACCOUNT']) has "admin"`, []want{{"AdditionalFields.ACTOR.ACCOUNT", rule.Term, []string{"admin"}, false, false, false}}},
 		{`"Delivered" == DeliveryAction`, []want{{"DeliveryAction", rule.Eq, []string{"Delivered"}, true, false, false}}},
 		{`ExistingACL != NewACL and NewACL == "Allow"`, []want{
 			{"ExistingACL", rule.FieldRef, []string{"NewACL"}, true, true, false},
@@ -198,7 +198,7 @@ func TestOperators(t *testing.T) {
 		{`FileName =~ "a.exe" or (FileName =~ "b.exe" and not(ProcessCommandLine has "x"))`, []want{
 			{"FileName", rule.Eq, []string{"a.exe"}, false, false, false},
 			{"FileName", rule.Eq, []string{"b.exe"}, false, false, false},
-			{"ProcessCommandLine", rule.Match, []string{"x"}, false, true, false}}},
+			{"ProcessCommandLine", rule.Term, []string{"x"}, false, true, false}}},
 	}
 	for _, tt := range tests {
 		q := "DeviceEvents\n| where " + tt.where
@@ -245,9 +245,9 @@ DeviceProcessEvents
 | where count_ > threshold`
 	got, r := wherePreds(t, q)
 	check(t, q, got, []want{
-		{"FileName", rule.In, []string{"certutil.exe", "bitsadmin.exe", "mshta.exe"}, false, false, false},
-		{"AccountName", rule.In, []string{"svc1", "svc2"}, true, true, false},
-		{"ProcessCommandLine", rule.Match, []string{"certutil.exe", "bitsadmin.exe"}, false, false, false},
+		{"FileName", rule.Eq, []string{"certutil.exe", "bitsadmin.exe", "mshta.exe"}, false, false, false},
+		{"AccountName", rule.Eq, []string{"svc1", "svc2"}, true, true, false},
+		{"ProcessCommandLine", rule.Term, []string{"certutil.exe", "bitsadmin.exe"}, false, false, false},
 		{"RemoteUrl", rule.EndsW, []string{"evil.example"}, false, false, false},
 		{"count_", rule.Gt, []string{"10"}, false, false, false},
 	})
@@ -316,7 +316,8 @@ union isfuzzy=true
 	for _, s := range r.Stages {
 		ops = append(ops, s.Op)
 	}
-	if diff := cmp.Diff([]string{"", "let", "union", "where", "join"}, ops); diff != "" {
+	// The let ends in distinct: it aggregates, and its stage says so.
+	if diff := cmp.Diff([]string{"", "distinct", "union", "where", "join"}, ops); diff != "" {
 		t.Error(diff)
 	}
 	// The union's members are alternatives.
@@ -570,27 +571,42 @@ func TestVendorFeed(t *testing.T) {
 
 // TestCrossLanguageBitsadmin: the KQL test FileName =~ "bitsadmin.exe" and the Sigma
 // seed's NewProcessName|endswith '\bitsadmin.exe' are the same indicator, as are
-// ProcessCommandLine has "/transfer" and CommandLine|contains '/transfer'.
+// ProcessCommandLine contains "/transfer" and CommandLine|contains '/transfer'. KQL
+// `has "/transfer"` is a term test, stricter than contains, so it is another indicator.
 func TestCrossLanguageBitsadmin(t *testing.T) {
-	rs, _ := Parser{}.Parse(rule.Source{Path: "b.kql"}, []byte(`DeviceProcessEvents
-| where FileName =~ "bitsadmin.exe"
-| where ProcessCommandLine has "/transfer"`))
-	kql := map[string]bool{}
-	for _, in := range fieldmap.Default().Indicators(rs[0]) {
-		kql[in.Key] = true
-	}
 	sigma := &rule.Rule{Language: rule.Sigma, LogSource: rule.LogSource{Product: "windows", Category: "process_creation"}}
 	sigma.Root = rule.And(
 		rule.Leaf(&rule.Pred{Field: "NewProcessName", Kind: rule.EndsW, Values: []rule.Value{{S: `\bitsadmin.exe`}}}),
 		rule.Leaf(&rule.Pred{Field: "CommandLine", Kind: rule.Match, Values: []rule.Value{{S: "/transfer"}}}),
 	)
+	var sigmaKeys []string
 	for _, in := range fieldmap.Default().Indicators(sigma) {
-		if !kql[in.Key] {
-			t.Errorf("sigma indicator %s %s %q has no KQL twin (kql keys %v)", in.Field, in.Kind, in.Value, kql)
-		}
+		sigmaKeys = append(sigmaKeys, in.Key)
 	}
-	if len(kql) != 2 {
-		t.Errorf("kql keys %v", kql)
+	tests := []struct {
+		op     string
+		shared int // indicators the KQL rule shares with the Sigma one
+	}{
+		{"contains", 2},
+		{"has", 1},
+	}
+	for _, tt := range tests {
+		rs, _ := Parser{}.Parse(rule.Source{Path: "b.kql"}, []byte(`DeviceProcessEvents
+| where FileName =~ "bitsadmin.exe"
+| where ProcessCommandLine `+tt.op+` "/transfer"`))
+		kql := map[string]bool{}
+		for _, in := range fieldmap.Default().Indicators(rs[0]) {
+			kql[in.Key] = true
+		}
+		shared := 0
+		for _, k := range sigmaKeys {
+			if kql[k] {
+				shared++
+			}
+		}
+		if shared != tt.shared || len(kql) != 2 {
+			t.Errorf("%s: %d indicators shared with Sigma, want %d (kql keys %v)", tt.op, shared, tt.shared, kql)
+		}
 	}
 }
 

@@ -1,8 +1,10 @@
 package kql
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/ruledex/ruledex/rule"
 )
@@ -54,15 +56,20 @@ type posMap func(line, col int) rule.Pos
 // lowerer turns one query into IR. env holds every let seen so far in the file, so a
 // query may use a list defined by an earlier one.
 type lowerer struct {
-	src    string
-	env    map[string]*Let
-	pos    posMap
-	file   string
-	diags  []rule.Diagnostic
-	alias  map[string]aliasInfo // extend/project-rename aliases of the pipeline being read
-	time   []string             // time-window expressions seen (ago(7d))
-	depth  int
-	search bool // lowering a search predicate: bare strings are keywords
+	src   string
+	env   map[string]*Let
+	pos   posMap
+	file  string
+	diags []rule.Diagnostic
+	alias map[string]aliasInfo // extend/project-rename aliases of the pipeline being read
+	// computed names the columns the pipeline being read derives (extend x = f(...),
+	// parse, summarize, mv-expand), mapped to their definition.
+	computed map[string]string
+	pending  []rule.Computed // columns computed by the let or query being read, stage not yet known
+	letStage map[string]int  // stage index of each tabular let
+	time     []string        // time-window expressions seen (ago(7d))
+	depth    int
+	search   bool // lowering a search predicate: bare strings are keywords
 }
 
 type aliasInfo struct {
@@ -93,6 +100,7 @@ type lowered struct {
 	outputs   []string
 	groupBy   []string
 	timeframe string
+	computed  []rule.Computed
 }
 
 // aggregating operators end the event-level part of a pipeline: predicates after
@@ -107,6 +115,13 @@ func (lw *lowerer) lower(q *query) lowered {
 	var out lowered
 	for _, l := range q.lets {
 		lw.env[l.Name] = l
+		// A function body's own lets are what its statements read: without them a
+		// body's `logonFail | union logonSuccess` would name two tables that do not exist.
+		for _, b := range l.Body {
+			if _, taken := lw.env[b.Name]; !taken {
+				lw.env[b.Name] = b
+			}
+		}
 	}
 	// Stage 1: parameters (scalar and list lets), as one stage.
 	var ptext []string
@@ -129,16 +144,27 @@ func (lw *lowerer) lower(q *query) lowered {
 	if len(ptext) > 0 {
 		addStage(rule.Stage{Kind: rule.StageParameter, Label: "let", Op: "let", Text: strings.Join(ptext, "\n"), Pos: out.params[0].Pos})
 	}
+	lw.letStage = map[string]int{}
 	for _, l := range q.lets {
 		if l.Kind != LetTabular && l.Kind != LetFunc {
 			continue
 		}
+		lw.pending = nil
 		lw.alias = map[string]aliasInfo{}
+		lw.computed = map[string]string{}
 		var node *rule.Node
+		st := rule.Stage{Kind: rule.StagePipeline, Label: "let " + l.Name, Op: "let", Text: lw.text(l.Span) + ";", Pos: lw.at(l.Span)}
 		if l.Pipe != nil {
 			node = andOf(lw.pipelinePreds(l.Pipe))
+			// A let that joins or aggregates gives the rule that shape: the stage names
+			// the operator, so the rule is never taken for a plain event filter.
+			lw.shapeLet(&st, l.Pipe)
 		}
-		addStage(rule.Stage{Kind: rule.StagePipeline, Label: "let " + l.Name, Op: "let", Text: lw.text(l.Span) + ";", Node: node, Pos: lw.at(l.Span)})
+		st.Node = node
+		lw.letStage[l.Name] = idx
+		out.computed = appendComputed(out.computed, lw.pending, idx)
+		lw.pending = nil
+		addStage(st)
 	}
 	if len(q.pipes) == 0 {
 		out.tables = lw.tables(q)
@@ -146,10 +172,16 @@ func (lw *lowerer) lower(q *query) lowered {
 	}
 	for _, p := range q.pipes[:len(q.pipes)-1] {
 		lw.alias = map[string]aliasInfo{}
-		addStage(rule.Stage{Kind: rule.StagePipeline, Label: "query", Op: "query", Text: lw.text(p.Span), Node: andOf(lw.pipelinePreds(p)), Pos: lw.at(p.Span)})
+		lw.computed = map[string]string{}
+		lw.pending = nil
+		node := andOf(lw.pipelinePreds(p))
+		out.computed = appendComputed(out.computed, lw.pending, idx)
+		lw.pending = nil
+		addStage(rule.Stage{Kind: rule.StagePipeline, Label: "query", Op: "query", Text: lw.text(p.Span), Node: node, Pos: lw.at(p.Span)})
 	}
 	main := q.pipes[len(q.pipes)-1]
 	lw.alias = map[string]aliasInfo{}
+	lw.computed = map[string]string{}
 	var root []*rule.Node
 	// A main pipeline reading a tabular let inherits that let's event filters.
 	root = append(root, lw.inheritedPreds(main.Source, 0)...)
@@ -166,11 +198,15 @@ func (lw *lowerer) lower(q *query) lowered {
 		addStage(st)
 	}
 	var conds []string
-	eventLevel := true
+	// A main pipeline that reads an aggregating or joining let filters its rows, not events.
+	eventLevel := !lw.aggregatingSource(main.Source, 0)
+	groupPos := -1 // position in out.stages of the summarize later filters test, if any
+	var byCols map[string]bool
 	for i := 0; i < len(main.Ops); i++ {
 		op := main.Ops[i]
 		text := lw.text(op.Span)
 		st := rule.Stage{Kind: rule.StagePipeline, Label: op.Name, Op: op.Name, Text: text, Pos: lw.at(op.Span)}
+		var defs []rule.Computed
 		switch op.Name {
 		case "where", "filter", "search":
 			conds = append(conds, text)
@@ -182,29 +218,43 @@ func (lw *lowerer) lower(q *query) lowered {
 					st.Negated = true
 					st.Label = op.Name + " not"
 				}
-				if st.Node != nil && eventLevel {
+				switch {
+				case st.Node == nil:
+				case eventLevel:
+					root = append(root, lw.eventPart(st.Node, idx)...)
+				case groupPos >= 0 && lw.onlyReads(st.Node, byCols):
+					// A filter on the group-by columns tests the events' own values:
+					// a group passes exactly when its key does.
 					root = append(root, st.Node)
+				case groupPos >= 0:
+					lw.threshold(&out.stages[groupPos], op)
 				}
 			}
 		case "join", "lookup", "union":
 			var sub []*rule.Node
 			for _, o := range op.Operands {
-				sub = append(sub, lw.exprPipelinePreds(o)...)
+				sub = append(sub, lw.joinedPreds(o, main.Source)...)
 			}
 			st.Node = andOf(sub)
 		case "extend", "project", "project-rename":
 			lw.recordAliases(op)
+			defs = lw.derived(op)
+		case "parse", "parse-where", "parse-kv", "mv-expand", "mv-apply", "evaluate", "make-series", "top-nested":
+			defs = lw.derived(op)
 		case "summarize":
 			st.Aggregation = lw.aggregation(op)
-			if i+1 < len(main.Ops) && (main.Ops[i+1].Name == "where" || main.Ops[i+1].Name == "filter") {
-				if b, ok := unparen(main.Ops[i+1].Pred).(*Binary); ok && isComparison(b.Op) {
-					st.Kind = rule.StageAggregation
-					st.Aggregation.Op = b.Op
-					st.Aggregation.Field = lw.text(b.L.span())
-					st.Aggregation.Value = lw.scalarText(b.R)
-				}
-			}
+			defs = lw.derived(op)
+			// A summarize followed by a filter on its aggregates or a row limit
+			// thresholds its groups: an aggregation (threshold marks it when one comes).
+			// Without one it only groups: every event that passes the filters before it
+			// is in some group, so the rule stays an event filter and the stage stays a
+			// pipeline stage that carries its grouping.
+			byCols = lw.groupColumns(op)
 			out.groupBy = st.Aggregation.GroupBy
+		default:
+			if thresholding[op.Name] && groupPos >= 0 {
+				lw.threshold(&out.stages[groupPos], op)
+			}
 		}
 		if aggregating[op.Name] {
 			eventLevel = false
@@ -214,13 +264,24 @@ func (lw *lowerer) lower(q *query) lowered {
 			prev := &out.stages[n-1]
 			if prev.Op == op.Name && prev.Node == nil && prev.Aggregation == nil {
 				prev.Text += "\n| " + text
+				out.computed = appendComputed(out.computed, defs, prev.Index)
 				continue
 			}
 		}
+		out.computed = appendComputed(out.computed, defs, idx)
 		addStage(st)
+		switch {
+		case op.Name == "summarize":
+			groupPos = len(out.stages) - 1
+		case aggregating[op.Name]:
+			groupPos = -1 // rows now come from elsewhere too
+		}
 	}
 	out.cond = strings.Join(conds, "\n| ")
 	out.root = andOf(root)
+	if len(out.computed) == 0 {
+		out.computed = nil
+	}
 	out.tables = lw.tables(q)
 	out.outputs = lw.outputs(main)
 	if len(lw.time) > 0 {
@@ -301,10 +362,13 @@ func (lw *lowerer) pipelinePreds(p *Pipeline) []*rule.Node {
 			}
 		case "join", "lookup", "union":
 			for _, o := range op.Operands {
-				out = append(out, lw.exprPipelinePreds(o)...)
+				out = append(out, lw.joinedPreds(o, p.Source)...)
 			}
 		case "extend", "project", "project-rename":
 			lw.recordAliases(op)
+			lw.pending = append(lw.pending, lw.derived(op)...)
+		case "parse", "parse-where", "parse-kv", "mv-expand", "summarize":
+			lw.pending = append(lw.pending, lw.derived(op)...)
 		}
 	}
 	return out
@@ -312,9 +376,9 @@ func (lw *lowerer) pipelinePreds(p *Pipeline) []*rule.Node {
 
 func (lw *lowerer) exprPipelinePreds(e Expr) []*rule.Node {
 	if sq, ok := unparen(e).(*SubQuery); ok {
-		saved := lw.alias
-		lw.alias = map[string]aliasInfo{}
-		defer func() { lw.alias = saved }()
+		saved, savedC, savedP := lw.alias, lw.computed, lw.pending
+		lw.alias, lw.computed = map[string]aliasInfo{}, map[string]string{}
+		defer func() { lw.alias, lw.computed, lw.pending = saved, savedC, savedP }()
 		return lw.pipelinePreds(sq.P)
 	}
 	return nil
@@ -356,19 +420,23 @@ func (lw *lowerer) inheritedPreds(s *Source, depth int) []*rule.Node {
 	if s == nil || s.Kind != "expr" || depth > 4 {
 		return nil
 	}
-	id, ok := unparen(s.Expr).(*Ident)
-	if !ok {
+	l := lw.sourceLet(s)
+	if l == nil {
 		return nil
 	}
-	l := lw.env[id.Name]
-	if l == nil || l.Kind != LetTabular || l.Pipe == nil {
-		return nil
+	for _, op := range l.Pipe.Ops {
+		if op.Name == "union" {
+			// Rows also come from the union's members: the filters before it hold
+			// for only some of them.
+			return nil
+		}
 	}
 	var out []*rule.Node
 	out = append(out, lw.inheritedPreds(l.Pipe.Source, depth+1)...)
-	saved := lw.alias
-	lw.alias = map[string]aliasInfo{}
+	saved, savedC, savedP := lw.alias, lw.computed, lw.pending
+	lw.alias, lw.computed = map[string]aliasInfo{}, map[string]string{}
 	out = append(out, lw.sourcePreds(l.Pipe.Source)...)
+	stage := lw.letStage[l.Name]
 	for _, op := range l.Pipe.Ops {
 		if aggregating[op.Name] {
 			break
@@ -376,17 +444,25 @@ func (lw *lowerer) inheritedPreds(s *Source, depth int) []*rule.Node {
 		switch op.Name {
 		case "where", "filter":
 			if op.Pred != nil {
-				out = append(out, lw.pred(op.Pred))
+				if n := lw.pred(op.Pred); n != nil {
+					out = append(out, lw.eventPart(n, stage)...)
+				}
 			}
 		case "extend", "project", "project-rename":
 			lw.recordAliases(op)
+			lw.derived(op)
+		case "parse", "parse-where", "parse-kv", "mv-expand":
+			lw.derived(op)
 		}
 	}
-	// The let's aliases stay visible to the main pipeline that reads it.
+	// The let's aliases and computed columns stay visible to the main pipeline that reads it.
 	for k, v := range lw.alias {
 		saved[k] = v
 	}
-	lw.alias = saved
+	for k, v := range lw.computed {
+		savedC[k] = v
+	}
+	lw.alias, lw.computed, lw.pending = saved, savedC, savedP
 	return out
 }
 
@@ -594,7 +670,10 @@ func (lw *lowerer) tables(q *query) []string {
 
 // Predicates.
 
-// strOp describes how a KQL comparison operator maps to a predicate kind.
+// strOp describes how a KQL comparison operator maps to a predicate kind. Case
+// sensitivity follows the Kusto string operator reference: ==, !=, in, !in, the _cs
+// variants and matches regex are case-sensitive; =~, !~, in~, has, contains,
+// startswith, endswith, hasprefix, hassuffix, has_any and has_all are not.
 type strOp struct {
 	kind  rule.Kind
 	cased bool
@@ -602,27 +681,31 @@ type strOp struct {
 	all   bool
 }
 
+// The has family is term matching (rule.Term*), never substring matching: `has
+// "shadowcopy"` does not hold on "shadowcopies", while `contains` would. in/in~ are
+// equality against a list, the same test as Sigma's eq with several values, so they
+// lower to Eq and count with == / =~ under one indicator key.
 var strOps = map[string]strOp{
 	"==": {rule.Eq, true, false, false}, "=~": {rule.Eq, false, false, false},
 	"!=": {rule.Ne, true, false, false}, "<>": {rule.Ne, true, false, false}, "!~": {rule.Ne, false, false, false},
-	"has": {rule.Match, false, false, false}, "has_cs": {rule.Match, true, false, false},
-	"!has": {rule.Match, false, true, false}, "!has_cs": {rule.Match, true, true, false},
+	"has": {rule.Term, false, false, false}, "has_cs": {rule.Term, true, false, false},
+	"!has": {rule.Term, false, true, false}, "!has_cs": {rule.Term, true, true, false},
+	"nothas":   {rule.Term, false, true, false},
 	"contains": {rule.Match, false, false, false}, "contains_cs": {rule.Match, true, false, false},
 	"!contains": {rule.Match, false, true, false}, "!contains_cs": {rule.Match, true, true, false},
 	"notcontains": {rule.Match, false, true, false}, "notcontains_cs": {rule.Match, true, true, false},
-	"nothas":     {rule.Match, false, true, false},
 	"startswith": {rule.StartsW, false, false, false}, "startswith_cs": {rule.StartsW, true, false, false},
 	"!startswith": {rule.StartsW, false, true, false}, "!startswith_cs": {rule.StartsW, true, true, false},
-	"hasprefix": {rule.StartsW, false, false, false}, "hasprefix_cs": {rule.StartsW, true, false, false},
-	"!hasprefix": {rule.StartsW, false, true, false}, "!hasprefix_cs": {rule.StartsW, true, true, false},
+	"hasprefix": {rule.TermPrefix, false, false, false}, "hasprefix_cs": {rule.TermPrefix, true, false, false},
+	"!hasprefix": {rule.TermPrefix, false, true, false}, "!hasprefix_cs": {rule.TermPrefix, true, true, false},
 	"endswith": {rule.EndsW, false, false, false}, "endswith_cs": {rule.EndsW, true, false, false},
 	"!endswith": {rule.EndsW, false, true, false}, "!endswith_cs": {rule.EndsW, true, true, false},
-	"hassuffix": {rule.EndsW, false, false, false}, "hassuffix_cs": {rule.EndsW, true, false, false},
-	"!hassuffix": {rule.EndsW, false, true, false}, "!hassuffix_cs": {rule.EndsW, true, true, false},
-	"in": {rule.In, true, false, false}, "in~": {rule.In, false, false, false},
-	"!in": {rule.In, true, true, false}, "!in~": {rule.In, false, true, false},
-	"has_any": {rule.Match, false, false, false}, "has_all": {rule.Match, false, false, true},
-	"has_any_cs": {rule.Match, true, false, false}, "has_all_cs": {rule.Match, true, false, true},
+	"hassuffix": {rule.TermSuffix, false, false, false}, "hassuffix_cs": {rule.TermSuffix, true, false, false},
+	"!hassuffix": {rule.TermSuffix, false, true, false}, "!hassuffix_cs": {rule.TermSuffix, true, true, false},
+	"in": {rule.Eq, true, false, false}, "in~": {rule.Eq, false, false, false},
+	"!in": {rule.Eq, true, true, false}, "!in~": {rule.Eq, false, true, false},
+	"has_any": {rule.Term, false, false, false}, "has_all": {rule.Term, false, false, true},
+	"has_any_cs": {rule.Term, true, false, false}, "has_all_cs": {rule.Term, true, false, true},
 	"matches regex": {rule.Regex, true, false, false},
 	"<":             {rule.Lt, false, false, false}, "<=": {rule.Le, false, false, false},
 	">": {rule.Gt, false, false, false}, ">=": {rule.Ge, false, false, false},
@@ -723,8 +806,9 @@ func (lw *lowerer) compare(b *Binary) *rule.Node {
 	}
 	l, r := b.L, b.R
 	// "x" == Field reads as Field == "x".
+	isList := strings.HasPrefix(b.Op, "in") || strings.HasPrefix(b.Op, "!in")
 	if _, _, lok := lw.field(l); !lok {
-		if _, _, rok := lw.field(r); rok && (so.kind == rule.Eq || so.kind == rule.Ne) {
+		if _, _, rok := lw.field(r); rok && !isList && (so.kind == rule.Eq || so.kind == rule.Ne) {
 			if _, ok := lw.values(l, 0); ok {
 				l, r = r, l
 			}
@@ -751,7 +835,7 @@ func (lw *lowerer) compare(b *Binary) *rule.Node {
 	vals, ok := lw.values(r, 0)
 	if !ok {
 		// Field against field: a field reference (equality only).
-		if rf, _, rok := lw.field(r); rok && (so.kind == rule.Eq || so.kind == rule.Ne) {
+		if rf, _, rok := lw.field(r); rok && !isList && (so.kind == rule.Eq || so.kind == rule.Ne) {
 			n := lw.leaf(b, field, rule.FieldRef, []rule.Value{{S: rf}}, cased, false, native(lw.text(l.span())))
 			if so.kind == rule.Ne {
 				return rule.Not(n)
@@ -767,7 +851,21 @@ func (lw *lowerer) compare(b *Binary) *rule.Node {
 	if kind == rule.Lt || kind == rule.Le || kind == rule.Gt || kind == rule.Ge {
 		cased = false
 	}
+	// A value without letters compares the same with or without case (EventID == 4624,
+	// LocalPort == "445"): leave it uncased, so it reads like the same test elsewhere.
+	if cased && kind != rule.Regex && !anyLetter(vals) {
+		cased = false
+	}
 	n := lw.leaf(b, field, kind, vals, cased, so.all, native(lw.text(l.span())))
+	if kind == rule.Regex {
+		// matches regex is an unanchored RE2 search, case-sensitive unless the pattern
+		// says (?i); a regex on tolower(x) is read as a case-insensitive one. The
+		// pattern itself is never case-folded.
+		n.Pred.Transforms = []string{rule.TCased}
+		if ci || strings.HasPrefix(vals[0].S, "(?i)") {
+			n.Pred.Transforms = append(n.Pred.Transforms, rule.TIgnoreCase)
+		}
+	}
 	if so.neg {
 		return rule.Not(n)
 	}
@@ -1114,4 +1212,488 @@ func (lw *lowerer) noteTime(e Expr) {
 	if t != "" {
 		lw.time = append(lw.time, t)
 	}
+}
+
+// thresholding operators after a summarize keep only some of its groups.
+var thresholding = map[string]bool{
+	"where": true, "filter": true, "search": true, "take": true, "limit": true, "top": true,
+	"sample": true, "sample-distinct": true, "top-hitters": true,
+}
+
+func appendComputed(out, defs []rule.Computed, stage int) []rule.Computed {
+	for _, d := range defs {
+		d.Stage = stage
+		out = append(out, d)
+	}
+	return out
+}
+
+// derived records the columns an operator computes and returns them, so predicates
+// on them are told apart from predicates on event fields. A bare column under a new
+// name (an alias, see recordAliases) is not computed.
+func (lw *lowerer) derived(op *Op) []rule.Computed {
+	var out []rule.Computed
+	add := func(name, def string) {
+		if name == "" {
+			return
+		}
+		delete(lw.alias, name)
+		lw.computed[name] = def
+		out = append(out, rule.Computed{Name: name, Definition: strings.Join(strings.Fields(def), " ")})
+	}
+	switch op.Name {
+	case "extend", "project":
+		for _, a := range op.Args {
+			n, ok := a.(*Named)
+			if !ok || n.X == nil {
+				continue
+			}
+			if f, _, ok := lw.field(n.X); ok {
+				if f != n.Name {
+					continue // an alias
+				}
+				// x = tolower(x): the same column, case-folded; computed if x was.
+				continue
+			}
+			add(n.Name, lw.text(n.X.span()))
+		}
+	case "summarize":
+		by := ""
+		if len(op.By) > 0 {
+			var parts []string
+			for _, b := range op.By {
+				parts = append(parts, lw.text(b.span()))
+			}
+			by = " by " + strings.Join(parts, ", ")
+		}
+		for _, a := range op.Args {
+			if n, ok := a.(*Named); ok && n.X != nil {
+				add(n.Name, lw.text(n.X.span())+by)
+				continue
+			}
+			if c, ok := a.(*Call); ok {
+				add(defaultAggName(c, lw), lw.text(c.Span)+by)
+			}
+		}
+		for _, b := range op.By {
+			if n, ok := b.(*Named); ok && n.X != nil {
+				if f, _, ok := lw.field(n.X); ok && f == n.Name {
+					continue
+				}
+				add(n.Name, lw.text(n.X.span()))
+			}
+		}
+	case "parse", "parse-where", "parse-kv", "mv-expand":
+		for _, c := range opColumns(op.Name, lw.text(op.Span)) {
+			add(c.Name, c.Definition)
+		}
+	}
+	return out
+}
+
+// defaultAggName is the column name Kusto gives an unnamed aggregate: count() is
+// count_, dcount(x) is dcount_x, make_set(x) is set_x.
+func defaultAggName(c *Call, lw *lowerer) string {
+	fn := strings.ToLower(c.Fn)
+	arg := ""
+	if len(c.Args) > 0 {
+		if f, _, ok := lw.field(c.Args[0]); ok {
+			arg = f
+		}
+	}
+	switch fn {
+	case "count", "countif":
+		return fn + "_"
+	case "make_set", "make_set_if", "makeset":
+		return "set_" + arg
+	case "make_list", "make_list_if", "makelist":
+		return "list_" + arg
+	case "make_bag", "make_bag_if":
+		return "bag_" + arg
+	case "take_any", "any", "arg_max", "arg_min", "take_anyif", "anyif":
+		return "" // keep the source columns' names
+	}
+	if arg == "" {
+		return fn + "_"
+	}
+	return fn + "_" + arg
+}
+
+// opColumns reads the columns a parse or mv-expand operator defines from its text.
+// parse: the names after `with` (those after `:` are types); parse-kv: the names in
+// its `as (...)` schema; mv-expand: each expanded column, or the name assigned.
+func opColumns(name, text string) []rule.Computed {
+	toks, _ := Lex(text)
+	var out []rule.Computed
+	switch name {
+	case "parse", "parse-where":
+		with := -1
+		for i, t := range toks {
+			if t.Kind == TIdent && strings.EqualFold(t.Text, "with") && t.Depth == toks[0].Depth {
+				with = i
+				break
+			}
+		}
+		if with < 0 {
+			return nil
+		}
+		for i := with + 1; i < len(toks); i++ {
+			t := toks[i]
+			if (t.Kind != TIdent && t.Kind != TQIdent) || t.Text == "*" {
+				continue
+			}
+			if p := toks[i-1]; p.Kind == TOp && p.Text == ":" {
+				continue // a type
+			}
+			n := t.Text
+			if t.Kind == TQIdent {
+				n = t.Val
+			}
+			out = append(out, rule.Computed{Name: n, Definition: text})
+		}
+	case "parse-kv":
+		in := false
+		for i, t := range toks {
+			if t.Kind == TIdent && strings.EqualFold(t.Text, "as") {
+				in = true
+				continue
+			}
+			if in && t.Kind == TIdent && strings.EqualFold(t.Text, "with") && t.Depth == toks[0].Depth {
+				break
+			}
+			if in && (t.Kind == TIdent || t.Kind == TQIdent) && i > 0 && !(toks[i-1].Kind == TOp && toks[i-1].Text == ":") {
+				n := t.Text
+				if t.Kind == TQIdent {
+					n = t.Val
+				}
+				out = append(out, rule.Computed{Name: n, Definition: text})
+			}
+		}
+	case "mv-expand":
+		// Segments at the operator's own depth, split by commas; options name=value
+		// (bagexpansion, with_itemindex, kind) and `limit n` are not columns.
+		d := -1
+		start := true
+		first := 1 // after the operator's name, lexed as mv - expand
+		for i, t := range toks {
+			if t.Kind == TIdent && strings.EqualFold(t.Text, "expand") {
+				first = i + 1
+				break
+			}
+		}
+		for i := first; i < len(toks); i++ {
+			t := toks[i]
+			if d < 0 {
+				d = t.Depth
+			}
+			if t.Depth != d {
+				continue
+			}
+			if t.Kind == TOp && t.Text == "," {
+				start = true
+				continue
+			}
+			if !start {
+				continue
+			}
+			if t.Kind == TIdent && strings.EqualFold(t.Text, "limit") {
+				break
+			}
+			if t.Kind != TIdent && t.Kind != TQIdent {
+				start = false
+				continue
+			}
+			n := t.Text
+			if t.Kind == TQIdent {
+				n = t.Val
+			}
+			if i+1 < len(toks) && toks[i+1].Kind == TOp && toks[i+1].Text == "(" {
+				// mv-expand todynamic(Entities): the expanded column is the argument's.
+				for j := i + 2; j < len(toks) && toks[j].Depth > d; j++ {
+					if toks[j].Kind == TIdent || toks[j].Kind == TQIdent {
+						n = toks[j].Text
+						if toks[j].Kind == TQIdent {
+							n = toks[j].Val
+						}
+						break
+					}
+				}
+			}
+			if i+1 < len(toks) && toks[i+1].Kind == TOp && toks[i+1].Text == "=" {
+				switch strings.ToLower(n) {
+				case "bagexpansion", "with_itemindex", "kind":
+					if strings.EqualFold(n, "with_itemindex") && i+2 < len(toks) {
+						out = append(out, rule.Computed{Name: toks[i+2].Text, Definition: text})
+					}
+					i += 2 // option=value; the column follows
+					continue
+				}
+			}
+			out = append(out, rule.Computed{Name: n, Definition: text})
+			start = false
+		}
+	}
+	return out
+}
+
+// onComputed reports whether a predicate tree reads a computed column.
+func (lw *lowerer) onComputed(n *rule.Node) []string {
+	var cols []string
+	for _, pp := range rule.Preds(n) {
+		f := pp.Pred.Field
+		if i := strings.IndexAny(f, ".["); i > 0 {
+			f = f[:i]
+		}
+		if _, ok := lw.computed[f]; ok {
+			cols = append(cols, f)
+		}
+	}
+	return dedupe(cols)
+}
+
+// eventPart returns what an event-level where contributes to Root: its conjuncts on
+// event fields, and for the conjuncts on computed columns one opaque node that
+// stands for them. The predicates themselves stay in their stage; the placeholder
+// keeps Root from claiming to be the rule's whole logic.
+func (lw *lowerer) eventPart(n *rule.Node, stage int) []*rule.Node {
+	if len(lw.computed) == 0 {
+		return []*rule.Node{n}
+	}
+	conj := []*rule.Node{n}
+	if n.Op == rule.OpAnd {
+		conj = n.Children
+	}
+	var keep []*rule.Node
+	var cols []string
+	for _, c := range conj {
+		if cs := lw.onComputed(c); len(cs) > 0 {
+			cols = append(cols, cs...)
+			continue
+		}
+		keep = append(keep, c)
+	}
+	if len(cols) == 0 {
+		return []*rule.Node{n}
+	}
+	text := fmt.Sprintf("filter on computed column %s (stage %d)", strings.Join(dedupe(cols), ", "), stage)
+	return append(keep, &rule.Node{Op: rule.OpOpaque, Text: text, Pos: n.Pos})
+}
+
+// shapeLet names, on a tabular let's stage, the first operator of its pipeline that
+// joins or aggregates, so a rule reading the let has the let's shape.
+func (lw *lowerer) shapeLet(st *rule.Stage, p *Pipeline) {
+	for _, op := range p.Ops {
+		if !aggregating[op.Name] {
+			continue
+		}
+		st.Op = op.Name
+		if op.Name == "summarize" {
+			// What reads the let filters its groups, if not the let itself: unlike a
+			// final summarize, a let's is never a mere grouping.
+			st.Aggregation = lw.aggregation(op)
+			st.Kind = rule.StageAggregation
+		}
+		return
+	}
+}
+
+// joinedPreds returns the filters of a join/lookup/union operand. Columns of an operand
+// that reads another table than the main source are qualified with that table
+// (DeviceFileEvents.FileName), the same Table.column convention as CIM's
+// Dataset.field, so the field map resolves them in the joined table's context.
+func (lw *lowerer) joinedPreds(o Expr, main *Source) []*rule.Node {
+	nodes := lw.exprPipelinePreds(o)
+	sq, ok := unparen(o).(*SubQuery)
+	if !ok || sq.P == nil || sq.P.Source == nil || sq.P.Source.Kind != "expr" {
+		return nodes
+	}
+	tbl := lw.sourceTable(sq.P.Source)
+	if tbl == "" || tbl == lw.sourceTable(main) || !tableScoped(tbl) {
+		return nodes
+	}
+	for _, n := range nodes {
+		rule.Walk(n, func(x *rule.Node, _ bool) bool {
+			if x.Op == rule.OpPred && x.Pred != nil && x.Pred.Field != "" && !strings.ContainsAny(x.Pred.Field, ".[") {
+				x.Pred.Field = tbl + "." + x.Pred.Field
+			}
+			return true
+		})
+	}
+	return nodes
+}
+
+// tableScoped reports whether a table's column names mean different things from one
+// table of its family to another (Defender XDR's Device* tables: FileName is the
+// launched image in DeviceProcessEvents, the written file in DeviceFileEvents;
+// Security events; ASIM parsers). Other tables' columns keep their plain names, so
+// their counts do not split between a table read first and the same table joined.
+func tableScoped(t string) bool {
+	return strings.HasPrefix(t, "Device") || t == "SecurityEvent" || strings.HasPrefix(t, "im")
+}
+
+// sourceTable is the table a pipeline source names directly, "" when it is not a
+// plain table (a let, a function, a union).
+func (lw *lowerer) sourceTable(s *Source) string {
+	if s == nil || s.Kind != "expr" {
+		return ""
+	}
+	id, ok := unparen(s.Expr).(*Ident)
+	if !ok || id.Name == "*" || strings.ContainsAny(id.Name, "*?") {
+		return ""
+	}
+	if l := lw.env[id.Name]; l != nil {
+		if l.Kind == LetTabular && l.Pipe != nil {
+			return lw.sourceTable(l.Pipe.Source)
+		}
+		return ""
+	}
+	return id.Name
+}
+
+// aggregatingSource reports whether a pipeline source is a let (or a chain of lets)
+// that aggregates or joins.
+func (lw *lowerer) aggregatingSource(s *Source, depth int) bool {
+	if s == nil || depth > 4 {
+		return false
+	}
+	if s.Kind == "union" {
+		// A union of pipelines or lets aggregates when one of its members does.
+		for _, m := range s.Members {
+			if sq, ok := unparen(m).(*SubQuery); ok && sq.P != nil {
+				if lw.aggregatingPipe(sq.P, depth+1) {
+					return true
+				}
+				continue
+			}
+			if lw.aggregatingSource(&Source{Kind: "expr", Expr: m}, depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	if s.Kind != "expr" {
+		return false
+	}
+	l := lw.sourceLet(s)
+	if l == nil {
+		return false
+	}
+	for _, op := range l.Pipe.Ops {
+		if aggregating[op.Name] {
+			return true
+		}
+	}
+	return lw.aggregatingSource(l.Pipe.Source, depth+1)
+}
+
+// anyLetter reports whether some value holds a letter, the only characters case
+// sensitivity can tell apart.
+func anyLetter(vals []rule.Value) bool {
+	for _, v := range vals {
+		for _, r := range v.S {
+			if unicode.IsLetter(r) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// groupColumns returns the event fields a summarize groups by (bare columns and their
+// aliases; bin(...) and computed keys are not event fields).
+func (lw *lowerer) groupColumns(op *Op) map[string]bool {
+	cols := map[string]bool{}
+	for _, b := range op.By {
+		x := b
+		if n, ok := b.(*Named); ok {
+			x = n.X
+			if f, _, ok := lw.field(x); !ok || f != n.Name {
+				continue
+			}
+		}
+		if _, ok := unparen(x).(*Ident); !ok {
+			continue
+		}
+		if f, _, ok := lw.field(x); ok {
+			if _, comp := lw.computed[f]; !comp {
+				cols[f] = true
+			}
+		}
+	}
+	return cols
+}
+
+// onlyReads reports whether a predicate tree reads nothing but the given columns and
+// holds nothing opaque.
+func (lw *lowerer) onlyReads(n *rule.Node, cols map[string]bool) bool {
+	ok := len(cols) > 0
+	rule.Walk(n, func(x *rule.Node, _ bool) bool {
+		switch x.Op {
+		case rule.OpOpaque:
+			ok = false
+		case rule.OpPred:
+			if x.Pred == nil || !cols[x.Pred.Field] {
+				ok = false
+			}
+			if x.Pred != nil && x.Pred.Kind == rule.FieldRef {
+				for _, v := range x.Pred.Values {
+					ok = ok && cols[v.S]
+				}
+			}
+		}
+		return ok
+	})
+	return ok
+}
+
+// threshold marks a summarize stage as an aggregation because op keeps only some of
+// its groups; the first comparison found names the threshold.
+func (lw *lowerer) threshold(st *rule.Stage, op *Op) {
+	if st.Kind == rule.StageAggregation {
+		return
+	}
+	st.Kind = rule.StageAggregation
+	if st.Aggregation == nil {
+		st.Aggregation = &rule.Aggregation{Func: "summarize"}
+	}
+	if op.Pred != nil {
+		if b, ok := unparen(op.Pred).(*Binary); ok && isComparison(b.Op) {
+			st.Aggregation.Op = b.Op
+			st.Aggregation.Field = lw.text(b.L.span())
+			st.Aggregation.Value = lw.scalarText(b.R)
+		}
+	}
+}
+
+// sourceLet is the tabular let, or function called without arguments, a pipeline
+// source names; nil for anything else.
+func (lw *lowerer) sourceLet(s *Source) *Let {
+	var name string
+	switch v := unparen(s.Expr).(type) {
+	case *Ident:
+		name = v.Name
+	case *Call:
+		if len(v.Args) > 0 {
+			return nil
+		}
+		name = v.Fn
+	default:
+		return nil
+	}
+	l := lw.env[name]
+	if l == nil || l.Pipe == nil || (l.Kind != LetTabular && l.Kind != LetFunc) {
+		return nil
+	}
+	return l
+}
+
+// aggregatingPipe reports whether a pipeline aggregates or joins, or reads a source
+// that does.
+func (lw *lowerer) aggregatingPipe(p *Pipeline, depth int) bool {
+	for _, op := range p.Ops {
+		if aggregating[op.Name] {
+			return true
+		}
+	}
+	return lw.aggregatingSource(p.Source, depth)
 }

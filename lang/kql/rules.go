@@ -64,6 +64,7 @@ func buildRules(src rule.Source, u unit) []*built {
 			Params:    low.params,
 			Outputs:   low.outputs,
 			GroupBy:   low.groupBy,
+			Computed:  low.computed,
 			Timeframe: low.timeframe,
 			LogSource: rule.LogSource{Tables: low.tables},
 		}

@@ -6,6 +6,18 @@
 // grammar (OR binding tighter than the implied AND), tstats where-clauses, eval
 // expressions of where, and the aggregation and field-shaping commands. Anything it does
 // not model stays visible as an opaque node or stage with a warning; it never fails a rule.
+//
+// Root holds only tests on events (columns.go has the details): the first search's and
+// tstats' where clauses, and later filters on fields the events carry, renames undone
+// (process_name after drop_dm_object_name(Processes) is Processes.process_name). After
+// stats or tstats, a filter on a group-by field is still an event test; a filter on
+// anything else makes the aggregating stage an aggregation (StageAggregation). A stats
+// or tstats with no such filter after it only groups: its stage stays a pipeline stage
+// with its Aggregation filled in, and the rule is an event filter. Columns made by eval,
+// rex, lookup, spath, iplocation and the stats family are listed in Rule.Computed;
+// filters on them stay in their stage, and Root gets an opaque stand-in when they come
+// before any aggregation. A join's subsearch filters stay in the join stage. Detections
+// whose data sources are all Linux ones get LogSource.Product "linux".
 package spl
 
 import (
@@ -128,6 +140,7 @@ func (p *Parser) Parse(src rule.Source, data []byte) ([]*rule.Rule, []rule.Diagn
 	r.Params = res.params
 	r.Outputs = res.outputs
 	r.GroupBy = res.groupBy
+	r.Computed = res.computed
 	r.Timeframe = res.timeframe
 	r.LogSource.DataModels = res.dataModels
 	r.Diagnostics = append(r.Diagnostics, res.diags...)
@@ -144,6 +157,7 @@ type searchResult struct {
 	params     []rule.Param
 	outputs    []string
 	groupBy    []string
+	computed   []rule.Computed
 	timeframe  string // the time bucket of a thresholded aggregation
 	dataModels []string
 	diags      []rule.Diagnostic
@@ -188,11 +202,15 @@ func (m *MacroSet) parseSearchText(search string, loc *locator) (res searchResul
 		}
 		res.unresolved++
 	}
+	ms, params := macroStage(exp)
 	pl := &pipeline{ctx: c}
+	if ms != nil {
+		pl.base = 1 // the macro stage comes before the pipeline's
+	}
 	pl.run()
 
 	stages := []rule.Stage{{Index: 0, Kind: rule.StageCondition, Label: "condition", Text: search, Pos: loc.pos(0)}}
-	if ms, params := macroStage(exp); ms != nil {
+	if ms != nil {
 		ms.Index = 1
 		ms.Pos = loc.pos(0)
 		stages = append(stages, *ms)
@@ -207,6 +225,7 @@ func (m *MacroSet) parseSearchText(search string, loc *locator) (res searchResul
 	res.root = and(pl.filters...)
 	res.outputs = pl.outputs
 	res.groupBy = pl.groupBy
+	res.computed = pl.computedList
 	res.timeframe = pl.timeframe
 	res.dataModels = pl.dataModels
 	res.diags = c.diags
@@ -239,6 +258,7 @@ func fillMeta(r *rule.Rule, m *yaml.Node, file string) {
 		r.FalsePositives = []string{fp}
 	}
 	r.LogSource.DataSources = append(strs(get(m, "data_source")), strs(get(m, "data_sources"))...)
+	r.LogSource.Product = platform(r.LogSource.DataSources, file)
 	extra := map[string]string{}
 	for _, k := range []string{"version", "how_to_implement"} {
 		if v := strings.TrimSpace(scalar(get(m, k))); v != "" {
@@ -448,4 +468,31 @@ func (l *locator) pos(off int) rule.Pos {
 		return rule.Pos{File: l.file, Line: l.line, Col: col}
 	}
 	return rule.Pos{File: l.file, Line: l.line, Col: l.col}
+}
+
+// platform names the operating system a detection reads when its data sources say so:
+// "linux" when every platform-specific source is a Linux one (Sysmon for Linux, Linux
+// Auditd), or, without data sources, when the file is one of ESCU's linux_* detections.
+// CIM fields are shared by all platforms (process_name=ssh is a Linux process), so
+// this is what keeps such rules apart from Windows ones. Windows detections are left
+// without a product: CIM data models already place them.
+func platform(sources []string, file string) string {
+	linux, other := false, false
+	for _, s := range sources {
+		ls := strings.ToLower(s)
+		switch {
+		case strings.Contains(ls, "linux"):
+			linux = true
+		case strings.Contains(ls, "windows"), strings.Contains(ls, "sysmon"), strings.Contains(ls, "powershell"),
+			strings.Contains(ls, "macos"), strings.Contains(ls, "osquery"):
+			other = true
+		}
+	}
+	if linux && !other {
+		return "linux"
+	}
+	if !linux && !other && len(sources) == 0 && strings.HasPrefix(path.Base(file), "linux_") {
+		return "linux"
+	}
+	return ""
 }

@@ -86,6 +86,16 @@ type pipeline struct {
 	// span is the time bucket of the aggregations that follow (bin/bucket span=, by _time span=).
 	span      string
 	timeframe string
+
+	// Column tracking (columns.go).
+	renames      []renameRule
+	computed     map[string]string // computed column -> definition
+	computedList []rule.Computed
+	aggAt        int             // 1 + index in stages of the last aggregating command, 0 before any
+	byField      map[string]bool // its group-by fields, original names
+	rowLevel     bool            // rows were combined or dropped (join, dedup, head...)
+	unknownCols  bool            // a lookup or spath added columns the search does not name
+	base         int             // stages shown before the pipeline's own (the macro list)
 }
 
 // knownCommands are SPL commands the parser understands as not filtering events (or
@@ -188,9 +198,6 @@ func (pl *pipeline) stage(op string, a, b int) rule.Stage {
 
 func (pl *pipeline) add(st rule.Stage) {
 	st.Index = len(pl.stages) + 1 // stage 0 (the condition) is prepended later
-	if st.Node != nil {
-		pl.filters = append(pl.filters, st.Node)
-	}
 	pl.stages = append(pl.stages, st)
 }
 
@@ -248,6 +255,32 @@ func (pl *pipeline) command(toks []token, a, b int) {
 			pl.warn("spl/command/unknown", first.off, "unknown command "+name+", kept as text")
 		}
 		pl.scanSubsearches(args)
+		switch name {
+		case "rex":
+			pl.rexColumns(args, a, b)
+		case "lookup":
+			pl.lookupColumns(args, a, b)
+		case "inputlookup", "inputcsv", "rest", "makeresults", "ldapsearch", "metadata":
+			pl.unknownCols = true // rows that are not events
+		case "spath":
+			if v := optValue(args, "output"); v != "" {
+				pl.compute(v, pl.text(a, b))
+			} else {
+				pl.unknownCols = true
+			}
+		case "iplocation":
+			prefix := optValue(args, "prefix")
+			for _, f := range iplocationFields {
+				pl.compute(prefix+f, pl.text(a, b))
+			}
+		case "strcat":
+			if len(args) > 0 {
+				pl.compute(args[len(args)-1].val(), pl.text(a, b))
+			}
+		}
+		if rowCommands[name] {
+			pl.rowLevel = true
+		}
 		pl.add(st)
 	}
 }
@@ -272,6 +305,7 @@ func (pl *pipeline) searchCmd(name string, all, args []token, a, b int, implicit
 		st.Aggregation = agg
 	}
 	st.Node = node
+	pl.filter(&st, node)
 	pl.add(st)
 }
 
@@ -339,6 +373,7 @@ func (pl *pipeline) whereCmd(toks []token, a, b int) {
 		st.Aggregation = agg
 	}
 	st.Node = node
+	pl.filter(&st, node)
 	pl.add(st)
 }
 
@@ -360,6 +395,7 @@ func (pl *pipeline) regexCmd(args []token, a, b int) {
 	}
 	if re == nil {
 		st.Node = pl.opaque(a, b, "spl/regex/unexpected")
+		pl.filter(&st, st.Node)
 		pl.add(st)
 		return
 	}
@@ -373,6 +409,7 @@ func (pl *pipeline) regexCmd(args []token, a, b int) {
 		n = rule.Not(n)
 	}
 	st.Node = n
+	pl.filter(&st, n)
 	pl.add(st)
 }
 
@@ -508,6 +545,14 @@ func (pl *pipeline) statsCmd(name string, args []token, a, b int) {
 		pl.span = v
 	}
 	st.Aggregation = pl.recordAgg(name, outs, funcs, by)
+	if name == "eventstats" || name == "streamstats" {
+		// Events stay; each gains the aggregate columns.
+		for i, o := range outs {
+			pl.compute(o, aggDef(funcs[i], by))
+		}
+	} else {
+		pl.startAggregation(by, outs, funcs)
+	}
 	pl.add(st)
 }
 
@@ -577,6 +622,11 @@ func (pl *pipeline) tstatsCmd(args []token, a, b int) {
 	}
 	st.Aggregation = pl.recordAgg("tstats", outs, funcs, by)
 	st.Node = node
+	// tstats filters events before it groups them.
+	if node != nil {
+		pl.filters = append(pl.filters, node)
+	}
+	pl.startAggregation(by, outs, funcs)
 	pl.add(st)
 }
 
@@ -684,15 +734,19 @@ func (pl *pipeline) joinCmd(args []token, a, b int) {
 			pl.addDataModel(dm)
 		}
 		if inner {
+			// The subsearch's filters hold for the joined rows, not for the events the
+			// main search reads: they stay in the join stage.
 			st.Node = and(sp.filters...)
 		}
 	}
+	pl.rowLevel = true
 	pl.add(st)
 }
 
 func (pl *pipeline) evalCmd(first token, a, b int) {
 	st := pl.stage("eval", a, b)
 	toks := lex(pl.exp.text[first.end:b], first.end, evalMode)
+	pl.evalColumns(toks)
 	depth := 0
 	for i, t := range toks {
 		switch t.kind {
@@ -724,9 +778,11 @@ func (pl *pipeline) addOutputs(names ...string) {
 
 func (pl *pipeline) renameCmd(args []token, a, b int) {
 	st := pl.stage("rename", a, b)
+	args = joinAdjacent(args)
 	for i := 0; i+2 < len(args); i++ {
 		if args[i+1].is("as") {
 			pl.rename(args[i].val(), args[i+2].val())
+			pl.renames = append(pl.renames, renameRule{from: pl.resolve(args[i].val()), to: args[i+2].val()})
 			i += 2
 		}
 	}
