@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/rule"
 )
 
@@ -79,7 +80,9 @@ func (c *compiler) field(name string) string {
 func (c *compiler) compileVariant(r *rule.Rule, ri int32, rt Route) (*variant, [][]litKey, error) {
 	c.rename, c.resolve = rt.Rename, rt.Resolve
 	v := &variant{rule: ri, chans: rt.Channels, eids: rt.EventIDs, via: rt.Via}
-	root, err := c.node(r.Root, v, false, 0)
+	// ECS/UDM envelope tests (event.type == "start") are what the route already
+	// selects; no Windows event carries them.
+	root, err := c.node(fieldmap.ScopeRoot(r), v, false, 0)
 	if err != nil {
 		return nil, nil, err
 	}

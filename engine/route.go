@@ -135,7 +135,11 @@ func (r CatalogRouter) RouteRule(ru *rule.Rule) ([]Route, bool) {
 		ts = r.Catalog.RouteRule(ru)
 	}
 	if len(ts) == 0 {
-		return []Route{{Resolve: canon}}, true
+		// A table, data model or category the event catalog cannot place (Azure
+		// activity, Okta, a Linux data model): such a rule is about other telemetry and
+		// never runs on Windows events, which carry a Channel; channel-less JSON lines
+		// are still tested, as for Sigma rules of another product.
+		return []Route{{Channels: []string{"(not Windows telemetry)"}, Resolve: canon}}, true
 	}
 	out := make([]Route, 0, len(ts))
 	for _, t := range ts {

@@ -20,6 +20,8 @@ var rowOps = map[string]bool{
 	"extend": true, "sort": true, "order": true, "render": true, "table": true, "fields": true,
 	"rename": true, "eval": true, "let": true, "convert": true, "fillnull": true,
 	"bin": true, "bucket": true,
+	// ES|QL: from names the source; keep and drop only pick columns.
+	"from": true, "keep": true, "drop": true,
 }
 
 // groupOps only group rows: alone they drop nothing, with a filter after them they

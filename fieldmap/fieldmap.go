@@ -353,3 +353,34 @@ var envelopeFields = map[string]bool{"event.type": true, "event.category": true,
 
 // Envelope reports whether field is an ECS or UDM envelope field (see envelopeFields).
 func Envelope(field string) bool { return envelopeFields[strings.ToLower(field)] }
+
+// ScopeRoot returns the rule's logic without the top-level positive tests of ECS/UDM
+// envelope fields (event.type == "start", metadata.event_type = "PROCESS_LAUNCH",
+// host.os.type == "windows"): the parsers already turned them into the log source, so
+// they are the rule's scope, not logic that other languages lack, and no Windows event
+// carries them. Other languages' rules are returned as they are.
+func ScopeRoot(r *rule.Rule) *rule.Node {
+	n := r.Root
+	if n == nil || (r.Language != rule.Elastic && r.Language != rule.YaraL) || r.LogSource.Category == "" {
+		// Without a category the envelope tests are the only statement of the kind of
+		// event (an Okta rule's event.dataset): they stay logic.
+		return n
+	}
+	if n.Op == rule.OpPred && n.Pred != nil && Envelope(n.Pred.Field) {
+		return &rule.Node{Op: rule.OpTrue}
+	}
+	if n.Op != rule.OpAnd {
+		return n
+	}
+	out := &rule.Node{Op: rule.OpAnd, Pos: n.Pos}
+	for _, k := range n.Children {
+		if k.Op == rule.OpPred && k.Pred != nil && Envelope(k.Pred.Field) {
+			continue
+		}
+		out.Children = append(out.Children, k)
+	}
+	if len(out.Children) == 0 {
+		return &rule.Node{Op: rule.OpTrue}
+	}
+	return out
+}

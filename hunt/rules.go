@@ -1,12 +1,8 @@
 package hunt
 
 import (
-	"errors"
-
 	"fmt"
-	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/ingest"
-	"github.com/ruledex/ruledex/translate"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -58,18 +54,6 @@ func LevelRank(l string) int {
 // opened (a rules folder may hold images, READMEs of other tools, archives).
 var ruleExts = map[string]bool{".yml": true, ".yaml": true, ".kql": true, ".csl": true, ".kusto": true,
 	".spl": true, ".toml": true, ".yaral": true, ".txt": true}
-
-// runnable gives the engine a rule it can evaluate: Sigma rules as they are; a KQL,
-// SPL, Elastic or YARA-L rule put on canonical (Sigma/Sysmon) fields by
-// translate.Runnable, so it runs on Windows events the way a Sigma rule on the same
-// log source does. The error says why a rule cannot run (a join, an aggregation with a
-// threshold, a field the field map cannot place).
-func runnable(r *rule.Rule) (*rule.Rule, error) {
-	if r.Language == rule.Sigma {
-		return r, nil
-	}
-	return translate.Runnable(fieldmap.Default(), r)
-}
 
 // Loaded is the result of LoadRules.
 type Loaded struct {
@@ -142,12 +126,9 @@ func LoadRules(paths []string, parsers []Parser, f Filter) (*Loaded, error) {
 		out.Skipped = append(out.Skipped, p.errs...)
 		out.Warnings = append(out.Warnings, p.warns...)
 		for _, r := range p.rules {
-			run, err := runnable(r)
-			if err != nil {
-				out.Skipped = append(out.Skipped, fmt.Sprintf("%s (%s, %s): %s", r.Source.Path, r.Title, r.Language.Display(), runReason(err)))
-				continue
-			}
-			out.Rules = append(out.Rules, run)
+			// Every language goes to the engine: it runs KQL, SPL, Elastic and YARA-L
+			// single-event rules through the field map and lists the rest with a reason.
+			out.Rules = append(out.Rules, r)
 		}
 	}
 	n := len(out.Rules)
@@ -273,13 +254,4 @@ func excludes(x string, r *rule.Rule) bool {
 	}
 	ok, _ := filepath.Match(x, filepath.Base(p))
 	return ok
-}
-
-// runReason words a translate failure for the skipped list.
-func runReason(err error) string {
-	var te *translate.Error
-	if errors.As(err, &te) {
-		return "cannot run: " + te.Reason
-	}
-	return err.Error()
 }

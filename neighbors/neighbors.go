@@ -337,7 +337,7 @@ func NewForm(fm *fieldmap.Map, r *rule.Rule, opts Options) *Form {
 	if r.Correlation != nil {
 		f.Shape = ShapeCorrelation
 	}
-	if root := ScopeRoot(r); root != nil {
+	if root := fieldmap.ScopeRoot(r); root != nil {
 		f.root = c.node(root)
 	}
 	for a := range c.assume {

@@ -40,31 +40,3 @@ func category(class string) string {
 	}
 	return class
 }
-
-// ScopeRoot returns the rule's logic without the top-level positive tests of ECS/UDM envelope fields
-// (event.type == "start", metadata.event_type = "PROCESS_LAUNCH", host.os.type): the
-// parsers already turned them into the log source, which is the form's scope, so they
-// must not also count as logic that other languages lack.
-func ScopeRoot(r *rule.Rule) *rule.Node {
-	n := r.Root
-	if n == nil || (r.Language != rule.Elastic && r.Language != rule.YaraL) {
-		return n
-	}
-	if n.Op == rule.OpPred && n.Pred != nil && fieldmap.Envelope(n.Pred.Field) {
-		return &rule.Node{Op: rule.OpTrue}
-	}
-	if n.Op != rule.OpAnd {
-		return n
-	}
-	out := &rule.Node{Op: rule.OpAnd, Pos: n.Pos}
-	for _, k := range n.Children {
-		if k.Op == rule.OpPred && k.Pred != nil && fieldmap.Envelope(k.Pred.Field) {
-			continue
-		}
-		out.Children = append(out.Children, k)
-	}
-	if len(out.Children) == 0 {
-		return &rule.Node{Op: rule.OpTrue}
-	}
-	return out
-}

@@ -204,7 +204,7 @@ func prepare(fm *fieldmap.Map, r *rule.Rule, t Target) (*prepared, error) {
 		return nil, fail(t, "its log source (%s) is not one ruledex can place in another language", orNone(cls))
 	}
 	c := &canon{fm: fm, ctx: fieldmap.Contexts(r), t: t, sigma: r.Language == rule.Sigma}
-	root, err := c.node(neighbors.ScopeRoot(r))
+	root, err := c.node(fieldmap.ScopeRoot(r))
 	if err != nil {
 		return nil, err
 	}

@@ -121,6 +121,12 @@ func product(oses, tags, integrations []string) string {
 func category(cat string, types []string, dns bool) string {
 	switch cat {
 	case "process":
+		if len(types) == 0 {
+			// Without an event type a process rule reads every process event (starts,
+			// ends, and through winlogbeat Sysmon 10 access events): no single Sigma
+			// category means that, so none is claimed.
+			return ""
+		}
 		if len(types) > 0 && !contains(types, "start") && !contains(types, "exec") && !contains(types, "process_started") &&
 			!contains(types, "exec_event") && !contains(types, "executed") && (contains(types, "end") || contains(types, "exit")) {
 			return "process_termination"
