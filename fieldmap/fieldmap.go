@@ -384,3 +384,36 @@ func ScopeRoot(r *rule.Rule) *rule.Node {
 	}
 	return out
 }
+
+// Exact is Lookup without the context-free fallback for vendor tables: a
+// column's meaning in a Defender, ASIM or CIM table (ASIM imProcessCreate's
+// TargetUsername is the process's user) says nothing about the same name elsewhere
+// (SecurityEvent 4720's TargetUserName is the created account). Windows-event names
+// (Sigma categories, SecurityEvent) keep their fallback: they are the events' own.
+func (m *Map) Exact(ctx []string, field string) (Entry, bool) {
+	e, ok := m.Lookup(ctx, field)
+	if !ok {
+		return e, false
+	}
+	ec := strings.ToLower(e.Context)
+	for _, x := range ctx {
+		if lx := strings.ToLower(x); lx == ec || strings.ContainsAny(ec, "*?") && globMatch(ec, lx) {
+			return e, true
+		}
+	}
+	if strings.HasPrefix(strings.ToLower(field), ec+".") { // CIM Processes.process_name
+		return e, true
+	}
+	switch {
+	case ec == "securityevent" || ec == "wineventlog" || ec == "xmleventlog" || ec == "xmlwineventlog":
+		return e, true
+	case e.Context == ec && strings.Contains(ec, "_"): // a Sigma category
+		return e, true
+	}
+	return Entry{}, false
+}
+
+func globMatch(pattern, s string) bool {
+	ok, _ := path.Match(pattern, s)
+	return ok
+}

@@ -27,7 +27,6 @@ package neighbors
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"path"
 	"sort"
 	"strings"
 
@@ -262,37 +261,8 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 	return c.combine(op, kids)
 }
 
-// lookup is fieldmap.Lookup without the context-free fallback for vendor tables: a
-// column's meaning in a Defender, ASIM or CIM table (ASIM imProcessCreate's
-// TargetUsername is the process's user) says nothing about the same name elsewhere
-// (SecurityEvent 4720's TargetUserName is the created account). Windows-event names
-// (Sigma categories, SecurityEvent) keep their fallback: they are the events' own.
 func (c *canonicalizer) lookup(field string) (fieldmap.Entry, bool) {
-	e, ok := c.fm.Lookup(c.ctx, field)
-	if !ok {
-		return e, false
-	}
-	ec := strings.ToLower(e.Context)
-	for _, x := range c.ctx {
-		if lx := strings.ToLower(x); lx == ec || strings.ContainsAny(ec, "*?") && globMatch(ec, lx) {
-			return e, true
-		}
-	}
-	if strings.HasPrefix(strings.ToLower(field), ec+".") { // CIM Processes.process_name
-		return e, true
-	}
-	switch {
-	case ec == "securityevent" || ec == "wineventlog" || ec == "xmleventlog" || ec == "xmlwineventlog":
-		return e, true
-	case e.Context == ec && strings.Contains(ec, "_"): // a Sigma category
-		return e, true
-	}
-	return fieldmap.Entry{}, false
-}
-
-func globMatch(pattern, s string) bool {
-	ok, _ := path.Match(pattern, s)
-	return ok
+	return c.fm.Exact(c.ctx, field)
 }
 
 // combine flattens same-op children, removes duplicates, sorts, and collapses singletons.
@@ -433,7 +403,8 @@ func literalRegex(pat string) (rule.Kind, string, bool) {
 		c := pat[i]
 		switch {
 		case c == '\\':
-			if i+1 >= len(pat) || !strings.ContainsRune(`\.+*?()|[]{}^$-/ #&~"'`+"`", rune(pat[i+1])) {
+			// RE2 reads a backslash before any ASCII punctuation as that character.
+			if i+1 >= len(pat) || pat[i+1] >= 0x80 || isAlnum(pat[i+1]) {
 				return "", "", false
 			}
 			i++
@@ -491,4 +462,8 @@ func dropEmptyUnderNull(kids []*cnode) []*cnode {
 		out = append(out, k)
 	}
 	return out
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

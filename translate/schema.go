@@ -84,7 +84,9 @@ func (s *schema) logSource(c catInfo, cat string) rule.LogSource {
 		}
 		return rule.LogSource{Tables: []string{c.kqlTable}}
 	case SPL:
-		return rule.LogSource{DataModels: []string{c.cimModel}}
+		// The columns are written with their dataset prefix (Processes.process_name),
+		// which the field map reads in the dataset's context.
+		return rule.LogSource{DataModels: []string{c.cimDataset}}
 	}
 	return rule.LogSource{Product: "windows", Category: cat}
 }

@@ -305,7 +305,7 @@ func (c *canon) pred(p *rule.Pred) (*node, error) {
 	if q.Kind == rule.Keyword || q.Field == "" {
 		return &node{op: rule.OpPred, p: &q}, nil
 	}
-	e, known := c.fm.Lookup(c.ctx, q.Field)
+	e, known := c.fm.Exact(c.ctx, q.Field)
 	switch {
 	case known:
 		q.Field = e.Canonical

@@ -77,7 +77,7 @@ func (w *writer) column(canonical string, nameOnly bool) (string, bool) {
 				// The column must read back as the same field where the translation
 				// will be read: a UDM principal.process.file.full_path is the parent
 				// image of a process launch but the acting image of a file event.
-				if back, ok := w.fm.Lookup(w.readCtx, e.Field); !ok || !strings.EqualFold(back.Canonical, canonical) || back.NameOnly != nameOnly {
+				if back, ok := w.fm.Exact(w.readCtx, e.Field); !ok || !strings.EqualFold(back.Canonical, canonical) || back.NameOnly != nameOnly {
 					continue
 				}
 				if nameOnly {
