@@ -227,9 +227,23 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	}
 	if err := multi(`SELECT rule_pk, technique FROM rule_techniques`, func(f *facetRule, v string) {
 		f.techniques = append(f.techniques, v)
-		f.ids = append(f.ids, id(6, v))
 	}); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	// The technique filter lets a parent match its sub-techniques, so the facet counts a
+	// rule under the parent too (once, even when it names both): a count must equal the
+	// total its link shows.
+	for i := range idx.rules {
+		f := &idx.rules[i]
+		var seen []string
+		for _, t := range f.techniques {
+			for _, v := range []string{t, parentTechnique(t)} {
+				if v != "" && !hasString(seen, v, false) {
+					seen = append(seen, v)
+					f.ids = append(f.ids, id(6, v))
+				}
+			}
+		}
 	}
 	if err := multi(`SELECT DISTINCT rule_pk, canonical FROM indicators`, func(f *facetRule, v string) {
 		f.fields = append(f.fields, v)
@@ -269,6 +283,14 @@ func (q *SearchQuery) match(f *facetRule) bool {
 		return false
 	}
 	return true
+}
+
+// parentTechnique is "T1036" for "T1036.005", "" for a technique without a parent.
+func parentTechnique(t string) string {
+	if i := strings.IndexByte(t, '.'); i > 0 {
+		return t[:i]
+	}
+	return ""
 }
 
 func hasString(xs []string, x string, fold bool) bool {

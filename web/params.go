@@ -17,8 +17,33 @@ const maxParam = 2000
 
 var techniqueID = regexp.MustCompile(`^T\d{4}(\.\d{3})?$`)
 
+// languageList is every language of the IR, in the order pages list them; URLs and
+// filters accept each of them whether or not the catalog holds rules of it yet.
+var languageList = []rule.Language{rule.Sigma, rule.Kusto, rule.Splunk, rule.Elastic, rule.YaraL}
+
 // languages are the rule languages URLs and filters accept.
-var languages = map[string]bool{string(rule.Sigma): true, string(rule.Kusto): true, string(rule.Splunk): true}
+var languages = func() map[string]bool {
+	m := map[string]bool{}
+	for _, l := range languageList {
+		m[string(l)] = true
+	}
+	return m
+}()
+
+// languageNames is "sigma, kusto, splunk, elastic or yaral" for error messages.
+func languageNames() string {
+	var b strings.Builder
+	for i, l := range languageList {
+		switch {
+		case i == len(languageList)-1:
+			b.WriteString(" or ")
+		case i > 0:
+			b.WriteString(", ")
+		}
+		b.WriteString(string(l))
+	}
+	return b.String()
+}
 
 // param reads a single-valued query parameter, rejecting repeats, overlong and
 // non-UTF-8 values.
@@ -58,7 +83,7 @@ func languageParam(q url.Values) (string, error) {
 		return "", err
 	}
 	if !languages[v] {
-		return "", badRequest("unknown language %q (want sigma, kusto or splunk)", v)
+		return "", badRequest("unknown language %q (want %s)", v, languageNames())
 	}
 	return v, nil
 }

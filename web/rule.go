@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/page"
@@ -137,5 +138,5 @@ func (s *Server) rulePage(r *http.Request) (string, *view, error) {
 	for _, c := range out.Breadcrumb {
 		crumbs = append(crumbs, crumb{Name: c.Name, URL: c.URL})
 	}
-	return "rule", &view{Title: out.Title, API: "/api" + out.URL, Crumbs: crumbs, Data: v}, nil
+	return "rule", &view{Title: out.Title, API: "/api" + strings.TrimSuffix(out.URL, "/"), Crumbs: crumbs, Data: v}, nil
 }

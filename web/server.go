@@ -102,6 +102,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/overview", s.api(s.overviewAPI))
 	mux.Handle("GET /api/search", s.cached(s.api(s.searchAPI)))
 	mux.Handle("GET /api/rules/{lang}/{id}", s.cached(s.api(s.ruleAPI)))
+	// Pages end in a slash and their twins do not; a reader who appends "/api" to a
+	// page URL by hand still gets there.
+	mux.HandleFunc("GET /api/rules/{lang}/{id}/{$}", dropSlash)
 	mux.Handle("GET /api/rules/eq/{id}", s.cached(s.api(s.eqClassAPI)))
 	mux.Handle("GET /api/indicators", s.api(s.indicatorAPI))
 	mux.Handle("GET /api/techniques/{id}", s.api(s.techniqueAPI))
@@ -142,6 +145,14 @@ func addSlash(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawPath != "" {
 		u.RawPath = r.URL.RawPath + "/"
 	}
+	http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+}
+
+// dropSlash redirects an API path written with a page's trailing slash to the API path.
+func dropSlash(w http.ResponseWriter, r *http.Request) {
+	u := *r.URL
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
 	http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
 }
 
