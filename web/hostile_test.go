@@ -134,7 +134,7 @@ level: high
 var (
 	tagRE        = regexp.MustCompile(`<(/?)([^\s>/]*)([^>]*)>`)
 	attrRE       = regexp.MustCompile(`\s*([^\s=]+)(\s*=\s*"[^"]*")?`)
-	allowedTags  = setOf("!doctype html head meta title link body header nav a form label input button main ol ul li span h1 h2 h3 h4 h5 h6 p blockquote hr mark section dl dt dd table thead tbody tr th td pre code figure figcaption article aside div strong em footer select option details summary")
+	allowedTags  = setOf("!doctype wbr html head meta title link body header nav a form label input button main ol ul li span h1 h2 h3 h4 h5 h6 p blockquote hr mark section dl dt dd table thead tbody tr th td pre code figure figcaption article aside div strong em footer select option details summary")
 	allowedAttrs = setOf("lang charset name content rel href class id for type value placeholder action method role aria-label aria-labelledby aria-current title download selected")
 )
 

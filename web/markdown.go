@@ -230,7 +230,7 @@ func inline(b *strings.Builder, s string, depth int) {
 			if end := strings.Index(s[i+n:], delim); lastOf(delim) > i && end >= 0 {
 				flush(i)
 				b.WriteString("<code>")
-				b.WriteString(template.HTMLEscapeString(strings.TrimSpace(s[i+n : i+n+end])))
+				b.WriteString(string(softBreaks(strings.TrimSpace(s[i+n : i+n+end]))))
 				b.WriteString("</code>")
 				i += n + end + n
 				text = i

@@ -72,3 +72,20 @@ func TestMarkdownHostileSize(t *testing.T) {
 		}
 	}
 }
+
+func TestSoftBreaks(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`\bitsadmin.exe`, `\bitsadmin.exe`}, // short: never broken
+		{"4688", "4688"},
+		{`C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe`, `C:<wbr>\<wbr>Windows\<wbr>System32\<wbr>WindowsPowerShell\<wbr>v1.<wbr>0\<wbr>powershell.<wbr>exe`},
+		{"github.com/mdecrevoisier/SIGMA-detection-rules", "github.<wbr>com/<wbr>mdecrevoisier/<wbr>SIGMA-<wbr>detection-<wbr>rules"},
+		{strings.Repeat("A", 45), strings.Repeat("A", 20) + "<wbr>" + strings.Repeat("A", 20) + "<wbr>" + strings.Repeat("A", 5)},
+		{`a <script>x</script>`, `a &lt;script&gt;x&lt;/script&gt;`},
+		{"short /x and a_very_long_token_with_underscores", "short /x and a_<wbr>very_<wbr>long_<wbr>token_<wbr>with_<wbr>underscores"},
+	}
+	for _, tt := range tests {
+		if got := string(softBreaks(tt.in)); got != tt.want {
+			t.Errorf("softBreaks(%q)\n got %s\nwant %s", tt.in, got, tt.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ruledex/ruledex/rule"
 )
@@ -34,7 +35,9 @@ type view struct {
 	// Query fills the search box in the header.
 	Query string
 	// API is the JSON twin of this page, linked from the footer.
-	API  string
+	API string
+	// Wide lets the page use the whole viewport width (the matrix).
+	Wide bool
 	Data any
 }
 
@@ -65,6 +68,9 @@ var funcs = template.FuncMap{
 	"tacticURL": func(id string) string { return "/attack/tactics/" + url.PathEscape(id) + "/" },
 	"fieldURL":  func(f string) string { return "/rules/?field=" + url.QueryEscape(f) },
 	"commas":    commas,
+	"markdown":  markdownHTML,
+	"wbr":       softBreaks,
+	"mdInline":  markdownInline,
 }
 
 // safeURL returns u when it is an absolute http or https URL, else "". Only such
@@ -120,6 +126,49 @@ func queryWith(base url.Values, key, val string) string {
 		return "?"
 	}
 	return "?" + q.Encode()
+}
+
+// softBreaks escapes s and lets long tokens (paths, command lines, repository names)
+// wrap: a <wbr> after each separator and at least every 20 characters of a run without
+// one. Short tokens get none, so a number, ID or field name is never cut; CSS keeps
+// overflow-wrap off for such values.
+func softBreaks(s string) template.HTML {
+	var b strings.Builder
+	run, since := 0, 0
+	start := 0
+	long := false
+	for i, r := range s {
+		if r == ' ' || r == '\n' || r == '\t' {
+			run, long = 0, false
+			continue
+		}
+		if run == 0 {
+			// Decide per token: only tokens over 24 bytes get break points.
+			end := strings.IndexAny(s[i:], " \n\t")
+			if end < 0 {
+				end = len(s) - i
+			}
+			long = end > 24
+		}
+		run++
+		since++
+		if !long {
+			continue
+		}
+		brk := false
+		switch r {
+		case '\\', '/', '.', '_', '-', ',', ';', '&', '?', '=', '|', ':', ')':
+			brk = true
+		}
+		if brk || since >= 20 {
+			since = 0
+			b.WriteString(template.HTMLEscapeString(s[start : i+utf8.RuneLen(r)]))
+			b.WriteString("<wbr>")
+			start = i + utf8.RuneLen(r)
+		}
+	}
+	b.WriteString(template.HTMLEscapeString(s[start:]))
+	return template.HTML(b.String())
 }
 
 func commas(n int) string {

@@ -94,6 +94,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /attack/tactics/{id}/{$}", s.page(s.tacticPage))
 	mux.HandleFunc("GET /attack/tactics/{id}", addSlash)
 	mux.Handle("GET /static/", staticFiles())
+	// Browsers and crawlers ask for /favicon.ico whatever the page links.
+	mux.Handle("GET /favicon.ico", http.RedirectHandler("/static/favicon.svg", http.StatusMovedPermanently))
 	mux.Handle("GET /events/{$}", s.page(s.providersPage))
 	mux.Handle("GET /", s.cached(s.page(s.rootPage))) // provider and event pages, else 404
 
