@@ -89,3 +89,12 @@ func TestSoftBreaks(t *testing.T) {
 		}
 	}
 }
+
+func TestSoftBreaksAfterShortToken(t *testing.T) {
+	// The run length restarts at every token: a short token before a long one must not
+	// shorten the long one's first segment.
+	got := string(softBreaks("winlogbeat-*, logs-windows.sysmon_operational-*"))
+	if want := "winlogbeat-*, logs-<wbr>windows.<wbr>sysmon_<wbr>operational-<wbr>*"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

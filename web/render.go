@@ -139,7 +139,7 @@ func softBreaks(s string) template.HTML {
 	long := false
 	for i, r := range s {
 		if r == ' ' || r == '\n' || r == '\t' {
-			run, long = 0, false
+			run, since, long = 0, 0, false
 			continue
 		}
 		if run == 0 {
