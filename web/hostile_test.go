@@ -212,7 +212,7 @@ func TestHostileRulesAreEscaped(t *testing.T) {
 	if _, err := ingest.Run(context.Background(), cat, []string{src, seedDir}, ingest.Options{Parsers: testParsers()}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Catalog: cat, Attack: testAtt, Events: testEv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(Options{Catalog: cat, Attack: testAtt, Events: testEv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoPrerender: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("neighbors: %w", err)
 	}
 	if testSrv, err = New(Options{Catalog: testCat, Attack: testAtt, Events: testEv,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoPrerender: true}); err != nil {
 		return 0, err
 	}
 	defer testSrv.Close()

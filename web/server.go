@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/ruledex/ruledex/attack"
 	"github.com/ruledex/ruledex/catalog"
@@ -27,19 +28,27 @@ type Options struct {
 	// BaseURL ("https://ruledex.example") makes links in exported Navigator layers
 	// absolute; empty uses the request's host.
 	BaseURL string
+	// NoPrerender turns off rendering every rule page into the page cache at start and
+	// after each catalog change (tests that do not measure the cold path).
+	NoPrerender bool
 }
 
 // Server is the wiki's http.Handler.
 type Server struct {
-	cat     *catalog.Catalog
-	att     *attack.Matrix
-	log     *slog.Logger
-	baseURL string
-	tmpl    map[string]*template.Template
-	handler http.Handler
-	cache   *pageCache
-	events  *winevent.Catalog
-	tactics []catalog.Tactic // ATT&CK tactics in the catalog's form, for package page
+	cat       *catalog.Catalog
+	att       *attack.Matrix
+	log       *slog.Logger
+	baseURL   string
+	tmpl      map[string]*template.Template
+	handler   http.Handler
+	cache     *pageCache
+	events    *winevent.Catalog
+	tactics   []catalog.Tactic // ATT&CK tactics in the catalog's form, for package page
+	reqLog    *requestLog
+	mux       *http.ServeMux
+	stop      chan struct{} // closed by Close: stops pre-rendering
+	bgDone    chan struct{}
+	closeOnce sync.Once
 }
 
 // New prepares a server; templates are parsed once here so a broken template fails
@@ -69,15 +78,33 @@ func New(o Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	s.handler = logRequests(s.log, securityHeaders(s.onlyGET(mux)))
+	s.mux = mux
+	s.reqLog = newRequestLog(s.log)
+	s.handler = logRequests(s.reqLog, securityHeaders(s.onlyGET(mux)))
+	s.stop, s.bgDone = make(chan struct{}), make(chan struct{})
+	if o.NoPrerender || !s.cache.enabled() {
+		close(s.bgDone)
+	} else {
+		go s.prerenderLoop()
+	}
 	return s, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Close releases the connection the page cache holds.
-func (s *Server) Close() error { return s.cache.close() }
+// Close stops pre-rendering, flushes the request log and releases the connection the
+// page cache holds.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.bgDone
+		s.reqLog.close()
+		err = s.cache.close()
+	})
+	return err
+}
 
 func (s *Server) routes(mux *http.ServeMux) {
 	// Pages.

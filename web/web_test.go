@@ -124,7 +124,7 @@ func TestSeedRulePage(t *testing.T) {
 		{"title", []string{seedTitle}},
 		{"metadata", []string{"<dt>Status</dt><dd>experimental</dd>", "<dt>Severity</dt><dd>medium</dd>",
 			"<dt>Log source</dt><dd>product windows, category process_creation</dd>", "<dt>Author</dt><dd>mdecrevoisier</dd>",
-			">github.com/mdecrevoisier/SIGMA-detection-rules</a>", `href="https://github.com/mdecrevoisier/SIGMA-detection-rules/blob/`}},
+			">github.<wbr>com/<wbr>mdecrevoisier/<wbr>SIGMA-<wbr>detection-<wbr>rules</a>", `href="https://github.com/mdecrevoisier/SIGMA-detection-rules/blob/`}},
 		{"description", []string{"Detects scenarios where an attacker downloads a payload by abusing BITS software.",
 			"inspect &#34;Bits-client&#34; event log and search for ID 59 and 60."}},
 		{"references", []string{`<a href="https://www.hackingarticles.in/windows-for-pentester-bitsadmin/"`}},

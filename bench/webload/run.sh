@@ -38,5 +38,5 @@ for _ in $(seq 1 120); do
 done
 
 echo "== load (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
-"$work/webload" -url "http://$addr" -pid "$server" -c "${CLIENTS:-50}" -n "${REQUESTS:-20000}" -t "${TIME:-30s}" ${UNCACHED:+-uncached}
+"$work/webload" -url "http://$addr" -pid "$server" -c "${CLIENTS:-50}" -n "${REQUESTS:-20000}" -t "${TIME:-30s}" ${UNCACHED:+-uncached} ${COLD:+-cold}
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
