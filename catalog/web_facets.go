@@ -32,6 +32,8 @@ type facetRule struct {
 	// then tactics, techniques and fields, each tagged with its facet number.
 	ids                                         []facetID
 	language, repo, severity, status, logsource string
+	class                                       string
+	sevRank                                     int8 // for browse order: critical first
 	tactics, techniques, fields                 []string
 }
 
@@ -56,7 +58,7 @@ var webSQL = map[string]string{
 		ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`,
 	"details": `SELECT r.pk, r.id, r.language, r.title, substr(r.description, 1, 300), r.severity, r.status,
 		r.class, r.repo, r.path, ` + logSourceExpr + ` FROM rules r WHERE r.pk IN (SELECT value FROM json_each(?))`,
-	"snippets": `SELECT rowid, snippet(rules_fts, -1, '', '', '…', 12) FROM rules_fts
+	"snippets": `SELECT rowid, snippet(rules_fts, -1, char(2), char(3), '…', 12) FROM rules_fts
 		WHERE rules_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))`,
 }
 
@@ -143,7 +145,7 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	idx := &facetIndex{byPK: map[int64]int32{}}
 	// No ORDER BY: SQLite then reads the covering index (rules_web_facets) instead of
 	// every table row with its IR blob; Go sorts.
-	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class IN ('detection', ''), r.language, r.repo, r.severity, r.status, `+logSourceExpr+`,
+	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class, r.language, r.repo, r.severity, r.status, `+logSourceExpr+`,
 		r.title_fold, r.id FROM rules r`)
 	if err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
@@ -168,19 +170,28 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	}
 	for rows.Next() {
 		var f facetRule
-		if err := rows.Scan(&f.pk, &f.detection, &f.language, &f.repo, &f.severity, &f.status, &f.logsource, &f.title, &f.id); err != nil {
+		if err := rows.Scan(&f.pk, &f.class, &f.language, &f.repo, &f.severity, &f.status, &f.logsource, &f.title, &f.id); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("facet index: %w", err)
 		}
-		f.language, f.repo, f.severity, f.status, f.logsource = in(f.language), in(f.repo), in(f.severity), in(f.status), in(f.logsource)
+		if f.class == "" {
+			f.class = "detection"
+		}
+		f.detection = f.class == "detection"
+		f.sevRank = severityRank(f.severity)
+		f.language, f.repo, f.severity, f.status, f.logsource, f.class = in(f.language), in(f.repo), in(f.severity), in(f.status), in(f.logsource), in(f.class)
 		idx.rules = append(idx.rules, f)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
+	// Browse order: the most severe first (what a reader triages first), then by title.
 	sort.Slice(idx.rules, func(i, j int) bool {
 		a, b := &idx.rules[i], &idx.rules[j]
+		if a.sevRank != b.sevRank {
+			return a.sevRank < b.sevRank
+		}
 		if a.title != b.title {
 			return a.title < b.title
 		}
@@ -218,6 +229,7 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 				f.ids = append(f.ids, id(k, v))
 			}
 		}
+		f.ids = append(f.ids, id(facetClass, f.class))
 	}
 	if err := multi(`SELECT rule_pk, tactic FROM rule_tactics`, func(f *facetRule, v string) {
 		f.tactics = append(f.tactics, v)
@@ -260,7 +272,8 @@ func (q *SearchQuery) match(f *facetRule) bool {
 		q.Source != "" && f.repo != q.Source ||
 		q.Severity != "" && f.severity != q.Severity ||
 		q.Status != "" && f.status != q.Status ||
-		q.LogSource != "" && f.logsource != q.LogSource {
+		q.LogSource != "" && f.logsource != q.LogSource ||
+		q.Class != "" && f.class != q.Class {
 		return false
 	}
 	if q.Tactic != "" && !hasString(f.tactics, q.Tactic, false) {
@@ -283,6 +296,26 @@ func (q *SearchQuery) match(f *facetRule) bool {
 		return false
 	}
 	return true
+}
+
+// facetClass is the class facet's number (its position in FacetNames).
+const facetClass = 8
+
+// severityRank orders severities for browsing, most severe first; unknown last.
+func severityRank(s string) int8 {
+	switch strings.ToLower(s) {
+	case "critical":
+		return 0
+	case "high":
+		return 1
+	case "medium":
+		return 2
+	case "low":
+		return 3
+	case "informational", "info":
+		return 4
+	}
+	return 5
 }
 
 // parentTechnique is "T1036" for "T1036.005", "" for a technique without a parent.

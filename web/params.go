@@ -100,7 +100,7 @@ func searchParams(q url.Values) (catalog.SearchQuery, error) {
 		dst  *string
 	}{
 		{"q", &sq.Text}, {"source", &sq.Source}, {"severity", &sq.Severity}, {"status", &sq.Status},
-		{"logsource", &sq.LogSource}, {"tactic", &sq.Tactic}, {"technique", &sq.Technique}, {"field", &sq.Field},
+		{"logsource", &sq.LogSource}, {"tactic", &sq.Tactic}, {"technique", &sq.Technique}, {"field", &sq.Field}, {"class", &sq.Class},
 	} {
 		if *p.dst, err = param(q, p.name); err != nil {
 			return sq, err

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/rule"
 )
 
@@ -70,6 +71,7 @@ var funcs = template.FuncMap{
 	"commas":    commas,
 	"markdown":  markdownHTML,
 	"wbr":       softBreaks,
+	"highlight": highlight,
 	"mdInline":  markdownInline,
 }
 
@@ -168,6 +170,29 @@ func softBreaks(s string) template.HTML {
 		}
 	}
 	b.WriteString(template.HTMLEscapeString(s[start:]))
+	return template.HTML(b.String())
+}
+
+// highlight renders a search snippet with its matches (between catalog.SnippetMark and
+// SnippetEnd) in <mark>, everything escaped.
+func highlight(marked string) template.HTML {
+	var b strings.Builder
+	for {
+		i := strings.Index(marked, catalog.SnippetMark)
+		if i < 0 {
+			break
+		}
+		j := strings.Index(marked[i:], catalog.SnippetEnd)
+		if j < 0 {
+			break
+		}
+		b.WriteString(template.HTMLEscapeString(marked[:i]))
+		b.WriteString("<mark>")
+		b.WriteString(template.HTMLEscapeString(marked[i+len(catalog.SnippetMark) : i+j]))
+		b.WriteString("</mark>")
+		marked = marked[i+j+len(catalog.SnippetEnd):]
+	}
+	b.WriteString(template.HTMLEscapeString(strings.NewReplacer(catalog.SnippetMark, "", catalog.SnippetEnd, "").Replace(marked)))
 	return template.HTML(b.String())
 }
 

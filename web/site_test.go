@@ -285,3 +285,73 @@ func TestNewLanguagePages(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchOperators runs the operators on the real corpus and checks the totals
+// relate as the operators say.
+func TestSearchOperators(t *testing.T) {
+	total := func(q string) int {
+		var res SearchResponse
+		getJSON(t, "/api/search?per_page=1&q="+url.QueryEscape(q), &res)
+		return res.Total
+	}
+	bits, cert := total("bitsadmin"), total("certutil")
+	either := total("bitsadmin OR certutil")
+	if bits == 0 || cert == 0 || either < max(bits, cert) || either > bits+cert {
+		t.Errorf("bitsadmin %d, certutil %d, OR %d", bits, cert, either)
+	}
+	if without := total("bitsadmin -transfer"); without >= bits || without+total("bitsadmin transfer") != bits {
+		t.Errorf("bitsadmin %d = without transfer %d + with transfer %d?", bits, without, total("bitsadmin transfer"))
+	}
+	if phrase, words := total(`"BITS job"`), total("BITS job"); phrase == 0 || phrase > words {
+		t.Errorf("phrase %d, words %d", phrase, words)
+	}
+	var res SearchResponse
+	getJSON(t, "/api/search?q="+url.QueryEscape(`NewProcessName|endswith: '\bitsadmin.exe'`), &res)
+	found := false
+	for _, h := range res.Results {
+		found = found || h.Title == seedTitle
+	}
+	if !found || res.Total > bits {
+		t.Errorf("pasted Sigma line: %d results, seed found %v", res.Total, found)
+	}
+	// Matches are highlighted in the snippets of the page.
+	_, body := get(t, "/rules/?q=bitsadmin")
+	if !strings.Contains(strings.ToLower(body), "<mark>bitsadmin</mark>") {
+		t.Errorf("search page does not highlight the match")
+	}
+	// The class facet: browse lists detections; search shows every class.
+	var s SearchResponse
+	getJSON(t, "/api/search?per_page=1&q=alert", &s)
+	classes := map[string]int{}
+	for _, v := range s.Facets["class"] {
+		classes[v.Value] = v.Count
+	}
+	if classes["detection"] == 0 || len(classes) < 2 {
+		t.Errorf("class facet for q=alert: %v", classes)
+	}
+	for c, n := range classes {
+		var sub SearchResponse
+		getJSON(t, "/api/search?per_page=1&q=alert&class="+url.QueryEscape(c), &sub)
+		if sub.Total != n {
+			t.Errorf("class %s: facet %d, filter %d", c, n, sub.Total)
+		}
+	}
+}
+
+// TestBrowseOrder: browsing lists the most severe detections first.
+func TestBrowseOrder(t *testing.T) {
+	var res SearchResponse
+	getJSON(t, "/api/search?per_page=200", &res)
+	if len(res.Results) == 0 || res.Results[0].Severity != "critical" {
+		t.Fatalf("first browse result: %+v", res.Results[0])
+	}
+	rank := map[string]int{"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
+	for i := 1; i < len(res.Results); i++ {
+		a, b := res.Results[i-1], res.Results[i]
+		ra, oka := rank[a.Severity]
+		rb, okb := rank[b.Severity]
+		if oka && okb && ra > rb {
+			t.Fatalf("%q (%s) before %q (%s)", a.Title, a.Severity, b.Title, b.Severity)
+		}
+	}
+}
