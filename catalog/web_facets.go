@@ -44,6 +44,12 @@ type webState struct {
 	idx *facetIndex
 	gen int64 // bumped by NoteChanged
 
+	// ranked caches the BM25 order of recent full-text queries: paging through results
+	// or adding a filter reuses it instead of ranking every match again. Entries hold
+	// for one (gen, token): any catalog change empties it.
+	ranked    map[string][]int64
+	rankedGen [2]int64
+
 	// Statements prepared once: parsing SQL costs as much as running these.
 	prepOnce sync.Once
 	prepErr  error
@@ -90,6 +96,51 @@ func (c *Catalog) web() *webState {
 	}
 	s, _ := webStates.LoadOrStore(c, &webState{})
 	return s.(*webState)
+}
+
+// maxRanked bounds the ranked-result cache (entries; a few KB each).
+const maxRanked = 4096
+
+func (s *webState) rankedGet(fts string, gen, token int64) ([]int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rankedGen != [2]int64{gen, token} {
+		return nil, false
+	}
+	r, ok := s.ranked[fts]
+	return r, ok
+}
+
+func (s *webState) rankedPut(fts string, gen, token int64, pks []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rankedGen != [2]int64{gen, token} || s.ranked == nil {
+		s.ranked, s.rankedGen = map[string][]int64{}, [2]int64{gen, token}
+	}
+	for k := range s.ranked {
+		if len(s.ranked) < maxRanked {
+			break
+		}
+		delete(s.ranked, k) // map order is random enough to evict by
+	}
+	s.ranked[fts] = pks
+}
+
+// snapshotToken returns the catalog generation noted and the largest rule pk seen
+// through tx: together they identify the catalog the transaction reads.
+func (c *Catalog) snapshotToken(ctx context.Context, tx *sql.Tx) (gen, token int64, err error) {
+	tok, err := c.stmt(ctx, tx, "token")
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
+		return 0, 0, fmt.Errorf("catalog token: %w", err)
+	}
+	s := c.web()
+	s.mu.Lock()
+	gen = s.gen
+	s.mu.Unlock()
+	return gen, token, nil
 }
 
 // NoteChanged tells the catalog's web queries that another connection committed (the

@@ -272,6 +272,32 @@ func lexSearch(text string) []searchItem {
 	return out
 }
 
+// rank returns the rules matching fts, best first. bm25 weights: title first, then tags
+// (techniques, tactics), description, and last the long lists of fields and values.
+func (c *Catalog) rank(ctx context.Context, tx *sql.Tx, fts string) ([]int64, error) {
+	rank, err := c.stmt(ctx, tx, "rank")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := rank.QueryContext(ctx, fts)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	defer rows.Close()
+	ranked := []int64{}
+	for rows.Next() {
+		var pk int64
+		if err := rows.Scan(&pk); err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		ranked = append(ranked, pk)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return ranked, nil
+}
+
 // Search runs a browse or search request. Everything it reads comes from one read
 // transaction, so the total, the hits and the facets agree even while an ingest commits.
 // Filters and facets are evaluated over an in-memory index of the rules (see
@@ -304,27 +330,16 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 
 	var ranked []int64
 	if fts != "" {
-		// bm25 weights: title first, then tags (techniques, tactics), description, and
-		// last the long lists of fields and values.
-		rank, err := c.stmt(ctx, tx, "rank")
+		gen, token, err := c.snapshotToken(ctx, tx)
 		if err != nil {
 			return nil, err
 		}
-		rows, err := rank.QueryContext(ctx, fts)
-		if err != nil {
-			return nil, fmt.Errorf("search: %w", err)
-		}
-		for rows.Next() {
-			var pk int64
-			if err := rows.Scan(&pk); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("search: %w", err)
+		var ok bool
+		if ranked, ok = c.web().rankedGet(fts, gen, token); !ok {
+			if ranked, err = c.rank(ctx, tx, fts); err != nil {
+				return nil, err
 			}
-			ranked = append(ranked, pk)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("search: %w", err)
+			c.web().rankedPut(fts, gen, token, ranked)
 		}
 	}
 	idx, err := c.facets(ctx, tx, ranked)

@@ -355,3 +355,39 @@ func TestBrowseOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestIndicatorCaseLabel: Image ends_with \powershell.exe counts KQL's case-sensitive
+// FileName == "powershell.exe" under a case-insensitive key; the page says the key's
+// case sensitivity, marks the cased rows, and lists rules before the field table.
+func TestIndicatorCaseLabel(t *testing.T) {
+	query := "field=Image&kind=ends_with&value=" + url.QueryEscape(`\powershell.exe`)
+	path := "/indicators/?" + query
+	var ind IndicatorResponse
+	getJSON(t, "/api/indicators?"+query, &ind)
+	if ind.Cased || ind.Kind != "ends_with" || ind.Rules < 10 {
+		t.Fatalf("indicator: cased %v, kind %s, %d rules", ind.Cased, ind.Kind, ind.Rules)
+	}
+	casedRows := 0
+	for _, g := range ind.Groups {
+		for _, r := range g.Rules {
+			for _, tr := range r.Transforms {
+				if tr == "cased" {
+					casedRows++
+				}
+			}
+		}
+	}
+	if casedRows == 0 {
+		t.Fatalf("no rule writes the test case-sensitively; the case this test pins is gone")
+	}
+	_, body := get(t, path)
+	if !strings.Contains(body, "compared case-insensitively") || strings.Contains(body, "compared case-sensitively") {
+		t.Errorf("indicator page misstates the case sensitivity")
+	}
+	if strings.Count(body, `<span class="tag">cased</span>`) != casedRows {
+		t.Errorf("%d cased rows, %d cased tags", casedRows, strings.Count(body, `<span class="tag">cased</span>`))
+	}
+	if i, j := strings.Index(body, `id="lang-`), strings.Index(body, `id="equivalence"`); i < 0 || j < 0 || j < i || strings.Contains(body, ".tsv") {
+		t.Errorf("rules at %d, field equivalence at %d, .tsv shown: %v", i, j, strings.Contains(body, ".tsv"))
+	}
+}
