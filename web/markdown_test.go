@@ -98,3 +98,24 @@ func TestSoftBreaksAfterShortToken(t *testing.T) {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
+
+func TestBodyText(t *testing.T) {
+	long := `search: '| tstats count min(_time) as firstTime from datamodel=Endpoint.Processes where Processes.process_name="bitsadmin.exe" Processes.process="*transfer*" by Processes.dest | ` +
+		"`drop_dm_object_name(Processes)` | `security_content_ctime(firstTime)`| where x=\"a | b\" | `bitsadmin_download_file_filter`'"
+	got := bodyText("yaml", long)
+	want := []string{
+		`search: '| tstats count min(_time) as firstTime from datamodel=Endpoint.Processes where Processes.process_name="bitsadmin.exe" Processes.process="*transfer*" by Processes.dest`,
+		"  | `drop_dm_object_name(Processes)`",
+		"  | `security_content_ctime(firstTime)`",
+		"  | where x=\"a | b\"",
+		"  | `bitsadmin_download_file_filter`'",
+	}
+	if got != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+	for _, in := range []struct{ lang, text string }{{"kusto", long}, {"spl", "short | line"}} {
+		if got := bodyText(in.lang, in.text); got != in.text {
+			t.Errorf("%s %q changed: %q", in.lang, in.text[:10], got)
+		}
+	}
+}

@@ -72,6 +72,7 @@ var funcs = template.FuncMap{
 	"markdown":  markdownHTML,
 	"wbr":       softBreaks,
 	"highlight": highlight,
+	"bodyText":  bodyText,
 	"mdInline":  markdownInline,
 }
 
@@ -171,6 +172,47 @@ func softBreaks(s string) template.HTML {
 	}
 	b.WriteString(template.HTMLEscapeString(s[start:]))
 	return template.HTML(b.String())
+}
+
+// bodyText is a rule body as the page shows it: verbatim, except that an SPL line
+// longer than a screen gets a line break before each command pipe (" | " outside double
+// quotes), so a one-line search reads as its pipeline. The API keeps the text as is.
+func bodyText(lang, text string) string {
+	if lang != "spl" && lang != "yaml" {
+		return text
+	}
+	lines := strings.Split(text, "\n")
+	changed := false
+	for i, l := range lines {
+		if len(l) <= 160 || !strings.Contains(l, "| ") {
+			continue
+		}
+		indent := l[:len(l)-len(strings.TrimLeft(l, " "))] + "  "
+		var b strings.Builder
+		inQuote := false
+		for j := 0; j < len(l); j++ {
+			c := l[j]
+			if c == '"' && (j == 0 || l[j-1] != '\\') {
+				inQuote = !inQuote
+			}
+			if c == '|' && !inQuote && j > 0 && (l[j-1] == ' ' || l[j-1] == '`') && j+1 < len(l) && l[j+1] == ' ' &&
+				strings.TrimSpace(l[:j]) != "" && !strings.HasSuffix(strings.TrimRight(l[:j], " "), ":") &&
+				!strings.HasSuffix(strings.TrimRight(l[:j], " "), "'") {
+				b.WriteString(strings.TrimRight("", " "))
+				trimmed := strings.TrimRight(b.String(), " ")
+				b.Reset()
+				b.WriteString(trimmed)
+				b.WriteString("\n" + indent)
+			}
+			b.WriteByte(c)
+		}
+		lines[i] = b.String()
+		changed = true
+	}
+	if !changed {
+		return text
+	}
+	return strings.Join(lines, "\n")
 }
 
 // highlight renders a search snippet with its matches (between catalog.SnippetMark and

@@ -358,8 +358,8 @@ func TestEventPages(t *testing.T) {
 	// The field link lists exactly as many rules as the field's count.
 	var byField EventResponse
 	getJSON(t, "/api/events/Microsoft-Windows-Sysmon/1?field=CommandLine", &byField)
-	if len(byField.RuleList) != min(counted["CommandLine"], 500) {
-		t.Errorf("Sysmon 1 CommandLine: count %d, list %d", counted["CommandLine"], len(byField.RuleList))
+	if byField.ListTotal != counted["CommandLine"] || len(byField.RuleList) != min(counted["CommandLine"], eventListPerPage) {
+		t.Errorf("Sysmon 1 CommandLine: count %d, list total %d, shown %d", counted["CommandLine"], byField.ListTotal, len(byField.RuleList))
 	}
 	_, seed := get(t, seedURL(t))
 	if !strings.Contains(seed, `<a href="/Microsoft-Windows-Security-Auditing/4688">4688</a></td><td>A new process has been created.`) {
