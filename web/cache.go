@@ -237,9 +237,20 @@ func (s *Server) cached(h http.Handler) http.Handler {
 			return
 		}
 		bw.header.Set("Vary", "Accept-Encoding")
-		e = &cachedResponse{header: bw.header, gz: compress(bw.buf.Bytes())}
-		s.cache.put(gen, key, e)
-		writeCached(w, r, e, http.StatusOK)
+		// The reader gets the fresh page at once, uncompressed; compressing it for the
+		// cache happens after the response is on its way.
+		for k, v := range bw.header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(bw.buf.Len()))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(bw.buf.Bytes())
+		}
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		s.cache.put(gen, key, &cachedResponse{header: bw.header, gz: compress(bw.buf.Bytes())})
 	})
 }
 
