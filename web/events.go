@@ -67,13 +67,38 @@ func (s *Server) providers(r *http.Request) (*ProvidersResponse, error) {
 
 // EventSummary is one event of a provider page.
 type EventSummary struct {
-	ID         int                 `json:"event_id"`
-	Title      string              `json:"title"`
-	Channel    string              `json:"channel"`
-	Level      string              `json:"level,omitempty"` // as the manifest states it; "" when the data has none
+	ID      int    `json:"event_id"`
+	Title   string `json:"title"`
+	Channel string `json:"channel"`
+	Level   string `json:"level,omitempty"` // as the manifest states it; "" when the data has none
+	// Recorded is what a real record of the event shows (level, task, opcode); nil
+	// when the corpus has no record of it.
+	Recorded   *RecordedView       `json:"recorded,omitempty"`
 	URL        string              `json:"url"`
 	Rules      int                 `json:"rules"`
 	ByLanguage []catalog.LangCount `json:"by_language,omitempty"`
+}
+
+// RecordedView is what one real record of an event shows.
+type RecordedView struct {
+	Level     int    `json:"level"`
+	LevelName string `json:"level_name"`
+	Task      int    `json:"task"`
+	Opcode    int    `json:"opcode"`
+	Source    string `json:"source"` // the record's file in the regression data
+	JSON      string `json:"json,omitempty"`
+}
+
+func (s *Server) recorded(provider string, id int, withJSON bool) *RecordedView {
+	smp, ok := s.events.Sample(provider, id)
+	if !ok {
+		return nil
+	}
+	v := &RecordedView{Level: smp.Level, LevelName: winevent.LevelName(smp.Level), Task: smp.Task, Opcode: smp.Opcode, Source: smp.Path}
+	if withJSON {
+		v.JSON = smp.JSON
+	}
+	return v
 }
 
 // ProviderResponse is the body of /api/events/{provider}.
@@ -118,7 +143,7 @@ func (s *Server) provider(r *http.Request, name string) (*ProviderResponse, erro
 		Events: len(p.Events), Rules: rules}, EventList: []EventSummary{}}
 	for _, e := range p.Events {
 		c := byEvent[e.ID]
-		out.EventList = append(out.EventList, EventSummary{ID: e.ID, Title: e.Title, Channel: e.Channel, Level: e.Level, URL: eventURL(p, e.ID),
+		out.EventList = append(out.EventList, EventSummary{ID: e.ID, Title: e.Title, Channel: e.Channel, Level: e.Level, Recorded: s.recorded(p.Name, e.ID, false), URL: eventURL(p, e.ID),
 			Rules: c.Rules, ByLanguage: c.ByLanguage})
 	}
 	return out, nil
@@ -140,13 +165,16 @@ type EventIndicatorView struct {
 
 // EventResponse is the body of /api/events/{provider}/{id}.
 type EventResponse struct {
-	Provider    string               `json:"provider"`
-	ProviderURL string               `json:"provider_url"`
-	ID          int                  `json:"event_id"`
-	Title       string               `json:"title"`
-	Channel     string               `json:"channel"`
-	Version     int                  `json:"version"`
-	Level       string               `json:"level,omitempty"`
+	Provider    string `json:"provider"`
+	ProviderURL string `json:"provider_url"`
+	ID          int    `json:"event_id"`
+	Title       string `json:"title"`
+	Channel     string `json:"channel"`
+	Version     int    `json:"version"`
+	Level       string `json:"level,omitempty"`
+	// Example is a real record of the event (the page's "Example event"); nil when the
+	// corpus has none.
+	Example     *RecordedView        `json:"example,omitempty"`
 	Description string               `json:"description,omitempty"`
 	Message     string               `json:"message_template,omitempty"`
 	Fields      []EventField         `json:"fields"`
@@ -206,7 +234,7 @@ func (s *Server) event(r *http.Request, provider, id string) (*EventResponse, er
 		return nil, err
 	}
 	out := &EventResponse{Provider: p.Name, ProviderURL: providerURL(p), ID: e.ID, Title: e.Title, Channel: e.Channel,
-		Version: e.Version, Level: e.Level, Description: e.Description, Message: e.Message, Fields: []EventField{}, Indicators: []EventIndicatorView{},
+		Version: e.Version, Level: e.Level, Example: s.recorded(p.Name, e.ID, true), Description: e.Description, Message: e.Message, Fields: []EventField{}, Indicators: []EventIndicatorView{},
 		FieldFilter: field, RuleList: []RuleRefView{}}
 	for _, f := range e.Fields {
 		ef := EventField{Field: f}

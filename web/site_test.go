@@ -232,6 +232,22 @@ func TestEventRuleListPaged(t *testing.T) {
 	if ev.Level == "" {
 		t.Errorf("Sysmon 1 has a level in the event data; none shown")
 	}
+	if ev.Example == nil || !strings.Contains(ev.Example.JSON, `"EventID": 1`) || ev.Example.LevelName != "Information" {
+		t.Errorf("Sysmon 1 example: %+v", ev.Example)
+	}
+	if !strings.Contains(body, `id="example"`) || !strings.Contains(body, "level 4 (Information), task 1, opcode 0") {
+		t.Errorf("event page lacks the recorded example and its level/task/opcode")
+	}
+	// An event without a record shows none (nothing invented).
+	var none EventResponse
+	getJSON(t, "/api/events/Microsoft-Windows-Sysmon/25", &none)
+	if none.Example != nil {
+		t.Errorf("Sysmon 25 has no record in the corpus, yet an example is shown")
+	}
+	_, prov := get(t, "/Microsoft-Windows-Sysmon/")
+	if !strings.Contains(prov, "recorded with level 4 (Information)") {
+		t.Errorf("provider page lacks recorded levels")
+	}
 }
 
 // TestNewLanguagePages: Elastic and YARA-L rules have pages, facets, filters and the
