@@ -248,7 +248,7 @@ func TestHostileRulesAreEscaped(t *testing.T) {
 				t.Errorf("%s: content type %q", p, ct)
 			}
 			// JSON results link to rule pages too.
-			for _, m := range regexp.MustCompile(`"url": "(/rules/[^"]+)"`).FindAllStringSubmatch(body, -1) {
+			for _, m := range regexp.MustCompile(`"url": ?"(/rules/[^"]+)"`).FindAllStringSubmatch(body, -1) {
 				queue = append(queue, m[1])
 			}
 			continue
@@ -288,7 +288,7 @@ func TestHostileRulesAreEscaped(t *testing.T) {
 	// The KQL and SPL hostile rules were ingested and crawled too.
 	for _, lang := range []string{"kusto", "splunk"} {
 		_, body := getFrom(t, ts, "/api/search?q=alert&language="+lang)
-		if !strings.Contains(body, `"language": "`+lang+`"`) {
+		if !strings.Contains(body, `"language":"`+lang+`"`) {
 			t.Errorf("the hostile %s rule was not ingested: %.300s", lang, body)
 		}
 	}
