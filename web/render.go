@@ -146,12 +146,12 @@ func softBreaks(s string) template.HTML {
 			continue
 		}
 		if run == 0 {
-			// Decide per token: only tokens over 24 bytes get break points.
+			// Decide per token: only tokens over 32 bytes (longer than field names) get break points.
 			end := strings.IndexAny(s[i:], " \n\t")
 			if end < 0 {
 				end = len(s) - i
 			}
-			long = end > 24
+			long = end > 32
 		}
 		run++
 		since++
