@@ -64,8 +64,8 @@ var webSQL = map[string]string{
 		ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`,
 	"details": `SELECT r.pk, r.id, r.language, r.title, substr(r.description, 1, 300), r.severity, r.status,
 		r.class, r.repo, r.path, ` + logSourceExpr + ` FROM rules r WHERE r.pk IN (SELECT value FROM json_each(?))`,
-	"snippets": `SELECT rowid, snippet(rules_fts, -1, char(2), char(3), '…', 12) FROM rules_fts
-		WHERE rules_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))`,
+	// A document by rowid: a plain lookup, no full-text query (see buildSnippet).
+	"doc": `SELECT title, description, tags, fields, vals FROM rules_fts WHERE rowid = ?`,
 }
 
 // stmt returns the prepared statement name bound to tx.

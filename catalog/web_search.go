@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -403,29 +404,33 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	if fts != "" {
-		// Snippets only for the shown page: snippet() is costly, and in the ranking
-		// query SQLite would compute it for every match before sorting.
-		snippets, err := c.stmt(ctx, tx, "snippets")
+		// Snippets only for the shown page.
+		doc, err := c.stmt(ctx, tx, "doc")
 		if err != nil {
 			return nil, err
 		}
-		rows, err := snippets.QueryContext(ctx, fts, pks.String())
-		if err != nil {
-			return nil, fmt.Errorf("search snippets: %w", err)
-		}
-		for rows.Next() {
-			var pk int64
-			var snip string
-			if err := rows.Scan(&pk, &snip); err != nil {
-				rows.Close()
+		terms := snippetTerms(q.Text)
+		unmark := strings.NewReplacer(SnippetMark, "", SnippetEnd, "")
+		cols := make([]string, 5)
+		var raw [5]sql.NullString
+		for _, f := range shown {
+			h := hits[f.pk]
+			if h == nil {
+				continue
+			}
+			err := doc.QueryRowContext(ctx, f.pk).Scan(&raw[0], &raw[1], &raw[2], &raw[3], &raw[4])
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
 				return nil, fmt.Errorf("search snippets: %w", err)
 			}
-			if h := hits[pk]; h != nil {
-				h.Marked = snip
-				h.Snippet = strings.NewReplacer(SnippetMark, "", SnippetEnd, "").Replace(snip)
+			for i := range raw {
+				cols[i] = raw[i].String
 			}
+			h.Marked = buildSnippet(cols, terms)
+			h.Snippet = unmark.Replace(h.Marked)
 		}
-		rows.Close()
 	}
 	for _, f := range shown {
 		if h := hits[f.pk]; h != nil {
