@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"database/sql"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"strconv"
@@ -33,7 +34,42 @@ type pageCache struct {
 	done    chan struct{}
 	// changed receives a token whenever gen moves, for the pre-renderer.
 	changed chan struct{}
+	// once holds hashes of URIs rendered once and not cached: most distinct searches
+	// are never asked again, so a page is compressed and kept on its second request
+	// (pre-rendered pages at once).
+	onceMu sync.Mutex
+	once   map[uint64]struct{}
 }
+
+// maxOnce bounds the seen-once set (8 bytes a URI).
+const maxOnce = 1 << 16
+
+// secondTime reports whether key was rendered before (and remembers it if not).
+func (pc *pageCache) secondTime(key string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	k := h.Sum64()
+	pc.onceMu.Lock()
+	defer pc.onceMu.Unlock()
+	if pc.once == nil {
+		pc.once = map[uint64]struct{}{}
+	}
+	if _, ok := pc.once[k]; ok {
+		delete(pc.once, k)
+		return true
+	}
+	for old := range pc.once {
+		if len(pc.once) < maxOnce {
+			break
+		}
+		delete(pc.once, old) // random enough to evict by
+	}
+	pc.once[k] = struct{}{}
+	return false
+}
+
+// prerenderKey marks the pre-renderer's requests: their pages are cached at once.
+type prerenderKey struct{}
 
 // cachedResponse is a page stored gzip-compressed: a fifth of the memory, and most
 // clients take it as it is (the rest get it inflated on the way out).
@@ -250,7 +286,9 @@ func (s *Server) cached(h http.Handler) http.Handler {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
-		s.cache.put(gen, key, &cachedResponse{header: bw.header, gz: compress(bw.buf.Bytes())})
+		if r.Context().Value(prerenderKey{}) != nil || s.cache.secondTime(key) {
+			s.cache.put(gen, key, &cachedResponse{header: bw.header, gz: compress(bw.buf.Bytes())})
+		}
 	})
 }
 
@@ -301,6 +339,7 @@ func (s *Server) prerender() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	pctx := context.WithValue(context.Background(), prerenderKey{}, true)
 	var next atomic.Int64
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -322,7 +361,7 @@ func (s *Server) prerender() (int, error) {
 				if s.cache.has(p) {
 					continue
 				}
-				r, err := http.NewRequest(http.MethodGet, p, nil)
+				r, err := http.NewRequestWithContext(pctx, http.MethodGet, p, nil)
 				if err != nil {
 					continue
 				}

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -94,6 +95,19 @@ func TestAcceptsGzip(t *testing.T) {
 		r.Header.Set("Accept-Encoding", tt.h)
 		if got := acceptsGzip(r); got != tt.want {
 			t.Errorf("%q: %v", tt.h, got)
+		}
+	}
+}
+
+// TestCacheOnSecondRequest: a page asked for once is not kept (one-off searches would
+// only cost compression and memory); asked again it is cached, and the third request
+// is a hit.
+func TestCacheOnSecondRequest(t *testing.T) {
+	p := "/api/search?q=" + fmt.Sprint(time.Now().UnixNano()) + "+OR+bitsadmin"
+	for i, want := range []string{"", "", "hit"} {
+		resp, _ := get(t, p)
+		if got := resp.Header.Get("X-Ruledex-Cache"); got != want {
+			t.Errorf("request %d: cache %q, want %q", i+1, got, want)
 		}
 	}
 }
