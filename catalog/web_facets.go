@@ -32,6 +32,8 @@ type facetRule struct {
 	// then tactics, techniques and fields, each tagged with its facet number.
 	ids                                         []facetID
 	language, repo, severity, status, logsource string
+	class                                       string
+	sevRank                                     int8 // for browse order: critical first
 	tactics, techniques, fields                 []string
 }
 
@@ -41,6 +43,12 @@ type webState struct {
 	mu  sync.Mutex
 	idx *facetIndex
 	gen int64 // bumped by NoteChanged
+
+	// ranked caches the BM25 order of recent full-text queries: paging through results
+	// or adding a filter reuses it instead of ranking every match again. Entries hold
+	// for one (gen, token): any catalog change empties it.
+	ranked    map[string][]int64
+	rankedGen [2]int64
 
 	// Statements prepared once: parsing SQL costs as much as running these.
 	prepOnce sync.Once
@@ -56,8 +64,8 @@ var webSQL = map[string]string{
 		ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`,
 	"details": `SELECT r.pk, r.id, r.language, r.title, substr(r.description, 1, 300), r.severity, r.status,
 		r.class, r.repo, r.path, ` + logSourceExpr + ` FROM rules r WHERE r.pk IN (SELECT value FROM json_each(?))`,
-	"snippets": `SELECT rowid, snippet(rules_fts, -1, '', '', '…', 12) FROM rules_fts
-		WHERE rules_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))`,
+	// A document by rowid: a plain lookup, no full-text query (see buildSnippet).
+	"doc": `SELECT title, description, tags, fields, vals FROM rules_fts WHERE rowid = ?`,
 }
 
 // stmt returns the prepared statement name bound to tx.
@@ -88,6 +96,51 @@ func (c *Catalog) web() *webState {
 	}
 	s, _ := webStates.LoadOrStore(c, &webState{})
 	return s.(*webState)
+}
+
+// maxRanked bounds the ranked-result cache (entries; a few KB each).
+const maxRanked = 4096
+
+func (s *webState) rankedGet(fts string, gen, token int64) ([]int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rankedGen != [2]int64{gen, token} {
+		return nil, false
+	}
+	r, ok := s.ranked[fts]
+	return r, ok
+}
+
+func (s *webState) rankedPut(fts string, gen, token int64, pks []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rankedGen != [2]int64{gen, token} || s.ranked == nil {
+		s.ranked, s.rankedGen = map[string][]int64{}, [2]int64{gen, token}
+	}
+	for k := range s.ranked {
+		if len(s.ranked) < maxRanked {
+			break
+		}
+		delete(s.ranked, k) // map order is random enough to evict by
+	}
+	s.ranked[fts] = pks
+}
+
+// snapshotToken returns the catalog generation noted and the largest rule pk seen
+// through tx: together they identify the catalog the transaction reads.
+func (c *Catalog) snapshotToken(ctx context.Context, tx *sql.Tx) (gen, token int64, err error) {
+	tok, err := c.stmt(ctx, tx, "token")
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
+		return 0, 0, fmt.Errorf("catalog token: %w", err)
+	}
+	s := c.web()
+	s.mu.Lock()
+	gen = s.gen
+	s.mu.Unlock()
+	return gen, token, nil
 }
 
 // NoteChanged tells the catalog's web queries that another connection committed (the
@@ -143,7 +196,7 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	idx := &facetIndex{byPK: map[int64]int32{}}
 	// No ORDER BY: SQLite then reads the covering index (rules_web_facets) instead of
 	// every table row with its IR blob; Go sorts.
-	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class IN ('detection', ''), r.language, r.repo, r.severity, r.status, `+logSourceExpr+`,
+	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class, r.language, r.repo, r.severity, r.status, `+logSourceExpr+`,
 		r.title_fold, r.id FROM rules r`)
 	if err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
@@ -168,19 +221,28 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	}
 	for rows.Next() {
 		var f facetRule
-		if err := rows.Scan(&f.pk, &f.detection, &f.language, &f.repo, &f.severity, &f.status, &f.logsource, &f.title, &f.id); err != nil {
+		if err := rows.Scan(&f.pk, &f.class, &f.language, &f.repo, &f.severity, &f.status, &f.logsource, &f.title, &f.id); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("facet index: %w", err)
 		}
-		f.language, f.repo, f.severity, f.status, f.logsource = in(f.language), in(f.repo), in(f.severity), in(f.status), in(f.logsource)
+		if f.class == "" {
+			f.class = "detection"
+		}
+		f.detection = f.class == "detection"
+		f.sevRank = severityRank(f.severity)
+		f.language, f.repo, f.severity, f.status, f.logsource, f.class = in(f.language), in(f.repo), in(f.severity), in(f.status), in(f.logsource), in(f.class)
 		idx.rules = append(idx.rules, f)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
+	// Browse order: the most severe first (what a reader triages first), then by title.
 	sort.Slice(idx.rules, func(i, j int) bool {
 		a, b := &idx.rules[i], &idx.rules[j]
+		if a.sevRank != b.sevRank {
+			return a.sevRank < b.sevRank
+		}
 		if a.title != b.title {
 			return a.title < b.title
 		}
@@ -218,6 +280,7 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 				f.ids = append(f.ids, id(k, v))
 			}
 		}
+		f.ids = append(f.ids, id(facetClass, f.class))
 	}
 	if err := multi(`SELECT rule_pk, tactic FROM rule_tactics`, func(f *facetRule, v string) {
 		f.tactics = append(f.tactics, v)
@@ -227,9 +290,23 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	}
 	if err := multi(`SELECT rule_pk, technique FROM rule_techniques`, func(f *facetRule, v string) {
 		f.techniques = append(f.techniques, v)
-		f.ids = append(f.ids, id(6, v))
 	}); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
+	}
+	// The technique filter lets a parent match its sub-techniques, so the facet counts a
+	// rule under the parent too (once, even when it names both): a count must equal the
+	// total its link shows.
+	for i := range idx.rules {
+		f := &idx.rules[i]
+		var seen []string
+		for _, t := range f.techniques {
+			for _, v := range []string{t, parentTechnique(t)} {
+				if v != "" && !hasString(seen, v, false) {
+					seen = append(seen, v)
+					f.ids = append(f.ids, id(6, v))
+				}
+			}
+		}
 	}
 	if err := multi(`SELECT DISTINCT rule_pk, canonical FROM indicators`, func(f *facetRule, v string) {
 		f.fields = append(f.fields, v)
@@ -246,7 +323,8 @@ func (q *SearchQuery) match(f *facetRule) bool {
 		q.Source != "" && f.repo != q.Source ||
 		q.Severity != "" && f.severity != q.Severity ||
 		q.Status != "" && f.status != q.Status ||
-		q.LogSource != "" && f.logsource != q.LogSource {
+		q.LogSource != "" && f.logsource != q.LogSource ||
+		q.Class != "" && f.class != q.Class {
 		return false
 	}
 	if q.Tactic != "" && !hasString(f.tactics, q.Tactic, false) {
@@ -269,6 +347,34 @@ func (q *SearchQuery) match(f *facetRule) bool {
 		return false
 	}
 	return true
+}
+
+// facetClass is the class facet's number (its position in FacetNames).
+const facetClass = 8
+
+// severityRank orders severities for browsing, most severe first; unknown last.
+func severityRank(s string) int8 {
+	switch strings.ToLower(s) {
+	case "critical":
+		return 0
+	case "high":
+		return 1
+	case "medium":
+		return 2
+	case "low":
+		return 3
+	case "informational", "info":
+		return 4
+	}
+	return 5
+}
+
+// parentTechnique is "T1036" for "T1036.005", "" for a technique without a parent.
+func parentTechnique(t string) string {
+	if i := strings.IndexByte(t, '.'); i > 0 {
+		return t[:i]
+	}
+	return ""
 }
 
 func hasString(xs []string, x string, fold bool) bool {

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,9 +12,11 @@ import (
 
 // SearchQuery is a browse or full-text search request. Empty fields do not filter.
 type SearchQuery struct {
-	// Text is full-text search over title, description, tags, fields and values. When it
-	// is empty the query browses: only detections are listed, by title. With text, every
-	// class is searched (vendor feeds, building blocks...) and results are ranked.
+	// Text is full-text search over title, description, tags, fields and values (see
+	// ftsQuery for the operators). When it is empty the query browses: only detections
+	// (unless Class asks for another class), most severe first, then by title. With
+	// text, every class is searched (vendor feeds, building blocks...) and results are
+	// ranked.
 	Text      string
 	Language  string
 	Source    string // repository as shown ("github.com/SigmaHQ/sigma")
@@ -23,6 +26,7 @@ type SearchQuery struct {
 	Tactic    string // short name ("command-and-control")
 	Technique string // ID; a parent also matches its sub-techniques
 	Field     string // canonical or written field name, case-insensitive
+	Class     string // detection, hunting, vendor_feed, building_block...
 	// Page is 1-based; PerPage defaults to 50.
 	Page, PerPage int
 	// FacetLimit caps the values listed per facet (default 25); Total counts stay exact.
@@ -43,7 +47,16 @@ type SearchHit struct {
 	LogSource   string `json:"logsource,omitempty"`
 	// Snippet is the matched text around the query terms, plain text (the page escapes it).
 	Snippet string `json:"snippet,omitempty"`
+	// Marked is Snippet with each match between SnippetMark and SnippetEnd, for pages
+	// that highlight matches.
+	Marked string `json:"-"`
 }
+
+// The snippet's match markers: control characters never indexed or shown.
+const (
+	SnippetMark = "\x02"
+	SnippetEnd  = "\x03"
+)
 
 // FacetValue is one value of a facet with the number of matching rules that have it.
 type FacetValue struct {
@@ -59,34 +72,231 @@ type SearchResult struct {
 }
 
 // FacetNames lists the facets in display order.
-var FacetNames = []string{"language", "source", "severity", "status", "logsource", "tactic", "technique", "field"}
+var FacetNames = []string{"language", "source", "severity", "status", "logsource", "tactic", "technique", "field", "class"}
 
 // logSourceExpr renders a rule's Sigma log source as "product/category/service".
 const logSourceExpr = `replace(trim(r.product || '/' || r.category || '/' || r.service, '/'), '//', '/')`
 
-// ftsQuery turns user text into an FTS5 query that cannot be a syntax error: every
-// word becomes a quoted string (AND-ed), a trailing * keeps prefix search.
+// ftsQuery turns what a user types into an FTS5 query that cannot be a syntax error.
+// It understands the search operators people expect:
+//
+//	bitsadmin transfer          both words (AND)
+//	bitsadmin OR certutil       either
+//	-encoded, NOT encoded       without the word
+//	"scheduled task"            the phrase
+//	download*                   by prefix
+//	Image:bitsadmin.exe         the value in a rule testing the field (also a pasted
+//	Image|endswith: \x.exe      Sigma line: the modifiers are ignored)
+//
+// Every word is quoted, so no input is ever FTS5 syntax of its own. A query of
+// negations only matches nothing (FTS5 cannot list "everything but").
 func ftsQuery(text string) string {
-	var terms []string
-	// Control characters (NUL above all, which SQLite's MATCH rejects) separate words
-	// like spaces: the tokenizer would never index them anyway.
-	for _, w := range strings.FieldsFunc(text, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}) {
-		prefix := strings.HasSuffix(w, "*")
-		w = strings.TrimRight(w, "*")
-		// Keep only what the unicode61 tokenizer would index; a word made only of
-		// punctuation matches nothing and would make the whole query empty.
-		if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+	items := lexSearch(text)
+	var groups [][]string // AND of ORs
+	var neg []string
+	orNext := false
+	for _, it := range items {
+		switch {
+		case it.op == "OR":
+			orNext = len(groups) > 0
+			continue
+		case it.op == "AND":
 			continue
 		}
-		t := `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
-		if prefix {
-			t += "*"
+		term := it.fts()
+		if term == "" {
+			continue
 		}
-		terms = append(terms, t)
+		if it.neg {
+			neg = append(neg, term)
+			orNext = false
+			continue
+		}
+		if orNext {
+			groups[len(groups)-1] = append(groups[len(groups)-1], term)
+		} else {
+			groups = append(groups, []string{term})
+		}
+		orNext = false
 	}
-	return strings.Join(terms, " ")
+	if len(groups) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, g := range groups {
+		if len(g) == 1 {
+			parts = append(parts, g[0])
+		} else {
+			parts = append(parts, "("+strings.Join(g, " OR ")+")")
+		}
+	}
+	q := strings.Join(parts, " AND ")
+	if len(neg) > 0 {
+		q = "(" + q + ") NOT (" + strings.Join(neg, " OR ") + ")"
+	}
+	return q
+}
+
+// searchItem is one unit of a search: a word, a phrase, a field:value pair or an operator.
+type searchItem struct {
+	op     string // "OR", "AND" or "" for a term
+	neg    bool
+	words  string // the word or phrase text
+	prefix bool
+	field  string // for field:value
+}
+
+// fts renders the item as an FTS5 expression, "" when it has nothing searchable.
+func (it searchItem) fts() string {
+	val := quoteFTS(it.words, it.prefix)
+	if it.field == "" {
+		return val
+	}
+	f := quoteFTS(it.field, false)
+	switch {
+	case f == "":
+		return val
+	case val == "":
+		return "fields : " + f
+	}
+	return "(fields : " + f + " AND vals : " + val + ")"
+}
+
+// quoteFTS quotes s as one FTS5 string (a phrase when it tokenizes into several words);
+// "" when it holds nothing the unicode61 tokenizer indexes.
+func quoteFTS(s string, prefix bool) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+		return ""
+	}
+	t := `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	if prefix {
+		t += "*"
+	}
+	return t
+}
+
+// fieldPrefix is a field name before ':' (with Sigma modifiers: Image|endswith).
+func fieldPrefix(w string) (field, rest string, ok bool) {
+	i := strings.IndexByte(w, ':')
+	if i <= 0 {
+		return "", "", false
+	}
+	name, rest := w[:i], w[i+1:]
+	if strings.HasPrefix(rest, "//") {
+		return "", "", false // a URL, not a field
+	}
+	if j := strings.IndexByte(name, '|'); j > 0 {
+		name = name[:j]
+	}
+	for k, r := range name {
+		if !(r == '_' || r == '.' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r) && k > 0) {
+			return "", "", false
+		}
+	}
+	return name, rest, true
+}
+
+func lexSearch(text string) []searchItem {
+	// Control characters (NUL above all, which SQLite's MATCH rejects) separate words
+	// like spaces: the tokenizer would never index them anyway.
+	sep := func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+	var out []searchItem
+	rs := []rune(text)
+	for i := 0; i < len(rs); {
+		if sep(rs[i]) {
+			i++
+			continue
+		}
+		var it searchItem
+		if rs[i] == '-' && i+1 < len(rs) && !sep(rs[i+1]) {
+			it.neg = true
+			i++
+		}
+		if rs[i] == '"' {
+			end := i + 1
+			for end < len(rs) && rs[end] != '"' {
+				end++
+			}
+			it.words = string(rs[i+1 : min(end, len(rs))])
+			i = end + 1
+			out = append(out, it)
+			continue
+		}
+		start := i
+		for i < len(rs) && !sep(rs[i]) {
+			i++
+		}
+		w := string(rs[start:i])
+		if !it.neg && (w == "OR" || w == "AND") {
+			out = append(out, searchItem{op: w})
+			continue
+		}
+		if !it.neg && w == "NOT" {
+			// Negates the next item.
+			for i < len(rs) && sep(rs[i]) {
+				i++
+			}
+			if i < len(rs) && rs[i] != '-' {
+				rs = append(rs[:i:i], append([]rune{'-'}, rs[i:]...)...)
+			}
+			continue
+		}
+		if f, rest, ok := fieldPrefix(w); ok {
+			it.field = f
+			if rest == "" {
+				// "Image|endswith: \x.exe": the value is the next word.
+				for i < len(rs) && sep(rs[i]) {
+					i++
+				}
+				vs := i
+				if i < len(rs) && rs[i] == '"' {
+					for i++; i < len(rs) && rs[i] != '"'; i++ {
+					}
+					rest = strings.Trim(string(rs[vs:min(i+1, len(rs))]), `"`)
+					i++
+				} else {
+					for i < len(rs) && !sep(rs[i]) {
+						i++
+					}
+					rest = string(rs[vs:i])
+				}
+			}
+			w = strings.Trim(rest, `"'`)
+		}
+		it.prefix = strings.HasSuffix(w, "*")
+		it.words = strings.TrimRight(w, "*")
+		if it.field == "" {
+			it.words = strings.Trim(it.words, `'`)
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// rank returns the rules matching fts, best first. bm25 weights: title first, then tags
+// (techniques, tactics), description, and last the long lists of fields and values.
+func (c *Catalog) rank(ctx context.Context, tx *sql.Tx, fts string) ([]int64, error) {
+	rank, err := c.stmt(ctx, tx, "rank")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := rank.QueryContext(ctx, fts)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	defer rows.Close()
+	ranked := []int64{}
+	for rows.Next() {
+		var pk int64
+		if err := rows.Scan(&pk); err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		ranked = append(ranked, pk)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return ranked, nil
 }
 
 // Search runs a browse or search request. Everything it reads comes from one read
@@ -121,27 +331,16 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 
 	var ranked []int64
 	if fts != "" {
-		// bm25 weights: title first, then tags (techniques, tactics), description, and
-		// last the long lists of fields and values.
-		rank, err := c.stmt(ctx, tx, "rank")
+		gen, token, err := c.snapshotToken(ctx, tx)
 		if err != nil {
 			return nil, err
 		}
-		rows, err := rank.QueryContext(ctx, fts)
-		if err != nil {
-			return nil, fmt.Errorf("search: %w", err)
-		}
-		for rows.Next() {
-			var pk int64
-			if err := rows.Scan(&pk); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("search: %w", err)
+		var ok bool
+		if ranked, ok = c.web().rankedGet(fts, gen, token); !ok {
+			if ranked, err = c.rank(ctx, tx, fts); err != nil {
+				return nil, err
 			}
-			ranked = append(ranked, pk)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("search: %w", err)
+			c.web().rankedPut(fts, gen, token, ranked)
 		}
 	}
 	idx, err := c.facets(ctx, tx, ranked)
@@ -157,7 +356,7 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		}
 	} else {
 		for i := range idx.rules {
-			if f := &idx.rules[i]; f.detection && q.match(f) {
+			if f := &idx.rules[i]; (f.detection || q.Class != "") && q.match(f) {
 				matches = append(matches, f)
 			}
 		}
@@ -205,28 +404,33 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	if fts != "" {
-		// Snippets only for the shown page: snippet() is costly, and in the ranking
-		// query SQLite would compute it for every match before sorting.
-		snippets, err := c.stmt(ctx, tx, "snippets")
+		// Snippets only for the shown page.
+		doc, err := c.stmt(ctx, tx, "doc")
 		if err != nil {
 			return nil, err
 		}
-		rows, err := snippets.QueryContext(ctx, fts, pks.String())
-		if err != nil {
-			return nil, fmt.Errorf("search snippets: %w", err)
-		}
-		for rows.Next() {
-			var pk int64
-			var snip string
-			if err := rows.Scan(&pk, &snip); err != nil {
-				rows.Close()
+		terms := snippetTerms(q.Text)
+		unmark := strings.NewReplacer(SnippetMark, "", SnippetEnd, "")
+		cols := make([]string, 5)
+		var raw [5]sql.NullString
+		for _, f := range shown {
+			h := hits[f.pk]
+			if h == nil {
+				continue
+			}
+			err := doc.QueryRowContext(ctx, f.pk).Scan(&raw[0], &raw[1], &raw[2], &raw[3], &raw[4])
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
 				return nil, fmt.Errorf("search snippets: %w", err)
 			}
-			if h := hits[pk]; h != nil {
-				h.Snippet = snip
+			for i := range raw {
+				cols[i] = raw[i].String
 			}
+			h.Marked = buildSnippet(cols, terms)
+			h.Snippet = unmark.Replace(h.Marked)
 		}
-		rows.Close()
 	}
 	for _, f := range shown {
 		if h := hits[f.pk]; h != nil {

@@ -41,6 +41,17 @@ type Rule struct {
 	Exclusions   []ExclusionRow `json:"exclusions,omitempty"`
 	Indicators   []IndicatorRow `json:"indicators,omitempty"`
 	Outputs      []string       `json:"outputs,omitempty"`
+	// Risk is the rule's risk rating (Elastic risk_score, ESCU risk score, confidence
+	// and impact), each as the language states it.
+	Risk []MetaItem `json:"risk,omitempty"`
+	// Settings are the rule's parameters (Elastic rule type settings, YARA-L match
+	// window and options), as written.
+	Settings []rule.Setting `json:"settings,omitempty"`
+	// Docs are the rule's prose sections in Markdown (investigation guide, setup, how to
+	// implement, known false positives); renderers must treat them as untrusted.
+	Docs []rule.Doc `json:"docs,omitempty"`
+	// Computed are the columns the rule derives, with their definitions.
+	Computed []rule.Computed `json:"computed,omitempty"`
 	// Neighbors is REFERENCE §1.11; BuildRule leaves it nil, callers with stored
 	// neighbors fill it (the CLI from catalog.Neighbors).
 	Neighbors   *Neighbors        `json:"neighbors,omitempty"`
@@ -287,7 +298,66 @@ func BuildRule(r *rule.Rule, in Input) *Rule {
 	}
 	p.Exclusions = exclusions(r)
 	p.Indicators = indicators(r, in.Counts)
+	p.Risk = risk(r)
+	p.Settings = r.Settings
+	p.Docs = docs(r)
+	p.Computed = r.Computed
 	return p
+}
+
+// risk gathers the risk rating: the IR's score, else ESCU's tags as the parser kept
+// them in Extra, with ESCU's confidence and impact (the score is their product / 100).
+func risk(r *rule.Rule) []MetaItem {
+	var out []MetaItem
+	score := ""
+	if r.RiskScore > 0 {
+		score = itoa(r.RiskScore)
+	} else if v := strings.TrimSpace(r.Extra["risk_score"]); v != "" {
+		score = v
+	}
+	if score != "" {
+		out = append(out, MetaItem{Label: "Risk score", Value: score})
+	}
+	for _, k := range [][2]string{{"confidence", "Confidence"}, {"impact", "Impact"}} {
+		if v := strings.TrimSpace(r.Extra[k[0]]); v != "" {
+			out = append(out, MetaItem{Label: k[1], Value: v})
+		}
+	}
+	return out
+}
+
+// docs lists the rule's prose sections: the IR's Docs, then the ones only kept
+// elsewhere (ESCU how_to_implement in Extra, Sigma falsepositives and ESCU
+// known_false_positives in FalsePositives) unless a Doc of that title already has them.
+func docs(r *rule.Rule) []rule.Doc {
+	out := append([]rule.Doc(nil), r.Docs...)
+	has := func(titles ...string) bool {
+		for _, d := range out {
+			for _, t := range titles {
+				if strings.EqualFold(strings.TrimSpace(d.Title), t) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if v := strings.TrimSpace(r.Extra["how_to_implement"]); v != "" && !has("How to implement") {
+		out = append(out, rule.Doc{Title: "How to implement", Markdown: v})
+	}
+	var fps []string
+	for _, fp := range r.FalsePositives {
+		if fp = strings.TrimSpace(fp); fp != "" {
+			fps = append(fps, fp)
+		}
+	}
+	if len(fps) > 0 && !has("False positives", "Known false positives") {
+		md := fps[0]
+		if len(fps) > 1 {
+			md = "- " + strings.Join(fps, "\n- ")
+		}
+		out = append(out, rule.Doc{Title: "False positives", Markdown: md})
+	}
+	return out
 }
 
 func banner(c rule.Class) string {
@@ -337,6 +407,12 @@ func logSource(ls rule.LogSource) string {
 	}
 	if len(ls.DataSources) > 0 {
 		parts = append(parts, "data sources "+strings.Join(ls.DataSources, ", "))
+	}
+	if len(ls.Indexes) > 0 {
+		parts = append(parts, "indexes "+strings.Join(ls.Indexes, ", "))
+	}
+	if len(ls.EventTypes) > 0 {
+		parts = append(parts, "event types "+strings.Join(ls.EventTypes, ", "))
 	}
 	return strings.Join(parts, ", ")
 }

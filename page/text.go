@@ -68,6 +68,12 @@ func writeText(w io.Writer, p *Rule) error {
 			}
 		}
 	}
+	if len(p.Risk) > 0 {
+		section("Risk")
+		for _, m := range p.Risk {
+			bw.WriteString(m.Label + "\n" + m.Value + "\n")
+		}
+	}
 	if p.Description != "" {
 		bw.WriteString("\n" + p.Description + "\n")
 	}
@@ -112,6 +118,15 @@ func writeText(w io.Writer, p *Rule) error {
 		}
 		tw.Flush()
 	}
+	if len(p.Settings) > 0 {
+		section("Parameters")
+		tw := newTable(bw)
+		tw.Write([]byte("Parameter\tValue\n"))
+		for _, st := range p.Settings {
+			tw.Write([]byte(oneLine(st.Name) + "\t" + oneLine(st.Value) + "\n"))
+		}
+		tw.Flush()
+	}
 	for _, b := range p.Bodies {
 		title := "Rule body " + b.Lang
 		if b.Label != "" {
@@ -136,6 +151,15 @@ func writeText(w io.Writer, p *Rule) error {
 				bw.WriteString("\n" + strings.TrimRight(s.Text, "\n") + "\n")
 			}
 		}
+	}
+	if len(p.Computed) > 0 {
+		section("Computed columns")
+		tw := newTable(bw)
+		tw.Write([]byte("Column\tDefinition\tStage\n"))
+		for _, c := range p.Computed {
+			tw.Write([]byte(oneLine(c.Name) + "\t" + oneLine(c.Definition) + "\t" + itoa(c.Stage) + "\n"))
+		}
+		tw.Flush()
 	}
 	if len(p.Exclusions) > 0 {
 		section("Exclusions")
@@ -184,6 +208,11 @@ func writeText(w io.Writer, p *Rule) error {
 	if len(p.Outputs) > 0 {
 		section("Output fields")
 		bw.WriteString(strings.Join(p.Outputs, ", ") + "\n")
+	}
+	for _, d := range p.Docs {
+		// Markdown reads well as text; it is shown as written.
+		section(oneLine(d.Title))
+		bw.WriteString(strings.TrimRight(d.Markdown, "\n") + "\n")
 	}
 	if !p.Neighbors.Empty() {
 		section("Neighbors")

@@ -62,7 +62,7 @@ func (s *Server) matrixPage(r *http.Request) (string, *view, error) {
 	}
 	d := &matrixData{M: m, Navigator: "/attack/navigator.json" + m.Filter.Query(),
 		Languages: opts.Facets["language"], Sources: opts.Facets["source"], Severities: opts.Facets["severity"]}
-	return "matrix", &view{Title: "ATT&CK coverage", API: "/api/matrix" + m.Filter.Query(),
+	return "matrix", &view{Title: "ATT&CK coverage", Wide: true, API: "/api/matrix" + m.Filter.Query(),
 		Crumbs: []crumb{{Name: "ATT&CK coverage"}}, Data: d}, nil
 }
 

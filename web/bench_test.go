@@ -50,3 +50,13 @@ func BenchmarkRulePageCached(b *testing.B) {
 		serveDirect(b, res.Results[i%len(res.Results)].URL)
 	}
 }
+
+// BenchmarkSearchCold: a different two-word search each time, so neither the page cache
+// nor the ranking cache can answer (the cold path of bench/webload -cold).
+func BenchmarkSearchCold(b *testing.B) {
+	n := len(benchQueries)
+	for i := 0; b.Loop(); i++ {
+		a, c := benchQueries[i%n], benchQueries[(i/n+1+i)%n]
+		serveDirect(b, fmt.Sprintf("/api/search?q=%s&page=%d", url.QueryEscape(a+" OR "+c), i/(n*n)+1))
+	}
+}

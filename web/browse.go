@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ruledex/ruledex/catalog"
 )
@@ -40,7 +41,7 @@ func (s *Server) search(r *http.Request) (*SearchResponse, catalog.SearchQuery, 
 		out.Results[i] = SearchHit{SearchHit: h, URL: RuleURL(h.Language, h.ID)}
 	}
 	for name, v := range map[string]string{"language": sq.Language, "source": sq.Source, "severity": sq.Severity,
-		"status": sq.Status, "logsource": sq.LogSource, "tactic": sq.Tactic, "technique": sq.Technique, "field": sq.Field} {
+		"status": sq.Status, "logsource": sq.LogSource, "tactic": sq.Tactic, "technique": sq.Technique, "field": sq.Field, "class": sq.Class} {
 		if v != "" {
 			out.Filters[name] = v
 		}
@@ -83,8 +84,11 @@ type browseData struct {
 
 var facetLabels = map[string]string{
 	"language": "Language", "source": "Source", "severity": "Severity", "status": "Status",
-	"logsource": "Log source", "tactic": "Tactic", "technique": "Technique", "field": "Field",
+	"logsource": "Log source", "tactic": "Tactic", "technique": "Technique", "field": "Field", "class": "Class",
 }
+
+// facetOrder is the order the browse page lists the facets in.
+var facetOrder = []string{"language", "class", "source", "severity", "status", "logsource", "tactic", "technique", "field"}
 
 func (s *Server) browsePage(r *http.Request) (string, *view, error) {
 	resp, sq, err := s.search(r)
@@ -93,7 +97,7 @@ func (s *Server) browsePage(r *http.Request) (string, *view, error) {
 	}
 	q := r.URL.Query()
 	d := &browseData{Resp: resp, Searching: sq.Text != ""}
-	for _, name := range catalog.FacetNames {
+	for _, name := range facetOrder {
 		fv := facetView{Name: name, Label: facetLabels[name]}
 		cur := q.Get(name)
 		for _, v := range resp.Facets[name] {
@@ -143,6 +147,8 @@ func (s *Server) facetLabel(facet, v string) string {
 		}
 	case "language":
 		return langDisplay(v)
+	case "class":
+		return strings.ReplaceAll(v, "-", " ")
 	}
 	return v
 }

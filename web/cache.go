@@ -2,9 +2,14 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
+	"hash/fnv"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,18 +32,58 @@ type pageCache struct {
 	cat     *catalog.Catalog
 	stop    chan struct{}
 	done    chan struct{}
+	// changed receives a token whenever gen moves, for the pre-renderer.
+	changed chan struct{}
+	// once holds hashes of URIs rendered once and not cached: most distinct searches
+	// are never asked again, so a page is compressed and kept on its second request
+	// (pre-rendered pages at once).
+	onceMu sync.Mutex
+	once   map[uint64]struct{}
 }
 
+// maxOnce bounds the seen-once set (8 bytes a URI).
+const maxOnce = 1 << 16
+
+// secondTime reports whether key was rendered before (and remembers it if not).
+func (pc *pageCache) secondTime(key string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	k := h.Sum64()
+	pc.onceMu.Lock()
+	defer pc.onceMu.Unlock()
+	if pc.once == nil {
+		pc.once = map[uint64]struct{}{}
+	}
+	if _, ok := pc.once[k]; ok {
+		delete(pc.once, k)
+		return true
+	}
+	for old := range pc.once {
+		if len(pc.once) < maxOnce {
+			break
+		}
+		delete(pc.once, old) // random enough to evict by
+	}
+	pc.once[k] = struct{}{}
+	return false
+}
+
+// prerenderKey marks the pre-renderer's requests: their pages are cached at once.
+type prerenderKey struct{}
+
+// cachedResponse is a page stored gzip-compressed: a fifth of the memory, and most
+// clients take it as it is (the rest get it inflated on the way out).
 type cachedResponse struct {
 	header http.Header
-	body   []byte
+	gz     []byte
 }
 
 // pollInterval bounds how long a page can outlive the catalog it showed.
 const pollInterval = 50 * time.Millisecond
 
 func newPageCache(c *catalog.Catalog, maxBytes int) *pageCache {
-	pc := &pageCache{cat: c, max: maxBytes, entries: map[string]*cachedResponse{}, stop: make(chan struct{}), done: make(chan struct{})}
+	pc := &pageCache{cat: c, max: maxBytes, entries: map[string]*cachedResponse{}, stop: make(chan struct{}), done: make(chan struct{}),
+		changed: make(chan struct{}, 1)}
 	conn, err := c.DB().Conn(context.Background())
 	if err != nil {
 		close(pc.done)
@@ -64,6 +109,10 @@ func (pc *pageCache) poll() {
 			last = v
 			pc.gen.Add(1)
 			pc.cat.NoteChanged()
+			select {
+			case pc.changed <- struct{}{}:
+			default:
+			}
 		}
 		select {
 		case <-pc.stop:
@@ -107,15 +156,73 @@ func (pc *pageCache) put(gen int64, key string, e *cachedResponse) {
 		return
 	}
 	for k, old := range pc.entries {
-		if pc.bytes+len(e.body) <= pc.max {
+		if pc.bytes+len(e.gz) <= pc.max {
 			break
 		}
 		// Map order is random enough to evict by.
-		pc.bytes -= len(old.body)
+		pc.bytes -= len(old.gz)
 		delete(pc.entries, k)
 	}
 	pc.entries[key] = e
-	pc.bytes += len(e.body)
+	pc.bytes += len(e.gz)
+}
+
+// has reports whether key is cached for the current generation.
+func (pc *pageCache) has(key string) bool {
+	e, _ := pc.get(key)
+	return e != nil
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return w
+}}
+
+func compress(body []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(body)/4 + 64)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	zw.Write(body)
+	zw.Close()
+	gzipWriters.Put(zw)
+	return buf.Bytes()
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		name, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}
+
+// writeCached sends e, compressed when the client takes gzip.
+func writeCached(w http.ResponseWriter, r *http.Request, e *cachedResponse, status int) {
+	h := w.Header()
+	for k, v := range e.header {
+		h[k] = v // shared, read-only: never appended to
+	}
+	if acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Length", strconv.Itoa(len(e.gz)))
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			w.Write(e.gz)
+		}
+		return
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(e.gz))
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		io.Copy(w, zr)
+	}
 }
 
 // bufferWriter captures a response so it can be cached.
@@ -148,26 +255,124 @@ func (s *Server) cached(h http.Handler) http.Handler {
 		key := r.URL.RequestURI()
 		e, gen := s.cache.get(key)
 		if e != nil {
-			for k, v := range e.header {
-				w.Header()[k] = v
-			}
 			w.Header().Set("X-Ruledex-Cache", "hit")
-			w.WriteHeader(http.StatusOK)
-			w.Write(e.body)
+			writeCached(w, r, e, http.StatusOK)
 			return
 		}
 		bw := &bufferWriter{header: http.Header{}}
 		h.ServeHTTP(bw, r)
-		for k, v := range bw.header {
-			w.Header()[k] = v
-		}
 		if bw.status == 0 {
 			bw.status = http.StatusOK
 		}
-		w.WriteHeader(bw.status)
-		w.Write(bw.buf.Bytes())
-		if bw.status == http.StatusOK {
-			s.cache.put(gen, key, &cachedResponse{header: bw.header, body: bw.buf.Bytes()})
+		if bw.status != http.StatusOK {
+			for k, v := range bw.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(bw.status)
+			w.Write(bw.buf.Bytes())
+			return
+		}
+		bw.header.Set("Vary", "Accept-Encoding")
+		// The reader gets the fresh page at once, uncompressed; compressing it for the
+		// cache happens after the response is on its way.
+		for k, v := range bw.header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(bw.buf.Len()))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(bw.buf.Bytes())
+		}
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		if r.Context().Value(prerenderKey{}) != nil || s.cache.secondTime(key) {
+			s.cache.put(gen, key, &cachedResponse{header: bw.header, gz: compress(bw.buf.Bytes())})
 		}
 	})
+}
+
+// discardWriter is the response writer of pre-rendering: the page goes to the cache only.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// prerenderLoop renders every rule page into the cache after start-up and after each
+// catalog change, so a reader (or crawler) asking for a page nobody asked for yet gets it
+// from memory: rendering one costs a dozen queries, serving it a map lookup.
+func (s *Server) prerenderLoop() {
+	defer close(s.bgDone)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.cache.changed:
+		}
+		// Let a burst of commits (an ingest) settle first.
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		select {
+		case <-s.cache.changed: // changed again while settling
+		default:
+		}
+		start := time.Now()
+		n, err := s.prerender()
+		switch {
+		case err != nil:
+			s.log.Warn("pre-rendering rule pages stopped", "err", err, "pages", n)
+		case n >= 0:
+			s.log.Info("rule pages pre-rendered", "pages", n, "seconds", time.Since(start).Seconds())
+		}
+	}
+}
+
+// prerender renders the rule pages not cached yet, two at a time (the server keeps
+// answering meanwhile); -1 when the catalog changed midway (the loop starts over).
+func (s *Server) prerender() (int, error) {
+	gen := s.cache.gen.Load()
+	paths, err := s.cat.RulePaths(context.Background())
+	if err != nil {
+		return 0, err
+	}
+	pctx := context.WithValue(context.Background(), prerenderKey{}, true)
+	var next atomic.Int64
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(paths) || s.cache.gen.Load() != gen {
+					return
+				}
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				p := RuleURL(paths[i][0], paths[i][1])
+				if s.cache.has(p) {
+					continue
+				}
+				r, err := http.NewRequestWithContext(pctx, http.MethodGet, p, nil)
+				if err != nil {
+					continue
+				}
+				s.mux.ServeHTTP(&discardWriter{h: http.Header{}}, r)
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if s.cache.gen.Load() != gen {
+		return -1, nil
+	}
+	return int(done.Load()), nil
 }

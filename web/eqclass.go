@@ -23,6 +23,9 @@ type EqClassResponse struct {
 	ByLanguage map[string]int   `json:"by_language"`
 	Members    []EqMember       `json:"members"`
 	Indicators []EqIndicatorRow `json:"indicators"`
+	// Common are the stages every member writes identically (same title and text);
+	// members' Stages then mark them Common, and the page shows them once.
+	Common []EqStage `json:"common,omitempty"`
 }
 
 // EqMember is one rule of the class with its stages in its own syntax.
@@ -37,8 +40,9 @@ type EqMember struct {
 
 // EqStage is one stage of a member.
 type EqStage struct {
-	Title string `json:"title"`
-	Text  string `json:"text"`
+	Title  string `json:"title"`
+	Text   string `json:"text"`
+	Common bool   `json:"common,omitempty"`
 }
 
 // EqIndicatorRow is one indicator of the union: how many members test it, how many
@@ -98,6 +102,7 @@ func (s *Server) eqClass(r *http.Request) (*EqClassResponse, error) {
 			a.members[string(m.Language)+"/"+m.ID] = true
 		}
 	}
+	markCommon(out)
 	counts, err := s.cat.IndicatorCounts(r.Context(), keys, false)
 	if err != nil {
 		return nil, err
@@ -114,6 +119,35 @@ func (s *Server) eqClass(r *http.Request) (*EqClassResponse, error) {
 		return out.Indicators[i].Field < out.Indicators[j].Field
 	})
 	return out, nil
+}
+
+// markCommon finds the stages all members share, so the page can show members side by
+// side with only their differences.
+func markCommon(out *EqClassResponse) {
+	if len(out.Members) < 2 {
+		return
+	}
+	in := map[EqStage]int{}
+	for _, m := range out.Members {
+		seen := map[EqStage]bool{}
+		for _, st := range m.Stages {
+			if !seen[st] {
+				seen[st] = true
+				in[st]++
+			}
+		}
+	}
+	for _, st := range out.Members[0].Stages {
+		if in[st] == len(out.Members) {
+			out.Common = append(out.Common, st)
+		}
+	}
+	for i := range out.Members {
+		for j := range out.Members[i].Stages {
+			st := out.Members[i].Stages[j]
+			out.Members[i].Stages[j].Common = in[st] == len(out.Members)
+		}
+	}
 }
 
 func (s *Server) eqClassAPI(r *http.Request) (any, error) { return s.eqClass(r) }

@@ -67,12 +67,38 @@ func (s *Server) providers(r *http.Request) (*ProvidersResponse, error) {
 
 // EventSummary is one event of a provider page.
 type EventSummary struct {
-	ID         int                 `json:"event_id"`
-	Title      string              `json:"title"`
-	Channel    string              `json:"channel"`
+	ID      int    `json:"event_id"`
+	Title   string `json:"title"`
+	Channel string `json:"channel"`
+	Level   string `json:"level,omitempty"` // as the manifest states it; "" when the data has none
+	// Recorded is what a real record of the event shows (level, task, opcode); nil
+	// when the corpus has no record of it.
+	Recorded   *RecordedView       `json:"recorded,omitempty"`
 	URL        string              `json:"url"`
 	Rules      int                 `json:"rules"`
 	ByLanguage []catalog.LangCount `json:"by_language,omitempty"`
+}
+
+// RecordedView is what one real record of an event shows.
+type RecordedView struct {
+	Level     int    `json:"level"`
+	LevelName string `json:"level_name"`
+	Task      int    `json:"task"`
+	Opcode    int    `json:"opcode"`
+	Source    string `json:"source"` // the record's file in the regression data
+	JSON      string `json:"json,omitempty"`
+}
+
+func (s *Server) recorded(provider string, id int, withJSON bool) *RecordedView {
+	smp, ok := s.events.Sample(provider, id)
+	if !ok {
+		return nil
+	}
+	v := &RecordedView{Level: smp.Level, LevelName: winevent.LevelName(smp.Level), Task: smp.Task, Opcode: smp.Opcode, Source: smp.Path}
+	if withJSON {
+		v.JSON = smp.JSON
+	}
+	return v
 }
 
 // ProviderResponse is the body of /api/events/{provider}.
@@ -117,7 +143,7 @@ func (s *Server) provider(r *http.Request, name string) (*ProviderResponse, erro
 		Events: len(p.Events), Rules: rules}, EventList: []EventSummary{}}
 	for _, e := range p.Events {
 		c := byEvent[e.ID]
-		out.EventList = append(out.EventList, EventSummary{ID: e.ID, Title: e.Title, Channel: e.Channel, URL: eventURL(p, e.ID),
+		out.EventList = append(out.EventList, EventSummary{ID: e.ID, Title: e.Title, Channel: e.Channel, Level: e.Level, Recorded: s.recorded(p.Name, e.ID, false), URL: eventURL(p, e.ID),
 			Rules: c.Rules, ByLanguage: c.ByLanguage})
 	}
 	return out, nil
@@ -139,12 +165,16 @@ type EventIndicatorView struct {
 
 // EventResponse is the body of /api/events/{provider}/{id}.
 type EventResponse struct {
-	Provider    string               `json:"provider"`
-	ProviderURL string               `json:"provider_url"`
-	ID          int                  `json:"event_id"`
-	Title       string               `json:"title"`
-	Channel     string               `json:"channel"`
-	Version     int                  `json:"version"`
+	Provider    string `json:"provider"`
+	ProviderURL string `json:"provider_url"`
+	ID          int    `json:"event_id"`
+	Title       string `json:"title"`
+	Channel     string `json:"channel"`
+	Version     int    `json:"version"`
+	Level       string `json:"level,omitempty"`
+	// Example is a real record of the event (the page's "Example event"); nil when the
+	// corpus has none.
+	Example     *RecordedView        `json:"example,omitempty"`
 	Description string               `json:"description,omitempty"`
 	Message     string               `json:"message_template,omitempty"`
 	Fields      []EventField         `json:"fields"`
@@ -153,7 +183,28 @@ type EventResponse struct {
 	// FieldFilter and RuleList: the rules covering the event, or testing FieldFilter.
 	FieldFilter string        `json:"field_filter,omitempty"`
 	RuleList    []RuleRefView `json:"rule_list"`
+	// The rule list is paged: ListTotal rules match (the field and language filters
+	// applied), RuleList holds ListFrom..ListTo (1-based) of them.
+	LanguageFilter string        `json:"language_filter,omitempty"`
+	ListTotal      int           `json:"list_total"`
+	ListFrom       int           `json:"list_from"`
+	ListTo         int           `json:"list_to"`
+	Page           int           `json:"page"`
+	Pages          int           `json:"pages"`
+	ListLanguages  []ListLangRef `json:"list_languages,omitempty"`
+	PrevURL        string        `json:"prev_url,omitempty"`
+	NextURL        string        `json:"next_url,omitempty"`
 }
+
+// ListLangRef is one language of an event's rule list, with the link filtering to it.
+type ListLangRef struct {
+	Language string `json:"language"`
+	Rules    int    `json:"rules"`
+	URL      string `json:"url"`
+}
+
+// eventListPerPage bounds an event page's rule list (Sysmon 1 has thousands of rules).
+const eventListPerPage = 200
 
 func (s *Server) event(r *http.Request, provider, id string) (*EventResponse, error) {
 	p, err := s.lookupProvider(provider)
@@ -183,7 +234,7 @@ func (s *Server) event(r *http.Request, provider, id string) (*EventResponse, er
 		return nil, err
 	}
 	out := &EventResponse{Provider: p.Name, ProviderURL: providerURL(p), ID: e.ID, Title: e.Title, Channel: e.Channel,
-		Version: e.Version, Description: e.Description, Message: e.Message, Fields: []EventField{}, Indicators: []EventIndicatorView{},
+		Version: e.Version, Level: e.Level, Example: s.recorded(p.Name, e.ID, true), Description: e.Description, Message: e.Message, Fields: []EventField{}, Indicators: []EventIndicatorView{},
 		FieldFilter: field, RuleList: []RuleRefView{}}
 	for _, f := range e.Fields {
 		ef := EventField{Field: f}
@@ -219,7 +270,54 @@ func (s *Server) event(r *http.Request, provider, id string) (*EventResponse, er
 			return nil, err
 		}
 	}
-	for _, sm := range list[:min(len(list), 500)] {
+	q := r.URL.Query()
+	lang, err := languageParam(q)
+	if err != nil {
+		return nil, err
+	}
+	out.LanguageFilter = lang
+	base := url.Values{}
+	if field != "" {
+		base.Set("field", field)
+	}
+	byLang := map[string]int{}
+	var langOrder []string
+	filtered := list[:0:0]
+	for _, sm := range list {
+		l := string(sm.Language)
+		if byLang[l] == 0 {
+			langOrder = append(langOrder, l)
+		}
+		byLang[l]++
+		if lang == "" || l == lang {
+			filtered = append(filtered, sm)
+		}
+	}
+	for _, l := range langOrder {
+		out.ListLanguages = append(out.ListLanguages, ListLangRef{Language: l, Rules: byLang[l],
+			URL: eventURL(p, e.ID) + queryWith(base, "language", l) + "#rules"})
+	}
+	page, err := intParam(q, "page", 1, 1, 10000)
+	if err != nil {
+		return nil, err
+	}
+	out.ListTotal, out.Page = len(filtered), page
+	out.Pages = max(1, (len(filtered)+eventListPerPage-1)/eventListPerPage)
+	from := min((page-1)*eventListPerPage, len(filtered))
+	to := min(from+eventListPerPage, len(filtered))
+	if len(filtered) > 0 {
+		out.ListFrom, out.ListTo = from+1, to
+	}
+	if lang != "" {
+		base.Set("language", lang)
+	}
+	if page > 1 {
+		out.PrevURL = eventURL(p, e.ID) + queryWith(base, "page", strconv.Itoa(page-1)) + "#rules"
+	}
+	if to < len(filtered) {
+		out.NextURL = eventURL(p, e.ID) + queryWith(base, "page", strconv.Itoa(page+1)) + "#rules"
+	}
+	for _, sm := range filtered[from:to] {
 		out.RuleList = append(out.RuleList, RuleRefView{RuleRef: catalog.RuleRef{ID: sm.ID, Language: string(sm.Language), Title: sm.Title,
 			Severity: sm.Severity, Status: sm.Status, Class: string(sm.Class), Source: sm.Repo, Path: sm.Path}, URL: RuleURL(string(sm.Language), sm.ID)})
 	}

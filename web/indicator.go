@@ -177,11 +177,12 @@ func (s *Server) indicator(r *http.Request) (*IndicatorResponse, error) {
 			out.Equivalence = append(out.Equivalence, Equivalence{Context: e.Context, Field: e.Field, NameOnly: e.NameOnly, Source: e.Source})
 		}
 	}
-	for _, row := range rows {
-		for _, t := range row.Transforms {
-			if t == rule.TCased {
-				out.Cased = true
-			}
+	// Case sensitivity is the counting key's: a rule may write the value with a cased
+	// test (KQL ==) and still be counted under a case-insensitive key; its own row
+	// shows that.
+	for _, t := range out.Transforms {
+		if t == rule.TCased {
+			out.Cased = true
 		}
 	}
 	seen := map[string]bool{}

@@ -20,6 +20,7 @@ import (
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
+	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -36,7 +37,7 @@ var (
 
 // testParsers are the languages the web tests ingest, as cmd/ruledex registers them.
 func testParsers() []ingest.Parser {
-	return []ingest.Parser{sigma.Parser{}, &spl.Parser{}, kql.Parser{}}
+	return []ingest.Parser{sigma.Parser{}, &spl.Parser{}, kql.Parser{}, irParser{rule.Elastic}, irParser{rule.YaraL}}
 }
 
 func TestMain(m *testing.M) {
@@ -81,7 +82,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer testCat.Close()
-	roots := []string{filepath.Join(dir, "sigma"), filepath.Join(dir, "kql"), filepath.Join(dir, "spl")}
+	roots := []string{filepath.Join(dir, "sigma"), filepath.Join(dir, "kql"), filepath.Join(dir, "spl"), filepath.Join("testdata", "ir")}
 	if fuzzing() {
 		// Each fuzz worker runs TestMain; with the whole corpus the fuzzing time would
 		// go to ingesting. One real folder of rules is enough to search in.
@@ -94,7 +95,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("neighbors: %w", err)
 	}
 	if testSrv, err = New(Options{Catalog: testCat, Attack: testAtt, Events: testEv,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoPrerender: true}); err != nil {
 		return 0, err
 	}
 	defer testSrv.Close()

@@ -17,7 +17,8 @@ const maxParam = 2000
 
 var techniqueID = regexp.MustCompile(`^T\d{4}(\.\d{3})?$`)
 
-// languages are the rule languages URLs and filters accept.
+// languages are the rule languages URLs and filters accept (rule.Languages), whether or
+// not the catalog holds rules of each yet.
 var languages = func() map[string]bool {
 	m := map[string]bool{}
 	for _, l := range rule.Languages {
@@ -81,7 +82,7 @@ func searchParams(q url.Values) (catalog.SearchQuery, error) {
 		dst  *string
 	}{
 		{"q", &sq.Text}, {"source", &sq.Source}, {"severity", &sq.Severity}, {"status", &sq.Status},
-		{"logsource", &sq.LogSource}, {"tactic", &sq.Tactic}, {"technique", &sq.Technique}, {"field", &sq.Field},
+		{"logsource", &sq.LogSource}, {"tactic", &sq.Tactic}, {"technique", &sq.Technique}, {"field", &sq.Field}, {"class", &sq.Class},
 	} {
 		if *p.dst, err = param(q, p.name); err != nil {
 			return sq, err

@@ -66,7 +66,7 @@ func TestServeDuringReingest(t *testing.T) {
 		}
 	}
 	run()
-	srv, err := New(Options{Catalog: cat, Attack: testAtt, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(Options{Catalog: cat, Attack: testAtt, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoPrerender: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/page"
@@ -30,7 +31,14 @@ type IndicatorRowView struct {
 	page.IndicatorRow
 	FieldURL string               `json:"field_url"`
 	Values   []IndicatorValueView `json:"values"`
+	// Shown and More split Values for the page: a long list shows its first values
+	// and folds the rest under "show all N".
+	Shown []IndicatorValueView `json:"-"`
+	More  []IndicatorValueView `json:"-"`
 }
+
+// shownValues is how many values of one indicator row a rule page lists before folding.
+const shownValues = 12
 
 // IndicatorValueView is one value with its corpus count and indicator page URL.
 type IndicatorValueView struct {
@@ -106,6 +114,10 @@ func (s *Server) rule(r *http.Request) (*RuleResponse, *rule.Rule, error) {
 		for _, v := range row.Values {
 			rv.Values = append(rv.Values, IndicatorValueView{IndicatorValue: v, Corpus: v.CorpusText(), URL: IndicatorURL(v.Indicator)})
 		}
+		rv.Shown, rv.More = rv.Values, nil
+		if len(rv.Values) > shownValues+3 { // folding fewer than 4 saves nothing
+			rv.Shown, rv.More = rv.Values[:shownValues], rv.Values[shownValues:]
+		}
 		out.Indicators = append(out.Indicators, rv)
 	}
 	return out, ru, nil
@@ -137,5 +149,5 @@ func (s *Server) rulePage(r *http.Request) (string, *view, error) {
 	for _, c := range out.Breadcrumb {
 		crumbs = append(crumbs, crumb{Name: c.Name, URL: c.URL})
 	}
-	return "rule", &view{Title: out.Title, API: "/api" + out.URL, Crumbs: crumbs, Data: v}, nil
+	return "rule", &view{Title: out.Title, API: "/api" + strings.TrimSuffix(out.URL, "/"), Crumbs: crumbs, Data: v}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/ruledex/ruledex/attack"
 	"github.com/ruledex/ruledex/catalog"
@@ -27,19 +28,27 @@ type Options struct {
 	// BaseURL ("https://ruledex.example") makes links in exported Navigator layers
 	// absolute; empty uses the request's host.
 	BaseURL string
+	// NoPrerender turns off rendering every rule page into the page cache at start and
+	// after each catalog change (tests that do not measure the cold path).
+	NoPrerender bool
 }
 
 // Server is the wiki's http.Handler.
 type Server struct {
-	cat     *catalog.Catalog
-	att     *attack.Matrix
-	log     *slog.Logger
-	baseURL string
-	tmpl    map[string]*template.Template
-	handler http.Handler
-	cache   *pageCache
-	events  *winevent.Catalog
-	tactics []catalog.Tactic // ATT&CK tactics in the catalog's form, for package page
+	cat       *catalog.Catalog
+	att       *attack.Matrix
+	log       *slog.Logger
+	baseURL   string
+	tmpl      map[string]*template.Template
+	handler   http.Handler
+	cache     *pageCache
+	events    *winevent.Catalog
+	tactics   []catalog.Tactic // ATT&CK tactics in the catalog's form, for package page
+	reqLog    *requestLog
+	mux       *http.ServeMux
+	stop      chan struct{} // closed by Close: stops pre-rendering
+	bgDone    chan struct{}
+	closeOnce sync.Once
 }
 
 // New prepares a server; templates are parsed once here so a broken template fails
@@ -69,15 +78,33 @@ func New(o Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	s.handler = logRequests(s.log, securityHeaders(s.onlyGET(mux)))
+	s.mux = mux
+	s.reqLog = newRequestLog(s.log)
+	s.handler = logRequests(s.reqLog, securityHeaders(s.onlyGET(mux)))
+	s.stop, s.bgDone = make(chan struct{}), make(chan struct{})
+	if o.NoPrerender || !s.cache.enabled() {
+		close(s.bgDone)
+	} else {
+		go s.prerenderLoop()
+	}
 	return s, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Close releases the connection the page cache holds.
-func (s *Server) Close() error { return s.cache.close() }
+// Close stops pre-rendering, flushes the request log and releases the connection the
+// page cache holds.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.bgDone
+		s.reqLog.close()
+		err = s.cache.close()
+	})
+	return err
+}
 
 func (s *Server) routes(mux *http.ServeMux) {
 	// Pages.
@@ -94,6 +121,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /attack/tactics/{id}/{$}", s.page(s.tacticPage))
 	mux.HandleFunc("GET /attack/tactics/{id}", addSlash)
 	mux.Handle("GET /static/", staticFiles())
+	// Browsers and crawlers ask for /favicon.ico whatever the page links.
+	mux.Handle("GET /favicon.ico", http.RedirectHandler("/static/favicon.svg", http.StatusMovedPermanently))
 	mux.Handle("GET /events/{$}", s.page(s.providersPage))
 	mux.Handle("GET /", s.cached(s.page(s.rootPage))) // provider and event pages, else 404
 
@@ -102,6 +131,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/overview", s.api(s.overviewAPI))
 	mux.Handle("GET /api/search", s.cached(s.api(s.searchAPI)))
 	mux.Handle("GET /api/rules/{lang}/{id}", s.cached(s.api(s.ruleAPI)))
+	// Pages end in a slash and their twins do not; a reader who appends "/api" to a
+	// page URL by hand still gets there.
+	mux.HandleFunc("GET /api/rules/{lang}/{id}/{$}", dropSlash)
 	mux.Handle("GET /api/rules/eq/{id}", s.cached(s.api(s.eqClassAPI)))
 	mux.Handle("GET /api/indicators", s.api(s.indicatorAPI))
 	mux.Handle("GET /api/techniques/{id}", s.api(s.techniqueAPI))
@@ -142,6 +174,14 @@ func addSlash(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawPath != "" {
 		u.RawPath = r.URL.RawPath + "/"
 	}
+	http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+}
+
+// dropSlash redirects an API path written with a page's trailing slash to the API path.
+func dropSlash(w http.ResponseWriter, r *http.Request) {
+	u := *r.URL
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
 	http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
 }
 

@@ -124,7 +124,7 @@ func TestSeedRulePage(t *testing.T) {
 		{"title", []string{seedTitle}},
 		{"metadata", []string{"<dt>Status</dt><dd>experimental</dd>", "<dt>Severity</dt><dd>medium</dd>",
 			"<dt>Log source</dt><dd>product windows, category process_creation</dd>", "<dt>Author</dt><dd>mdecrevoisier</dd>",
-			">github.com/mdecrevoisier/SIGMA-detection-rules</a>", `href="https://github.com/mdecrevoisier/SIGMA-detection-rules/blob/`}},
+			">github.<wbr>com/<wbr>mdecrevoisier/<wbr>SIGMA-<wbr>detection-<wbr>rules</a>", `href="https://github.com/mdecrevoisier/SIGMA-detection-rules/blob/`}},
 		{"description", []string{"Detects scenarios where an attacker downloads a payload by abusing BITS software.",
 			"inspect &#34;Bits-client&#34; event log and search for ID 59 and 60."}},
 		{"references", []string{`<a href="https://www.hackingarticles.in/windows-for-pentester-bitsadmin/"`}},
@@ -358,8 +358,8 @@ func TestEventPages(t *testing.T) {
 	// The field link lists exactly as many rules as the field's count.
 	var byField EventResponse
 	getJSON(t, "/api/events/Microsoft-Windows-Sysmon/1?field=CommandLine", &byField)
-	if len(byField.RuleList) != min(counted["CommandLine"], 500) {
-		t.Errorf("Sysmon 1 CommandLine: count %d, list %d", counted["CommandLine"], len(byField.RuleList))
+	if byField.ListTotal != counted["CommandLine"] || len(byField.RuleList) != min(counted["CommandLine"], eventListPerPage) {
+		t.Errorf("Sysmon 1 CommandLine: count %d, list total %d, shown %d", counted["CommandLine"], byField.ListTotal, len(byField.RuleList))
 	}
 	_, seed := get(t, seedURL(t))
 	if !strings.Contains(seed, `<a href="/Microsoft-Windows-Security-Auditing/4688">4688</a></td><td>A new process has been created.`) {

@@ -177,6 +177,8 @@ func Load(dir string) (*Catalog, error) {
 		return nil, err
 	}
 	c.fingerprint = "v" + CoverageVersion + ":" + hex.EncodeToString(h.Sum(nil)[:12])
+	// Recorded examples live beside the event data in the corpus layout (../regression).
+	c.loadSamples(filepath.Join(dir, "..", "regression"))
 	return c, nil
 }
 

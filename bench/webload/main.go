@@ -29,6 +29,38 @@ var queries = []string{
 	"CommandLine", "ParentImage", "sysmon", "office macro", "lateral movement", "amsi", "kerberos",
 }
 
+// vocabulary are the words cold searches combine: tools, fields, techniques and terms a
+// detection engineer types.
+var vocabulary = []string{
+	"bitsadmin", "powershell", "mimikatz", "lsass", "rundll32", "certutil", "schtasks", "wmic",
+	"regsvr32", "mshta", "encoded", "credential", "T1059", "T1003", "scheduled", "registry", "defender",
+	"psexec", "whoami", "vssadmin", "cobalt", "bloodhound", "CommandLine", "ParentImage", "sysmon",
+	"office", "lateral", "amsi", "kerberos", "cmd", "download", "service", "token", "dll", "script",
+	"base64", "temp", "appdata", "network", "dns", "http", "password", "admin", "remote", "shadow",
+	"process", "injection", "driver", "firewall", "audit", "logon", "user", "group", "policy",
+	"task", "wscript", "cscript", "msiexec", "ntds", "sam",
+}
+
+// coldSearch returns the i-th of many distinct searches: single words with a filter
+// and a result page, and two-word searches.
+func coldSearch(i int) string {
+	v := len(vocabulary)
+	if i%2 == 0 {
+		j := i / 2
+		w := vocabulary[j%v]
+		f := coldFilters[(j/v)%len(coldFilters)]
+		page := (j/(v*len(coldFilters)))%10 + 1
+		return fmt.Sprintf("/api/search?q=%s%s&page=%d", url.QueryEscape(w), f, page)
+	}
+	j := i / 2
+	a := j % v
+	b := (a + 1 + (j/v)%(v-1)) % v
+	return "/api/search?q=" + url.QueryEscape(vocabulary[a]+" "+vocabulary[b])
+}
+
+// coldFilters are distinct filters for cold searches.
+var coldFilters = []string{"", "&language=sigma", "&severity=high", "&tactic=execution", "&field=CommandLine", "&language=kusto"}
+
 // searchFilters are added to some searches so facets and filters are exercised too.
 var searchFilters = []string{"", "", "&language=sigma", "&severity=high", "&tactic=execution", "&field=CommandLine"}
 
@@ -48,16 +80,32 @@ func main() {
 	maxTime := flag.Duration("t", 30*time.Second, "time limit per scenario")
 	pid := flag.Int("pid", 0, "server process id, to report its memory")
 	unique := flag.Bool("uncached", false, "also run each scenario with a unique query parameter per request, bypassing the server's page cache")
+	cold := flag.Bool("cold", false, "cold path only: every rule page once, then -searches distinct searches once (no warm-up, every URL distinct)")
+	nSearches := flag.Int("searches", 4700, "distinct searches in -cold mode")
 	flag.Parse()
 
 	c := &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{MaxIdleConns: *clients * 2, MaxIdleConnsPerHost: *clients * 2, IdleConnTimeout: time.Minute},
 	}
-	rules, err := discoverRules(c, *base, 2000)
+	want := 2000
+	if *cold {
+		want = 1 << 30 // all of them
+	}
+	rules, err := discoverRules(c, *base, want)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "webload:", err)
 		os.Exit(1)
+	}
+	if *cold {
+		// Crawlers and first-time readers: each URL once, nothing requested before.
+		fmt.Printf("server %s, %d clients, cold path: %d rule pages once each, then %d distinct searches\n",
+			*base, *clients, len(rules), *nSearches)
+		memory(*pid, "before")
+		report(run(c, *base, "rule page (cold)", func(i int) string { return rules[i] }, *clients, len(rules), 10*(*maxTime)))
+		report(run(c, *base, "search API (cold)", coldSearch, *clients, *nSearches, 10*(*maxTime)))
+		memory(*pid, "after")
+		return
 	}
 	fmt.Printf("server %s, %d clients, up to %d requests or %s per scenario, %d rule pages in rotation\n",
 		*base, *clients, *n, *maxTime, len(rules))

@@ -5,6 +5,9 @@
 #
 #   bash bench/webload/run.sh            # from the repository root
 #   CLIENTS=50 REQUESTS=20000 bash bench/webload/run.sh
+#   COLD=1 bash bench/webload/run.sh     # cold path: every rule page once, then distinct searches
+#   COLD=1 BASE=e359bd4 bash bench/webload/run.sh   # the same load against another commit too,
+#                                                   # on the same catalog, for a ratio on a shared machine
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -12,11 +15,15 @@ corpus=${RULEDEX_CORPUS:-$repo/../shared/corpus}
 addr=${ADDR:-127.0.0.1:18099}
 work=$(mktemp -d)
 server=""
-cleanup() {
+stop_server() {
   if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
     kill "$server"          # SIGTERM: graceful shutdown
     wait "$server" 2>/dev/null || true
   fi
+  server=""
+}
+cleanup() {
+  stop_server
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -24,19 +31,36 @@ trap cleanup EXIT
 echo "== build"
 go build -o "$work/ruledex" ./cmd/ruledex
 (cd bench && go build -o "$work/webload" ./webload)
+if [ -n "${BASE:-}" ]; then
+  mkdir "$work/base"
+  git archive "$BASE" | tar -x -C "$work/base"
+  (cd "$work/base" && go build -o "$work/ruledex-base" ./cmd/ruledex)
+fi
 
 echo "== ingest $corpus (sigma, kql, spl)"
 "$work/ruledex" --db "$work/catalog.db" --data "$corpus" ingest "$corpus/sigma" "$corpus/kql" "$corpus/spl" >/dev/null
 
-echo "== serve on $addr"
-"$work/ruledex" --db "$work/catalog.db" --data "$corpus" serve --addr "$addr" 2>"$work/serve.log" &
-server=$!
-for _ in $(seq 1 120); do
-  if curl -fs -o /dev/null "http://$addr/api/"; then break; fi
-  if ! kill -0 "$server" 2>/dev/null; then cat "$work/serve.log"; exit 1; fi
-  sleep 0.5
-done
-
-echo "== load (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
-"$work/webload" -url "http://$addr" -pid "$server" -c "${CLIENTS:-50}" -n "${REQUESTS:-20000}" -t "${TIME:-30s}" ${UNCACHED:+-uncached}
-echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+load() { # binary label
+  echo "== serve $2 on $addr"
+  "$1" --db "$work/catalog.db" --data "$corpus" serve --addr "$addr" 2>"$work/serve.log" &
+  server=$!
+  for _ in $(seq 1 120); do
+    if curl -fs -o /dev/null "http://$addr/api/"; then break; fi
+    if ! kill -0 "$server" 2>/dev/null; then cat "$work/serve.log"; exit 1; fi
+    sleep 0.5
+  done
+  # A server that pre-renders says so when done; wait for it (at most a minute).
+  for _ in $(seq 1 120); do
+    if grep -q "rule pages pre-rendered" "$work/serve.log"; then grep "rule pages pre-rendered" "$work/serve.log"; break; fi
+    if [ "$2" = base ]; then break; fi
+    sleep 0.5
+  done
+  echo "== load $2 (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$work/webload" -url "http://$addr" -pid "$server" -c "${CLIENTS:-50}" -n "${REQUESTS:-20000}" -t "${TIME:-30s}" ${UNCACHED:+-uncached} ${COLD:+-cold}
+  echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  stop_server
+}
+load "$work/ruledex" this
+if [ -n "${BASE:-}" ]; then
+  load "$work/ruledex-base" base
+fi

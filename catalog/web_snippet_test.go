@@ -1,0 +1,34 @@
+package catalog
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBuildSnippet(t *testing.T) {
+	m := func(s string) string { return SnippetMark + s + SnippetEnd }
+	tests := []struct {
+		name, query string
+		cols        []string
+		want        string
+	}{
+		{"title match", "bitsadmin", []string{"New BITS Job Created Via Bitsadmin", "Detects the creation of a new bits job by Bitsadmin", "", "", ""},
+			"New BITS Job Created Via " + m("Bitsadmin")},
+		{"the column with most matches wins", "bitsadmin transfer", []string{"File Download Via Bitsadmin", "",
+			"", "Image CommandLine", `\bitsadmin.exe bitsadmin.exe /transfer /create /addfile http`},
+			`\` + m("bitsadmin") + ".exe " + m("bitsadmin") + ".exe /" + m("transfer") + " /create /addfile http"},
+		{"window around a late match", "lsass", []string{"", "one two three four five six seven eight nine ten eleven twelve thirteen LSASS dump and more words follow here", "", "", ""},
+			"…nine ten eleven twelve thirteen " + m("LSASS") + " dump and more words follow here"}, // the window fills backwards at the end
+		{"prefix", "credential*", []string{"Credentials dumped", "", "", "", ""}, m("Credentials") + " dumped"},
+		{"phrase words and exclusions", `"scheduled task" -schtasks`, []string{"Scheduled Task Created by schtasks", "", "", "", ""},
+			m("Scheduled") + " " + m("Task") + " Created by schtasks"},
+		{"no match", "zzz", []string{"abc", "", "", "", ""}, ""},
+	}
+	for _, tt := range tests {
+		got := buildSnippet(tt.cols, snippetTerms(tt.query))
+		if got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, strings.NewReplacer(SnippetMark, "[", SnippetEnd, "]").Replace(got),
+				strings.NewReplacer(SnippetMark, "[", SnippetEnd, "]").Replace(tt.want))
+		}
+	}
+}
