@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -187,9 +188,9 @@ func TestEmbeddedRoutingSameAsData(t *testing.T) {
 	}
 }
 
-// TestLoadRulesEveryParser: the loader asks every registered parser, in order; a KQL
-// single-event rule runs (on canonical fields), a KQL aggregation is listed as skipped
-// with the reason, and files no parser recognizes are ignored.
+// TestLoadRulesEveryParser: the loader asks every registered parser, in order, and
+// hands rules of every language to the engine, which runs a KQL single-event rule and
+// lists a KQL aggregation with the reason; files no parser recognizes are ignored.
 func TestLoadRulesEveryParser(t *testing.T) {
 	kqlFile := corpustest.Path(t, "kql", "reprise99", "Heartbeat", "Heartbeat-NoHeartbeatinTimeframe.kql")
 	kqlRuns := corpustest.Path(t, "kql", "azure-sentinel", "Hunting Queries", "Microsoft 365 Defender", "Execution", "Bitsadmin Activity.yaml")
@@ -199,31 +200,30 @@ func TestLoadRulesEveryParser(t *testing.T) {
 	if err := os.WriteFile(notes, []byte("nothing to see"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name    string
-		paths   []string
-		parsers []Parser
-		rules   int
-		skipped string
-	}{
-		{"sigma and kql", []string{sigmaFile + "," + kqlFile, notes}, []Parser{sigma.Parser{}, kql.Parser{}}, 1, "cannot run: its shape is aggregation"},
-		{"kql single-event rule runs", []string{kqlFile, kqlRuns}, []Parser{kql.Parser{}}, 1, "cannot run: its shape is aggregation"},
-		{"kql parser not registered", []string{kqlFile}, []Parser{sigma.Parser{}}, 0, ""},
+	l, err := LoadRules([]string{sigmaFile + "," + kqlFile, kqlRuns, notes}, []Parser{sigma.Parser{}, kql.Parser{}}, Filter{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			l, err := LoadRules(tc.paths, tc.parsers, Filter{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(l.Rules) != tc.rules {
-				t.Errorf("%d rules, want %d", len(l.Rules), tc.rules)
-			}
-			joined := strings.Join(l.Skipped, "\n")
-			if (tc.skipped == "") != (joined == "") || !strings.Contains(joined, tc.skipped) || (tc.skipped != "" && !strings.Contains(joined, kqlFile)) {
-				t.Errorf("skipped %q, want %q naming %s", joined, tc.skipped, kqlFile)
-			}
-		})
+	if len(l.Rules) != 3 || len(l.Skipped) != 0 {
+		t.Fatalf("%d rules, skipped %q; want the 3 rules of the three rule files", len(l.Rules), l.Skipped)
+	}
+	h := New(l.Rules, engine.Options{})
+	var ran, skipped []string
+	for _, r := range h.m.Rules() {
+		ran = append(ran, r.Title)
+	}
+	for _, s := range h.Skipped() {
+		skipped = append(skipped, s.Rule.Source.Path+": "+s.Reason)
+	}
+	if !slices.Contains(ran, "Bitsadmin Activity") {
+		t.Errorf("the KQL single-event rule does not run; running %q, skipped %q", ran, skipped)
+	}
+	if len(skipped) != 1 || !strings.Contains(skipped[0], "Heartbeat-NoHeartbeatinTimeframe.kql") {
+		t.Errorf("skipped %q, want only the KQL aggregation, with its reason", skipped)
+	}
+	l, err = LoadRules([]string{kqlFile}, []Parser{sigma.Parser{}}, Filter{})
+	if err != nil || len(l.Rules) != 0 {
+		t.Errorf("without the KQL parser: %v rules, %v", l, err)
 	}
 	if _, err := LoadRules([]string{filepath.Join(dir, "missing")}, []Parser{sigma.Parser{}}, Filter{}); err == nil {
 		t.Error("a missing --rules path is not an error")

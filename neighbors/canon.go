@@ -192,7 +192,7 @@ func (c *canonicalizer) pred(p *rule.Pred) *cnode {
 		ts = append(ts, "elem-all")
 		elem = false
 	}
-	if elem && argsFields[canonField] {
+	if elem && (argsFields[canonField] || argsFields[strings.ToLower(p.Field)]) {
 		c.assumption(p.Field + " elements appear verbatim in the command line")
 		canonField = "commandline"
 	}

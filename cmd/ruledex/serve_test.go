@@ -57,7 +57,7 @@ func TestCLIServe(t *testing.T) {
 		"":                        "Rules per language",
 		"rules/?q=bitsadmin":      "Search results for",
 		"api/search?q=bitsadmin":  `"total"`,
-		"attack/navigator.json":   `"layer": "4.5"`,
+		"attack/navigator.json":   `"layer":"4.5"`,
 		"rules/sigma/no-such-id/": "Not found",
 	} {
 		resp, err := http.Get(base + path)
