@@ -47,6 +47,8 @@ type Rule struct {
 	// Settings are the rule's parameters (Elastic rule type settings, YARA-L match
 	// window and options), as written.
 	Settings []rule.Setting `json:"settings,omitempty"`
+	// Translations is the "In other languages" section (see Translation).
+	Translations []Translation `json:"translations,omitempty"`
 	// Docs are the rule's prose sections in Markdown (investigation guide, setup, how to
 	// implement, known false positives); renderers must treat them as untrusted.
 	Docs []rule.Doc `json:"docs,omitempty"`

@@ -235,6 +235,23 @@ func writeText(w io.Writer, p *Rule) error {
 		group("Stricter alternatives", p.Neighbors.Stricter)
 		group("Broader alternatives", p.Neighbors.Broader)
 	}
+	if len(p.Translations) > 0 {
+		section("In other languages")
+		for _, t := range p.Translations {
+			if t.Unavailable != "" {
+				bw.WriteString(t.Name + ": not translated: " + oneLine(t.Unavailable) + "\n")
+				continue
+			}
+			bw.WriteString(t.Name + " (" + t.Schema + ", verified by reading it back)\n")
+			for _, a := range t.Assumptions {
+				bw.WriteString("  assumes " + oneLine(a) + "\n")
+			}
+			for _, l := range strings.Split(strings.TrimRight(t.Query, "\n"), "\n") {
+				bw.WriteString("    " + l + "\n")
+			}
+			bw.WriteString("\n")
+		}
+	}
 	if len(p.Diagnostics) > 0 {
 		section("Diagnostics")
 		for _, d := range p.Diagnostics {

@@ -133,11 +133,50 @@ func fail(t Target, format string, args ...any) error {
 
 // Translate writes r in target t.
 func Translate(fm *fieldmap.Map, r *rule.Rule, t Target, opts Options) (*Result, error) {
-	sc, err := schemaFor(t, opts.Schema)
+	src, err := prepare(fm, r, t)
 	if err != nil {
 		return nil, err
 	}
-	src, err := prepare(fm, r, t)
+	return write(fm, r, src, t, opts)
+}
+
+// Outcome is one target's translation of a rule, or why there is none.
+type Outcome struct {
+	Target Target
+	Result *Result // nil when Err is set
+	Err    error
+}
+
+// All translates r into every target with its default schema and verifies each with
+// read, as a rule page shows them. The rule is put on canonical fields once.
+func All(fm *fieldmap.Map, r *rule.Rule, read Reader) []Outcome {
+	out := make([]Outcome, len(Targets))
+	src, perr := prepare(fm, r, Sigma)
+	for i, t := range Targets {
+		out[i].Target = t
+		if perr != nil {
+			var te *Error
+			if errors.As(perr, &te) {
+				perr = &Error{Target: t, Reason: te.Reason}
+			}
+			out[i].Err = perr
+			continue
+		}
+		res, err := write(fm, r, src, t, Options{})
+		if err == nil {
+			err = Verify(fm, r, res, read)
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		out[i].Result = res
+	}
+	return out
+}
+
+func write(fm *fieldmap.Map, r *rule.Rule, src *prepared, t Target, opts Options) (*Result, error) {
+	sc, err := schemaFor(t, opts.Schema)
 	if err != nil {
 		return nil, err
 	}

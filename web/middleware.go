@@ -12,7 +12,7 @@ import (
 // contentSecurityPolicy allows only our own stylesheet and nothing else: no scripts,
 // no inline styles, no frames, forms only to ourselves. Rule text is hostile input, and
 // this is the second wall behind html/template's escaping.
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; " +
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // securityHeaders sets the headers every response carries.

@@ -92,6 +92,9 @@ func (s *Server) rule(r *http.Request) (*RuleResponse, *rule.Rule, error) {
 		}
 	}
 	p := page.BuildRule(ru, in)
+	if s.translate != nil {
+		p.Translations = s.translate(ru)
+	}
 	if s.events != nil {
 		for _, row := range s.events.Coverage(ru) {
 			er := page.EventRow{Provider: row.Provider, EventID: row.EventID, Title: row.Title}

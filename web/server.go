@@ -14,6 +14,7 @@ import (
 
 	"github.com/ruledex/ruledex/attack"
 	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/page"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -28,6 +29,9 @@ type Options struct {
 	// BaseURL ("https://ruledex.example") makes links in exported Navigator layers
 	// absolute; empty uses the request's host.
 	BaseURL string
+	// Translate, when set, fills the rule pages' "In other languages" section (the CLI
+	// provides it: translations are proved by parsing them back, which web never does).
+	Translate page.Translator
 	// NoPrerender turns off rendering every rule page into the page cache at start and
 	// after each catalog change (tests that do not measure the cold path).
 	NoPrerender bool
@@ -43,6 +47,7 @@ type Server struct {
 	handler   http.Handler
 	cache     *pageCache
 	events    *winevent.Catalog
+	translate page.Translator
 	tactics   []catalog.Tactic // ATT&CK tactics in the catalog's form, for package page
 	reqLog    *requestLog
 	mux       *http.ServeMux
@@ -69,7 +74,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cat: o.Catalog, att: o.Attack, log: o.Logger, baseURL: o.BaseURL, tmpl: t,
-		cache: newPageCache(o.Catalog, 96<<20), events: o.Events}
+		cache: newPageCache(o.Catalog, 96<<20), events: o.Events, translate: o.Translate}
 	for _, t := range o.Attack.Tactics() {
 		s.tactics = append(s.tactics, catalog.Tactic{Short: t.Short, ID: t.ID, Name: t.Name, URL: t.URL, Order: t.Order})
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/fieldmap"
+	"github.com/ruledex/ruledex/page"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/translate"
 )
@@ -37,6 +38,12 @@ func readBack(lang rule.Language, name string, data []byte) ([]*rule.Rule, error
 		return rs, nil
 	}
 	return nil, fmt.Errorf("no %s parser recognizes %s", lang, name)
+}
+
+// translations is the rule pages' "In other languages" section: every target,
+// verified with readBack.
+func translations(r *rule.Rule) []page.Translation {
+	return page.Translations(r, translate.All(fieldmap.Default(), r, readBack))
 }
 
 func init() {

@@ -96,7 +96,7 @@ func serve(ctx context.Context, addr, baseURL string, paths []string) error {
 	if _, err := syncNeighbors(ctx, cat); err != nil {
 		log.Warn("neighbors not brought up to date", "err", err)
 	}
-	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: events, Logger: log, BaseURL: baseURL})
+	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: events, Logger: log, BaseURL: baseURL, Translate: translations})
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,7 @@ Exit status 3 when RULE names no rule (closest titles are suggested) or several 
 				return err
 			}
 			p := page.BuildRule(r, in)
+			p.Translations = translations(r)
 			for _, c := range coverage {
 				p.Events = append(p.Events, page.EventRow{Provider: c.Provider, EventID: c.EventID, Title: c.Title})
 			}
