@@ -16,9 +16,9 @@ func regressionEvents(tb testing.TB) []event.Event {
 	tb.Helper()
 	var out []event.Event
 	for _, c := range regressionCases(tb) {
-		evs, err := readEvents(c.evtx)
+		evs, err := readEvents(c.EVTX)
 		if err != nil {
-			tb.Logf("%s: %v", c.evtx, err)
+			tb.Logf("%s: %v", c.EVTX, err)
 		}
 		out = append(out, evs...)
 	}

@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,11 +11,10 @@ import (
 
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/internal/regression"
 	"github.com/ruledex/ruledex/lang/sigma"
-	"github.com/ruledex/ruledex/logread"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
-	"go.yaml.in/yaml/v3"
 )
 
 // sigmaHQRuleDirs are the SigmaHQ folders whose rules are meant to run (deprecated and
@@ -76,85 +73,12 @@ func windowsRules(tb testing.TB) ([]*rule.Rule, *winevent.Catalog) {
 	return corpusRules, corpusCat
 }
 
-type regressionCase struct {
-	dir        string
-	ruleID     string
-	title      string
-	evtx       string
-	matchCount int
-}
+type regressionCase = regression.Case
 
-func regressionCases(tb testing.TB) []regressionCase {
-	tb.Helper()
-	root := corpustest.Path(tb, "regression")
-	var out []regressionCase
-	err := filepath.WalkDir(filepath.Join(root, "regression_data"), func(p string, de os.DirEntry, err error) error {
-		if err != nil || de.IsDir() || de.Name() != "info.yml" {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		var info struct {
-			Meta []struct {
-				ID    string `yaml:"id"`
-				Title string `yaml:"title"`
-			} `yaml:"rule_metadata"`
-			Tests []struct {
-				Type       string `yaml:"type"`
-				Path       string `yaml:"path"`
-				MatchCount int    `yaml:"match_count"`
-			} `yaml:"regression_tests_info"`
-		}
-		if err := yaml.Unmarshal(data, &info); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		if len(info.Meta) == 0 {
-			return fmt.Errorf("%s: no rule_metadata", p)
-		}
-		for _, t := range info.Tests {
-			if t.Type != "evtx" {
-				continue
-			}
-			out = append(out, regressionCase{dir: filepath.Dir(p), ruleID: info.Meta[0].ID, title: info.Meta[0].Title,
-				evtx: filepath.Join(root, t.Path), matchCount: t.MatchCount})
-		}
-		return nil
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
-}
+func regressionCases(tb testing.TB) []regressionCase { return regression.Cases(tb) }
 
 // readEvents decodes a whole file, copying each event (readers reuse theirs).
-func readEvents(path string) ([]event.Event, error) {
-	r, err := logread.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	var out []event.Event
-	var errs []error
-	for {
-		var ev event.Event
-		err := r.Next(&ev)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		cp := event.Event{File: ev.File, Offset: ev.Offset, Fields: make([]event.Field, len(ev.Fields))}
-		for i, f := range ev.Fields {
-			cp.Fields[i] = event.Field{Name: strings.Clone(f.Name), Value: strings.Clone(f.Value)}
-		}
-		out = append(out, cp)
-	}
-	return out, errors.Join(errs...)
-}
+func readEvents(path string) ([]event.Event, error) { return regression.ReadEvents(path) }
 
 // TestSigmaHQRegression runs every regression case from its EVTX and its JSON with all
 // SigmaHQ rules loaded (every product: a case's rule is found wherever it lives) and
@@ -184,7 +108,7 @@ func TestSigmaHQRegression(t *testing.T) {
 		pass := 0
 		var failures []string
 		for _, c := range cases {
-			path := c.evtx
+			path := c.EVTX
 			if format == "json" {
 				path = strings.TrimSuffix(path, ".evtx") + ".json"
 			}
@@ -193,7 +117,7 @@ func TestSigmaHQRegression(t *testing.T) {
 				pass++
 				continue
 			}
-			failures = append(failures, fmt.Sprintf("%s %s (%s): %s", c.ruleID, c.title, filepath.Base(c.dir), reason))
+			failures = append(failures, fmt.Sprintf("%s %s (%s): %s", c.RuleID, c.Title, filepath.Base(c.Dir), reason))
 		}
 		rate := float64(pass) / float64(len(cases))
 		t.Logf("%s: %d/%d cases pass (%.1f%%)", format, pass, len(cases), 100*rate)
@@ -207,10 +131,10 @@ func TestSigmaHQRegression(t *testing.T) {
 }
 
 func runCase(m *Matcher, c regressionCase, path string, loaded map[string]bool, skipReason map[string]string) string {
-	if r, ok := skipReason[c.ruleID]; ok {
+	if r, ok := skipReason[c.RuleID]; ok {
 		return "rule skipped: " + r
 	}
-	if !loaded[c.ruleID] {
+	if !loaded[c.RuleID] {
 		return "rule not found among the Windows SigmaHQ rules"
 	}
 	evs, err := readEvents(path)
@@ -222,12 +146,12 @@ func runCase(m *Matcher, c regressionCase, path string, loaded map[string]bool, 
 	for i := range evs {
 		out = m.Match(&evs[i], out[:0])
 		for _, x := range out {
-			if x.Rule.ID == c.ruleID {
+			if x.Rule.ID == c.RuleID {
 				n++
 			}
 		}
 	}
-	want := max(1, c.matchCount)
+	want := max(1, c.MatchCount)
 	if n < want {
 		ch, _ := evs[0].Get("Channel")
 		id, _ := evs[0].Get("EventID")
@@ -245,7 +169,7 @@ func TestPrefilterSound(t *testing.T) {
 	slow, _ := Compile(rules, Options{Router: CatalogRouter{cat}, bruteForce: true})
 	events, total := 0, 0
 	for _, c := range regressionCases(t) {
-		for _, path := range []string{c.evtx, strings.TrimSuffix(c.evtx, ".evtx") + ".json"} {
+		for _, path := range []string{c.EVTX, strings.TrimSuffix(c.EVTX, ".evtx") + ".json"} {
 			evs, _ := readEvents(path)
 			for i := range evs {
 				ms := slow.Match(&evs[i], nil)

@@ -180,7 +180,7 @@ func TestPrefilterSoundOtherLanguages(t *testing.T) {
 	t.Logf("%d of %d KQL/SPL rules compiled, %d skipped with a reason", len(fast.Rules()), len(rules), len(skipped))
 	var evs []event.Event
 	for _, c := range regressionCases(t) {
-		e, _ := readEvents(c.evtx)
+		e, _ := readEvents(c.EVTX)
 		evs = append(evs, e...)
 	}
 	defender := []*event.Event{
