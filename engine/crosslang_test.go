@@ -8,8 +8,10 @@ import (
 
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/elastic"
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/spl"
+	"github.com/ruledex/ruledex/lang/yaral"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -125,7 +127,7 @@ func TestPipelineRulesRunOrSayWhy(t *testing.T) {
 	}
 }
 
-// pipelineCorpus parses every KQL and SPL rule of the corpus.
+// pipelineCorpus parses every KQL, SPL, Elastic and YARA-L rule of the corpus.
 func pipelineCorpus(t *testing.T) []*rule.Rule {
 	t.Helper()
 	dir := corpustest.Dir(t)
@@ -141,7 +143,7 @@ func pipelineCorpus(t *testing.T) []*rule.Rule {
 	for _, d := range []struct {
 		dir string
 		p   parser
-	}{{"kql", kql.Parser{}}, {"spl", sp}} {
+	}{{"kql", kql.Parser{}}, {"spl", sp}, {"elastic", elastic.Parser{}}, {"yaral", yaral.Parser{}}} {
 		base := filepath.Join(dir, d.dir)
 		filepath.WalkDir(base, func(p string, de os.DirEntry, err error) error {
 			if err != nil || de.IsDir() {
