@@ -11,9 +11,11 @@ import (
 	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/elastic"
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
+	"github.com/ruledex/ruledex/lang/yaral"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -122,7 +124,7 @@ func BenchmarkComputeCorpus(b *testing.B) {
 	b.ReportMetric(float64(len(rules)), "rules")
 }
 
-// allLanguages parses the whole corpus (Sigma, KQL, SPL) as ingest would.
+// allLanguages parses the whole corpus (Sigma, KQL, SPL, Elastic, YARA-L) as ingest would.
 func allLanguages(tb testing.TB) []*rule.Rule {
 	tb.Helper()
 	root := corpustest.Dir(tb)
@@ -130,9 +132,9 @@ func allLanguages(tb testing.TB) []*rule.Rule {
 	if err := sp.Begin(filepath.Join(root, "spl")); err != nil {
 		tb.Fatal(err)
 	}
-	parsers := []ingest.Parser{sigma.Parser{}, kql.Parser{}, sp}
+	parsers := []ingest.Parser{sigma.Parser{}, kql.Parser{}, sp, elastic.Parser{}, yaral.Parser{}}
 	var out []*rule.Rule
-	for _, dir := range []string{"sigma", "kql", "spl"} {
+	for _, dir := range []string{"sigma", "kql", "spl", "elastic", "yaral"} {
 		base := filepath.Join(root, dir)
 		filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
