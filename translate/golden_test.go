@@ -203,7 +203,29 @@ func TestGolden(t *testing.T) {
 				if res.Query != want {
 					t.Errorf("query:\n%s\nwant:\n%s", res.Query, want)
 				}
+				if err := Verify(fm, r, res, testReader(testParsers())); err != nil {
+					t.Errorf("does not round-trip: %v", err)
+				}
 			})
 		}
+	}
+}
+
+// TestGoldenSentinel: --schema sentinel writes the Security 4688 form, hand-written.
+func TestGoldenSentinel(t *testing.T) {
+	r := goldenRule(t, goldenCases[4].detection)
+	res, err := Translate(fieldmap.Default(), r, KQL, Options{Schema: "sentinel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `SecurityEvent
+| where EventID == 4688
+| where ParentProcessName endswith @"\winword.exe"
+    and (NewProcessName endswith @"\cmd.exe" or CommandLine contains "http")`
+	if res.Query != want {
+		t.Errorf("query:\n%s\nwant:\n%s", res.Query, want)
+	}
+	if err := Verify(fieldmap.Default(), r, res, testReader(testParsers())); err != nil {
+		t.Error(err)
 	}
 }

@@ -42,6 +42,7 @@ func writeKQL(w *writer, src *prepared) (string, error) {
 			return "", fail(w.t, "no SecurityEvent event carries %s events", src.category)
 		}
 		b.WriteString("SecurityEvent\n| where EventID == " + w.cat.sentinelIDs + "\n")
+		w.assumed[src.category+" = SecurityEvent EventID "+w.cat.sentinelIDs+" (Security auditing only: Sentinel's SecurityEvent holds no Sysmon events)"] = true
 	} else {
 		b.WriteString(w.cat.kqlTable + "\n")
 	}
