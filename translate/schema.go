@@ -29,6 +29,15 @@ var Schemas = map[Target][]string{
 	YaraL: {"udm"},
 }
 
+// SchemaNames checks that name ("" for the default) is a schema of t and returns t's
+// schema names, default first.
+func SchemaNames(t Target, name string) ([]string, error) {
+	if _, err := schemaFor(t, name); err != nil {
+		return nil, err
+	}
+	return Schemas[t], nil
+}
+
 func schemaFor(t Target, name string) (*schema, error) {
 	names, ok := Schemas[t]
 	if !ok {

@@ -79,9 +79,15 @@ Exit status: 0 written, 1 not translatable (the reason is printed), 2 bad comman
   ruledex convert --all --to sigma --out /tmp/ruledex-sigma`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return withCode(exitUsage, errors.New("--to LANG is required: sigma, kql, spl, eql, esql or yaral"))
+			}
 			t, ok := translate.ParseTarget(to)
 			if !ok {
 				return withCode(exitUsage, fmt.Errorf("--to %q: want one of sigma, kql, spl, eql, esql, yaral", to))
+			}
+			if _, err := translate.SchemaNames(t, schema); err != nil {
+				return withCode(exitUsage, err)
 			}
 			opts := translate.Options{Schema: schema, Lossy: lossy}
 			fm := fieldmap.Default()
@@ -132,7 +138,6 @@ Exit status: 0 written, 1 not translatable (the reason is printed), 2 bad comman
 	f.BoolVar(&queryOnly, "query-only", false, "print only the query, not the whole rule file")
 	f.BoolVar(&asJSON, "json", false, "print the translation as JSON (file, query, schema, assumptions)")
 	f.BoolVar(&lossy, "lossy", false, "translate anyway, leaving out what the target cannot express (listed; unverified)")
-	_ = cmd.MarkFlagRequired("to")
 	root.AddCommand(cmd)
 }
 
