@@ -280,7 +280,18 @@ func (c *Catalog) vocabTargets(r *rule.Rule, f facts) []Target {
 			// with no OS named could be any source; require the OS or a category.
 			return nil
 		}
-		return withCanon(c.pinned(f, base), canon)
+		ts := c.pinned(f, base)
+		// Fields are canonical (Sysmon) names after the field map: where a pinned event
+		// is the category's native-audit alternate (4688 for process creation), its
+		// renames apply as they do on the unpinned route (Image is NewProcessName).
+		for i := range ts {
+			for _, b := range base {
+				if b.Native && strings.EqualFold(b.Provider, ts[i].Provider) && idsWithin(ts[i].EventIDs, b.EventIDs) {
+					ts[i].Renames, ts[i].Where, ts[i].Native = b.Renames, b.Where, true
+				}
+			}
+		}
+		return withCanon(ts, canon)
 	}
 	base = narrowProvider(base, f)
 	return withCanon(c.fit(base, f.fields, canon), canon)
@@ -850,4 +861,18 @@ func (c *Catalog) dataSource(s string) []Target {
 		return ts
 	}
 	return nil
+}
+
+// idsWithin reports whether every id of a is in b.
+func idsWithin(a, b []int) bool {
+	for _, x := range a {
+		found := false
+		for _, y := range b {
+			found = found || x == y
+		}
+		if !found {
+			return false
+		}
+	}
+	return len(a) > 0
 }
