@@ -107,6 +107,8 @@ var tableClass = map[string]string{
 	// vocabulary (fieldmap's Filesystem and Registry contexts).
 	"endpoint.filesystem": "windows/file_event",
 	"endpoint.registry":   "windows/registry_event",
+	"filesystem":          "windows/file_event",
+	"registry":            "windows/registry_event",
 }
 
 // Class returns the log source class of r ("" when unknown).

@@ -55,8 +55,6 @@ func splAtom(w *writer, a atom) (string, error) {
 		return f + map[rule.Kind]string{rule.Gt: ">", rule.Ge: ">=", rule.Lt: "<", rule.Le: "<="}[a.kind] + a.v.S, nil
 	case rule.IsNotNull:
 		return f + "=*", nil
-	case rule.IsNull:
-		return "NOT " + f + "=*", nil
 	}
 	return "", fail(w.t, "%s: a %s test cannot be written in a tstats search", a.canon, a.kind)
 }
@@ -82,6 +80,9 @@ func splPattern(w *writer, a atom) (string, error) {
 			return "", fail(w.t, "%s: SPL has no one-character wildcard for %q", a.canon, a.v.S)
 		case strings.Contains(p.Lit, "*"):
 			return "", fail(w.t, "%s: SPL cannot search for a literal * in %q", a.canon, a.v.S)
+		case strings.HasSuffix(p.Lit, `\`) && len(parts) == 1 && (a.kind == rule.Eq || a.kind == rule.EndsW || a.kind == rule.Ne):
+			// A closing backslash right before the closing quote is read as escaping it.
+			return "", fail(w.t, "%s: SPL cannot quote a value that ends in a backslash (%q)", a.canon, a.v.S)
 		default:
 			b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p.Lit))
 		}

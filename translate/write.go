@@ -46,9 +46,9 @@ var categories = map[string]catInfo{
 		dataSource:  "Sysmon EventID 7",
 	},
 	"network_connection": {
-		kqlTable: "DeviceNetworkEvents",
-		cimModel: "Network_Traffic.All_Traffic", cimDataset: "All_Traffic",
-		cimBy:       []string{"src", "dest", "dest_port"},
+		// No CIM model: Network_Traffic also holds firewall and flow logs, so it is not
+		// the endpoint connection events a Sysmon 3 rule reads.
+		kqlTable:    "DeviceNetworkEvents",
 		eqlCategory: "network",
 		indexes:     []string{"logs-endpoint.events.network-*", "logs-windows.sysmon_operational-*", "winlogbeat-*"},
 		udmType:     "NETWORK_CONNECTION", dataSource: "Sysmon EventID 3",
