@@ -1,6 +1,7 @@
 package esql
 
 import (
+	"github.com/ruledex/ruledex/internal/elasticq"
 	"sort"
 	"strings"
 	"testing"
@@ -35,29 +36,29 @@ func opaqueIn(q *Query) bool {
 // reports, for rules and hunting queries apart: clean share (no diagnostic, nothing
 // opaque), share with a predicate in Root, and share that is an aggregation.
 func TestCorpus(t *testing.T) {
-	qs := loadCorpusQueries(t)
+	qs := elasticq.Load(t)
 	type tally struct{ n, clean, rootPred, anyPred, agg, computed int }
 	tl := map[string]*tally{"rules": {}, "hunting": {}}
 	codes := map[string]int{}
 	var bad []string
 	for _, cq := range qs {
-		if cq.lang != "esql" {
+		if cq.Lang != "esql" {
 			continue
 		}
 		kind := "rules"
-		if strings.HasPrefix(cq.file, "hunting/") {
+		if strings.HasPrefix(cq.File, "hunting/") {
 			kind = "hunting"
 		}
 		tt := tl[kind]
 		tt.n++
-		q := Parse(cq.text, rule.Pos{File: cq.file, Line: cq.line, Col: 1})
+		q := Parse(cq.Text, rule.Pos{File: cq.File, Line: cq.Line, Col: 1})
 		for _, d := range q.Diags {
 			codes[d.Code]++
 		}
 		if len(q.Diags) == 0 && !opaqueIn(q) {
 			tt.clean++
 		} else {
-			msg := cq.file
+			msg := cq.File
 			if len(q.Diags) > 0 {
 				msg = q.Diags[0].String()
 			}

@@ -2,6 +2,7 @@ package esql
 
 import (
 	"fmt"
+	"github.com/ruledex/ruledex/internal/elasticq"
 	"strings"
 	"sync"
 	"testing"
@@ -11,16 +12,16 @@ import (
 
 var (
 	corpusOnce sync.Once
-	corpusByID map[string]corpusQuery
+	corpusByID map[string]elasticq.Query
 )
 
-func ruleQuery(t *testing.T, file string) corpusQuery {
+func ruleQuery(t *testing.T, file string) elasticq.Query {
 	t.Helper()
 	corpusOnce.Do(func() {
-		corpusByID = map[string]corpusQuery{}
-		for _, q := range loadCorpusQueries(t) {
-			if _, ok := corpusByID[q.file]; !ok && q.lang == "esql" {
-				corpusByID[q.file] = q
+		corpusByID = map[string]elasticq.Query{}
+		for _, q := range elasticq.Load(t) {
+			if _, ok := corpusByID[q.File]; !ok && q.Lang == "esql" {
+				corpusByID[q.File] = q
 			}
 		}
 	})
@@ -193,7 +194,7 @@ func TestRealRules(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			cq := ruleQuery(t, tc.file)
-			q := Parse(cq.text, rule.Pos{File: cq.file, Line: cq.line, Col: 1})
+			q := Parse(cq.Text, rule.Pos{File: cq.File, Line: cq.Line, Col: 1})
 			if len(q.Diags) > 0 {
 				t.Errorf("diagnostics: %v", q.Diags)
 			}

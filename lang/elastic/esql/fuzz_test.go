@@ -1,6 +1,7 @@
 package esql
 
 import (
+	"github.com/ruledex/ruledex/internal/elasticq"
 	"strings"
 	"testing"
 
@@ -12,9 +13,9 @@ import (
 // predicates (every Root predicate is one a stage holds).
 func FuzzESQL(f *testing.F) {
 	added := 0
-	for _, q := range loadCorpusQueries(f) {
-		if q.lang == "esql" && len(q.text) < 2500 && added < 60 {
-			f.Add(q.text)
+	for _, q := range elasticq.Load(f) {
+		if q.Lang == "esql" && len(q.Text) < 2500 && added < 60 {
+			f.Add(q.Text)
 			added++
 		}
 	}
@@ -55,16 +56,16 @@ func FuzzESQL(f *testing.F) {
 
 // BenchmarkParse parses every ES|QL query of the corpus once per iteration.
 func BenchmarkParse(b *testing.B) {
-	var qs []corpusQuery
-	for _, q := range loadCorpusQueries(b) {
-		if q.lang == "esql" {
+	var qs []elasticq.Query
+	for _, q := range elasticq.Load(b) {
+		if q.Lang == "esql" {
 			qs = append(qs, q)
 		}
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, q := range qs {
-			Parse(q.text, rule.Pos{File: q.file, Line: q.line})
+			Parse(q.Text, rule.Pos{File: q.File, Line: q.Line})
 		}
 	}
 	b.ReportMetric(float64(len(qs)*b.N)/b.Elapsed().Seconds(), "queries/s")

@@ -1,6 +1,7 @@
 package kuery
 
 import (
+	"github.com/ruledex/ruledex/internal/elasticq"
 	"sort"
 	"strings"
 	"testing"
@@ -11,10 +12,10 @@ import (
 // TestCorpus parses every kuery and lucene query of the Elastic rules and reports the
 // clean share (no diagnostic, no opaque node) and the share with at least one predicate.
 func TestCorpus(t *testing.T) {
-	qs := loadCorpusQueries(t)
+	qs := elasticq.Load(t)
 	byLang := map[string]int{}
 	for _, q := range qs {
-		byLang[q.lang]++
+		byLang[q.Lang]++
 	}
 	t.Logf("queries by language: %v", byLang)
 	// Independent count (grep of `language = "kuery"` / "lucene" in rules/ and
@@ -27,11 +28,11 @@ func TestCorpus(t *testing.T) {
 		codes := map[string]int{}
 		var bad []string
 		for _, q := range qs {
-			if q.lang != lang {
+			if q.Lang != lang {
 				continue
 			}
 			n++
-			root, diags := Parse(q.text, lang == "lucene", rule.Pos{File: q.file, Line: q.line, Col: 1})
+			root, diags := Parse(q.Text, lang == "lucene", rule.Pos{File: q.File, Line: q.Line, Col: 1})
 			opaque := false
 			rule.Walk(root, func(m *rule.Node, _ bool) bool {
 				if m.Op == rule.OpOpaque {
@@ -45,7 +46,7 @@ func TestCorpus(t *testing.T) {
 			if len(diags) == 0 && !opaque {
 				clean++
 			} else if len(bad) < 40 {
-				msg := q.file
+				msg := q.File
 				if len(diags) > 0 {
 					msg = diags[0].String()
 				}

@@ -1,6 +1,7 @@
 package kuery
 
 import (
+	"github.com/ruledex/ruledex/internal/elasticq"
 	"strings"
 	"testing"
 
@@ -11,9 +12,9 @@ import (
 // table-test snippets.
 func seed(f *testing.F, lang string, n int, extra ...string) {
 	added := 0
-	for _, q := range loadCorpusQueries(f) {
-		if q.lang == lang && len(q.text) < 1500 && added < n {
-			f.Add(q.text)
+	for _, q := range elasticq.Load(f) {
+		if q.Lang == lang && len(q.Text) < 1500 && added < n {
+			f.Add(q.Text)
 			added++
 		}
 	}
@@ -60,16 +61,16 @@ func FuzzLucene(f *testing.F) {
 // BenchmarkParse parses every kuery and lucene query of the corpus once per iteration
 // and reports queries per second.
 func BenchmarkParse(b *testing.B) {
-	var qs []corpusQuery
-	for _, q := range loadCorpusQueries(b) {
-		if q.lang == "kuery" || q.lang == "lucene" {
+	var qs []elasticq.Query
+	for _, q := range elasticq.Load(b) {
+		if q.Lang == "kuery" || q.Lang == "lucene" {
 			qs = append(qs, q)
 		}
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, q := range qs {
-			Parse(q.text, q.lang == "lucene", rule.Pos{File: q.file, Line: q.line})
+			Parse(q.Text, q.Lang == "lucene", rule.Pos{File: q.File, Line: q.Line})
 		}
 	}
 	b.ReportMetric(float64(len(qs)*b.N)/b.Elapsed().Seconds(), "queries/s")

@@ -2,6 +2,7 @@ package kuery
 
 import (
 	"fmt"
+	"github.com/ruledex/ruledex/internal/elasticq"
 	"strings"
 	"sync"
 	"testing"
@@ -11,17 +12,17 @@ import (
 
 var (
 	corpusOnce sync.Once
-	corpusByID map[string]corpusQuery
+	corpusByID map[string]elasticq.Query
 )
 
 // ruleQuery returns the query of one corpus rule file (the first query of the file).
-func ruleQuery(t *testing.T, file string) corpusQuery {
+func ruleQuery(t *testing.T, file string) elasticq.Query {
 	t.Helper()
 	corpusOnce.Do(func() {
-		corpusByID = map[string]corpusQuery{}
-		for _, q := range loadCorpusQueries(t) {
-			if _, ok := corpusByID[q.file]; !ok {
-				corpusByID[q.file] = q
+		corpusByID = map[string]elasticq.Query{}
+		for _, q := range elasticq.Load(t) {
+			if _, ok := corpusByID[q.File]; !ok {
+				corpusByID[q.File] = q
 			}
 		}
 	})
@@ -164,7 +165,7 @@ func TestRealRules(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			q := ruleQuery(t, tc.file)
-			n, diags := Parse(q.text, q.lang == "lucene", rule.Pos{File: q.file, Line: q.line, Col: 1})
+			n, diags := Parse(q.Text, q.Lang == "lucene", rule.Pos{File: q.File, Line: q.Line, Col: 1})
 			got := predStrings(n)
 			for _, w := range tc.want {
 				if !has(got, w) {
@@ -179,7 +180,7 @@ func TestRealRules(t *testing.T) {
 			var codes []string
 			for _, d := range diags {
 				codes = append(codes, d.Code)
-				if d.Pos.File != q.file || d.Pos.Line < q.line {
+				if d.Pos.File != q.File || d.Pos.Line < q.Line {
 					t.Errorf("diagnostic not located in the file: %s", d)
 				}
 			}
