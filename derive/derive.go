@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ruledex/ruledex/catalog"
@@ -21,26 +22,62 @@ import (
 // canonical form or the implication rules change so stored results are recomputed.
 const neighborsLogic = "neighbors-v3"
 
-// EventCover adapts winevent coverage to what the catalog stores.
-func EventCover(wc *winevent.Catalog) catalog.CoverFunc {
-	return func(r *rule.Rule) []catalog.RuleEvent {
-		rows := wc.Coverage(r)
-		out := make([]catalog.RuleEvent, 0, len(rows))
-		for _, row := range rows {
-			ev := catalog.RuleEvent{Provider: row.Provider, EventID: row.EventID, Via: row.Via, Fields: map[string]string{}}
-			for _, u := range row.Fields {
-				ev.Fields[u.RuleField] = u.EventField
-			}
-			out = append(out, ev)
-		}
-		return out
+// coverMemo remembers each rule's coverage within one derive run: the event-coverage
+// step and the neighbors step need the same rows for every rule, and computing them is
+// a third of the derived time. Rules are keyed by language and catalog id, which are
+// unique in a catalog; a rule the memo has not seen is computed.
+type coverMemo struct {
+	wc   *winevent.Catalog
+	mu   sync.Mutex
+	rows map[string][]winevent.CoverageRow
+}
+
+func newCoverMemo(wc *winevent.Catalog) *coverMemo {
+	return &coverMemo{wc: wc, rows: map[string][]winevent.CoverageRow{}}
+}
+
+func (m *coverMemo) coverage(r *rule.Rule) []winevent.CoverageRow {
+	if m == nil {
+		return nil
 	}
+	k := string(r.Language) + "/" + r.ID
+	m.mu.Lock()
+	rows, ok := m.rows[k]
+	m.mu.Unlock()
+	if ok {
+		return rows
+	}
+	rows = m.wc.Coverage(r)
+	m.mu.Lock()
+	m.rows[k] = rows
+	m.mu.Unlock()
+	return rows
+}
+
+// EventCover adapts winevent coverage to what the catalog stores.
+func EventCover(wc *winevent.Catalog) catalog.CoverFunc { return newCoverMemo(wc).cover }
+
+func (m *coverMemo) cover(r *rule.Rule) []catalog.RuleEvent {
+	rows := m.coverage(r)
+	out := make([]catalog.RuleEvent, 0, len(rows))
+	for _, row := range rows {
+		ev := catalog.RuleEvent{Provider: row.Provider, EventID: row.EventID, Via: row.Via, Fields: map[string]string{}}
+		for _, u := range row.Fields {
+			ev.Fields[u.RuleField] = u.EventField
+		}
+		out = append(out, ev)
+	}
+	return out
 }
 
 // Events stores the event coverage of rules added or changed since the last call (of
 // every rule when the event data changed). It reports how many rules it computed.
 func Events(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) (int, error) {
-	n, err := cat.SyncRuleEvents(ctx, wc.Fingerprint(), EventCover(wc))
+	return events(ctx, cat, newCoverMemo(wc))
+}
+
+func events(ctx context.Context, cat *catalog.Catalog, m *coverMemo) (int, error) {
+	n, err := cat.SyncRuleEvents(ctx, m.wc.Fingerprint(), m.cover)
 	if err != nil {
 		return n, fmt.Errorf("event coverage: %w", err)
 	}
@@ -52,11 +89,19 @@ func Events(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) (in
 // are scoped by the concrete events they can match, so a rule on native 4688 fields is
 // never called broader than a Sysmon-named one that also covers Sysmon 1.
 func Neighbors(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) (bool, error) {
+	var m *coverMemo
+	if wc != nil {
+		m = newCoverMemo(wc)
+	}
+	return neighborsWith(ctx, cat, m)
+}
+
+func neighborsWith(ctx context.Context, cat *catalog.Catalog, m *coverMemo) (bool, error) {
 	var opts neighbors.Options
 	fp := neighborsLogic
-	if wc != nil {
-		opts.Coverage = CoverageKeys(wc)
-		fp += " " + wc.Fingerprint()
+	if m != nil {
+		opts.Coverage = m.keys
+		fp += " " + m.wc.Fingerprint()
 	}
 	changed, err := cat.SyncNeighbors(ctx, fp, func(stored []catalog.StoredRule) catalog.NeighborInput {
 		rules := make([]*rule.Rule, len(stored))
@@ -93,15 +138,15 @@ func Neighbors(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog) 
 }
 
 // CoverageKeys is neighbors.Options.Coverage from the event catalog: "provider:id" per event.
-func CoverageKeys(wc *winevent.Catalog) func(*rule.Rule) []string {
-	return func(r *rule.Rule) []string {
-		rows := wc.Coverage(r)
-		out := make([]string, 0, len(rows))
-		for _, row := range rows {
-			out = append(out, row.Provider+":"+strconv.Itoa(row.EventID))
-		}
-		return out
+func CoverageKeys(wc *winevent.Catalog) func(*rule.Rule) []string { return newCoverMemo(wc).keys }
+
+func (m *coverMemo) keys(r *rule.Rule) []string {
+	rows := m.coverage(r)
+	out := make([]string, 0, len(rows))
+	for _, row := range rows {
+		out = append(out, row.Provider+":"+strconv.Itoa(row.EventID))
 	}
+	return out
 }
 
 // All brings everything derived up to date: event coverage (when wc is non-nil), then
@@ -138,11 +183,13 @@ func Timed(ctx context.Context, cat *catalog.Catalog, wc *winevent.Catalog, star
 		out = append(out, Timing{name, time.Since(t0)})
 		return err
 	}
+	var m *coverMemo
 	if wc != nil {
-		if err := run(StepEvents, func() error { _, err := Events(ctx, cat, wc); return err }); err != nil {
+		m = newCoverMemo(wc)
+		if err := run(StepEvents, func() error { _, err := events(ctx, cat, m); return err }); err != nil {
 			return out, err
 		}
 	}
-	err := run(StepNeighbors, func() error { _, err := Neighbors(ctx, cat, wc); return err })
+	err := run(StepNeighbors, func() error { _, err := neighborsWith(ctx, cat, m); return err })
 	return out, err
 }
