@@ -22,43 +22,55 @@ import (
 // canonical form or the implication rules change so stored results are recomputed.
 const neighborsLogic = "neighbors-v3"
 
-// coverMemo remembers each rule's coverage within one derive run: the event-coverage
-// step and the neighbors step need the same rows for every rule, and computing them is
-// a third of the derived time. Rules are keyed by language and catalog id, which are
-// unique in a catalog; a rule the memo has not seen is computed.
+// coverMemo hands the coverage the event-coverage step computed to the neighbors step
+// of the same run, which needs the same rows for every rule (a third of the derived
+// time). The first step reads rules with their upstream ids, the second with the
+// catalog's deduplicated ids: an id seen twice in the first step is dropped from the
+// memo, so a rule is only ever given its own rows; anything missing is computed.
 type coverMemo struct {
 	wc   *winevent.Catalog
 	mu   sync.Mutex
 	rows map[string][]winevent.CoverageRow
+	dup  map[string]bool
 }
 
 func newCoverMemo(wc *winevent.Catalog) *coverMemo {
-	return &coverMemo{wc: wc, rows: map[string][]winevent.CoverageRow{}}
+	return &coverMemo{wc: wc, rows: map[string][]winevent.CoverageRow{}, dup: map[string]bool{}}
 }
 
-func (m *coverMemo) coverage(r *rule.Rule) []winevent.CoverageRow {
-	if m == nil {
-		return nil
-	}
-	k := string(r.Language) + "/" + r.ID
+func memoKey(r *rule.Rule) string { return string(r.Language) + "/" + r.ID }
+
+// put computes r's coverage and remembers it.
+func (m *coverMemo) put(r *rule.Rule) []winevent.CoverageRow {
+	rows := m.wc.Coverage(r)
+	k := memoKey(r)
 	m.mu.Lock()
-	rows, ok := m.rows[k]
+	if _, seen := m.rows[k]; seen || m.dup[k] {
+		delete(m.rows, k)
+		m.dup[k] = true
+	} else {
+		m.rows[k] = rows
+	}
+	m.mu.Unlock()
+	return rows
+}
+
+// get returns r's remembered coverage, else computes it.
+func (m *coverMemo) get(r *rule.Rule) []winevent.CoverageRow {
+	m.mu.Lock()
+	rows, ok := m.rows[memoKey(r)]
 	m.mu.Unlock()
 	if ok {
 		return rows
 	}
-	rows = m.wc.Coverage(r)
-	m.mu.Lock()
-	m.rows[k] = rows
-	m.mu.Unlock()
-	return rows
+	return m.wc.Coverage(r)
 }
 
 // EventCover adapts winevent coverage to what the catalog stores.
 func EventCover(wc *winevent.Catalog) catalog.CoverFunc { return newCoverMemo(wc).cover }
 
 func (m *coverMemo) cover(r *rule.Rule) []catalog.RuleEvent {
-	rows := m.coverage(r)
+	rows := m.put(r)
 	out := make([]catalog.RuleEvent, 0, len(rows))
 	for _, row := range rows {
 		ev := catalog.RuleEvent{Provider: row.Provider, EventID: row.EventID, Via: row.Via, Fields: map[string]string{}}
@@ -141,7 +153,7 @@ func neighborsWith(ctx context.Context, cat *catalog.Catalog, m *coverMemo) (boo
 func CoverageKeys(wc *winevent.Catalog) func(*rule.Rule) []string { return newCoverMemo(wc).keys }
 
 func (m *coverMemo) keys(r *rule.Rule) []string {
-	rows := m.coverage(r)
+	rows := m.get(r)
 	out := make([]string, 0, len(rows))
 	for _, row := range rows {
 		out = append(out, row.Provider+":"+strconv.Itoa(row.EventID))
