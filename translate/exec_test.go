@@ -12,6 +12,7 @@ import (
 	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/internal/regression"
+	"github.com/ruledex/ruledex/logread"
 	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
@@ -39,7 +40,8 @@ func firing(t *testing.T, cat *winevent.Catalog, r *rule.Rule, evs []event.Event
 // Sigma rule of the SigmaHQ regression cases is translated into each target, read back
 // with ruledex's parser for that target and run by the engine on the case's EVTX. It must fire on exactly the events the original fires
 // on. Then every KQL, SPL, Elastic and YARA-L rule of the corpus that fires on the
-// regression events is translated to Sigma and must fire on the same events.
+// regression events or the attack samples (../shared/corpus/evtx) is translated to
+// Sigma and must fire on the same events.
 func TestExecutableTranslations(t *testing.T) {
 	root := corpustest.Dir(t)
 	cat, err := winevent.Load(filepath.Join(root, "events"))
@@ -63,6 +65,15 @@ func TestExecutableTranslations(t *testing.T) {
 			t.Fatalf("%s: no events (%v)", c.EVTX, err)
 		}
 		events[c.EVTX] = evs
+		allEvents = append(allEvents, evs...)
+	}
+	// The attack samples too, for the rules of other languages below.
+	samples, err := logread.Files(filepath.Join(root, "evtx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range samples {
+		evs, _ := regression.ReadEvents(f)
 		allEvents = append(allEvents, evs...)
 	}
 	type tally struct{ translated, same int }
@@ -139,7 +150,7 @@ func TestExecutableTranslations(t *testing.T) {
 		}
 		same[r.Language]++
 	}
-	t.Logf("non-Sigma rules firing on regression events: %v; translated to Sigma and firing on the same events: %v; not translatable (reason logged): %v", fired, same, untranslatable)
+	t.Logf("non-Sigma rules firing on regression and sample events: %v; translated to Sigma and firing on the same events: %v; not translatable (reason logged): %v", fired, same, untranslatable)
 	for _, f := range failures {
 		t.Error(f)
 	}
