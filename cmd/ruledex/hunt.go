@@ -67,10 +67,10 @@ Exit status: 0 whether or not anything matched; 1 when no rule could be loaded, 
 input could not be read, or no event at all was read; 2 for a wrong command line.
 Damaged records inside a file are reported with their location and hunting continues;
 a path that yields no event gets a warning.`,
-		Example: `  ruledex hunt --rules ../shared/corpus/sigma/sigmahq/rules/windows logs/
-  ruledex hunt --rules rules/ --json --min-level high --status stable,test -o hits.jsonl Security.evtx
-  ruledex hunt --rules rules/ --technique T1197 --from 2021-02-22 --to 2021-02-23 --timeline csv logs/
-  cat events.jsonl | ruledex hunt --rules rule.yml -`,
+		Example: `  ruledex hunt --rules ../shared/corpus/sigma/sigmahq/rules/windows ../shared/corpus/regression/regression_data
+  ruledex hunt --rules ../shared/corpus/sigma/mdecrevoisier --json --min-level high ../shared/corpus/evtx
+  ruledex hunt --rules ../shared/corpus/sigma/mdecrevoisier --technique T1197 --timeline csv ../shared/corpus/evtx/mdecrevoisier
+  ruledex hunt --rules ../shared/corpus/elastic --status production --from 2020-01-01 ../shared/corpus/evtx`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return withCode(exitUsage, errors.New("hunt needs EVENTS: .evtx or JSON files, folders, or - for standard input"))

@@ -693,8 +693,7 @@ func TestCLIParseCacheSurvivesRebuild(t *testing.T) {
 
 // Item 7: every --help example runs against the corpus and succeeds. Examples run in a
 // copy of the test catalog, from the checkout (as the README runs them); each remove
-// example gets its own fresh copy; `| jq` is checked as "stdout is JSON". hunt's
-// examples are left to the hunt package's own tests (it is moving out of this one).
+// example gets its own fresh copy; `| jq` is checked as "stdout is JSON".
 func TestCLIHelpExamplesRun(t *testing.T) {
 	cliSetup(t)
 	corpus := corpustest.Dir(t)
@@ -705,9 +704,6 @@ func TestCLIHelpExamplesRun(t *testing.T) {
 	type example struct{ cmd, line string }
 	var examples, last []example
 	for _, cmd := range root.Commands() {
-		if cmd.Name() == "hunt" {
-			continue
-		}
 		for _, sub := range append([]*cobra.Command{cmd}, cmd.Commands()...) {
 			for _, line := range strings.Split(sub.Example, "\n") {
 				line = strings.TrimSpace(line)
