@@ -108,9 +108,6 @@ func crawlShape(u *url.URL) string {
 // TestCrawl follows the links of the whole site from / (every kind of page, a sample of
 // each): no 404, no 5xx, no page over 1 MB.
 func TestCrawl(t *testing.T) {
-	if testing.Short() {
-		t.Skip("crawl")
-	}
 	const perShape, maxPages = 25, 3000
 	type item struct{ path, from string }
 	seen := map[string]bool{}
