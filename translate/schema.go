@@ -16,7 +16,6 @@ type schema struct {
 	contexts func(c catInfo) []string
 	write    func(w *writer, src *prepared) (string, error)
 	file     func(w *writer, r *rule.Rule, src *prepared, q string) string
-	note     string
 }
 
 // Schemas lists the schemas of each target, the default first.

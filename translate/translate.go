@@ -396,36 +396,3 @@ func FileName(r *rule.Rule, res *Result) string {
 	}
 	return slug(r.Title) + "_" + slug(id) + res.Ext
 }
-
-// Runnable returns r with its logic on canonical (Sigma, Sysmon) field names and a Sigma
-// log source, so the hunting engine, which speaks Sigma's vocabulary, can run a rule
-// of any language on Windows events: a KQL `FileName =~ "x.exe"` on DeviceProcessEvents
-// becomes `Image ends_with \x.exe` on process_creation, which the engine routes to
-// Sysmon 1 and (renamed) Security 4688. The error says why a rule cannot run.
-func Runnable(fm *fieldmap.Map, r *rule.Rule) (*rule.Rule, error) {
-	p, err := prepare(fm, r, Sigma)
-	if err != nil {
-		return nil, err
-	}
-	out := *r
-	out.Root = p.root.ir()
-	out.LogSource = rule.LogSource{Product: "windows", Category: p.category}
-	out.Stages = nil
-	out.Indicators = nil
-	return &out, nil
-}
-
-// ir turns a canonical node back into an IR tree.
-func (n *node) ir() *rule.Node {
-	switch n.op {
-	case rule.OpPred:
-		return rule.Leaf(n.p)
-	case rule.OpNot:
-		return rule.Not(n.kids[0].ir())
-	}
-	kids := make([]*rule.Node, len(n.kids))
-	for i, k := range n.kids {
-		kids[i] = k.ir()
-	}
-	return &rule.Node{Op: n.op, Children: kids}
-}
