@@ -4,6 +4,10 @@
 package elasticq
 
 import (
+	"fmt"
+	"sync"
+
+	"github.com/ruledex/ruledex/rule"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -288,4 +292,47 @@ func unescapeBasic(s string, multi bool) string {
 		}
 	}
 	return b.String()
+}
+
+var (
+	byFileOnce sync.Once
+	byFile     map[string][]Query
+)
+
+// File returns the first query of the given language ("" for any) in a corpus file
+// (relative to elastic/detection-rules), failing tb when there is none.
+func File(tb testing.TB, file, lang string) Query {
+	tb.Helper()
+	byFileOnce.Do(func() {
+		byFile = map[string][]Query{}
+		for _, q := range Load(tb) {
+			byFile[q.File] = append(byFile[q.File], q)
+		}
+	})
+	for _, q := range byFile[file] {
+		if lang == "" || q.Lang == lang {
+			return q
+		}
+	}
+	tb.Fatalf("%s: no %s query in the corpus", file, lang)
+	return Query{}
+}
+
+// PredStrings renders each predicate of n as "[not ]field kind v1|v2 [t1,t2]", for
+// table tests.
+func PredStrings(n *rule.Node) []string {
+	var out []string
+	for _, pp := range rule.Preds(n) {
+		p := pp.Pred
+		var vs []string
+		for _, v := range p.Values {
+			vs = append(vs, v.S)
+		}
+		s := fmt.Sprintf("%s %s %s [%s]", p.Field, p.Kind, strings.Join(vs, "|"), strings.Join(p.Transforms, ","))
+		if pp.Negated {
+			s = "not " + s
+		}
+		out = append(out, s)
+	}
+	return out
 }

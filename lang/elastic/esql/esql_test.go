@@ -1,54 +1,19 @@
 package esql
 
 import (
-	"fmt"
 	"github.com/ruledex/ruledex/internal/elasticq"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ruledex/ruledex/rule"
 )
 
-var (
-	corpusOnce sync.Once
-	corpusByID map[string]elasticq.Query
-)
-
 func ruleQuery(t *testing.T, file string) elasticq.Query {
 	t.Helper()
-	corpusOnce.Do(func() {
-		corpusByID = map[string]elasticq.Query{}
-		for _, q := range elasticq.Load(t) {
-			if _, ok := corpusByID[q.File]; !ok && q.Lang == "esql" {
-				corpusByID[q.File] = q
-			}
-		}
-	})
-	q, ok := corpusByID[file]
-	if !ok {
-		t.Fatalf("%s: no ES|QL query in the corpus", file)
-	}
-	return q
+	return elasticq.File(t, file, "esql")
 }
 
-// predStrings renders each predicate as "[not ]field kind v1|v2 [t1,t2]".
-func predStrings(n *rule.Node) []string {
-	var out []string
-	for _, pp := range rule.Preds(n) {
-		p := pp.Pred
-		var vs []string
-		for _, v := range p.Values {
-			vs = append(vs, v.S)
-		}
-		s := fmt.Sprintf("%s %s %s [%s]", p.Field, p.Kind, strings.Join(vs, "|"), strings.Join(p.Transforms, ","))
-		if pp.Negated {
-			s = "not " + s
-		}
-		out = append(out, s)
-	}
-	return out
-}
+func predStrings(n *rule.Node) []string { return elasticq.PredStrings(n) }
 
 func stagePreds(q *Query) []string {
 	var out []string
