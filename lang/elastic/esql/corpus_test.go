@@ -1,11 +1,11 @@
 package esql
 
 import (
-	"github.com/ruledex/ruledex/internal/elasticq"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/ruledex/ruledex/internal/elasticq"
 	"github.com/ruledex/ruledex/rule"
 )
 

@@ -1,10 +1,10 @@
 package kuery
 
 import (
-	"github.com/ruledex/ruledex/internal/elasticq"
 	"strings"
 	"testing"
 
+	"github.com/ruledex/ruledex/internal/elasticq"
 	"github.com/ruledex/ruledex/rule"
 )
 
