@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,14 +12,6 @@ import (
 )
 
 var sigmaParsers = []Parser{sigma.Parser{}}
-
-// cpuTime is the process' user+system CPU time. Benchmarks report it beside wall time
-// because this machine is shared: wall time then measures the neighbours too.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkIngestSigma measures a first ingest of the whole Sigma corpus into a new
 // catalog (target: 2,000 rules/s on 2 cores); see BenchmarkReingestSigma for the
@@ -36,12 +27,12 @@ func BenchmarkIngestSigma(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		c0 := cpuTime()
+		c0 := corpustest.CPUTime()
 		s, err := Run(context.Background(), c, []string{dir}, Options{Parsers: sigmaParsers})
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - c0
+		cpu += corpustest.CPUTime() - c0
 		rules = s.Rules
 		b.StopTimer()
 		c.Close()
@@ -65,7 +56,7 @@ func BenchmarkReingestSigma(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	c0 := cpuTime()
+	c0 := corpustest.CPUTime()
 	for i := 0; i < b.N; i++ {
 		s, err := Run(context.Background(), c, []string{dir}, Options{Parsers: sigmaParsers})
 		if err != nil {
@@ -76,5 +67,5 @@ func BenchmarkReingestSigma(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(first.TotalRules)*float64(b.N)/b.Elapsed().Seconds(), "catalog-rules/s")
-	b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((corpustest.CPUTime()-c0).Seconds()/float64(b.N), "cpu-s/op")
 }

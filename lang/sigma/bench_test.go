@@ -1,40 +1,21 @@
 package sigma
 
 import (
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/rule"
 )
 
 // BenchmarkParseCorpus parses every Sigma file of the corpus once per iteration and
 // reports rules per second (parsing alone; ingest adds hashing, indicators and storage).
 func BenchmarkParseCorpus(b *testing.B) {
-	files := loadCorpus(b)
-	var p Parser
-	cpu0 := cpuTime()
-	b.ResetTimer()
-	rules, bytes := 0, 0
-	for i := 0; i < b.N; i++ {
-		for _, f := range files {
-			rs, _ := p.Parse(rule.Source{Repo: "corpus", Path: f.rel}, f.data)
-			rules += len(rs)
-			bytes += len(f.data)
-		}
+	var files []corpustest.RuleFile
+	for _, f := range loadCorpus(b) {
+		files = append(files, corpustest.RuleFile{Rel: f.rel, Data: f.data})
 	}
-	b.SetBytes(int64(bytes / max(b.N, 1)))
-	b.ReportMetric(float64(rules)/b.Elapsed().Seconds(), "rules/s")
-	// The machine is shared: CPU time shows the parser's own cost under contention.
-	if cpu := cpuTime() - cpu0; cpu > 0 {
-		b.ReportMetric(float64(rules)/cpu.Seconds(), "rules/cpu-s")
-	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	corpustest.BenchParse(b, files, func(src rule.Source, data []byte) []*rule.Rule {
+		rs, _ := Parser{}.Parse(src, data)
+		return rs
+	})
 }
