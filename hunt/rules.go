@@ -1,8 +1,8 @@
 package hunt
 
 import (
+	"crypto/sha256"
 	"fmt"
-	"github.com/ruledex/ruledex/ingest"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/rule"
 )
 
@@ -64,18 +65,42 @@ type Loaded struct {
 	Warnings []string
 	// Filtered counts the rules the Filter left out.
 	Filtered int
+	// Cached counts the rule files read from the rule cache instead of parsed.
+	Cached int
 }
 
 // LoadRules parses every rule file under paths (files or folders, comma-separated
 // lists allowed) with the first parser that recognizes it, and applies f. A path that
 // cannot be read is an error; a file no parser recognizes is ignored.
 func LoadRules(paths []string, parsers []Parser, f Filter) (*Loaded, error) {
-	var files []string
+	return Load(paths, LoadOptions{Parsers: parsers, Filter: f})
+}
+
+// LoadOptions configure Load.
+type LoadOptions struct {
+	Parsers []Parser
+	Filter  Filter
+	// CacheDir, when set, keeps the parsed rules between runs (see the rule cache in
+	// cache.go): a hunt over unchanged rules reads them instead of parsing them. The
+	// rules then lack what hunting never reads: Body, Bodies, Description,
+	// References, FalsePositives, Docs, Indicators and Authors.
+	CacheDir string
+	// Fingerprint identifies the parsers' build in the cache key (BuildFingerprint).
+	Fingerprint string
+	// CacheError receives a cache that could not be written (the load still succeeds).
+	CacheError func(error)
+}
+
+// Load is LoadRules with a rule cache. Files are read, hashed and parsed on every
+// core; with a cache, only files whose content changed are parsed.
+func Load(paths []string, o LoadOptions) (*Loaded, error) {
+	var files, roots []string
 	for _, arg := range paths {
 		for _, p := range strings.Split(arg, ",") {
 			if p = strings.TrimSpace(p); p == "" {
 				continue
 			}
+			roots = append(roots, p)
 			st, err := os.Stat(p)
 			if err != nil {
 				return nil, fmt.Errorf("rules %s: %w", p, err)
@@ -104,7 +129,14 @@ func LoadRules(paths []string, parsers []Parser, f Filter) (*Loaded, error) {
 			}
 		}
 	}
+	var cache *ruleCache
+	if o.CacheDir != "" {
+		cache = openCache(o.CacheDir, o.Fingerprint, roots)
+	}
 	res := make([]parsed, len(files))
+	sums := make([][32]byte, len(files))
+	var dirty atomic.Bool
+	var hits atomic.Int64
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
@@ -116,23 +148,45 @@ func LoadRules(paths []string, parsers []Parser, f Filter) (*Loaded, error) {
 				if i >= len(files) {
 					return
 				}
-				res[i] = parseFile(files[i], parsers)
+				data, p, ok := readRuleFile(files[i])
+				if !ok {
+					res[i] = p // not cached by content: read again next time
+					continue
+				}
+				if cache != nil {
+					sums[i] = sha256.Sum256(data)
+					if p, hit := cache.lookup(files[i], sums[i]); hit {
+						res[i] = p
+						hits.Add(1)
+						continue
+					}
+					dirty.Store(true)
+				}
+				res[i] = parseData(files[i], data, o.Parsers)
+				if cache != nil {
+					for _, r := range res[i].rules {
+						trim(r)
+					}
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	out := &Loaded{}
+	if cache != nil {
+		if err := cache.save(files, sums, res, dirty.Load()); err != nil && o.CacheError != nil {
+			o.CacheError(err)
+		}
+	}
+	out := &Loaded{Cached: int(hits.Load())}
 	for _, p := range res {
 		out.Skipped = append(out.Skipped, p.errs...)
 		out.Warnings = append(out.Warnings, p.warns...)
-		for _, r := range p.rules {
-			// Every language goes to the engine: it runs KQL, SPL, Elastic and YARA-L
-			// single-event rules through the field map and lists the rest with a reason.
-			out.Rules = append(out.Rules, r)
-		}
+		// Every language goes to the engine: it runs KQL, SPL, Elastic and YARA-L
+		// single-event rules through the field map and lists the rest with a reason.
+		out.Rules = append(out.Rules, p.rules...)
 	}
 	n := len(out.Rules)
-	out.Rules = f.apply(out.Rules)
+	out.Rules = o.Filter.apply(out.Rules)
 	out.Filtered = n - len(out.Rules)
 	return out, nil
 }
@@ -144,18 +198,24 @@ type parsed struct {
 	warns []string
 }
 
-func parseFile(path string, parsers []Parser) (p parsed) {
+// readRuleFile reads a rule file; ok is false when it cannot be read or is too large,
+// and p then says why.
+func readRuleFile(path string) (data []byte, p parsed, ok bool) {
 	if st, err := os.Stat(path); err == nil && st.Size() > ingest.DefaultMaxFileSize {
 		// The same limit as ingest: no rule file is that large, and reading one would
 		// echo megabytes of non-rule text into the skipped list.
 		p.errs = append(p.errs, fmt.Sprintf("%s: skipped: larger than %d MiB", path, ingest.DefaultMaxFileSize>>20))
-		return p
+		return nil, p, false
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		p.errs = append(p.errs, fmt.Sprintf("%s: %v", path, err))
-		return p
+		return nil, p, false
 	}
+	return data, p, true
+}
+
+func parseData(path string, data []byte, parsers []Parser) (p parsed) {
 	slashed := filepath.ToSlash(path)
 	for _, ps := range parsers {
 		if !ps.Detect(slashed, data) {

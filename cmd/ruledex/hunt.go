@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ruledex/ruledex/engine"
 	huntpkg "github.com/ruledex/ruledex/hunt"
+	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -33,6 +35,8 @@ type huntOptions struct {
 	workers  int
 	progress bool
 	verbose  bool
+	cpuprof  string // --cpuprofile FILE (hidden): where hunt's time goes, start-up included
+	noCache  bool
 	// placeholders are NAME=V1,V2 values for the expand modifier.
 	placeholders []string
 }
@@ -112,6 +116,9 @@ a path that yields no event gets a warning.`,
 	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "parts (EVTX chunks, JSON-lines batches) decoded and matched in parallel")
 	f.BoolVar(&o.progress, "progress", true, "progress on stderr when it is a terminal")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "list every skipped rule and every rule in the summary")
+	f.BoolVar(&o.noCache, "no-cache", false, "parse every rule file, without reading or writing the rule cache")
+	f.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the hunt to FILE")
+	f.MarkHidden("cpuprofile")
 	root.AddCommand(cmd)
 }
 
@@ -137,6 +144,17 @@ func huntParsers() []huntpkg.Parser {
 }
 
 func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
+	if o.cpuprof != "" {
+		f, err := os.Create(o.cpuprof)
+		if err != nil {
+			return withCode(exitFailure, fmt.Errorf("--cpuprofile: %w", err))
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return withCode(exitFailure, fmt.Errorf("--cpuprofile: %w", err))
+		}
+		defer pprof.StopCPUProfile()
+	}
 	from, err := parseWhen("--from", o.from)
 	if err != nil {
 		return err
@@ -169,7 +187,13 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	opts.Router = engine.CatalogRouter{Catalog: wc}
 
 	start := time.Now()
-	loaded, err := huntpkg.LoadRules(o.rules, huntParsers(), huntpkg.Filter{MinLevel: o.minLevel, Status: o.status, Tags: o.tags, Exclude: o.exclude})
+	lo := huntpkg.LoadOptions{Parsers: huntParsers(), Filter: huntpkg.Filter{MinLevel: o.minLevel, Status: o.status, Tags: o.tags, Exclude: o.exclude}}
+	if !o.noCache {
+		lo.CacheDir = huntpkg.DefaultCacheDir()
+		lo.Fingerprint = ingest.Fingerprint(parsers()) + ";" + huntpkg.BuildFingerprint()
+		lo.CacheError = func(err error) { fmt.Fprintf(stderr, "ruledex hunt: warning: %v\n", err) }
+	}
+	loaded, err := huntpkg.Load(o.rules, lo)
 	if err != nil {
 		return withCode(exitFailure, err)
 	}
