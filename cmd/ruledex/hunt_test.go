@@ -17,6 +17,11 @@ import (
 // hunt runs the hunt command in-process with the corpus as --data.
 func hunt(t *testing.T, args []string, o huntOptions) (stdout, stderr string, err error) {
 	t.Helper()
+	if !strings.HasPrefix(os.Getenv("XDG_CACHE_HOME"), os.TempDir()) {
+		// The rule cache goes to a test folder (the test's own when it set one), never
+		// the user's.
+		t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	}
 	prev := globals.data
 	globals.data = corpustest.Dir(t)
 	defer func() { globals.data = prev }()
@@ -293,5 +298,41 @@ func TestHuntFlagsAndSilence(t *testing.T) {
 	b, err := os.ReadFile(sumFile)
 	if err != nil || json.Unmarshal(b, &sum) != nil || sum.Events != 2 || sum.Matches != 1 {
 		t.Errorf("--json-summary: %v %s", err, b)
+	}
+}
+
+// The second hunt over the same rules reads them from the rule cache and prints
+// exactly what a hunt without the cache prints; an edited rule is read again.
+func TestHuntRuleCache(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	rules := t.TempDir()
+	for _, f := range []string{seedRulePath(t), corpustest.Path(t, "sigma", "mdecrevoisier", "windows-os", "win-os-brutforce enumeration with unexisting users.yaml")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(rules, filepath.Base(f)), b, 0o644)
+	}
+	events := []string{seedEVTX(t)}
+	o := huntOptions{rules: []string{rules}, json: true}
+	want, _, err := hunt(t, events, huntOptions{rules: o.rules, json: true, noCache: true})
+	if err != nil || len(jsonRecords(t, want)) != 1 {
+		t.Fatalf("hunt --no-cache: %v\n%s", err, want)
+	}
+	for i := 0; i < 2; i++ {
+		got, _, err := hunt(t, events, o)
+		if err != nil || got != want {
+			t.Errorf("run %d with the cache: %v\n%s\nwant\n%s", i, err, got, want)
+		}
+	}
+	if ms, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "ruledex", "hunt-rules", "*.gob")); len(ms) != 1 {
+		t.Errorf("cache files %v, want one", ms)
+	}
+	seed := filepath.Join(rules, filepath.Base(seedRulePath(t)))
+	b, _ := os.ReadFile(seed)
+	os.WriteFile(seed, []byte(strings.Replace(string(b), "title: BITS payload downloaded via commandline", "title: Edited BITS rule", 1)), 0o644)
+	got, _, err := hunt(t, events, o)
+	if err != nil || !strings.Contains(got, `"title":"Edited BITS rule"`) {
+		t.Errorf("after editing the rule: %v\n%s", err, got)
 	}
 }

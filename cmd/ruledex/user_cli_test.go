@@ -36,11 +36,11 @@ type cli struct {
 func (c cli) env(t *testing.T) []string {
 	var env []string
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "RULEDEX_DATA=") && !strings.HasPrefix(e, "XDG_DATA_HOME=") {
+		if !strings.HasPrefix(e, "RULEDEX_DATA=") && !strings.HasPrefix(e, "XDG_DATA_HOME=") && !strings.HasPrefix(e, "XDG_CACHE_HOME=") {
 			env = append(env, e)
 		}
 	}
-	return append(env, "XDG_DATA_HOME="+t.TempDir())
+	return append(env, "XDG_DATA_HOME="+t.TempDir(), "XDG_CACHE_HOME="+t.TempDir())
 }
 
 func (c cli) cmd(t *testing.T, args ...string) *exec.Cmd {
