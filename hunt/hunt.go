@@ -302,7 +302,13 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 		return res
 	}
 	defer r.Close()
-	var recs []Record
+	// Records are encoded as they are found, while the event's strings are valid (no
+	// copies); spans remember where each one is, to put them in time order at the end.
+	type span struct {
+		t          time.Time
+		start, end int
+	}
+	var spans []span
 	ranged := !o.From.IsZero() || !o.To.IsZero()
 	consecutive := 0
 	for {
@@ -345,6 +351,8 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 			file = name
 		}
 		var forCorr []engine.Match
+		var hd eventHeader
+		hdDone := false
 		for _, x := range *ms {
 			if h.feedsCorr[x.Rule] {
 				forCorr = append(forCorr, x)
@@ -354,7 +362,13 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 			}
 			res.counts[x.Rule]++
 			if !h.co.Suppressed(x.Rule) {
-				recs = append(recs, eventRecord(x, ev, file, t))
+				if !hdDone {
+					hd, hdDone = headerOf(ev), true
+				}
+				rec := eventRecord(x, &hd, file, t)
+				start := len(res.out)
+				res.out = out.Encode(res.out, &rec)
+				spans = append(spans, span{t, start, len(res.out)})
 			}
 		}
 		if len(forCorr) > 0 {
@@ -371,36 +385,81 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 	}
 	// Within a part, records follow event time (stable: record order on ties). A part
 	// with events without a time keeps record order: there is nothing to sort them by.
-	timed := true
-	for i := range recs {
-		if recs[i].Time.IsZero() {
+	timed, sorted := true, true
+	for i := range spans {
+		if spans[i].t.IsZero() {
 			timed = false
 			break
 		}
+		if i > 0 && spans[i].t.Before(spans[i-1].t) {
+			sorted = false
+		}
 	}
-	if timed {
-		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
-	}
-	for i := range recs {
-		res.out = out.Encode(res.out, &recs[i])
+	if timed && !sorted {
+		sort.SliceStable(spans, func(i, j int) bool { return spans[i].t.Before(spans[j].t) })
+		ordered := make([]byte, 0, len(res.out))
+		for _, sp := range spans {
+			ordered = append(ordered, res.out[sp.start:sp.end]...)
+		}
+		res.out = ordered
 	}
 	return res
 }
 
-// header returns a System field: the header copy when a data field took the name
-// (logread renames it System_<name>).
-func header(ev *event.Event, name string) string {
-	if v, ok := ev.Get("System_" + name); ok {
-		return strings.Clone(v)
-	}
-	v, _ := ev.Get(name)
-	return strings.Clone(v)
+// eventHeader is the header of an event as records show it.
+type eventHeader struct {
+	time, computer, channel, eventID string
 }
 
-func eventRecord(m engine.Match, ev *event.Event, file string, t time.Time) Record {
-	return Record{Rule: m.Rule, Time: t, TimeText: header(ev, "TimeCreated"), Computer: header(ev, "Computer"),
-		Channel: header(ev, "Channel"), EventID: header(ev, "EventID"), File: strings.Clone(file),
-		Fields: m.Fields, Via: m.Via}
+// headerOf reads the header fields in one pass (Event.Get per field and per match
+// scanned the event eight times), keeping the first of each name as Get does. The
+// strings are the event's: valid until the reader's next record.
+func headerOf(ev *event.Event) eventHeader {
+	var v [8]string
+	var seen uint8
+	for i := range ev.Fields {
+		f := &ev.Fields[i]
+		// The header fields records show, then the names logread gives the header
+		// copies when a data field takes the name (System_<name>); the copies win.
+		var k int
+		switch f.Name {
+		case "TimeCreated":
+			k = 0
+		case "Computer":
+			k = 1
+		case "Channel":
+			k = 2
+		case "EventID":
+			k = 3
+		case "System_TimeCreated":
+			k = 4
+		case "System_Computer":
+			k = 5
+		case "System_Channel":
+			k = 6
+		case "System_EventID":
+			k = 7
+		default:
+			continue
+		}
+		if seen&(1<<k) == 0 {
+			seen |= 1 << k
+			v[k] = f.Value
+		}
+	}
+	pick := func(k int) string {
+		if seen&(1<<(k+4)) != 0 {
+			return v[k+4]
+		}
+		return v[k]
+	}
+	return eventHeader{pick(0), pick(1), pick(2), pick(3)}
+}
+
+// eventRecord is a record over the event's strings, to encode before the next record.
+func eventRecord(m engine.Match, hd *eventHeader, file string, t time.Time) Record {
+	return Record{Rule: m.Rule, Time: t, TimeText: hd.time, Computer: hd.computer, Channel: hd.channel,
+		EventID: hd.eventID, File: file, Fields: m.Fields, Via: m.Via}
 }
 
 func alertRecord(a engine.Alert) Record {

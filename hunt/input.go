@@ -95,6 +95,9 @@ func (s StdinInput) Parts(send func(Part) bool) error {
 // evtx_dump document, an array, pretty-printed objects) is one part: the JSON reader
 // needs all of it. reopen, when set, reads the whole input again for that case;
 // otherwise the part continues from r.
+//
+// Batches are read straight into pooled buffers, and the workers decode them in place
+// (logread.NewJSONBytesReader): the bytes of a large file are copied once, by read.
 func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), send func(Part) bool) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	first, err := firstLine(br)
@@ -117,42 +120,51 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 	}
 	line := 0
 	batch := append(getBatch(), first...)
-	lines := 1
-	flush := func() bool {
-		if len(batch) == 0 {
-			return true
-		}
-		b, base := batch, line
-		line += lines
-		batch, lines = getBatch(), 0
+	// Empty what bufio buffered, then read directly into the batches.
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		batch = append(batch, b...)
+		br.Discard(n)
+	}
+	send1 := func(b []byte) bool {
+		base := line
+		line += bytes.Count(b, []byte{'\n'})
 		return send(Part{Line: base, Open: func() (logread.Reader, error) {
-			return &pooled{Reader: logread.NewJSONReader(name, bytes.NewReader(b)), b: b}, nil
+			return &pooled{Reader: logread.NewJSONBytesReader(name, b), b: b}, nil
 		}})
 	}
 	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(chunk) > 0 {
-			batch = append(batch, chunk...)
-			if chunk[len(chunk)-1] == '\n' {
-				lines++
+		if cap(batch)-len(batch) < 64<<10 {
+			// A line longer than a batch: grow until it ends.
+			batch = append(batch[:cap(batch)], make([]byte, batchBytes)...)[:len(batch)]
+		}
+		n, err := r.Read(batch[len(batch):cap(batch)])
+		batch = batch[:len(batch)+n]
+		if err != nil {
+			var ok bool
+			if len(batch) > 0 {
+				ok = send1(batch)
+			} else {
+				batches.Put(batch[:0])
 			}
-		}
-		if err == bufio.ErrBufferFull {
-			continue // a long line: keep appending until its end
-		}
-		if len(batch) >= batchBytes && (len(chunk) > 0 && chunk[len(chunk)-1] == '\n') {
-			if !flush() {
+			if err == io.EOF || !ok {
 				return nil
 			}
-		}
-		if err == io.EOF {
-			flush()
-			return nil
-		}
-		if err != nil {
-			flush()
 			return err
 		}
+		if len(batch) < batchBytes {
+			continue
+		}
+		nl := bytes.LastIndexByte(batch, '\n')
+		if nl < 0 {
+			continue
+		}
+		next := append(getBatch(), batch[nl+1:]...)
+		if !send1(batch[:nl+1]) {
+			batches.Put(next[:0])
+			return nil
+		}
+		batch = next
 	}
 }
 

@@ -43,6 +43,12 @@ func NewJSONReader(name string, r io.Reader) *JSONReader {
 	return &JSONReader{name: name, r: r, line: 1, s: newSink(), buf: make([]byte, 0, 64<<10)}
 }
 
+// NewJSONBytesReader reads JSON events from b without copying it (a batch of JSON
+// lines already in memory). b must not change while the reader is in use.
+func NewJSONBytesReader(name string, b []byte) *JSONReader {
+	return &JSONReader{name: name, buf: b, eof: true, line: 1, s: newSink()}
+}
+
 // Close closes the underlying file when the reader opened it.
 func (j *JSONReader) Close() error {
 	if j.closer != nil {
@@ -139,6 +145,27 @@ func (j *JSONReader) Next(ev *event.Event) error {
 			err := j.errAt(i, fmt.Errorf("unexpected %q, want a JSON object", c))
 			j.resync(i)
 			return err
+		}
+		// JSON lines: a line that holds exactly one object is parsed without the bracket
+		// scan (fastjson checks it anyway). Where the scan would find the same end, as
+		// it does for every valid object filling its line; anything else (pretty-printed
+		// objects, two objects on a line, a syntax error) takes the scan.
+		if nl := bytes.IndexByte(j.buf[i:], '\n'); nl > 0 {
+			end := i + nl
+			for end > i && (j.buf[end-1] == '\r' || j.buf[end-1] == ' ' || j.buf[end-1] == '\t') {
+				end--
+			}
+			if j.buf[end-1] == '}' {
+				if v, err := j.p.ParseBytes(j.buf[i:end]); err == nil {
+					ev.Reset()
+					ev.File = j.name
+					ev.Offset = j.base + int64(i)
+					j.start = end // the line's newline is consumed as a blank
+					j.s.begin(ev)
+					j.event(v)
+					return nil
+				}
+			}
 		}
 		end, ok := j.scan(i)
 		if !ok {
