@@ -1,12 +1,15 @@
 package logread
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -192,5 +195,90 @@ func TestOpenStdin(t *testing.T) {
 	want := [][]event.Field{fields("EventID", "4688"), fields("EventID", "4689")}
 	if diff := cmp.Diff(want, evs); diff != "" || len(errs) > 0 {
 		t.Errorf("stdin (-want +got):\n%s\nerrors %v", diff, errs)
+	}
+}
+
+// drainReader reads r to the end: events (copied) and errors as text.
+func drainReader(t *testing.T, r Reader) ([][]event.Field, []string) {
+	t.Helper()
+	var out [][]event.Field
+	var errs []string
+	var ev event.Event
+	for n := 0; n < 1<<20; n++ {
+		err := r.Next(&ev)
+		if err == io.EOF {
+			return out, errs
+		}
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		fs := make([]event.Field, len(ev.Fields))
+		for i, f := range ev.Fields {
+			fs[i] = event.Field{Name: strings.Clone(f.Name), Value: strings.Clone(f.Value)}
+		}
+		out = append(out, fs)
+	}
+	t.Fatal("reader does not terminate")
+	return nil, nil
+}
+
+// A line holding one object is parsed without the bracket scan. Read one byte at a
+// time, the reader never has a whole line ahead and always scans: both must give the
+// same events and the same located errors, on the real regression events as JSON
+// lines and on lines made to trip a line-based shortcut.
+func TestJSONLinesFastPathSameAsScan(t *testing.T) {
+	var real strings.Builder
+	for i, f := range regressionCases(t) {
+		if i%10 != 0 {
+			continue
+		}
+		b, err := os.ReadFile(strings.TrimSuffix(f, ".evtx") + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		for {
+			var v json.RawMessage
+			if err := dec.Decode(&v); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			vs := []json.RawMessage{v}
+			if v[0] == '[' {
+				json.Unmarshal(v, &vs)
+			}
+			for _, x := range vs {
+				var line bytes.Buffer
+				json.Compact(&line, x)
+				real.Write(line.Bytes())
+				real.WriteString("\r\n")
+			}
+		}
+	}
+	tests := []struct{ name, src string }{
+		{"regression events", real.String()},
+		{"two objects on a line", "{\"a\":1} {\"b\":2}\n{\"c\":3}\n"},
+		{"brace in a string", "{\"a\":\"}\"}\n{\"a\":\"x}\n{\"b\":1}\n"},
+		{"object across lines", "{\"a\":\n1}\n{\"b\":{\"c\":2}\n}\n"},
+		{"trailing blanks", "{\"a\":1}  \t\r\n\n{\"b\":2}"},
+		{"array", "[\n{\"a\":1},\n{\"b\":2}\n]\n{\"c\":3}\n"},
+		{"bad then good", "{\"a\":1,}\n{\"b\":2}\n{\"c\":[}\n{\"d\":3}\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			scanned, scanErrs := drainReader(t, NewJSONReader("x.jsonl", iotest.OneByteReader(strings.NewReader(tc.src))))
+			fast, fastErrs := drainReader(t, NewJSONBytesReader("x.jsonl", []byte(tc.src)))
+			if len(scanned) == 0 {
+				t.Fatal("no event read")
+			}
+			if diff := cmp.Diff(scanned, fast); diff != "" {
+				t.Errorf("events differ (-scan +fast):\n%s", diff)
+			}
+			if diff := cmp.Diff(scanErrs, fastErrs); diff != "" {
+				t.Errorf("errors differ (-scan +fast):\n%s", diff)
+			}
+		})
 	}
 }
