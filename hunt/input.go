@@ -155,10 +155,14 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 		if len(batch) < batchBytes {
 			continue
 		}
-		nl := bytes.LastIndexByte(batch, '\n')
+		// The batch ends with the first line that reaches batchBytes, wherever reads
+		// happen to stop: the parts, and so the order of matches within them, depend
+		// only on the input.
+		nl := bytes.IndexByte(batch[batchBytes-1:], '\n')
 		if nl < 0 {
 			continue
 		}
+		nl += batchBytes - 1
 		next := append(getBatch(), batch[nl+1:]...)
 		if !send1(batch[:nl+1]) {
 			batches.Put(next[:0])
