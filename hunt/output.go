@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ type Record struct {
 
 // Output receives records. Encode runs on the workers, concurrently, so that
 // formatting (the costly part) uses every core; Write receives the encoded records
-// in input order, from one goroutine.
+// in input order, from one goroutine, and must not keep p (the buffer is reused).
 type Output interface {
 	Encode(dst []byte, r *Record) []byte
 	Write(p []byte) error
@@ -215,18 +216,29 @@ func appendJSON(b []byte, r *Record) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonPlain marks the bytes appendJSONString copies as they are: printable ASCII but
+// '"' and '\\'. One table load per byte instead of four comparisons: values are most
+// of the output.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString quotes s as encoding/json does without HTML escaping: invalid UTF-8
 // becomes U+FFFD, control characters and U+2028/2029 are escaped.
 func appendJSONString(b []byte, s string) []byte {
+	b = slices.Grow(b, len(s)+2)
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonPlain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':

@@ -1,0 +1,71 @@
+package hunt
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ruledex/ruledex/internal/corpustest"
+)
+
+// appendJSONString quotes as encoding/json does without HTML escaping, on every string
+// of the SigmaHQ regression events (command lines, XML task definitions, paths) and on
+// the cases the fast path must leave to the slow one.
+func TestAppendJSONStringSameAsEncodingJSON(t *testing.T) {
+	var strs []string
+	var collect func(v any)
+	collect = func(v any) {
+		switch x := v.(type) {
+		case string:
+			strs = append(strs, x)
+		case map[string]any:
+			for k, y := range x {
+				strs = append(strs, k)
+				collect(y)
+			}
+		case []any:
+			for _, y := range x {
+				collect(y)
+			}
+		}
+	}
+	var files []string
+	filepath.WalkDir(filepath.Join(corpustest.Dir(t), "regression"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".json") {
+			files = append(files, p)
+		}
+		return err
+	})
+	if len(files) < 100 {
+		t.Fatalf("%d regression JSON files", len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		for {
+			var v any
+			if dec.Decode(&v) != nil {
+				break
+			}
+			collect(v)
+		}
+	}
+	strs = append(strs, "", `"`, `\`, "a\x00b\x1fc\x7f", "tab\there\r\n", "<script>&amp;</script>", "é ü 日本",
+		"bad \xff utf8 \xc3", "line\u2028sep\u2029x", strings.Repeat("x", 5000)+"\"")
+	for _, s := range strs {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		enc.Encode(s)
+		got := appendJSONString([]byte("prefix"), s)
+		if string(got) != "prefix"+strings.TrimSuffix(want.String(), "\n") {
+			t.Fatalf("appendJSONString(%q) = %s, want %s", s, got[6:], want.String())
+		}
+	}
+}
