@@ -226,6 +226,17 @@ var jsonPlain = func() (t [256]bool) {
 	return t
 }()
 
+// plain8 reports whether none of the eight bytes in x needs a look: none is below
+// 0x20, '"', '\\' or non-ASCII (the usual SWAR tests for a byte below n and a zero
+// byte, which may report a byte that is fine, never miss one that is not).
+func plain8(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	below := (x - lo*0x20) &^ x
+	quote := x ^ (lo * '"')
+	bslash := x ^ (lo * '\\')
+	return (below|(quote-lo)&^quote|(bslash-lo)&^bslash|x)&hi == 0
+}
+
 // appendJSONString quotes s as encoding/json does without HTML escaping: invalid UTF-8
 // becomes U+FFFD, control characters and U+2028/2029 are escaped.
 func appendJSONString(b []byte, s string) []byte {
@@ -233,6 +244,15 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight plain bytes at a time (long command lines and paths are most of the
+		// output), then byte by byte from the first one that needs a look.
+		for i+8 <= len(s) && plain8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if jsonPlain[c] {
 			i++

@@ -58,6 +58,12 @@ func TestAppendJSONStringSameAsEncodingJSON(t *testing.T) {
 	}
 	strs = append(strs, "", `"`, `\`, "a\x00b\x1fc\x7f", "tab\there\r\n", "<script>&amp;</script>", "é ü 日本",
 		"bad \xff utf8 \xc3", "line\u2028sep\u2029x", strings.Repeat("x", 5000)+"\"")
+	// Every special byte at every offset of an 8-byte word, after plain words.
+	for _, c := range []string{"\x00", "\x1f", " ", "\"", "\\", "\x7f", "\x80", "é", "\u2028", "\xff"} {
+		for off := 0; off < 9; off++ {
+			strs = append(strs, strings.Repeat("p", 16+off)+c+strings.Repeat("q", 11))
+		}
+	}
 	for _, s := range strs {
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)

@@ -282,3 +282,50 @@ func TestJSONLinesFastPathSameAsScan(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkReadJSONLines decodes the regression events as JSON lines from memory, as
+// hunt's workers do with a batch (NewJSONBytesReader).
+func BenchmarkReadJSONLines(b *testing.B) {
+	var data []byte
+	for _, f := range regressionCases(b) {
+		j, err := os.ReadFile(strings.TrimSuffix(f, ".evtx") + ".json")
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(j))
+		for {
+			var v json.RawMessage
+			if dec.Decode(&v) != nil {
+				break
+			}
+			vs := []json.RawMessage{v}
+			if v[0] == '[' {
+				json.Unmarshal(v, &vs)
+			}
+			for _, x := range vs {
+				var line bytes.Buffer
+				json.Compact(&line, x)
+				data = append(append(data, line.Bytes()...), '\n')
+			}
+		}
+	}
+	var ev event.Event
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		r := NewJSONBytesReader("bench.jsonl", data)
+		n = 0
+		for {
+			err := r.Next(&ev)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}

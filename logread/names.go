@@ -52,6 +52,8 @@ type sink struct {
 	inAttr    bool
 
 	intern  map[string]string
+	seq     []string // the names of the previous record, in order (see name)
+	pos     int      // the number of names looked up in this record
 	scratch []byte
 	// sysEnd is the number of fields the System section added (it comes first).
 	sysEnd int
@@ -71,6 +73,7 @@ func (s *sink) begin(ev *event.Event) {
 	s.inAttr = false
 	s.attrStart = -1
 	s.sysEnd = 0
+	s.pos = 0
 }
 
 // str returns a string over arena[start:]; valid until the next record (event.Event's
@@ -89,14 +92,26 @@ func (s *sink) strRange(start, end int) string {
 	return unsafe.String(&s.arena[start], end-start)
 }
 
-// name interns b.
+// name interns b. Records of one kind name their fields in the same order, so the
+// name at the same position in the previous record is tried first: comparing bytes is
+// much cheaper than hashing them for the map (a fifth of JSON decoding time).
 func (s *sink) name(b []byte) string {
-	if v, ok := s.intern[string(b)]; ok {
-		return v
+	i := s.pos
+	s.pos++
+	if i < len(s.seq) && s.seq[i] == string(b) {
+		return s.seq[i]
 	}
-	v := string(b)
-	if len(s.intern) < maxIntern {
-		s.intern[v] = v
+	v, ok := s.intern[string(b)]
+	if !ok {
+		v = string(b)
+		if len(s.intern) < maxIntern {
+			s.intern[v] = v
+		}
+	}
+	if i < len(s.seq) {
+		s.seq[i] = v
+	} else if i < maxIntern {
+		s.seq = append(s.seq, v)
 	}
 	return v
 }
