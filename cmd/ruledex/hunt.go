@@ -58,6 +58,10 @@ is built in: each rule runs only on the channels and event IDs its log source me
 of another product never run on Windows logs. --data (or RULEDEX_DATA) replaces the
 built-in map with the one of a data folder.
 
+Parsed rules are kept in the user cache folder, keyed by each rule file's content and
+the ruledex build: the next hunt over unchanged rules starts without parsing them.
+--no-cache parses every file and neither reads nor writes the cache.
+
 Output per match: time, level, title and rule id, computer, channel and event id, file,
 and the fields the rule tested. --json prints one object per line with the keys
 rule_id, title, level, time, computer, channel, event_id, file, fields; --csv the same
