@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -412,7 +413,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 	}
 	if timed && !sorted {
 		sort.SliceStable(spans, func(i, j int) bool { return spans[i].t.Before(spans[j].t) })
-		ordered := make([]byte, 0, len(res.out))
+		ordered := slices.Grow(getOut(), len(res.out))
 		for _, sp := range spans {
 			ordered = append(ordered, res.out[sp.start:sp.end]...)
 		}
