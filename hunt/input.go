@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/ruledex/ruledex/logread"
@@ -135,8 +136,8 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 	}
 	for {
 		if cap(batch)-len(batch) < 64<<10 {
-			// A line longer than a batch: grow until it ends.
-			batch = append(batch[:cap(batch)], make([]byte, batchBytes)...)[:len(batch)]
+			// A line longer than a batch: grow (doubling) until it ends.
+			batch = slices.Grow(batch, max(batchBytes, len(batch)))
 		}
 		n, err := r.Read(batch[len(batch):cap(batch)])
 		batch = batch[:len(batch)+n]

@@ -387,3 +387,39 @@ detection:
 		t.Error("output depends on the number of workers")
 	}
 }
+
+// TestJSONLinesLongLine: a line longer than several batches (a 5 MB command line) is
+// one event, read whole, and the lines after it keep their numbers in errors.
+func TestJSONLinesLongLine(t *testing.T) {
+	h := compileText(t, seedRuleText)
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	long := bitsLine(1, true, t0)
+	long = strings.Replace(long, `x /transfer j1`, `x /transfer j1 `+strings.Repeat("A", 5*batchBytes), 1)
+	var b strings.Builder
+	b.WriteString(bitsLine(0, true, t0) + "\n")
+	b.WriteString(long + "\n")
+	b.WriteString("{broken\n")
+	b.WriteString(bitsLine(2, true, t0.Add(time.Second)) + "\n")
+	p := filepath.Join(t.TempDir(), "long.jsonl")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	var buf bytes.Buffer
+	out := NewOutput(&buf, JSON)
+	sum, err := h.Run([]Input{FileInput(p)}, out, Options{Workers: 2, Report: func(e error) { errs = append(errs, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	if sum.Events != 3 || sum.Matches != 3 {
+		t.Errorf("%d events, %d matches, want 3 and 3", sum.Events, sum.Matches)
+	}
+	var le *logread.Error
+	if len(errs) != 1 || !errors.As(errs[0], &le) || le.Line != 3 {
+		t.Errorf("errors %v, want one at line 3", errs)
+	}
+	if !strings.Contains(buf.String(), strings.Repeat("A", 5*batchBytes)+`"`) {
+		t.Error("the long command line is not in the output whole")
+	}
+}
