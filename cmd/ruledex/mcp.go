@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/mcpserver"
+)
+
+func init() {
+	cmd := &cobra.Command{
+		Use:   "mcp",
+		Short: "Serve the catalog to AI agents over MCP (stdio)",
+		Long: `mcp runs a Model Context Protocol server on stdin/stdout for an agent or an MCP client
+(Claude Desktop, Claude Code, VS Code, Cursor...) to start as a subprocess. It reads the
+catalog only: ingest first.
+
+Tools: search_rules, get_rule, find_indicator, neighbors, technique_coverage, event_info,
+catalog_stats. Rules are also resources: ruledex://rules/<lang>/<id>. Lists are paginated
+(offset, limit up to 100) and long texts are cut with a note, so answers stay small.
+
+stdout carries only the protocol; messages go to stderr. ruledex serve --mcp serves the
+same tools over streamable HTTP at /mcp.`,
+		Example: `  ruledex mcp
+  ruledex --db /path/to/ruledex.db --data ../shared/corpus mcp
+  # an MCP client configuration:
+  {"mcpServers": {"ruledex": {"command": "ruledex", "args": ["mcp"]}}}`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cat, err := openDerived()
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			srv, err := newMCPServer(ctx, cat, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			if err != nil {
+				return err
+			}
+			if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		},
+	}
+	root.AddCommand(cmd)
+}
+
+// newMCPServer builds the MCP server the way show builds a page: the event catalog from
+// --data (or the folder the catalog remembers) and translations proved by the parsers.
+func newMCPServer(ctx context.Context, cat *catalog.Catalog, log *slog.Logger) (*mcpserver.Server, error) {
+	useStoredDataDir(ctx, cat)
+	events, err := eventCatalog()
+	if err != nil {
+		return nil, err
+	}
+	version := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	return mcpserver.New(mcpserver.Options{Catalog: cat, Events: events, Translate: translations, Version: version, Logger: log})
+}
