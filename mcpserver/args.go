@@ -34,7 +34,7 @@ const (
 	maxArg = 2000
 )
 
-var techniqueID = regexp.MustCompile(`^T\d{4}(\.\d{3})?$`)
+var techniqueID = regexp.MustCompile(`^[Tt]\d{4}(\.\d{3})?$`)
 
 // argError is a bad argument: the handler returns it and the SDK turns it into a tool
 // error (isError) the model reads.

@@ -114,6 +114,7 @@ func (out *RulePage) bound(o pageOptions) {
 			row.Values = row.Values[:n]
 		}
 	}
+	out.NeighborTotals = map[string]int{"equivalent": 0, "stricter": 0, "broader": 0}
 	if nb := p.Neighbors; nb != nil {
 		out.NeighborTotals = map[string]int{"equivalent": len(nb.Equivalent), "stricter": len(nb.Stricter), "broader": len(nb.Broader)}
 		for name, list := range map[string]*[]page.NeighborRow{"equivalent": &nb.Equivalent, "stricter": &nb.Stricter, "broader": &nb.Broader} {

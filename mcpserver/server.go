@@ -84,9 +84,11 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.mcp.Run(ctx, &mcp.StdioTransport{})
 }
 
-// HTTPHandler serves MCP's streamable HTTP transport (mount it at /mcp). Sessions idle
-// for an hour are closed, so abandoned clients do not accumulate.
+// HTTPHandler serves MCP's streamable HTTP transport (mount it at /mcp). Answers are
+// plain JSON rather than event streams: no tool streams progress, and a JSON answer
+// survives the server's write timeout and any proxy. Sessions idle for an hour are
+// closed, so abandoned clients do not accumulate.
 func (s *Server) HTTPHandler(log *slog.Logger) http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.mcp },
-		&mcp.StreamableHTTPOptions{Logger: log, SessionTimeout: sessionTimeout})
+		&mcp.StreamableHTTPOptions{Logger: log, SessionTimeout: sessionTimeout, JSONResponse: true})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -67,4 +68,18 @@ func newMCPServer(ctx context.Context, cat *catalog.Catalog, log *slog.Logger) (
 		version = bi.Main.Version
 	}
 	return mcpserver.New(mcpserver.Options{Catalog: cat, Events: events, Translate: translations, Version: version, Logger: log})
+}
+
+// mountMCP serves the MCP tools at /mcp beside the wiki (serve --mcp). The wiki's own
+// handler answers only GET and HEAD, so MCP's POSTs must not pass through it.
+func mountMCP(ctx context.Context, cat *catalog.Catalog, log *slog.Logger, wiki http.Handler) (http.Handler, error) {
+	ms, err := newMCPServer(ctx, cat, log)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", ms.HTTPHandler(log))
+	mux.Handle("/", wiki)
+	log.Info("MCP over streamable HTTP", "path", "/mcp")
+	return mux, nil
 }
