@@ -135,7 +135,7 @@ func TestSearchRules(t *testing.T) {
 			return r.Source.Repo == "github.com/splunk/security_content"
 		}},
 		{"severity", map[string]any{"query": "bitsadmin", "severity": "HIGH"}, func(r *rule.Rule) bool { return r.Severity == "high" }},
-		{"class", map[string]any{"query": "bitsadmin", "class": "hunting"}, func(r *rule.Rule) bool { return r.Class == rule.Hunting }},
+		{"class", map[string]any{"class": "hunting"}, func(r *rule.Rule) bool { return r.Class == rule.Hunting }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var res SearchResult
