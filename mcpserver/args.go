@@ -21,8 +21,11 @@ import (
 const (
 	defaultLimit = 20
 	maxLimit     = 100
-	// maxText bounds one body, prose section or description in full pages.
-	maxText = 16 << 10
+	// maxText bounds one rule body in full pages, maxProse one description or prose
+	// section, maxQuery one translation or stage (the rule body says the same).
+	maxText  = 16 << 10
+	maxProse = 8 << 10
+	maxQuery = 4 << 10
 	// maxSnippet bounds descriptions in result lists.
 	maxSnippet = 300
 	// defaultValues and maxValues bound the values listed per indicator row of get_rule.

@@ -83,17 +83,22 @@ func (out *RulePage) bound(o pageOptions) {
 		}
 	}
 	var c bool
-	if p.Description, c = cut(p.Description, maxText); c {
-		note("description cut at %d bytes", maxText)
+	if p.Description, c = cut(p.Description, maxProse); c {
+		note("description cut at %d bytes", maxProse)
 	}
 	for i := range p.Docs {
-		if p.Docs[i].Markdown, c = cut(p.Docs[i].Markdown, maxText); c {
-			note("docs[%d] (%s) cut at %d bytes", i, p.Docs[i].Title, maxText)
+		if p.Docs[i].Markdown, c = cut(p.Docs[i].Markdown, maxProse); c {
+			note("docs[%d] (%s) cut at %d bytes", i, p.Docs[i].Title, maxProse)
+		}
+	}
+	for i := range p.Translations {
+		if p.Translations[i].Query, c = cut(p.Translations[i].Query, maxQuery); c {
+			note("translations[%d] (%s) cut at %d bytes; ruledex convert writes it whole", i, p.Translations[i].Target, maxQuery)
 		}
 	}
 	for i := range p.Stages {
-		if p.Stages[i].Text, c = cut(p.Stages[i].Text, maxText); c {
-			note("stages[%d] cut at %d bytes", i, maxText)
+		if p.Stages[i].Text, c = cut(p.Stages[i].Text, maxQuery); c {
+			note("stages[%d] cut at %d bytes; bodies has the rule text", i, maxQuery)
 		}
 	}
 	n := o.maxValues

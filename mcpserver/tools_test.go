@@ -302,6 +302,16 @@ func TestGetRuleBounded(t *testing.T) {
 	if longest(cutPage) != defaultValues || longest(full) != values {
 		t.Errorf("longest row %d values by default and %d in full; want %d and %d", longest(cutPage), longest(full), defaultValues, values)
 	}
+	if n1 > 48<<10 {
+		t.Errorf("the cut page is %d bytes, more than 48 KiB", n1)
+		b, _ := json.Marshal(cutPage)
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err == nil {
+			for k, v := range m {
+				t.Logf("  %s: %d bytes", k, len(v))
+			}
+		}
+	}
 	if !slices.ContainsFunc(cutPage.Truncated, func(s string) bool { return strings.Contains(s, "max_values") }) {
 		t.Errorf("truncated %v does not say how to see more", cutPage.Truncated)
 	}
