@@ -12,7 +12,6 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/ruledex/ruledex/catalog"
-	"github.com/ruledex/ruledex/page"
 	"github.com/ruledex/ruledex/rule"
 )
 
@@ -307,6 +306,3 @@ func pagingSchema(p map[string]*jsonschema.Schema) {
 		l.Minimum, l.Maximum = ptr(1.0), ptr(float64(maxLimit))
 	}
 }
-
-// pageRuleURL is the wiki path of a rule (for agents that show links to a served wiki).
-func pageRuleURL(lang rule.Language, id string) string { return page.RuleURL(lang, id) }
