@@ -34,9 +34,12 @@ as a web wiki (rule pages, indicators, browse and search, ATT&CK matrix) and a J
 
 Another ruledex ingest may write the same catalog while serve runs: pages show the catalog
 before or after that ingest, never a mix. Without --data, the folder given to the last
-ingest with --data is used.`,
+ingest with --data is used.
+
+--mcp also serves the MCP tools of ruledex mcp over streamable HTTP at /mcp.`,
 		Example: `  ruledex --data ../shared/corpus serve ../shared/corpus/sigma
-  ruledex serve --addr 0.0.0.0:8080`,
+  ruledex serve --addr 0.0.0.0:8080
+  ruledex serve --mcp`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return serve(cmd.Context(), addr, baseURL, withMCP, args)
 		},
