@@ -27,12 +27,13 @@ Tools: search_rules, get_rule, find_indicator, neighbors, technique_coverage, ev
 catalog_stats. Rules are also resources: ruledex://rules/<lang>/<id>. Lists are paginated
 (offset, limit up to 100) and long texts are cut with a note, so answers stay small.
 
-stdout carries only the protocol; messages go to stderr. ruledex serve --mcp serves the
-same tools over streamable HTTP at /mcp.`,
+An MCP client's configuration names the command, e.g.
+  {"mcpServers": {"ruledex": {"command": "ruledex", "args": ["--db", "/path/to/ruledex.db", "mcp"]}}}
+
+stdout carries only the protocol; messages go to stderr. The server stops when the client
+closes stdin. ruledex serve --mcp serves the same tools over streamable HTTP at /mcp.`,
 		Example: `  ruledex mcp
-  ruledex --db /path/to/ruledex.db --data ../shared/corpus mcp
-  # an MCP client configuration:
-  {"mcpServers": {"ruledex": {"command": "ruledex", "args": ["mcp"]}}}`,
+  ruledex --data ../shared/corpus mcp`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
