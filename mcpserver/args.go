@@ -105,22 +105,23 @@ func normTechnique(v string) (string, error) {
 	return v, nil
 }
 
-// checkDistinct rejects a filter value the catalog has no rule with, listing the valid
-// ones: a typo would otherwise look like "no rules".
-func (s *Server) checkDistinct(ctx context.Context, name, column, v string) error {
+// canonicalValue returns the catalog's spelling of a filter value (any case), and
+// rejects a value no rule has, listing the valid ones: a typo would otherwise look like
+// "no rules".
+func (s *Server) canonicalValue(ctx context.Context, name, column, v string) (string, error) {
 	if v == "" {
-		return nil
+		return "", nil
 	}
 	vals, err := s.cat.Distinct(ctx, column)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, x := range vals {
 		if strings.EqualFold(x, v) {
-			return nil
+			return x, nil
 		}
 	}
-	return argError("no rule has %s %q; the catalog has %s", name, v, listSome(vals, 30))
+	return "", argError("no rule has %s %q; the catalog has %s", name, v, listSome(vals, 30))
 }
 
 // listSome joins at most n values for a message.

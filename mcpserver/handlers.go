@@ -272,7 +272,7 @@ func (s *Server) techniqueCoverage(ctx context.Context, _ *mcp.CallToolRequest, 
 	if err := checkLanguage(a.Language); err != nil {
 		return nil, nil, err
 	}
-	if err := s.checkDistinct(ctx, "source", "repo", a.Source); err != nil {
+	if a.Source, err = s.canonicalValue(ctx, "source", "repo", a.Source); err != nil {
 		return nil, nil, err
 	}
 	techs, err := s.cat.Techniques(ctx)

@@ -117,8 +117,7 @@ func (s *Server) search(ctx context.Context, _ *mcp.CallToolRequest, a SearchArg
 	if err := checkClass(a.Class); err != nil {
 		return nil, nil, err
 	}
-	q := catalog.SearchQuery{Text: strings.TrimSpace(a.Query), Language: a.Language, Source: a.Source, Severity: strings.ToLower(a.Severity),
-		Field: a.Field, Class: a.Class, FacetLimit: facetsShown}
+	q := catalog.SearchQuery{Text: strings.TrimSpace(a.Query), Language: a.Language, Field: a.Field, Class: a.Class, FacetLimit: facetsShown}
 	if q.Technique, err = normTechnique(a.Technique); err != nil {
 		return nil, nil, err
 	}
@@ -129,10 +128,10 @@ func (s *Server) search(ctx context.Context, _ *mcp.CallToolRequest, a SearchArg
 		}
 		q.Tactic = t.Short
 	}
-	if err := s.checkDistinct(ctx, "source", "repo", a.Source); err != nil {
+	if q.Source, err = s.canonicalValue(ctx, "source", "repo", a.Source); err != nil {
 		return nil, nil, err
 	}
-	if err := s.checkDistinct(ctx, "severity", "severity", q.Severity); err != nil {
+	if q.Severity, err = s.canonicalValue(ctx, "severity", "severity", a.Severity); err != nil {
 		return nil, nil, err
 	}
 	// The catalog pages by page number; an offset that is not a multiple of the limit

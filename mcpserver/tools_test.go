@@ -131,7 +131,7 @@ func TestSearchRules(t *testing.T) {
 			return slices.ContainsFunc(r.Techniques, func(x string) bool { return x == "T1197" || strings.HasPrefix(x, "T1197.") })
 		}},
 		{"tactic by ID", map[string]any{"query": "bits", "tactic": "TA0003"}, func(r *rule.Rule) bool { return slices.Contains(r.Tactics, "persistence") }},
-		{"source", map[string]any{"query": "bitsadmin", "source": "github.com/splunk/security_content"}, func(r *rule.Rule) bool {
+		{"source in another case", map[string]any{"query": "bitsadmin", "source": "GitHub.com/Splunk/security_content"}, func(r *rule.Rule) bool {
 			return r.Source.Repo == "github.com/splunk/security_content"
 		}},
 		{"severity", map[string]any{"query": "bitsadmin", "severity": "HIGH"}, func(r *rule.Rule) bool { return r.Severity == "high" }},
@@ -421,6 +421,11 @@ func TestTechniqueCoverage(t *testing.T) {
 	call(t, "technique_coverage", map[string]any{"technique": "T1197", "language": "splunk"}, &spl)
 	if spl.Detections != bits.ByLanguage["splunk"] || len(spl.ByLanguage) != 1 {
 		t.Errorf("T1197 splunk: %d detections %v; all-language count %d", spl.Detections, spl.ByLanguage, bits.ByLanguage["splunk"])
+	}
+	var sigmaHQ CoverageResult
+	call(t, "technique_coverage", map[string]any{"technique": "T1197", "source": "github.com/sigmahq/sigma"}, &sigmaHQ)
+	if len(sigmaHQ.BySource) != 1 || sigmaHQ.BySource["github.com/SigmaHQ/sigma"] != bits.BySource["github.com/SigmaHQ/sigma"] || sigmaHQ.Detections == 0 {
+		t.Errorf("T1197 from SigmaHQ: %v; all sources %v", sigmaHQ.BySource, bits.BySource)
 	}
 	// A tactic: its techniques with detection counts (computed from technique tags,
 	// another route than the rule lists) and the gaps.
