@@ -49,6 +49,7 @@ type Server struct {
 	events    *winevent.Catalog
 	translate page.Translator
 	mcp       *mcp.Server
+	watch     changeWatch
 }
 
 // instructions are sent to clients at initialize; agents read them to choose tools.

@@ -134,6 +134,7 @@ func (s *Server) search(ctx context.Context, _ *mcp.CallToolRequest, a SearchArg
 	if q.Severity, err = s.canonicalValue(ctx, "severity", "severity", a.Severity); err != nil {
 		return nil, nil, err
 	}
+	s.fresh(ctx)
 	// The catalog pages by page number; an offset that is not a multiple of the limit
 	// straddles two of its pages.
 	q.PerPage, q.Page = w.limit, w.offset/w.limit+1

@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/page"
 	"github.com/ruledex/ruledex/rule"
 )
@@ -628,5 +631,57 @@ func TestSizesAndLatency(t *testing.T) {
 		if n > 64<<10 {
 			t.Errorf("%s answer is %d bytes, more than 64 KiB", c.tool, n)
 		}
+	}
+}
+
+// TestSearchSeesOtherWriters: `ruledex mcp` keeps running while `ruledex ingest` or
+// `ruledex remove` rewrites the catalog from another process; searches must follow.
+func TestSearchSeesOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	cat, err := catalog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	bits := corpustest.Path(t, "sigma", "mdecrevoisier", "windows-bits")
+	kqlDir := corpustest.Path(t, "kql", "falconfriday")
+	if _, err := ingest.Run(ctx, cat, []string{bits, kqlDir}, ingest.Options{Parsers: parsers()}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	search := func() *SearchResult {
+		_, out, err := srv.search(ctx, nil, SearchArgs{Query: "bits", Language: "sigma"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := search()
+	if before.Total == 0 {
+		t.Fatal("no BITS rule ingested")
+	}
+	// Another process (another connection) removes the folder.
+	other, err := catalog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Remove(ctx, abs, ""); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if after := search(); after.Total != 0 || len(after.Results) != 0 {
+		t.Errorf("after removing %s elsewhere: %d results (%d before)", bits, after.Total, before.Total)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -47,6 +48,7 @@ closes stdin. ruledex serve --mcp serves the same tools over streamable HTTP at 
 			if err != nil {
 				return err
 			}
+			defer srv.Close()
 			if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
 				return err
 			}
@@ -73,14 +75,14 @@ func newMCPServer(ctx context.Context, cat *catalog.Catalog, log *slog.Logger) (
 
 // mountMCP serves the MCP tools at /mcp beside the wiki (serve --mcp). The wiki's own
 // handler answers only GET and HEAD, so MCP's POSTs must not pass through it.
-func mountMCP(ctx context.Context, cat *catalog.Catalog, log *slog.Logger, wiki http.Handler) (http.Handler, error) {
+func mountMCP(ctx context.Context, cat *catalog.Catalog, log *slog.Logger, wiki http.Handler) (http.Handler, io.Closer, error) {
 	ms, err := newMCPServer(ctx, cat, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", ms.HTTPHandler(log))
 	mux.Handle("/", wiki)
 	log.Info("MCP over streamable HTTP", "path", "/mcp")
-	return mux, nil
+	return mux, ms, nil
 }

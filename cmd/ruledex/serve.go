@@ -112,9 +112,12 @@ func serve(ctx context.Context, addr, baseURL string, withMCP bool, paths []stri
 
 	var handler http.Handler = srv
 	if withMCP {
-		if handler, err = mountMCP(ctx, cat, log, srv); err != nil {
+		h, closer, err := mountMCP(ctx, cat, log, srv)
+		if err != nil {
 			return err
 		}
+		defer closer.Close()
+		handler = h
 	}
 
 	ln, err := net.Listen("tcp", addr)
