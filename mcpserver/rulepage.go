@@ -173,8 +173,13 @@ func (s *Server) addResources() {
 	}, s.readRule)
 }
 
-func (s *Server) readRule(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+func (s *Server) readRule(ctx context.Context, req *mcp.ReadResourceRequest) (res *mcp.ReadResourceResult, err error) {
 	uri := req.Params.URI
+	defer func() { // as for tools (see recovered): one rule must not end the session
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("reading %s failed (a ruledex bug; please report it): %v", uri, p)
+		}
+	}()
 	lang, id, ok := parseRuleURI(uri)
 	if !ok || checkLanguage(lang) != nil {
 		return nil, mcp.ResourceNotFoundError(uri)

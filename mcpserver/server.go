@@ -90,6 +90,8 @@ func (s *Server) Run(ctx context.Context) error {
 // survives the server's write timeout and any proxy. Sessions idle for an hour are
 // closed, so abandoned clients do not accumulate.
 func (s *Server) HTTPHandler(log *slog.Logger) http.Handler {
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.mcp },
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.mcp },
 		&mcp.StreamableHTTPOptions{Logger: log, SessionTimeout: sessionTimeout, JSONResponse: true})
+	// A web page the user visits must not drive the tools through the browser.
+	return http.NewCrossOriginProtection().Handler(h)
 }

@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -29,8 +30,22 @@ func tool[In, Out any](s *Server, name, title, desc string, tweak func(map[strin
 	}
 	ann := *readOnly
 	ann.Title = title
-	mcp.AddTool(s.mcp, &mcp.Tool{Name: name, Title: title, Description: desc, InputSchema: in, Annotations: &ann}, h)
+	mcp.AddTool(s.mcp, &mcp.Tool{Name: name, Title: title, Description: desc, InputSchema: in, Annotations: &ann}, recovered(name, h))
 	return nil
+}
+
+// recovered turns a panic in a handler into a tool error: one rule that trips a bug
+// (in a translation, say) must not end the session, which over stdio is the process.
+func recovered[In, Out any](name string, h mcp.ToolHandlerFor[In, Out]) mcp.ToolHandlerFor[In, Out] {
+	return func(ctx context.Context, req *mcp.CallToolRequest, in In) (res *mcp.CallToolResult, out Out, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				var zero Out
+				res, out, err = nil, zero, fmt.Errorf("%s failed on this input (a ruledex bug; please report it): %v", name, p)
+			}
+		}()
+		return h(ctx, req, in)
+	}
 }
 
 // ToolNames lists the tools in registration order (tests and the README list them).

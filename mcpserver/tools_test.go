@@ -685,3 +685,15 @@ func TestSearchSeesOtherWriters(t *testing.T) {
 		t.Errorf("after removing %s elsewhere: %d results (%d before)", bits, after.Total, before.Total)
 	}
 }
+
+func TestRecovered(t *testing.T) {
+	h := recovered("get_rule", func(context.Context, *mcp.CallToolRequest, GetRuleArgs) (*mcp.CallToolResult, *RulePage, error) {
+		var m map[string]int
+		m["x"]++ // a nil-map write: the kind of bug a strange rule could trip
+		return nil, nil, nil
+	})
+	_, out, err := h(context.Background(), nil, GetRuleArgs{Rule: "x"})
+	if err == nil || out != nil || !strings.Contains(err.Error(), "get_rule failed") {
+		t.Errorf("panic became %v, %v", out, err)
+	}
+}
