@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,6 +50,14 @@ closes stdin. ruledex serve --mcp serves the same tools over streamable HTTP at 
 				return err
 			}
 			defer srv.Close()
+			// The indexes and the merged full-text index the wiki's searches need (the
+			// server builds them at start too): in the background, so a client's
+			// initialize does not wait; searches only get faster when it is done.
+			go func() {
+				if err := cat.EnsureWebIndexes(ctx); err != nil && ctx.Err() == nil {
+					fmt.Fprintln(os.Stderr, "ruledex mcp: search indexes not built; searches will be slower:", cat.Plain(err))
+				}
+			}()
 			if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
 				return err
 			}
