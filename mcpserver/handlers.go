@@ -286,23 +286,11 @@ func (s *Server) techniqueCoverage(ctx context.Context, _ *mcp.CallToolRequest, 
 	for _, t := range techs {
 		byID[t.ID] = t
 	}
-	// Detection rules per technique, sub-techniques folded into their parent too.
-	tags, err := s.cat.TechniqueTags(ctx, a.Language, a.Source, "")
+	detecting, err := s.tagsMemo.get(s.fresh(ctx), a.Language+"\x00"+a.Source, func() (map[string]map[int64]bool, error) {
+		return s.detectingRules(ctx, a.Language, a.Source)
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	detecting := map[string]map[int64]bool{}
-	addTag := func(id string, pk int64) {
-		if detecting[id] == nil {
-			detecting[id] = map[int64]bool{}
-		}
-		detecting[id][pk] = true
-	}
-	for _, t := range tags {
-		addTag(t.Technique, t.RulePK)
-		if parent, _, ok := strings.Cut(t.Technique, "."); ok {
-			addTag(parent, t.RulePK)
-		}
 	}
 	out := &CoverageResult{ByLanguage: map[string]int{}, BySource: map[string]int{}, Uncovered: []TechniqueCount{}, Offset: w.offset,
 		RuleList: []CoverageRule{}}
@@ -396,6 +384,29 @@ func (s *Server) techniqueCoverage(ctx context.Context, _ *mcp.CallToolRequest, 
 	return nil, out, nil
 }
 
+// detectingRules maps each technique to the detection rules tagging it; a parent also
+// gets its sub-techniques' rules, since a rule for T1059.001 detects T1059.
+func (s *Server) detectingRules(ctx context.Context, language, source string) (map[string]map[int64]bool, error) {
+	tags, err := s.cat.TechniqueTags(ctx, language, source, "")
+	if err != nil {
+		return nil, err
+	}
+	detecting := map[string]map[int64]bool{}
+	add := func(id string, pk int64) {
+		if detecting[id] == nil {
+			detecting[id] = map[int64]bool{}
+		}
+		detecting[id][pk] = true
+	}
+	for _, t := range tags {
+		add(t.Technique, t.RulePK)
+		if parent, _, ok := strings.Cut(t.Technique, "."); ok {
+			add(parent, t.RulePK)
+		}
+	}
+	return detecting, nil
+}
+
 // ---- catalog_stats
 
 // StatsResult is catalog_stats' answer.
@@ -419,25 +430,30 @@ type StatsResult struct {
 }
 
 func (s *Server) stats(ctx context.Context, _ *mcp.CallToolRequest, _ StatsArgs) (*mcp.CallToolResult, *StatsResult, error) {
+	out, err := s.statsMemo.get(s.fresh(ctx), "", func() (*StatsResult, error) { return s.computeStats(ctx) })
+	return nil, out, err
+}
+
+func (s *Server) computeStats(ctx context.Context) (*StatsResult, error) {
 	ov, err := s.cat.Overview(ctx, 10)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	out := &StatsResult{Rules: ov.Rules, Detections: ov.Detections, Files: ov.Files, ByLanguage: ov.ByLanguage, ByClass: ov.ByClass,
 		BySource: ov.BySource, Techniques: ov.Techniques, Diagnostics: ov.Diags, Shared: ov.Shared, Languages: enumStrings(rule.Languages), Classes: classes}
 	if out.Sources, err = s.cat.Distinct(ctx, "repo"); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if out.Severities, err = s.cat.Distinct(ctx, "severity"); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	tactics, err := s.cat.Tactics(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	out.Tactics = []string{}
 	for _, t := range tactics {
 		out.Tactics = append(out.Tactics, t.Short)
 	}
-	return nil, out, nil
+	return out, nil
 }

@@ -50,6 +50,8 @@ type Server struct {
 	translate page.Translator
 	mcp       *mcp.Server
 	watch     changeWatch
+	statsMemo memo[*StatsResult]
+	tagsMemo  memo[map[string]map[int64]bool]
 }
 
 // instructions are sent to clients at initialize; agents read them to choose tools.

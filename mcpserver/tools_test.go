@@ -635,7 +635,8 @@ func TestSizesAndLatency(t *testing.T) {
 }
 
 // TestSearchSeesOtherWriters: `ruledex mcp` keeps running while `ruledex ingest` or
-// `ruledex remove` rewrites the catalog from another process; searches must follow.
+// `ruledex remove` rewrites the catalog from another process; searches and the cached
+// whole-catalog answers must follow.
 func TestSearchSeesOtherWriters(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "c.db")
@@ -661,9 +662,16 @@ func TestSearchSeesOtherWriters(t *testing.T) {
 		}
 		return out
 	}
-	before := search()
-	if before.Total == 0 {
-		t.Fatal("no BITS rule ingested")
+	stats := func() int {
+		_, out, err := srv.stats(ctx, nil, StatsArgs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Rules
+	}
+	before, rulesBefore := search(), stats()
+	if before.Total == 0 || stats() != rulesBefore {
+		t.Fatal("no BITS rule ingested, or stats change by themselves")
 	}
 	// Another process (another connection) removes the folder.
 	other, err := catalog.Open(path)
@@ -683,6 +691,9 @@ func TestSearchSeesOtherWriters(t *testing.T) {
 	other.Close()
 	if after := search(); after.Total != 0 || len(after.Results) != 0 {
 		t.Errorf("after removing %s elsewhere: %d results (%d before)", bits, after.Total, before.Total)
+	}
+	if n := stats(); n >= rulesBefore || n == 0 {
+		t.Errorf("catalog_stats: %d rules after removing the BITS folder, %d before", n, rulesBefore)
 	}
 }
 
