@@ -24,6 +24,7 @@ import (
 
 func init() {
 	var addr, baseURL string
+	var withMCP bool
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [PATH...]",
 		Short: "Serve the wiki and JSON API (ingesting PATHs first, if given)",
@@ -33,15 +34,19 @@ as a web wiki (rule pages, indicators, browse and search, ATT&CK matrix) and a J
 
 Another ruledex ingest may write the same catalog while serve runs: pages show the catalog
 before or after that ingest, never a mix. Without --data, the folder given to the last
-ingest with --data is used.`,
+ingest with --data is used.
+
+--mcp also serves the MCP tools of ruledex mcp over streamable HTTP at /mcp.`,
 		Example: `  ruledex --data ../shared/corpus serve ../shared/corpus/sigma
-  ruledex serve --addr 0.0.0.0:8080`,
+  ruledex serve --addr 0.0.0.0:8080
+  ruledex serve --mcp`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return serve(cmd.Context(), addr, baseURL, args)
+			return serve(cmd.Context(), addr, baseURL, withMCP, args)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
 	cmd.Flags().StringVar(&baseURL, "base-url", "", "public URL of the site, for absolute links in exported layers (default: from the request)")
+	cmd.Flags().BoolVar(&withMCP, "mcp", false, "also serve the MCP tools (as ruledex mcp) over streamable HTTP at /mcp")
 	root.AddCommand(cmd)
 }
 
@@ -58,7 +63,7 @@ func loadAttack() (*attack.Matrix, error) {
 	return m, nil
 }
 
-func serve(ctx context.Context, addr, baseURL string, paths []string) error {
+func serve(ctx context.Context, addr, baseURL string, withMCP bool, paths []string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -105,12 +110,22 @@ func serve(ctx context.Context, addr, baseURL string, paths []string) error {
 	// behind that the steady state never needs; hand it back before serving.
 	debug.FreeOSMemory()
 
+	var handler http.Handler = srv
+	if withMCP {
+		h, closer, err := mountMCP(ctx, cat, log, srv)
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		handler = h
+	}
+
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return withCode(exitFailure, fmt.Errorf("listen %s: %w", addr, err))
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
