@@ -1,0 +1,64 @@
+package hunt
+
+import (
+	"strings"
+	"time"
+
+	"github.com/ruledex/ruledex/engine"
+	"github.com/ruledex/ruledex/event"
+)
+
+// Fed is a matched event that feeds correlation rules: its matches for those rules
+// and a copy of the fields the correlator reads (the reader's event is reused).
+type Fed struct {
+	Event   event.Event
+	Matches []engine.Match
+	// Time is the event time (zero when the event has none).
+	Time time.Time
+}
+
+// MatchEvent matches one decoded event the way Run matches the events of a part, for
+// callers that own their input loop (the Kafka consumer in package stream): it
+// appends to recs the records Run would write for the event (named name when the
+// event has no file of its own) and returns, when some matches feed correlations,
+// what the correlator needs of the event. ms is scratch space, returned for reuse.
+// Safe for concurrent use with distinct ms and recs.
+func (h *Hunter) MatchEvent(ev *event.Event, name string, ms []engine.Match, recs []Record) ([]engine.Match, []Record, *Fed) {
+	ms = h.m.Match(ev, ms[:0])
+	if len(ms) == 0 {
+		return ms, recs, nil
+	}
+	t, _ := engine.EventTime(ev)
+	file := ev.File
+	if file == "" {
+		file = name
+	}
+	var fed *Fed
+	for _, x := range ms {
+		if h.feedsCorr[x.Rule] {
+			if fed == nil {
+				fed = &Fed{Time: t}
+			}
+			fed.Matches = append(fed.Matches, x)
+		}
+		if !h.co.Suppressed(x.Rule) {
+			recs = append(recs, eventRecord(x, ev, file, t))
+		}
+	}
+	if fed != nil {
+		for _, f := range ev.Fields {
+			if h.reads(f.Name) {
+				fed.Event.Add(strings.Clone(f.Name), strings.Clone(f.Value))
+			}
+		}
+	}
+	return ms, recs, fed
+}
+
+// AlertRecord is the record Run writes for a correlation or aggregation alert, for
+// correlators that run outside Run (keyed across Kafka workers).
+func AlertRecord(a engine.Alert) Record { return alertRecord(a) }
+
+// Correlator is the hunter's correlator, built from the same rules as its matcher:
+// Suppressed and Reads answer for the streaming path as they do for Run.
+func (h *Hunter) Correlator() *engine.Correlator { return h.co }
