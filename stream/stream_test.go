@@ -1,0 +1,476 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ruledex/ruledex/engine"
+	"github.com/ruledex/ruledex/hunt"
+	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/internal/regression"
+	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+// The acceptance fixture: the SigmaHQ rules the regression cases test, their JSON
+// event files, and what `ruledex hunt --json` (hunt.Hunter.Run on the files) prints
+// for them.
+type fixture struct {
+	hunter *hunt.Hunter
+	files []string // regression JSON twins
+	// values are the events of the files, each object compacted to one line: one
+	// Kafka record each.
+	values []value
+	// want holds Run's JSON lines of single-event matches, sorted.
+	want []string
+	// perFile counts want's lines per file.
+	perFile map[string]int
+}
+
+type value struct {
+	file int
+	b    []byte
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixture
+	fixErr  error
+)
+
+func loadFixture(t *testing.T) *fixture {
+	t.Helper()
+	cases := regression.Cases(t)
+	rules := []string{corpustest.Path(t, "sigma", "sigmahq", "rules", "windows"),
+		corpustest.Path(t, "sigma", "sigmahq", "rules-emerging-threats")}
+	fixOnce.Do(func() {
+		fix, fixErr = buildFixture(cases, rules)
+	})
+	if fixErr != nil {
+		t.Fatal(fixErr)
+	}
+	return fix
+}
+
+func buildFixture(cases []regression.Case, rulePaths []string) (*fixture, error) {
+	loaded, err := hunt.LoadRules(rulePaths, []hunt.Parser{sigma.Parser{}}, hunt.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	wc, err := winevent.Routing()
+	if err != nil {
+		return nil, err
+	}
+	h := hunt.New(loaded.Rules, engine.Options{Router: engine.CatalogRouter{Catalog: wc}})
+	f := &fixture{hunter: h, perFile: map[string]int{}}
+	seen := map[string]bool{}
+	var inputs []hunt.Input
+	for _, c := range cases {
+		p := c.JSON()
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		// Some twins hold several objects one after the other.
+		dec := json.NewDecoder(bytes.NewReader(data))
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			f.values = append(f.values, value{len(f.files), b.Bytes()})
+		}
+		f.files = append(f.files, p)
+		inputs = append(inputs, hunt.FileInput(p))
+	}
+	var out bytes.Buffer
+	o := hunt.NewOutput(&out, hunt.JSON)
+	sum, err := h.Run(inputs, o, hunt.Options{Workers: 2})
+	if err != nil {
+		return nil, err
+	}
+	o.Close()
+	if sum.ReadErrors > 0 || sum.Events == 0 {
+		return nil, fmt.Errorf("reference hunt: %d read errors, %d events", sum.ReadErrors, sum.Events)
+	}
+	for _, line := range strings.SplitAfter(out.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		var r struct {
+			File   string            `json:"file"`
+			Fields map[string]string `json:"fields"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("reference line %q: %w", line, err)
+		}
+		if r.File == "" {
+			// Correlation alerts (no file) are keyed across workers by the
+			// Correlations hook, tested with it.
+			continue
+		}
+		f.want = append(f.want, line)
+		f.perFile[r.File]++
+	}
+	sort.Strings(f.want)
+	return f, nil
+}
+
+// cluster is an in-process Kafka with the events and alerts topics.
+func cluster(t *testing.T, partitions int32) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(partitions, "events"), kfake.SeedTopics(3, "alerts"),
+		kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// produce produces the fixture's events rounds times, keyed by file index (the key
+// spreads them over partitions and tells the test which file a record holds). Each
+// round's records are new events to the workers (other offsets): they alert again.
+func produce(t *testing.T, addrs []string, f *fixture, rounds int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	for range rounds {
+		for _, v := range f.values {
+			rs = append(rs, &kgo.Record{Topic: "events", Key: []byte(strconv.Itoa(v.file)), Value: v.b})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// alerts reads the alerts topic.
+type alerts struct {
+	t      *testing.T
+	rounds int // the fixture was produced this many times
+	cl     *kgo.Client
+	evs   *kgo.Client
+	mu    sync.Mutex
+	raw   int
+	byID  map[string]string // alert_id → line
+	where map[string]string // "partition/offset" of an events record → its file
+}
+
+func readAlerts(t *testing.T, addrs []string, rounds int) *alerts {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics("alerts"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	t.Cleanup(evs.Close)
+	return &alerts{t: t, rounds: rounds, cl: cl, evs: evs, byID: map[string]string{}, where: map[string]string{}}
+}
+
+// until polls the alerts until cond holds for the distinct alerts (by alert_id) or
+// the time is up.
+func (a *alerts) until(d time.Duration, cond func(n int) bool) {
+	a.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		a.mu.Lock()
+		n := len(a.byID)
+		a.mu.Unlock()
+		if cond(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("timed out with %d distinct alerts (%d records)", n, a.raw)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		fs := a.cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			var x struct {
+				ID string `json:"alert_id"`
+			}
+			if err := json.Unmarshal(r.Value, &x); err != nil || x.ID == "" {
+				a.t.Errorf("alert %q: not JSON with an alert_id: %v", r.Value, err)
+				return
+			}
+			if x.ID != string(r.Key) {
+				a.t.Errorf("alert key %q is not its alert_id %q", r.Key, x.ID)
+			}
+			a.mu.Lock()
+			a.raw++
+			if old, ok := a.byID[x.ID]; ok && old != string(r.Value) {
+				a.t.Errorf("alert_id %s names two alerts:\n%s\n%s", x.ID, old, r.Value)
+			}
+			a.byID[x.ID] = string(r.Value)
+			a.mu.Unlock()
+		})
+	}
+}
+
+// asHunt turns the alerts back into the `hunt --json` lines of the files their
+// events came from: the added keys dropped, the file put back.
+func (a *alerts) asHunt(f *fixture) []string {
+	a.t.Helper()
+	// Which file each events record holds: read the events topic back (whoever
+	// produced it, franz-go or kcat).
+	for len(a.where) < a.rounds*len(f.values) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		fs := a.evs.PollFetches(ctx)
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			a.t.Fatalf("events topic: %d of %d records read back", len(a.where), a.rounds*len(f.values))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			i, err := strconv.Atoi(string(r.Key))
+			if err != nil || i < 0 || i >= len(f.files) {
+				a.t.Fatalf("events record key %q", r.Key)
+			}
+			a.where[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = f.files[i]
+		})
+	}
+	var out []string
+	for id, line := range a.byID {
+		var x struct {
+			ID        string `json:"alert_id"`
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+			Offset    int64  `json:"offset"`
+		}
+		if err := json.Unmarshal([]byte(line), &x); err != nil {
+			a.t.Fatal(err)
+		}
+		cut := strings.LastIndex(line, `,"alert_id":`)
+		if cut < 0 || x.Topic != "events" {
+			a.t.Fatalf("alert %s: %s", id, line)
+		}
+		file, ok := a.where[fmt.Sprintf("%d/%d", x.Partition, x.Offset)]
+		if !ok {
+			a.t.Fatalf("alert %s names no events record: %s", id, line)
+		}
+		quoted, _ := json.Marshal(file)
+		h := strings.Replace(line[:cut]+"}\n", fmt.Sprintf(`"file":"events/%d"`, x.Partition), `"file":`+string(quoted), 1)
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (a *alerts) check(f *fixture) {
+	a.t.Helper()
+	got := a.asHunt(f)
+	if len(got) != a.rounds*len(f.want) {
+		a.t.Errorf("%d distinct alerts; `hunt --json` on the files prints %d matches, produced %d times", len(got), len(f.want), a.rounds)
+	}
+	g, w := map[string]int{}, map[string]int{}
+	for _, s := range got {
+		g[s]++
+	}
+	for _, s := range f.want {
+		w[s] += a.rounds
+	}
+	n := 0
+	for s, k := range w {
+		if g[s] != k && n < 5 {
+			a.t.Errorf("hunt prints %d×, Kafka alerts hold it %d×:\n%s", k, g[s], s)
+			n++
+		}
+	}
+	for s, k := range g {
+		if w[s] == 0 && n < 10 {
+			a.t.Errorf("Kafka alert %d× that hunt does not print:\n%s", k, s)
+			n++
+		}
+	}
+}
+
+// worker runs one group member as the CLI does, until stop or a crash.
+type worker struct {
+	w      *Worker
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startWorker(t *testing.T, addrs []string, f *fixture, crash func(string) bool) *worker {
+	t.Helper()
+	w, err := New(Config{Brokers: addrs, Topic: "events", Group: "hunters", Alerts: "alerts", FromBeginning: true,
+		Hunter: f.hunter, MaxPoll: 7, Parallel: 2, SessionTimeout: time.Second, crash: crash,
+		Report: func(err error) { t.Logf("worker: %v", err) },
+		Opts:   []kgo.Opt{kgo.AllowAutoTopicCreation(), kgo.FetchMaxWait(100 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wk := &worker{w: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { wk.done <- w.Run(ctx) }()
+	t.Cleanup(func() { wk.stop(t) })
+	return wk
+}
+
+func (wk *worker) stop(t *testing.T) error {
+	wk.cancel()
+	select {
+	case err, ok := <-wk.done:
+		if ok {
+			close(wk.done)
+		}
+		return err
+	case <-time.After(30 * time.Second):
+		t.Error("worker did not stop within 30s")
+		return nil
+	}
+}
+
+// TestGroup: three workers in one group produce, deduplicated by alert_id, exactly the
+// matches `ruledex hunt --json` prints for the same files — also when one is killed
+// mid-stream and restarted, and when one joins mid-stream.
+func TestGroup(t *testing.T) {
+	f := loadFixture(t)
+	if len(f.want) < 100 {
+		t.Fatalf("the reference hunt prints %d matches for %d files: the fixture is broken", len(f.want), len(f.files))
+	}
+	const rounds = 8 // per phase: enough polls that a worker dies or joins mid-stream
+	t.Logf("%d files, %d records, %d matches per round", len(f.files), len(f.values), len(f.want))
+	tests := []struct {
+		name string
+		run  func(t *testing.T, addrs []string, a *alerts)
+	}{
+		{"three workers", func(t *testing.T, addrs []string, a *alerts) {
+			ws := []*worker{startWorker(t, addrs, f, nil), startWorker(t, addrs, f, nil), startWorker(t, addrs, f, nil)}
+			produce(t, addrs, f, 2*rounds)
+			a.until(90*time.Second, func(n int) bool { return n >= a.rounds*len(f.want) })
+			busy := 0
+			for _, w := range ws {
+				if w.w.Metrics().Snapshot().Events > 0 {
+					busy++
+				}
+			}
+			if busy < 2 {
+				t.Errorf("%d of 3 workers read events: the group did not share the partitions", busy)
+			}
+		}},
+		// Killed after producing its alerts but before committing: the successor reads
+		// the poll again and produces the same alerts again (same ids).
+		{"killed after produce, restarted", func(t *testing.T, addrs []string, a *alerts) {
+			killed(t, addrs, a, f, "flushed", rounds)
+			if a.raw == len(a.byID) {
+				t.Errorf("no alert was delivered twice: the victim's last poll had no match or was committed")
+			}
+		}},
+		// Killed after matching, before producing anything.
+		{"killed before produce, restarted", func(t *testing.T, addrs []string, a *alerts) {
+			killed(t, addrs, a, f, "matched", rounds)
+		}},
+		{"worker added mid-stream", func(t *testing.T, addrs []string, a *alerts) {
+			w1 := startWorker(t, addrs, f, nil)
+			produce(t, addrs, f, rounds)
+			a.until(60*time.Second, func(n int) bool { return n > 0 })
+			w2 := startWorker(t, addrs, f, nil)
+			produce(t, addrs, f, rounds)
+			a.until(90*time.Second, func(n int) bool { return n >= a.rounds*len(f.want) })
+			if r := w1.w.Metrics().Snapshot().Rebalances; r < 2 {
+				t.Errorf("first worker saw %d partition moves, want a second one when the other joined", r)
+			}
+			if w2.w.Metrics().Snapshot().Events == 0 {
+				t.Errorf("the worker added mid-stream read no event")
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster(t, 6)
+			a := readAlerts(t, c.ListenAddrs(), 2*rounds)
+			tc.run(t, c.ListenAddrs(), a)
+			a.check(f)
+		})
+	}
+}
+
+// killed runs three workers, one of which dies at step of its third poll that has
+// records; a new worker takes its place.
+func killed(t *testing.T, addrs []string, a *alerts, f *fixture, step string, rounds int) {
+	var polls atomic.Int32
+	crash := func(s string) bool { return s == step && polls.Add(1) == 3 }
+	victim := startWorker(t, addrs, f, crash)
+	startWorker(t, addrs, f, nil)
+	startWorker(t, addrs, f, nil)
+	produce(t, addrs, f, rounds)
+	select {
+	case err := <-victim.done:
+		close(victim.done)
+		if err != errCrashed {
+			t.Fatalf("victim ended with %v, want the test crash", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the victim never reached its third poll")
+	}
+	startWorker(t, addrs, f, nil)
+	produce(t, addrs, f, rounds)
+	a.until(90*time.Second, func(n int) bool { return n >= a.rounds*len(f.want) })
+	t.Logf("%d alert records, %d distinct", a.raw, len(a.byID))
+}
+
+// TestKcat: events produced by an independent client (librdkafka's kcat, Debian
+// package kafkacat) are read and matched like franz-go's.
+func TestKcat(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if kcat, err = exec.LookPath("kafkacat"); err != nil {
+			t.Fatal("kcat (Debian package kafkacat) is needed for the interoperability test")
+		}
+	}
+	f := loadFixture(t)
+	c := cluster(t, 4)
+	addrs := c.ListenAddrs()
+	var in bytes.Buffer
+	for _, v := range f.values {
+		fmt.Fprintf(&in, "%d\t%s\n", v.file, v.b)
+	}
+	file := filepath.Join(t.TempDir(), "events.tsv")
+	if err := os.WriteFile(file, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := readAlerts(t, addrs, 1)
+	startWorker(t, addrs, f, nil)
+	startWorker(t, addrs, f, nil)
+	cmd := exec.Command(kcat, "-P", "-b", strings.Join(addrs, ","), "-t", "events", "-K", "\t", "-l", file)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	a.until(60*time.Second, func(n int) bool { return n >= len(f.want) })
+	a.check(f)
+}
