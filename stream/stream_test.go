@@ -32,7 +32,7 @@ import (
 // for them.
 type fixture struct {
 	hunter *hunt.Hunter
-	files []string // regression JSON twins
+	files  []string // regression JSON twins
 	// values are the events of the files, each object compacted to one line: one
 	// Kafka record each.
 	values []value
@@ -179,11 +179,11 @@ type alerts struct {
 	t      *testing.T
 	rounds int // the fixture was produced this many times
 	cl     *kgo.Client
-	evs   *kgo.Client
-	mu    sync.Mutex
-	raw   int
-	byID  map[string]string // alert_id → line
-	where map[string]string // "partition/offset" of an events record → its file
+	evs    *kgo.Client
+	mu     sync.Mutex
+	raw    int
+	byID   map[string]string // alert_id → line
+	where  map[string]string // "partition/offset" of an events record → its file
 }
 
 func readAlerts(t *testing.T, addrs []string, rounds int) *alerts {

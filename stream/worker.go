@@ -215,6 +215,9 @@ func (w *Worker) report(err error) {
 	}
 }
 
+// idleTick is how long a poll waits for records before Correlations is ticked.
+const idleTick = time.Second
+
 // errCrashed ends Run in tests as a kill would.
 var errCrashed = errors.New("stream: worker crashed (test)")
 
@@ -230,11 +233,17 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.abort()
 			return err
 		}
-		fs := w.cl.PollRecords(ctx, w.cfg.MaxPoll)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if w.cfg.Correlations != nil {
+			// Correlations hold inputs until the stream time passes them by the grace:
+			// a quiet stream must still tick them (Consume with no record) to release them.
+			pctx, cancel = context.WithTimeout(ctx, idleTick)
+		}
+		fs := w.cl.PollRecords(pctx, w.cfg.MaxPoll)
+		cancel()
 		if fs.IsClientClosed() {
 			return nil
 		}
-		var perr error
 		fs.EachError(func(t string, p int32, err error) {
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return
@@ -242,14 +251,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			// Fetch errors are retried by the client; they are worth knowing about.
 			w.report(fmt.Errorf("fetch %s/%d: %w", t, p, err))
 		})
-		if fs.NumRecords() > 0 {
-			w.dirty.Store(true)
+		if fs.NumRecords() > 0 || (w.cfg.Correlations != nil && ctx.Err() == nil) {
+			w.dirty.Store(fs.NumRecords() > 0)
 			// The poll in hand is finished even when ctx is done meanwhile: a clean
 			// stop leaves nothing to read again.
-			perr = w.handle(context.WithoutCancel(ctx), fs)
-			if perr != nil {
+			if err := w.handle(context.WithoutCancel(ctx), fs); err != nil {
 				w.abort()
-				return perr
+				return err
 			}
 			w.dirty.Store(false)
 		}
@@ -333,7 +341,7 @@ func (w *Worker) handle(ctx context.Context, fs kgo.Fetches) error {
 				return fmt.Errorf("correlations: feeding %d events: %w", len(fed), err)
 			}
 		}
-		if len(corrRecs) > 0 {
+		if len(corrRecs) > 0 || fs.NumRecords() == 0 {
 			as, err := w.cfg.Correlations.Consume(ctx, w.cl, corrRecs)
 			if err != nil {
 				return fmt.Errorf("correlations: %d records: %w", len(corrRecs), err)
@@ -364,6 +372,9 @@ func (w *Worker) handle(ctx context.Context, fs kgo.Fetches) error {
 	}
 	if w.crashAt("flushed") {
 		return errCrashed
+	}
+	if fs.NumRecords() == 0 {
+		return nil
 	}
 	if err := w.cl.CommitUncommittedOffsets(ctx); err != nil {
 		// The alerts are out; the records will be read again by whoever holds their
