@@ -68,6 +68,14 @@ func ruleRef(r *rule.Rule) string {
 	return r.Source.Path + "#" + r.Title
 }
 
+// Rule returns the rule of a correlation id (Input.Agg, KeyedAlert.Agg), or nil.
+func (k *Keyed) Rule(id string) *rule.Rule {
+	if a := k.byID[id]; a != nil {
+		return a.rule
+	}
+	return nil
+}
+
 // Grace is how far behind the stream time an input may arrive and still be placed.
 func (k *Keyed) Grace() time.Duration { return k.grace }
 
@@ -184,7 +192,8 @@ const (
 // KeyedAlert is an alert with the state key that raised it.
 type KeyedAlert struct {
 	Alert
-	StateKey string
+	// Agg is the correlation id, StateKey the key whose state raised the alert.
+	Agg, StateKey string
 }
 
 // Shard holds the state of the keys sent to one place (a partition of a repartition
@@ -237,6 +246,9 @@ func (k *Keyed) NewShard() *Shard {
 
 // State returns the state of key, or nil.
 func (s *Shard) State(key string) *KeyState { return s.states[key] }
+
+// Keys returns the keys with state, sorted.
+func (s *Shard) Keys() []string { return s.sortedKeys() }
 
 // Len is the number of keys with state.
 func (s *Shard) Len() int { return len(s.states) }
@@ -301,6 +313,13 @@ func (s *Shard) Release(out []KeyedAlert) []KeyedAlert {
 	return s.release(s.watermark(), false, out)
 }
 
+// ReleaseAll applies every held input, whatever the stream time: for a stream gone
+// quiet, where waiting for grace would hold them until the next input. An input that
+// comes afterwards older than one applied to its key is late.
+func (s *Shard) ReleaseAll(out []KeyedAlert) []KeyedAlert {
+	return s.release(time.Time{}, true, out)
+}
+
 func (s *Shard) release(wm time.Time, all bool, out []KeyedAlert) []KeyedAlert {
 	keys := make([]string, 0, len(s.waiting))
 	for k := range s.waiting {
@@ -316,7 +335,7 @@ func (s *Shard) release(wm time.Time, all bool, out []KeyedAlert) []KeyedAlert {
 			buf = buf[:0]
 			st.w, buf = st.agg.step(st.window(), st.groupFields(), p.idx, p.t, p.value, p.id, buf)
 			for _, a := range buf {
-				out = append(out, KeyedAlert{Alert: a, StateKey: key})
+				out = append(out, KeyedAlert{Alert: a, Agg: st.aggID, StateKey: key})
 			}
 			st.released, st.applied = p.t, true
 			n++
@@ -365,7 +384,7 @@ func (s *Shard) Expire(out []KeyedAlert) []KeyedAlert {
 		}
 		var buf []Alert
 		for _, al := range a.close(st.w, end, buf) {
-			out = append(out, KeyedAlert{Alert: al, StateKey: key})
+			out = append(out, KeyedAlert{Alert: al, Agg: st.aggID, StateKey: key})
 		}
 		st.w = nil
 		s.dirty[key] = true
@@ -389,7 +408,7 @@ func (s *Shard) Flush(last time.Time, out []KeyedAlert) []KeyedAlert {
 		}
 		if !st.agg.eager {
 			for _, al := range st.agg.close(st.w, last, nil) {
-				out = append(out, KeyedAlert{Alert: al, StateKey: key})
+				out = append(out, KeyedAlert{Alert: al, Agg: st.aggID, StateKey: key})
 			}
 		}
 		st.w = nil
@@ -400,12 +419,12 @@ func (s *Shard) Flush(last time.Time, out []KeyedAlert) []KeyedAlert {
 
 // Sweep forgets the keys that can no longer raise anything: no window or only events
 // the stream time has left a span behind, nothing held, and their last applied input
-// behind the watermark (a duplicate of it would be late anyway). Their encoding is
-// then a tombstone.
+// behind the watermark (a duplicate of it would be late anyway), and no Extra (the
+// caller still needs it). Their encoding is then a tombstone.
 func (s *Shard) Sweep() {
 	wm := s.watermark()
 	for key, st := range s.states {
-		if len(st.pending) > 0 || st.applied && !st.released.Before(wm) {
+		if len(st.pending) > 0 || st.applied && !st.released.Before(wm) || len(st.Extra) > 0 {
 			continue
 		}
 		if !st.w.empty() {

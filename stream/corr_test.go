@@ -1,0 +1,356 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ruledex/ruledex/engine"
+	"github.com/ruledex/ruledex/hunt"
+	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/winevent"
+)
+
+// corrFixture: the acceptance fixture's events with the SigmaHQ rules plus the keyed
+// correlation test set (engine/testdata), and the correlation alerts `ruledex hunt
+// --json` prints for the files.
+type corrFixture struct {
+	*fixture
+	hunter *hunt.Hunter
+	want   []string // hunt's correlation alert lines, sorted
+}
+
+var (
+	corrOnce sync.Once
+	corrFix  *corrFixture
+	corrErr  error
+)
+
+// correlationSet is shared with the engine's keyed-state tests: correlations over
+// SigmaHQ rules that fire on the regression events.
+const correlationSet = "../engine/testdata/keyed_correlations.yml"
+
+// windowEndOnly is the set's correlation decided at its window's end (lt): a file hunt
+// closes it at the end of the input, a stream (which has no end) at the window's end
+// (Shard.Expire), so their alert times differ; the engine tests cover it.
+const windowEndOnly = "6c0c7e3e-0000-4000-8000-000000000005"
+
+func loadCorrFixture(t *testing.T) *corrFixture {
+	t.Helper()
+	f := loadFixture(t)
+	rules := []string{corpustest.Path(t, "sigma", "sigmahq", "rules", "windows"),
+		corpustest.Path(t, "sigma", "sigmahq", "rules-emerging-threats"), correlationSet}
+	corrOnce.Do(func() {
+		corrFix, corrErr = buildCorrFixture(f, rules)
+	})
+	if corrErr != nil {
+		t.Fatal(corrErr)
+	}
+	return corrFix
+}
+
+func buildCorrFixture(f *fixture, rulePaths []string) (*corrFixture, error) {
+	loaded, err := hunt.LoadRules(rulePaths, []hunt.Parser{sigma.Parser{}}, hunt.Filter{Exclude: []string{windowEndOnly}})
+	if err != nil {
+		return nil, err
+	}
+	wc, err := winevent.Routing()
+	if err != nil {
+		return nil, err
+	}
+	h := hunt.New(loaded.Rules, engine.Options{Router: engine.CatalogRouter{Catalog: wc}})
+	var inputs []hunt.Input
+	for _, p := range f.files {
+		inputs = append(inputs, hunt.FileInput(p))
+	}
+	var out bytes.Buffer
+	o := hunt.NewOutput(&out, hunt.JSON)
+	if _, err := h.Run(inputs, o, hunt.Options{Workers: 2}); err != nil {
+		return nil, err
+	}
+	o.Close()
+	cf := &corrFixture{fixture: f, hunter: h}
+	corrs := 0
+	for _, r := range loaded.Rules {
+		if r.Correlation != nil {
+			corrs++
+		}
+	}
+	fired := map[string]bool{}
+	for _, line := range strings.SplitAfter(out.String(), "\n") {
+		var r struct {
+			ID   string `json:"rule_id"`
+			File string `json:"file"`
+		}
+		if line == "" || json.Unmarshal([]byte(line), &r) != nil || r.File != "" {
+			continue
+		}
+		cf.want = append(cf.want, line)
+		fired[r.ID] = true
+	}
+	sort.Strings(cf.want)
+	if corrs != 4 || len(fired) != corrs {
+		return nil, fmt.Errorf("the reference hunt raises alerts for %d of %d correlations (want 4 of 4): the fixture is broken", len(fired), corrs)
+	}
+	return cf, nil
+}
+
+// corrWorker runs one group member with keyed correlations.
+func startCorrWorker(t *testing.T, addrs []string, f *corrFixture, crash func(string) bool) (*worker, *KeyedCorrelations) {
+	t.Helper()
+	kc, err := NewKeyedCorrelations(CorrConfig{Brokers: addrs, Group: "hunters", Hunter: f.hunter,
+		// The events are produced file by file, not in time order, and workers read
+		// their partitions at their own pace: a grace wider than the data's time span
+		// (months) makes any arrival order correlate as hunt does.
+		Grace: 3 * 365 * 24 * time.Hour, Idle: 300 * time.Millisecond,
+		Report: func(err error) { t.Logf("correlations: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Brokers: addrs, Topic: "events", Group: "hunters", Alerts: "alerts", FromBeginning: true,
+		Hunter: f.hunter, Correlations: kc, MaxPoll: 7, Parallel: 2, SessionTimeout: time.Second, crash: crash,
+		Report: func(err error) { t.Logf("worker: %v", err) },
+		Opts:   []kgo.Opt{kgo.AllowAutoTopicCreation(), kgo.FetchMaxWait(100 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wk := &worker{w: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { wk.done <- w.Run(ctx) }()
+	t.Cleanup(func() { wk.stop(t); kc.Close() })
+	return wk, kc
+}
+
+// corrLines returns the distinct correlation alerts read so far (those that name the
+// repartition topic), as `hunt --json` lines: the added keys dropped.
+func (a *alerts) corrLines(t *testing.T) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rep, _ := CorrTopics("hunters")
+	var out []string
+	for id, line := range a.byID {
+		if !strings.Contains(line, `"topic":"`+rep+`"`) {
+			continue
+		}
+		cut := strings.LastIndex(line, `,"alert_id":`)
+		if cut < 0 {
+			t.Fatalf("alert %s: %s", id, line)
+		}
+		out = append(out, line[:cut]+"}\n")
+	}
+	sort.Strings(out)
+	return out
+}
+
+func createCorrTopics(t *testing.T, addrs []string, partitions int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := CreateCorrTopics(ctx, kadm.NewClient(cl), "hunters", partitions, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Again: existing topics are fine.
+	if err := CreateCorrTopics(ctx, kadm.NewClient(cl), "hunters", partitions, 1); err != nil {
+		t.Fatalf("creating existing topics: %v", err)
+	}
+}
+
+// TestCorrelationsGroup: correlation alerts whose events were spread over the events
+// partitions (and read by three workers) arrive exactly as `ruledex hunt --json`
+// prints them for the same files, once each by alert_id — also when a worker is
+// killed mid-stream and another restores its state from the changelog.
+func TestCorrelationsGroup(t *testing.T) {
+	f := loadCorrFixture(t)
+	half := len(f.values) / 2
+	tests := []struct {
+		name string
+		run  func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations
+	}{
+		{"three workers", func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations {
+			var kcs []*KeyedCorrelations
+			for range 3 {
+				_, kc := startCorrWorker(t, addrs, f, nil)
+				kcs = append(kcs, kc)
+			}
+			produceValues(t, addrs, f.values)
+			waitCorr(t, a, f)
+			// The correlated events were read by several workers and brought together.
+			fed := 0
+			for _, kc := range kcs {
+				if kc.Stats().Inputs.Load() > 0 {
+					fed++
+				}
+			}
+			if fed < 2 {
+				t.Errorf("%d of 3 workers fed correlation inputs: the events were not spread", fed)
+			}
+			return kcs
+		}},
+		// Killed after its correlation state was written to the changelog, before its
+		// alerts were acknowledged: the restored state must still raise them (re-emitted)
+		// and not count the re-read inputs twice.
+		{"killed after the changelog write, restarted", func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations {
+			return killedCorr(t, addrs, a, f, "produced", half)
+		}},
+		// Killed before feeding the repartition topic.
+		{"killed before feeding, restarted", func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations {
+			return killedCorr(t, addrs, a, f, "matched", half)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster(t, 6)
+			createCorrTopics(t, c.ListenAddrs(), 4)
+			a := readAlerts(t, c.ListenAddrs(), 1)
+			kcs := tc.run(t, c.ListenAddrs(), a)
+			got := a.corrLines(t)
+			if fmt.Sprint(got) != fmt.Sprint(f.want) {
+				t.Errorf("correlation alerts:\n%s\nhunt prints:\n%s", strings.Join(got, ""), strings.Join(f.want, ""))
+			}
+			for _, kc := range kcs {
+				s := kc.Stats()
+				if n := s.Late.Load() + s.BadRecords.Load(); n > 0 {
+					t.Errorf("%d late or bad correlation records", n)
+				}
+			}
+		})
+	}
+}
+
+// waitCorr waits until every correlation alert hunt prints has arrived, then a little
+// longer for any extra one.
+func waitCorr(t *testing.T, a *alerts, f *corrFixture) {
+	t.Helper()
+	a.until(90*time.Second, func(int) bool { return len(a.corrLines(t)) >= len(f.want) })
+	end := time.Now().Add(time.Second)
+	a.until(5*time.Second, func(int) bool { return time.Now().After(end) })
+}
+
+// killedCorr runs three workers, the first killed at step of its first poll that
+// consumes repartition records after half the events are in; it is restarted, and
+// the rest of the events produced.
+func killedCorr(t *testing.T, addrs []string, a *alerts, f *corrFixture, step string, half int) []*KeyedCorrelations {
+	var armed, crashed atomic.Bool
+	var victim *KeyedCorrelations
+	crash := func(s string) bool {
+		if !armed.Load() || s != step || crashed.Load() {
+			return false
+		}
+		// Crash in a poll where the victim holds correlation state to lose.
+		if victim.Stats().Applied.Load() == 0 {
+			return false
+		}
+		crashed.Store(true)
+		return true
+	}
+	wk, kc := startCorrWorker(t, addrs, f, crash)
+	victim = kc
+	_, kc2 := startCorrWorker(t, addrs, f, nil)
+	_, kc3 := startCorrWorker(t, addrs, f, nil)
+	produceValues(t, addrs, f.values[:half])
+	armed.Store(true)
+	produceValues(t, addrs, f.values[half:])
+	deadline := time.Now().Add(60 * time.Second)
+	for !crashed.Load() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !crashed.Load() {
+		t.Fatal("the worker was never killed: the test tests nothing")
+	}
+	if err := wk.stop(t); err != errCrashed {
+		t.Fatalf("killed worker: %v", err)
+	}
+	_, kc4 := startCorrWorker(t, addrs, f, nil)
+	waitCorr(t, a, f)
+	restored := kc2.Stats().Restored.Load() + kc3.Stats().Restored.Load() + kc4.Stats().Restored.Load()
+	if restored == 0 {
+		t.Error("no worker restored any key from the changelog after the kill")
+	}
+	return []*KeyedCorrelations{kc, kc2, kc3, kc4}
+}
+
+// produceValues produces events, one record each, keyed by file (the key spreads
+// them over the partitions).
+func produceValues(t *testing.T, addrs []string, vs []value) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	for _, v := range vs {
+		rs = append(rs, &kgo.Record{Topic: "events", Key: []byte(strconv.Itoa(v.file)), Value: v.b})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCorrTopicsChecked: missing or mismatched internal topics are refused, naming them.
+func TestCorrTopicsChecked(t *testing.T) {
+	f := loadCorrFixture(t)
+	c := cluster(t, 2)
+	addrs := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	for _, c := range []struct {
+		group    string
+		rep, chl int32 // partitions; 0: no topic
+		want     string
+	}{
+		{"nochangelog", 4, 0, "nochangelog-corr-changelog is missing"},
+		{"mismatch", 4, 3, "need the same count"},
+		{"fine", 4, 4, ""},
+	} {
+		rep, chl := CorrTopics(c.group)
+		for _, tp := range []struct {
+			name string
+			n    int32
+		}{{rep, c.rep}, {chl, c.chl}} {
+			if tp.n == 0 {
+				continue
+			}
+			if r, err := adm.CreateTopic(ctx, tp.n, 1, nil, tp.name); err != nil || r.Err != nil {
+				t.Fatal(err, r.Err)
+			}
+		}
+		kc, err := NewKeyedCorrelations(CorrConfig{Brokers: addrs, Group: c.group, Hunter: f.hunter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := kc.partitionCount(ctx)
+		kc.Close()
+		switch {
+		case c.want == "" && (err != nil || n != c.rep):
+			t.Errorf("%s: %d partitions, %v; want %d", c.group, n, err, c.rep)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want an error with %q", c.group, err, c.want)
+		}
+	}
+}
