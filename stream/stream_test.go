@@ -474,3 +474,105 @@ func TestKcat(t *testing.T) {
 	a.until(60*time.Second, func(n int) bool { return n >= len(f.want) })
 	a.check(f)
 }
+
+// TestBadRecords: records that are not JSON events are reported with their offset
+// and counted, and never cost their neighbours (in the same poll and partition) an
+// alert; a record holding an array is several events, each with its own alert_id.
+func TestBadRecords(t *testing.T) {
+	f := loadFixture(t)
+	// A file of one event that some rule matches.
+	good := -1
+	for i, v := range f.values {
+		n := 0
+		for _, w := range f.values {
+			if w.file == v.file {
+				n++
+			}
+		}
+		if n == 1 && f.perFile[f.files[v.file]] > 0 {
+			good = i
+			break
+		}
+	}
+	if good < 0 {
+		t.Fatal("no single-event file with a match in the fixture")
+	}
+	ev := f.values[good].b
+	per := f.perFile[f.files[f.values[good].file]]
+	tests := []struct {
+		name   string
+		value  string
+		alerts int    // alerts of this record
+		err    string // in the reported error, "" for none
+	}{
+		{"event", string(ev), per, ""},
+		{"truncated", string(ev[:len(ev)/2]), 0, "unterminated JSON value"},
+		{"string", `"4688"`, 0, "want a JSON object"},
+		{"empty", ``, 0, "no JSON event in the record"},
+		{"unterminated string", `{"EventID":"4688`, 0, "unterminated JSON value"},
+		{"two events", "[" + string(ev) + "," + string(ev) + "]", 2 * per, ""},
+		{"text", `EventID=4688 Image=C:\x.exe`, 0, "unexpected 'E'"},
+		{"event again", string(ev), per, ""},
+	}
+	c := cluster(t, 1)
+	addrs := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	want := 0
+	for _, tc := range tests {
+		rs = append(rs, &kgo.Record{Topic: "events", Value: []byte(tc.value)})
+		want += tc.alerts
+	}
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var reported []string
+	w, err := New(Config{Brokers: addrs, Topic: "events", Group: "g", Alerts: "alerts", FromBeginning: true, Hunter: f.hunter,
+		Report: func(err error) { mu.Lock(); reported = append(reported, err.Error()); mu.Unlock() },
+		Opts:   []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	a := readAlerts(t, addrs, 1)
+	a.until(60*time.Second, func(n int) bool { return n >= want })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	perOffset := map[int64]int{}
+	for _, line := range a.byID {
+		var x struct {
+			Offset int64 `json:"offset"`
+		}
+		json.Unmarshal([]byte(line), &x)
+		perOffset[x.Offset]++
+	}
+	for i, tc := range tests {
+		if perOffset[int64(i)] != tc.alerts {
+			t.Errorf("%s (offset %d): %d alerts, want %d", tc.name, i, perOffset[int64(i)], tc.alerts)
+		}
+		if tc.err == "" {
+			continue
+		}
+		found := false
+		for _, r := range reported {
+			if strings.Contains(r, fmt.Sprintf("events/0@%d", i)) && strings.Contains(r, tc.err) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s (offset %d): no reported error naming it with %q in %q", tc.name, i, tc.err, reported)
+		}
+	}
+	if n := w.Metrics().Snapshot().DecodeErrors; n != 5 {
+		t.Errorf("%d decode errors counted, want 5: %q", n, reported)
+	}
+}

@@ -423,7 +423,7 @@ func (w *Worker) match(c *chunk, s *scratch) {
 		s.ends = append(s.ends, len(s.buf))
 	}
 	rd := logread.NewJSONReader(name, bytes.NewReader(s.buf))
-	ok := w.read(c, s, rd, name, func(off int64) int {
+	ok := w.read(c, s, rd, name, c.recs, func(off int64) int {
 		return sort.SearchInts(s.ends, int(off)+1)
 	}, true)
 	if ok {
@@ -432,15 +432,17 @@ func (w *Worker) match(c *chunk, s *scratch) {
 	*c = chunk{recs: c.recs}
 	for i, r := range c.recs {
 		rd := logread.NewJSONReader(name+"@"+strconv.FormatInt(r.Offset, 10), bytes.NewReader(r.Value))
-		w.read(c, s, rd, name, func(int64) int { return i }, false)
+		w.read(c, s, rd, name, c.recs[i:i+1], func(int64) int { return 0 }, false)
 	}
 }
 
-// read matches the events of rd; at maps an event's byte offset to its record.
-// With strict, it stops at the first read error and returns false.
-func (w *Worker) read(c *chunk, s *scratch, rd *logread.JSONReader, name string, at func(int64) int, strict bool) bool {
+// read matches the events of rd, which reads recs; at maps an event's byte offset to
+// its record.
+// With strict, it returns false at the first read error or when a record holds no
+// event; otherwise rd holds one record and both are reported.
+func (w *Worker) read(c *chunk, s *scratch, rd *logread.JSONReader, name string, recs []*kgo.Record, at func(int64) int, strict bool) bool {
 	defer rd.Close()
-	last, nth := -1, 0
+	last, nth, withEvents, errs := -1, 0, 0, 0
 	for {
 		err := rd.Next(&s.ev)
 		if err == io.EOF {
@@ -451,20 +453,22 @@ func (w *Worker) read(c *chunk, s *scratch, rd *logread.JSONReader, name string,
 				return false
 			}
 			c.errs = append(c.errs, err)
+			errs++
 			continue
 		}
 		i := at(s.ev.Offset)
-		if i >= len(c.recs) {
-			i = len(c.recs) - 1
+		if i >= len(recs) {
+			i = len(recs) - 1
 		}
 		if i == last {
 			nth++
 		} else {
 			last, nth = i, 0
+			withEvents++
 		}
 		c.events++
 		s.ev.File = name
-		r := c.recs[i]
+		r := recs[i]
 		var fed *hunt.Fed
 		s.ms, s.recs, fed = w.cfg.Hunter.MatchEvent(&s.ev, name, s.ms, s.recs[:0])
 		for k := range s.recs {
@@ -475,6 +479,15 @@ func (w *Worker) read(c *chunk, s *scratch, rd *logread.JSONReader, name string,
 		}
 		if fed != nil {
 			c.fed = append(c.fed, Fed{Fed: *fed, Partition: Partition{r.Topic, r.Partition}, Offset: r.Offset})
+		}
+	}
+	if withEvents < len(recs) {
+		if strict {
+			return false
+		}
+		if errs == 0 {
+			r := recs[0]
+			c.errs = append(c.errs, fmt.Errorf("%s@%d: no JSON event in the record (%d bytes)", name, r.Offset, len(r.Value)))
 		}
 	}
 	return true
