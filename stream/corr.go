@@ -97,7 +97,7 @@ type KeyedCorrelations struct {
 
 // CorrStats count what KeyedCorrelations did.
 type CorrStats struct {
-	Inputs, Applied, Late, Duplicates, Replayed, Alerts, Restored, BadRecords atomic.Int64
+	Inputs, Applied, Late, Duplicates, Replayed, Alerts, Reemitted, Restored, BadRecords atomic.Int64
 }
 
 type corrShard struct {
@@ -310,6 +310,7 @@ func (c *KeyedCorrelations) restore(ctx context.Context, p int32, committed int6
 			if committed < f.Need {
 				if a, ok := c.alertOf(f, p); ok {
 					c.reemit = append(c.reemit, a)
+					c.stats.Reemitted.Add(1)
 				}
 			}
 		}

@@ -243,9 +243,12 @@ func waitCorr(t *testing.T, a *alerts, f *corrFixture) {
 	a.until(5*time.Second, func(int) bool { return time.Now().After(end) })
 }
 
-// killedCorr runs three workers, the first killed at step of its first poll that
-// consumes repartition records after half the events are in; it is restarted, and
-// the rest of the events produced.
+// killedCorr kills a worker at step of a poll and starts two others. With
+// "produced", the worker runs alone and is killed in the poll whose Consume returned
+// its first correlation alerts, after their state went to the changelog and before
+// they were acknowledged: only re-emission from the restored state can deliver them.
+// Otherwise three workers share the stream and the first is killed at step of a poll
+// after it correlated something.
 func killedCorr(t *testing.T, addrs []string, a *alerts, f *corrFixture, step string, half int) []*KeyedCorrelations {
 	var armed, crashed atomic.Bool
 	var victim *KeyedCorrelations
@@ -253,8 +256,7 @@ func killedCorr(t *testing.T, addrs []string, a *alerts, f *corrFixture, step st
 		if !armed.Load() || s != step || crashed.Load() {
 			return false
 		}
-		// Crash in a poll where the victim holds correlation state to lose.
-		if victim.Stats().Applied.Load() == 0 {
+		if st := victim.Stats(); step == "produced" && st.Alerts.Load() == 0 || st.Applied.Load() == 0 {
 			return false
 		}
 		crashed.Store(true)
@@ -262,8 +264,13 @@ func killedCorr(t *testing.T, addrs []string, a *alerts, f *corrFixture, step st
 	}
 	wk, kc := startCorrWorker(t, addrs, f, crash)
 	victim = kc
-	_, kc2 := startCorrWorker(t, addrs, f, nil)
-	_, kc3 := startCorrWorker(t, addrs, f, nil)
+	kcs := []*KeyedCorrelations{kc}
+	if step != "produced" {
+		for range 2 {
+			_, k := startCorrWorker(t, addrs, f, nil)
+			kcs = append(kcs, k)
+		}
+	}
 	produceValues(t, addrs, f.values[:half])
 	armed.Store(true)
 	produceValues(t, addrs, f.values[half:])
@@ -277,13 +284,23 @@ func killedCorr(t *testing.T, addrs []string, a *alerts, f *corrFixture, step st
 	if err := wk.stop(t); err != errCrashed {
 		t.Fatalf("killed worker: %v", err)
 	}
-	_, kc4 := startCorrWorker(t, addrs, f, nil)
+	for range 2 {
+		_, k := startCorrWorker(t, addrs, f, nil)
+		kcs = append(kcs, k)
+	}
 	waitCorr(t, a, f)
-	restored := kc2.Stats().Restored.Load() + kc3.Stats().Restored.Load() + kc4.Stats().Restored.Load()
+	var restored, reemitted int64
+	for _, k := range kcs[1:] {
+		restored += k.Stats().Restored.Load()
+		reemitted += k.Stats().Reemitted.Load()
+	}
 	if restored == 0 {
 		t.Error("no worker restored any key from the changelog after the kill")
 	}
-	return []*KeyedCorrelations{kc, kc2, kc3, kc4}
+	if step == "produced" && reemitted == 0 {
+		t.Error("the alerts the killed worker had not delivered were not re-emitted")
+	}
+	return kcs
 }
 
 // produceValues produces events, one record each, keyed by file (the key spreads
