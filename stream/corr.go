@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ruledex/ruledex/engine"
@@ -107,7 +108,14 @@ type corrShard struct {
 	// fired: keys whose Extra holds alerts of the last write; restored: keys restored
 	// with alerts, cleared once their re-emission is acknowledged.
 	fired, restored map[string]bool
+	// swept is when Expire and Sweep last walked every key.
+	swept time.Time
 }
+
+// sweepEvery bounds how often a shard walks all its keys (closing windows decided at
+// their end, forgetting keys that can raise nothing more): the walk costs the number
+// of keys, a poll only what it touched.
+const sweepEvery = time.Second
 
 // fired is a key state's Extra: alerts raised and not yet known acknowledged.
 type fired struct {
@@ -235,6 +243,10 @@ func (c *KeyedCorrelations) Assigned(ctx context.Context, cl *kgo.Client, ps []P
 		return nil
 	}
 	committed, err := kadm.NewClient(cl).FetchOffsets(ctx, c.cfg.Group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// Nothing committed yet (a group's coordinator may not know it before a commit).
+		committed, err = kadm.OffsetResponses{}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("reading the group's committed offsets: %w", err)
 	}
@@ -419,7 +431,10 @@ func (c *KeyedCorrelations) Consume(ctx context.Context, cl *kgo.Client, recs []
 			ka = sh.s.ReleaseAll(ka)
 			need = sh.lastOff + 2
 		}
-		ka = sh.s.Expire(ka)
+		walk := now.Sub(sh.swept) >= sweepEvery
+		if walk {
+			ka = sh.s.Expire(ka)
+		}
 		for _, a := range ka {
 			f := fired{Need: need, Off: sh.lastOff, Agg: a.Agg, Time: a.Time.UnixNano(), Value: a.Value, Evs: a.Events,
 				First: a.First.UnixNano(), IDs: a.IDs}
@@ -440,7 +455,10 @@ func (c *KeyedCorrelations) Consume(ctx context.Context, cl *kgo.Client, recs []
 				out = append(out, al)
 			}
 		}
-		sh.s.Sweep()
+		if walk {
+			sh.s.Sweep()
+			sh.swept = now
+		}
 		dirty := sh.s.Dirty()
 		if len(dirty) == 0 {
 			continue

@@ -371,3 +371,79 @@ func TestCorrTopicsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestCorrConsume: on one repartition partition, an event older than the stream time
+// by more than the grace is counted and reported with its location, a duplicate and
+// an undecodable record are counted, nothing stops; a second instance restores the
+// same state from the changelog.
+func TestCorrConsume(t *testing.T) {
+	f := loadCorrFixture(t)
+	c := cluster(t, 1)
+	addrs := c.ListenAddrs()
+	createCorrTopics(t, addrs, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var reports []string
+	newKC := func() *KeyedCorrelations {
+		kc, err := NewKeyedCorrelations(CorrConfig{Brokers: addrs, Group: "hunters", Hunter: f.hunter, Grace: time.Minute,
+			Report: func(err error) { reports = append(reports, err.Error()) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(kc.Close)
+		return kc
+	}
+	rep, _ := CorrTopics("hunters")
+	kc := newKC()
+	if err := kc.Assigned(ctx, cl, []Partition{{rep, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 12, 11, 6, 0, 0, 0, time.UTC)
+	in := func(sec int, off int64) []byte {
+		x := engine.Input{Agg: "c:6c0c7e3e-0000-4000-8000-000000000001", Group: []string{"pc1"},
+			Time: t0.Add(time.Duration(sec) * time.Second).UnixNano(), Src: "events/0", Off: off}
+		return x.Encode()
+	}
+	values := [][]byte{in(0, 0), in(600, 1), in(100, 2), in(0, 0), []byte("{"), in(610, 3)}
+	var recs []*kgo.Record
+	for i, v := range values {
+		recs = append(recs, &kgo.Record{Topic: rep, Partition: 0, Offset: int64(i), Value: v})
+	}
+	if _, err := kc.Consume(ctx, cl, recs); err != nil {
+		t.Fatal(err)
+	}
+	s := kc.Stats()
+	if s.Late.Load() != 1 || s.Duplicates.Load() != 1 || s.BadRecords.Load() != 1 || s.Applied.Load() != 3 {
+		t.Errorf("late %d, duplicates %d, bad %d, applied %d; want 1, 1, 1, 3",
+			s.Late.Load(), s.Duplicates.Load(), s.BadRecords.Load(), s.Applied.Load())
+	}
+	for _, want := range []string{rep + "/0@2: event of events/0 at 2025-12-11T06:01:40Z came 8m20s after", rep + "/0@4: correlation input"} {
+		found := false
+		for _, r := range reports {
+			found = found || strings.Contains(r, want)
+		}
+		if !found {
+			t.Errorf("no report with %q in %q", want, reports)
+		}
+	}
+	key := "c:6c0c7e3e-0000-4000-8000-000000000001\x00pc1"
+	before := kc.shards[0].s.Encode(key)
+	if before == nil {
+		t.Fatal("no state for the key")
+	}
+	kc2 := newKC()
+	if err := kc2.Assigned(ctx, cl, []Partition{{rep, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if after := kc2.shards[0].s.Encode(key); !bytes.Equal(before, after) {
+		t.Errorf("restored state\n%s\nwritten\n%s", after, before)
+	}
+	if got, want := kc2.shards[0].s.Stream, t0.Add(610*time.Second); !got.Equal(want) {
+		t.Errorf("restored stream time %v, want %v", got, want)
+	}
+}
