@@ -20,10 +20,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ruledex/ruledex/engine"
+	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/hunt"
 	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/internal/regression"
 	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -574,5 +576,198 @@ func TestBadRecords(t *testing.T) {
 	}
 	if n := w.Metrics().Snapshot().DecodeErrors; n != 5 {
 		t.Errorf("%d decode errors counted, want 5: %q", n, reported)
+	}
+}
+
+// fakeCorr is a Correlations that repartitions fed events by computer to its topic
+// and raises one alert per repartitioned record, checking the worker's side of the
+// hook contract as it goes.
+type fakeCorr struct {
+	t          *testing.T
+	rules      map[string]*rule.Rule // correlation base rules by id
+	corrRule   *rule.Rule
+	mu         sync.Mutex
+	assigned   map[Partition]bool
+	fedMatches int
+	fedEvents  int
+	consumed   int
+	idle       int
+	lastOffset map[Partition]int64
+}
+
+func (c *fakeCorr) Topics() []string { return []string{"corr"} }
+
+func (c *fakeCorr) Assigned(_ context.Context, _ *kgo.Client, ps []Partition) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		c.assigned[p] = true
+	}
+	return nil
+}
+
+func (c *fakeCorr) Revoked(_ context.Context, _ *kgo.Client, ps []Partition, _ bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		delete(c.assigned, p)
+	}
+	return nil
+}
+
+func (c *fakeCorr) Feed(ctx context.Context, cl *kgo.Client, evs []Fed) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var rs []*kgo.Record
+	for _, e := range evs {
+		if !c.assigned[e.Partition] {
+			c.t.Errorf("fed an event of %v, not assigned", e.Partition)
+		}
+		if last, ok := c.lastOffset[e.Partition]; ok && e.Offset <= last {
+			c.t.Errorf("fed %v offset %d after %d", e.Partition, e.Offset, last)
+		}
+		c.lastOffset[e.Partition] = e.Offset
+		for _, m := range e.Matches {
+			if c.rules[m.Rule.ID] == nil {
+				c.t.Errorf("fed a match of %s, which no correlation reads", m.Rule.ID)
+			}
+		}
+		c.fedMatches += len(e.Matches)
+		c.fedEvents++
+		computer, ok := e.Event.Get("Computer")
+		if !ok {
+			c.t.Errorf("fed event without the group-by field Computer: %v", e.Event.Fields)
+		}
+		rs = append(rs, &kgo.Record{Topic: "corr", Key: []byte(computer), Value: []byte(computer)})
+	}
+	return cl.ProduceSync(ctx, rs...).FirstErr()
+}
+
+func (c *fakeCorr) Consume(_ context.Context, _ *kgo.Client, recs []*kgo.Record) ([]Alert, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if recs == nil {
+		c.idle++
+		return nil, nil
+	}
+	var out []Alert
+	for _, r := range recs {
+		if !c.assigned[Partition{r.Topic, r.Partition}] {
+			c.t.Errorf("consumed %s/%d, not assigned", r.Topic, r.Partition)
+		}
+		c.consumed++
+		a := engine.Alert{Rule: c.corrRule, Group: []event.Field{{Name: "Computer", Value: string(r.Value)}}, Value: 1, Events: 1}
+		out = append(out, Alert{Record: hunt.AlertRecord(a), Key: fmt.Sprintf("fake/%d/%d", r.Partition, r.Offset),
+			Where: Partition{r.Topic, r.Partition}, Offset: r.Offset})
+	}
+	return out, nil
+}
+
+// TestCorrelationsHook: with correlation rules loaded, the events that feed them go to
+// Correlations.Feed from assigned partitions in offset order, the records of its
+// topics to Consume (and an empty Consume ticks a quiet stream), and the alerts it
+// returns reach the alerts topic with their alert_id.
+func TestCorrelationsHook(t *testing.T) {
+	f := loadFixture(t)
+	corrFile := filepath.Join("..", "engine", "testdata", "keyed_correlations.yml")
+	loaded, err := hunt.LoadRules([]string{corpustest.Path(t, "sigma", "sigmahq", "rules", "windows"),
+		corpustest.Path(t, "sigma", "sigmahq", "rules-emerging-threats"), corrFile}, []hunt.Parser{sigma.Parser{}}, hunt.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := winevent.Routing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hunt.New(loaded.Rules, engine.Options{Router: engine.CatalogRouter{Catalog: wc}})
+	fc := &fakeCorr{t: t, rules: map[string]*rule.Rule{}, assigned: map[Partition]bool{}, lastOffset: map[Partition]int64{}}
+	for _, r := range loaded.Rules {
+		if r.Correlation == nil {
+			continue
+		}
+		fc.corrRule = r
+		for _, ref := range r.Correlation.Rules {
+			fc.rules[ref] = r
+		}
+	}
+	if len(fc.rules) == 0 {
+		t.Fatalf("no correlation in %s", corrFile)
+	}
+	// The reference: matches of the base rules in `hunt --json` without the
+	// correlations (with them, hunt may keep base matches for the correlator only).
+	wantFed := 0
+	for _, line := range f.want {
+		var x struct {
+			ID string `json:"rule_id"`
+		}
+		json.Unmarshal([]byte(line), &x)
+		if fc.rules[x.ID] != nil {
+			wantFed++
+		}
+	}
+	if wantFed == 0 {
+		t.Fatal("no regression event matches a base rule of the correlations")
+	}
+
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "events"), kfake.SeedTopics(2, "corr"), kfake.SeedTopics(1, "alerts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addrs := c.ListenAddrs()
+	produce(t, addrs, f, 1)
+	w, err := New(Config{Brokers: addrs, Topic: "events", Group: "g", Alerts: "alerts", FromBeginning: true, Hunter: h,
+		Correlations: fc, MaxPoll: 20, Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	a := readAlerts(t, addrs, 1)
+	a.until(60*time.Second, func(int) bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return fc.fedMatches >= wantFed && fc.consumed >= fc.fedEvents && fc.idle > 0
+	})
+	a.until(30*time.Second, func(n int) bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		corr := 0
+		for _, line := range a.byID {
+			if strings.Contains(line, `"topic":"corr"`) {
+				corr++
+			}
+		}
+		return corr >= fc.consumed
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.fedMatches != wantFed {
+		t.Errorf("fed %d base-rule matches, hunt --json prints %d", fc.fedMatches, wantFed)
+	}
+	for id, line := range a.byID {
+		var x struct {
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+			Offset    int64  `json:"offset"`
+		}
+		json.Unmarshal([]byte(line), &x)
+		if x.Topic != "corr" {
+			continue
+		}
+		if want := alertID(fmt.Sprintf("fake/%d/%d", x.Partition, x.Offset)); id != want {
+			t.Errorf("correlation alert id %s, want the hash of its key %s", id, want)
+		}
+		if !strings.HasPrefix(line, `{"rule_id":"`+fc.corrRule.ID+`"`) || !strings.Contains(line, `"fields":{"Computer":`) {
+			t.Errorf("correlation alert is not hunt's alert record: %s", line)
+		}
+	}
+	if w.Metrics().Snapshot().Alerts != int64(fc.consumed) {
+		t.Errorf("metrics count %d correlation alerts, Consume returned %d", w.Metrics().Snapshot().Alerts, fc.consumed)
 	}
 }
