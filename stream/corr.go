@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,6 +100,8 @@ type KeyedCorrelations struct {
 // CorrStats count what KeyedCorrelations did.
 type CorrStats struct {
 	Inputs, Applied, Late, Duplicates, Replayed, Alerts, Reemitted, Restored, BadRecords atomic.Int64
+	// Keys is the number of keys with state held now.
+	Keys atomic.Int64
 }
 
 type corrShard struct {
@@ -330,16 +333,70 @@ func (c *KeyedCorrelations) restore(ctx context.Context, p int32, committed int6
 	}
 	// Whatever a previous owner held: this worker's state replaces it.
 	c.shards[p] = sh
+	c.keys()
 	return nil
 }
 
 const metaKey = "meta"
 
-// Revoked drops the state of the partitions given up: it is in the changelog.
-func (c *KeyedCorrelations) Revoked(_ context.Context, _ *kgo.Client, ps []Partition, _ bool) error {
+// Revoked drops the state of the partitions given up: it is in the changelog. Given
+// up cleanly (everything handed over committed, the alerts acknowledged), the alerts
+// kept with the states are cleared first, so the next owner does not raise them again.
+func (c *KeyedCorrelations) Revoked(ctx context.Context, _ *kgo.Client, ps []Partition, lost bool) error {
+	var writes []*kgo.Record
 	for _, p := range ps {
-		if p.Topic == c.repart {
-			delete(c.shards, p.Partition)
+		sh := c.shards[p.Partition]
+		if p.Topic != c.repart || sh == nil {
+			continue
+		}
+		delete(c.shards, p.Partition)
+		if lost {
+			continue
+		}
+		for key := range sh.fired {
+			if st := sh.s.State(key); st != nil && st.Extra != nil {
+				st.Extra = nil
+				writes = append(writes, &kgo.Record{Topic: c.changelog, Partition: p.Partition, Key: []byte(key), Value: sh.s.Encode(key)})
+			}
+		}
+	}
+	if len(writes) > 0 {
+		if err := c.prod.ProduceSync(ctx, writes...).FirstErr(); err != nil {
+			// Only costs duplicates (same alert_id) at the next owner.
+			c.report(fmt.Errorf("clearing delivered alerts in %s: %w", c.changelog, err))
+		}
+	}
+	c.keys()
+	return nil
+}
+
+// keys updates the Keys gauge.
+func (c *KeyedCorrelations) keys() {
+	n := 0
+	for _, sh := range c.shards {
+		n += sh.s.Len()
+	}
+	c.stats.Keys.Store(int64(n))
+}
+
+// WriteText writes the counters in the Prometheus text format.
+func (c *KeyedCorrelations) WriteText(w io.Writer) error {
+	s := &c.stats
+	for _, m := range []struct {
+		name, help, typ string
+		v               int64
+	}{
+		{"ruledex_corr_inputs_total", "Correlation inputs produced to the repartition topic.", "counter", s.Inputs.Load()},
+		{"ruledex_corr_applied_total", "Correlation inputs taken into keyed state.", "counter", s.Applied.Load()},
+		{"ruledex_corr_late_total", "Correlation inputs beyond the grace, not correlated.", "counter", s.Late.Load()},
+		{"ruledex_corr_duplicates_total", "Correlation inputs already taken (producer retries, partitions read again).", "counter", s.Duplicates.Load()},
+		{"ruledex_corr_alerts_total", "Correlation alerts raised, re-emissions included.", "counter", s.Alerts.Load()},
+		{"ruledex_corr_reemitted_total", "Correlation alerts raised again after a restore (their delivery was not known).", "counter", s.Reemitted.Load()},
+		{"ruledex_corr_bad_records_total", "Repartition or changelog records that could not be read.", "counter", s.BadRecords.Load()},
+		{"ruledex_corr_keys", "Keys with correlation state held by this worker.", "gauge", s.Keys.Load()},
+	} {
+		if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -474,6 +531,7 @@ func (c *KeyedCorrelations) Consume(ctx context.Context, cl *kgo.Client, recs []
 		}
 	}
 	c.stats.Alerts.Add(int64(len(out)))
+	c.keys()
 	return out, nil
 }
 

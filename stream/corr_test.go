@@ -391,7 +391,7 @@ func TestCorrConsume(t *testing.T) {
 	var reports []string
 	newKC := func() *KeyedCorrelations {
 		kc, err := NewKeyedCorrelations(CorrConfig{Brokers: addrs, Group: "hunters", Hunter: f.hunter, Grace: time.Minute,
-			Report: func(err error) { reports = append(reports, err.Error()) }})
+			Idle: 10 * time.Millisecond, Report: func(err error) { reports = append(reports, err.Error()) }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,5 +445,43 @@ func TestCorrConsume(t *testing.T) {
 	}
 	if got, want := kc2.shards[0].s.Stream, t0.Add(610*time.Second); !got.Equal(want) {
 		t.Errorf("restored stream time %v, want %v", got, want)
+	}
+	var text bytes.Buffer
+	if err := kc.WriteText(&text); err != nil || !strings.Contains(text.String(), "\nruledex_corr_late_total 1\n") {
+		t.Errorf("metrics: %v\n%s", err, text.String())
+	}
+
+	// Quiet: the tick releases the held events (0, 600 and 610 s: three in the hour).
+	time.Sleep(20 * time.Millisecond)
+	as, err := kc.Consume(ctx, cl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || as[0].Record.Rule.ID != "6c0c7e3e-0000-4000-8000-000000000001" || as[0].Where.Topic != rep {
+		t.Fatalf("tick alerts %+v, want the event_count alert", as)
+	}
+	// A worker taking the partition now cannot know the alert was delivered (no commit
+	// since): it raises it again, with the same key.
+	kc3 := newKC()
+	if err := kc3.Assigned(ctx, cl, []Partition{{rep, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := kc3.Consume(ctx, cl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 || again[0].Key != as[0].Key {
+		t.Errorf("restored worker raises %+v, want the undelivered alert again", again)
+	}
+	// Handed over cleanly, the alert is known delivered: the next owner is silent.
+	if err := kc.Revoked(ctx, cl, []Partition{{rep, 0}}, false); err != nil {
+		t.Fatal(err)
+	}
+	kc4 := newKC()
+	if err := kc4.Assigned(ctx, cl, []Partition{{rep, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := kc4.Stats().Reemitted.Load(); n != 0 {
+		t.Errorf("%d alerts raised again after a clean hand-over", n)
 	}
 }
