@@ -62,3 +62,7 @@ func AlertRecord(a engine.Alert) Record { return alertRecord(a) }
 // Correlator is the hunter's correlator, built from the same rules as its matcher:
 // Suppressed and Reads answer for the streaming path as they do for Run.
 func (h *Hunter) Correlator() *engine.Correlator { return h.co }
+
+// Correlates tells whether some rule feeds a correlation or aggregation: a streaming
+// caller needs correlation state (and its topics) only then.
+func (h *Hunter) Correlates() bool { return len(h.feedsCorr) > 0 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	huntpkg "github.com/ruledex/ruledex/hunt"
 	"github.com/ruledex/ruledex/stream"
@@ -26,6 +28,8 @@ type kafkaOptions struct {
 	metrics        string
 	statsEvery     time.Duration
 	sessionTimeout time.Duration
+	grace          time.Duration
+	corrPartitions int32
 }
 
 func addKafkaFlags(cmd *cobra.Command, k *kafkaOptions) {
@@ -40,7 +44,11 @@ brokers acknowledged the alerts of the events, so a worker killed at any point l
 nothing; what it had not committed is read again and its alerts come again with the
 same alert_id (consumers drop duplicates by it). SIGINT or SIGTERM finishes the poll
 in hand, commits it and leaves the group (exit status 0). --metrics ADDR serves
-Prometheus metrics at /metrics; a stats line goes to stderr every --stats-every.`
+Prometheus metrics at /metrics; a stats line goes to stderr every --stats-every.
+Correlation rules run keyed across the workers: the events that feed them go through
+the topic GROUP-corr-repartition, their state is kept in the compacted topic
+GROUP-corr-changelog (created by --create-corr-topics N), and event time drives the
+windows, with events up to --grace late still put in order.`
 	f := cmd.Flags()
 	f.StringVar(&k.brokers, "kafka", "", "consume events from Kafka: bootstrap brokers host:port[,host:port...]")
 	f.StringVar(&k.topic, "topic", "", "with --kafka: the events topic")
@@ -49,6 +57,8 @@ Prometheus metrics at /metrics; a stats line goes to stderr every --stats-every.
 	f.BoolVar(&k.fromBeginning, "from-beginning", false, "with --kafka: read partitions the group never committed from their start (default: only new events)")
 	f.StringVar(&k.metrics, "metrics", "", "with --kafka: serve Prometheus metrics on ADDR (host:port) at /metrics")
 	f.DurationVar(&k.statsEvery, "stats-every", 10*time.Second, "with --kafka: write a stats line to stderr this often (0: never)")
+	f.DurationVar(&k.grace, "grace", 30*time.Second, "with --kafka: how late (event time) an event may arrive and still be correlated in time order")
+	f.Int32Var(&k.corrPartitions, "create-corr-topics", 0, "with --kafka: create GROUP-corr-repartition and GROUP-corr-changelog with this many partitions if missing (0: they must exist)")
 	f.DurationVar(&k.sessionTimeout, "session-timeout", 0, "with --kafka: how long the group waits for a silent worker before moving its partitions (default the client's, 45s)")
 }
 
@@ -97,12 +107,41 @@ func runHuntKafka(cmd *cobra.Command, stderr io.Writer, o huntOptions) error {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "ruledex hunt: "+format+"\n", args...)
 	}
-	w, err := stream.New(stream.Config{
-		Brokers: strings.Split(k.brokers, ","), Topic: k.topic, Group: k.group, Alerts: k.alerts,
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	brokers := strings.Split(k.brokers, ",")
+	cfg := stream.Config{
+		Brokers: brokers, Topic: k.topic, Group: k.group, Alerts: k.alerts,
 		FromBeginning: k.fromBeginning, Hunter: h, Parallel: o.workers, SessionTimeout: k.sessionTimeout,
 		StatsEvery: k.statsEvery, Log: func(s string) { logf("%s", s) },
 		Report: func(err error) { logf("%v", err) },
-	})
+	}
+	var kc *stream.KeyedCorrelations
+	if h.Correlates() {
+		kc, err = stream.NewKeyedCorrelations(stream.CorrConfig{Brokers: brokers, Group: k.group, Hunter: h, Grace: k.grace,
+			Report: func(err error) { logf("correlations: %v", err) }})
+		if err != nil {
+			return withCode(exitUsage, err)
+		}
+		defer kc.Close()
+		repart, changelog := stream.CorrTopics(k.group)
+		if k.corrPartitions > 0 {
+			adm, err := kadm.NewOptClient(kgo.SeedBrokers(brokers...))
+			if err != nil {
+				return withCode(exitFailure, err)
+			}
+			err = stream.CreateCorrTopics(ctx, adm, k.group, k.corrPartitions, -1)
+			adm.Close()
+			if err != nil {
+				return withCode(exitFailure, fmt.Errorf("--create-corr-topics: %w", err))
+			}
+		}
+		cfg.Correlations = kc
+		logf("correlations keyed across workers through %s and %s", repart, changelog)
+	}
+	w, err := stream.New(cfg)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -112,7 +151,12 @@ func runHuntKafka(cmd *cobra.Command, stderr io.Writer, o huntOptions) error {
 			return withCode(exitFailure, fmt.Errorf("--metrics: %w", err))
 		}
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", w.Metrics().Handler())
+		mux.Handle("GET /metrics", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			w.Metrics().Handler().ServeHTTP(rw, r)
+			if kc != nil {
+				kc.WriteText(rw)
+			}
+		}))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
@@ -120,10 +164,6 @@ func runHuntKafka(cmd *cobra.Command, stderr io.Writer, o huntOptions) error {
 	}
 	logf("%d rules loaded, %d skipped (--verbose lists them); group %s reads %s, alerts to %s",
 		h.Loaded(), skipped, k.group, k.topic, k.alerts)
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	err = w.Run(ctx)
 	logf("%s", w.Metrics().Snapshot().Line())
 	if err != nil {
