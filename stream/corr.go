@@ -339,31 +339,14 @@ func (c *KeyedCorrelations) restore(ctx context.Context, p int32, committed int6
 
 const metaKey = "meta"
 
-// Revoked drops the state of the partitions given up: it is in the changelog. Given
-// up cleanly (everything handed over committed, the alerts acknowledged), the alerts
-// kept with the states are cleared first, so the next owner does not raise them again.
-func (c *KeyedCorrelations) Revoked(ctx context.Context, _ *kgo.Client, ps []Partition, lost bool) error {
-	var writes []*kgo.Record
+// Revoked drops the state of the partitions given up: it is in the changelog. The
+// alerts kept with the states stay there: only the worker's next call proves them
+// delivered (which clears them, in the changelog too), and a worker that stops on an
+// error revokes without having delivered them.
+func (c *KeyedCorrelations) Revoked(_ context.Context, _ *kgo.Client, ps []Partition, _ bool) error {
 	for _, p := range ps {
-		sh := c.shards[p.Partition]
-		if p.Topic != c.repart || sh == nil {
-			continue
-		}
-		delete(c.shards, p.Partition)
-		if lost {
-			continue
-		}
-		for key := range sh.fired {
-			if st := sh.s.State(key); st != nil && st.Extra != nil {
-				st.Extra = nil
-				writes = append(writes, &kgo.Record{Topic: c.changelog, Partition: p.Partition, Key: []byte(key), Value: sh.s.Encode(key)})
-			}
-		}
-	}
-	if len(writes) > 0 {
-		if err := c.prod.ProduceSync(ctx, writes...).FirstErr(); err != nil {
-			// Only costs duplicates (same alert_id) at the next owner.
-			c.report(fmt.Errorf("clearing delivered alerts in %s: %w", c.changelog, err))
+		if p.Topic == c.repart {
+			delete(c.shards, p.Partition)
 		}
 	}
 	c.keys()
