@@ -55,7 +55,7 @@ var (
 	fixErr  error
 )
 
-func loadFixture(t *testing.T) *fixture {
+func loadFixture(t testing.TB) *fixture {
 	t.Helper()
 	cases := regression.Cases(t)
 	rules := []string{corpustest.Path(t, "sigma", "sigmahq", "rules", "windows"),
