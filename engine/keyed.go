@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -202,7 +203,11 @@ type Shard struct {
 	k       *Keyed
 	states  map[string]*KeyState
 	waiting map[string]bool
-	dirty   map[string]bool
+	// due orders the waiting keys by their earliest held input (entries go stale
+	// when that changes; a fresh one is pushed then): Release touches only the keys
+	// it applies something to.
+	due   dueHeap
+	dirty map[string]bool
 	// Stream is the largest event time the shard has seen.
 	Stream time.Time
 	// Late counts inputs that came too late to be applied.
@@ -304,6 +309,9 @@ func (s *Shard) Add(in Input, pos int64) (Outcome, error) {
 	copy(st.pending[i+1:], st.pending[i:])
 	st.pending[i] = p
 	s.waiting[key] = true
+	if i == 0 {
+		heap.Push(&s.due, dueAt{p.t, key})
+	}
 	return Held, nil
 }
 
@@ -321,9 +329,24 @@ func (s *Shard) ReleaseAll(out []KeyedAlert) []KeyedAlert {
 }
 
 func (s *Shard) release(wm time.Time, all bool, out []KeyedAlert) []KeyedAlert {
-	keys := make([]string, 0, len(s.waiting))
-	for k := range s.waiting {
-		keys = append(keys, k)
+	var keys []string
+	if all {
+		keys = make([]string, 0, len(s.waiting))
+		for k := range s.waiting {
+			keys = append(keys, k)
+		}
+		s.due = s.due[:0]
+	} else {
+		seen := map[string]bool{}
+		for len(s.due) > 0 && !s.due[0].t.After(wm) {
+			d := heap.Pop(&s.due).(dueAt)
+			st := s.states[d.key]
+			if st == nil || len(st.pending) == 0 || !st.pending[0].t.Equal(d.t) || seen[d.key] {
+				continue // stale
+			}
+			seen[d.key] = true
+			keys = append(keys, d.key)
+		}
 	}
 	sort.Strings(keys)
 	var buf []Alert
@@ -346,9 +369,29 @@ func (s *Shard) release(wm time.Time, all bool, out []KeyedAlert) []KeyedAlert {
 		}
 		if len(st.pending) == 0 {
 			delete(s.waiting, key)
+		} else {
+			heap.Push(&s.due, dueAt{st.pending[0].t, key})
 		}
 	}
 	return out
+}
+
+type dueAt struct {
+	t   time.Time
+	key string
+}
+
+type dueHeap []dueAt
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].t.Before(h[j].t) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueAt)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // window returns the open window for step, which may replace it.
@@ -593,6 +636,7 @@ func (s *Shard) Restore(key string, value []byte) error {
 	s.states[key] = st
 	if len(st.pending) > 0 {
 		s.waiting[key] = true
+		heap.Push(&s.due, dueAt{st.pending[0].t, key})
 	} else {
 		delete(s.waiting, key)
 	}

@@ -442,3 +442,83 @@ func TestKeyedBadState(t *testing.T) {
 		t.Errorf("Add of an unknown correlation: %v", err)
 	}
 }
+
+// keyedBenchSetup: failed logons of 1000 users, one a second, for an event_count
+// correlation by user (5 minutes, 3 or more).
+func keyedBenchSetup(b *testing.B) (*Matcher, *Correlator, []*event.Event) {
+	rs, diags := sigma.Parser{}.Parse(rule.Source{Path: "b.yml"}, []byte(baseRules+"---\ntitle: corr\nid: 00000000-0000-0000-0000-0000000000cc\n"+correlationCases[0].correlation+"\n"))
+	if len(diags) > 0 {
+		b.Fatal(diags)
+	}
+	m, _ := Compile(rs, Options{})
+	co, _ := NewCorrelator(m)
+	var evs []*event.Event
+	for i := range 10000 {
+		evs = append(evs, failed(i, fmt.Sprintf("user%d", i%1000), "10.0.0.1"))
+	}
+	return m, co, evs
+}
+
+func BenchmarkCorrelatorObserve(b *testing.B) {
+	m, co, evs := keyedBenchSetup(b)
+	ms := make([][]Match, len(evs))
+	for i, e := range evs {
+		ms[i] = m.Match(e, nil)
+	}
+	b.ResetTimer()
+	var out []Alert
+	for i := 0; i < b.N; i++ {
+		j := i % len(evs)
+		out = co.Observe(evs[j], ms[j], out[:0])
+	}
+}
+
+// BenchmarkShardAddRelease: one input through a shard (held for a minute of grace,
+// then applied), the engine's share of the Kafka path per correlated event.
+func BenchmarkShardAddRelease(b *testing.B) {
+	m, co, evs := keyedBenchSetup(b)
+	k := co.Keyed(time.Minute)
+	var ins []Input
+	for i, e := range evs {
+		ins = k.Inputs(e, m.Match(e, nil), "events/0", int64(i), ins)
+	}
+	b.ResetTimer()
+	s := k.NewShard()
+	var out []KeyedAlert
+	for i := 0; i < b.N; i++ {
+		in := ins[i%len(ins)]
+		in.Time += int64(i/len(ins)) * int64(len(ins)) * int64(time.Second)
+		in.Off = int64(i)
+		if _, err := s.Add(in, int64(i)); err != nil {
+			b.Fatal(err)
+		}
+		out = s.Release(out[:0])
+		if i%1000 == 0 {
+			s.Dirty()
+		}
+	}
+}
+
+// BenchmarkShardEncode: one key's state to its changelog value and back.
+func BenchmarkShardEncode(b *testing.B) {
+	m, co, evs := keyedBenchSetup(b)
+	k := co.Keyed(time.Minute)
+	s := k.NewShard()
+	for i, e := range evs[:2000] {
+		for _, in := range k.Inputs(e, m.Match(e, nil), "events/0", int64(i), nil) {
+			s.Add(in, int64(i))
+		}
+	}
+	s.Release(nil)
+	key := s.Keys()[0]
+	v := s.Encode(key)
+	in := k.Inputs(evs[0], m.Match(evs[0], nil), "events/0", 0, nil)[0]
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Restore(key, s.Encode(key)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(v)), "state-bytes")
+	b.ReportMetric(float64(len(in.Encode())), "input-bytes")
+}
