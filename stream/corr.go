@@ -279,6 +279,10 @@ func (c *KeyedCorrelations) restore(ctx context.Context, p int32, committed int6
 		return fmt.Errorf("end offset of %s/%d: %v", c.changelog, p, end.Err)
 	}
 	if end.Offset > 0 {
+		// A changelog partition that cannot be read to its end must not hang the
+		// rebalance for ever.
+		ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+		defer cancel()
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.changelog: {p: kgo.NewOffset().AtStart()}})}, c.cfg.Opts...)...)
 		if err != nil {
@@ -338,6 +342,9 @@ func (c *KeyedCorrelations) restore(ctx context.Context, p int32, committed int6
 }
 
 const metaKey = "meta"
+
+// restoreTimeout bounds reading one changelog partition.
+const restoreTimeout = 5 * time.Minute
 
 // Revoked drops the state of the partitions given up: it is in the changelog. The
 // alerts kept with the states stay there: only the worker's next call proves them

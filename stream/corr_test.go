@@ -185,9 +185,28 @@ func TestCorrelationsGroup(t *testing.T) {
 	}{
 		{"three workers", func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations {
 			var kcs []*KeyedCorrelations
+			var ws []*worker
 			for range 3 {
-				_, kc := startCorrWorker(t, addrs, f, nil)
-				kcs = append(kcs, kc)
+				w, kc := startCorrWorker(t, addrs, f, nil)
+				kcs, ws = append(kcs, kc), append(ws, w)
+			}
+			// All three in the group before the events come, or the first may read
+			// them all.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				n, each := 0, true
+				for _, w := range ws {
+					k := w.w.Metrics().Snapshot().AssignedPartitions
+					n += k
+					each = each && k > 0
+				}
+				if n == 6+4 && each {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the group did not settle: %d partitions assigned", n)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 			produceValues(t, addrs, f.values)
 			waitCorr(t, a, f)
@@ -208,6 +227,26 @@ func TestCorrelationsGroup(t *testing.T) {
 		// and not count the re-read inputs twice.
 		{"killed after the changelog write, restarted", func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations {
 			return killedCorr(t, addrs, a, f, "produced", half)
+		}},
+		// A worker joining mid-stream takes repartition partitions whose inputs are
+		// still held (the grace is wide): it must restore them from the changelog.
+		{"worker added mid-stream", func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations {
+			_, kc1 := startCorrWorker(t, addrs, f, nil)
+			produceValues(t, addrs, f.values[:half])
+			deadline := time.Now().Add(60 * time.Second)
+			for kc1.Stats().Applied.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			_, kc2 := startCorrWorker(t, addrs, f, nil)
+			for kc2.Stats().Restored.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if kc2.Stats().Restored.Load() == 0 {
+				t.Error("the joining worker restored no key from the changelog")
+			}
+			produceValues(t, addrs, f.values[half:])
+			waitCorr(t, a, f)
+			return []*KeyedCorrelations{kc1, kc2}
 		}},
 		// Killed before feeding the repartition topic.
 		{"killed before feeding, restarted", func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations {
