@@ -37,36 +37,7 @@ func TestHuntKafkaBinary(t *testing.T) {
 	rules := filepath.Join(corpus, "sigma", "sigmahq", "rules", "windows") + "," +
 		filepath.Join(corpus, "sigma", "sigmahq", "rules-emerging-threats")
 
-	// The files and their events, one compacted object per record.
-	var files []string
-	type value struct {
-		file int
-		b    []byte
-	}
-	var values []value
-	seen := map[string]bool{}
-	for _, c := range regression.Cases(t) {
-		p := c.JSON()
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		for dec.More() {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				t.Fatalf("%s: %v", p, err)
-			}
-			var b bytes.Buffer
-			json.Compact(&b, raw)
-			values = append(values, value{len(files), b.Bytes()})
-		}
-		files = append(files, p)
-	}
+	files, values := kafkaEvents(t)
 
 	// The reference: hunt --json on the files.
 	ref := exec.Command(cliBin, append([]string{"hunt", "--rules", rules, "--json"}, files...)...)
@@ -257,6 +228,42 @@ func TestHuntKafkaBinary(t *testing.T) {
 	t.Logf("%d alert records, %d distinct (%d expected); victim killed after %d", raw, len(alerts), total, killedAt)
 }
 
+// kafkaValue is one event of a regression file, compacted to one line: one record.
+type kafkaValue struct {
+	file int
+	b    []byte
+}
+
+// kafkaEvents are the SigmaHQ regression JSON files and their events.
+func kafkaEvents(t *testing.T) ([]string, []kafkaValue) {
+	var files []string
+	var values []kafkaValue
+	seen := map[string]bool{}
+	for _, c := range regression.Cases(t) {
+		p := c.JSON()
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			var b bytes.Buffer
+			json.Compact(&b, raw)
+			values = append(values, kafkaValue{len(files), b.Bytes()})
+		}
+		files = append(files, p)
+	}
+	return files, values
+}
+
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -295,4 +302,144 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestHuntKafkaBinaryCorrelations: with correlation rules, two `hunt --kafka`
+// processes produce exactly what `hunt --json` prints for the same files, the
+// correlation alerts included, although the events of a correlation are spread over
+// partitions read by different workers (they meet in the repartition topic the
+// first worker creates).
+func TestHuntKafkaBinaryCorrelations(t *testing.T) {
+	corpus := corpustest.Dir(t)
+	rules := filepath.Join(corpus, "sigma", "sigmahq", "rules", "windows") + "," +
+		filepath.Join(corpus, "sigma", "sigmahq", "rules-emerging-threats") + "," +
+		filepath.Join("..", "..", "engine", "testdata", "keyed_correlations.yml")
+	// The set's correlation decided at its window's end (lt 2): a file hunt decides it
+	// at the end of the input, a stream (which has no end) when event time passes the
+	// window, so they differ by design.
+	const windowEndOnly = "6c0c7e3e-0000-4000-8000-000000000005"
+	files, values := kafkaEvents(t)
+	ref := exec.Command(cliBin, append([]string{"hunt", "--rules", rules, "--exclude", windowEndOnly, "--json"}, files...)...)
+	var refOut, refErr bytes.Buffer
+	ref.Stdout, ref.Stderr = &refOut, &refErr
+	if err := ref.Run(); err != nil {
+		t.Fatalf("hunt --json: %v\n%s", err, refErr.String())
+	}
+	want := map[string]int{}
+	nwant, ncorr := 0, 0
+	for _, line := range strings.SplitAfter(refOut.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		want[line]++
+		nwant++
+		if strings.Contains(line, `"file":""`) {
+			ncorr++
+		}
+	}
+	if ncorr == 0 {
+		t.Fatalf("hunt --json raised no correlation alert: the test would prove nothing\n%s", refErr.String())
+	}
+
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "events"), kfake.SeedTopics(2, "alerts"),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addrs := c.ListenAddrs()
+	var procs []*exec.Cmd
+	var logs []*syncBuffer
+	for range 2 {
+		cmd := exec.Command(cliBin, "hunt", "--rules", rules, "--exclude", windowEndOnly, "--kafka", strings.Join(addrs, ","), "--topic", "events",
+			"--group", "hunters", "--alerts", "alerts", "--from-beginning", "--session-timeout", "1s",
+			"--grace", "30000h", "--create-corr-topics", "4")
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		procs, logs = append(procs, cmd), append(logs, &stderr)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	for _, v := range values {
+		rs = append(rs, &kgo.Record{Topic: "events", Key: []byte(strconv.Itoa(v.file)), Value: v.b})
+	}
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	where := map[string]string{}
+	for _, r := range rs {
+		where[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = files[must(strconv.Atoi(string(r.Key)))]
+	}
+
+	ac, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics("alerts"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	alerts := map[string]string{}
+	deadline := time.Now().Add(120 * time.Second)
+	for len(alerts) < nwant && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		ac.PollFetches(ctx).EachRecord(func(r *kgo.Record) { alerts[string(r.Key)] = string(r.Value) })
+		cancel()
+	}
+	// Anything more than hunt prints would come now.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ac.PollFetches(ctx).EachRecord(func(r *kgo.Record) { alerts[string(r.Key)] = string(r.Value) })
+	cancel()
+	for _, p := range procs {
+		p.Process.Signal(syscall.SIGTERM)
+	}
+	for i, p := range procs {
+		if err := p.Wait(); err != nil {
+			t.Errorf("worker %d after SIGTERM: %v\n%s", i, err, logs[i].String())
+		}
+	}
+
+	got := map[string]int{}
+	for _, line := range alerts {
+		var x struct {
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+			Offset    int64  `json:"offset"`
+		}
+		if err := json.Unmarshal([]byte(line), &x); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		h := line[:strings.LastIndex(line, `,"alert_id":`)] + "}\n"
+		if x.Topic == "events" {
+			q, _ := json.Marshal(where[fmt.Sprintf("%d/%d", x.Partition, x.Offset)])
+			h = strings.Replace(h, fmt.Sprintf(`"file":"events/%d"`, x.Partition), `"file":`+string(q), 1)
+		}
+		got[h]++
+	}
+	bad := 0
+	for line, n := range want {
+		if got[line] != n && bad < 10 {
+			t.Errorf("hunt --json %d×, alerts %d×: %s", n, got[line], line)
+			bad++
+		}
+	}
+	for line, n := range got {
+		if want[line] == 0 && bad < 20 {
+			t.Errorf("alert %d× that hunt --json does not print: %s", n, line)
+			bad++
+		}
+	}
+	t.Logf("%d alerts (%d correlation alerts) as hunt --json prints them", len(alerts), ncorr)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
