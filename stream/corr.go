@@ -62,7 +62,7 @@ func CreateCorrTopics(ctx context.Context, adm *kadm.Client, group string, parti
 		if err == nil {
 			err = resp.Err
 		}
-		if err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("creating topic %s: %w", c.topic, err)
 		}
 	}
@@ -269,7 +269,10 @@ func (c *KeyedCorrelations) Assigned(ctx context.Context, cl *kgo.Client, ps []P
 // alerts kept in the restored states whose poll the group did not commit (committed
 // below their Need) are queued for re-emission.
 func (c *KeyedCorrelations) restore(ctx context.Context, p int32, committed int64) error {
-	sh := &corrShard{s: c.k.NewShard(), lastOff: -1, seen: time.Now(), fired: map[string]bool{}, restored: map[string]bool{}}
+	// lastOff: the record before the first to be read. An alert raised before any
+	// is read (a tick releasing restored inputs) needs a commit past it to be known
+	// delivered.
+	sh := &corrShard{s: c.k.NewShard(), lastOff: max(committed, 0) - 1, seen: time.Now(), fired: map[string]bool{}, restored: map[string]bool{}}
 	ends, err := c.adm.ListEndOffsets(ctx, c.changelog)
 	if err != nil {
 		return fmt.Errorf("end offsets of %s: %w", c.changelog, err)

@@ -456,6 +456,10 @@ func TestCorrConsume(t *testing.T) {
 	if _, err := kc.Consume(ctx, cl, recs); err != nil {
 		t.Fatal(err)
 	}
+	// The worker commits the poll.
+	if _, err := kadm.NewClient(cl).CommitOffsets(ctx, "hunters", kadm.Offsets{rep: {0: {Topic: rep, Partition: 0, At: int64(len(values)), LeaderEpoch: -1}}}); err != nil {
+		t.Fatal(err)
+	}
 	s := kc.Stats()
 	if s.Late.Load() != 1 || s.Duplicates.Load() != 1 || s.BadRecords.Load() != 1 || s.Applied.Load() != 3 {
 		t.Errorf("late %d, duplicates %d, bad %d, applied %d; want 1, 1, 1, 3",
@@ -485,6 +489,25 @@ func TestCorrConsume(t *testing.T) {
 	if got, want := kc2.shards[0].s.Stream, t0.Add(610*time.Second); !got.Equal(want) {
 		t.Errorf("restored stream time %v, want %v", got, want)
 	}
+	// A worker that restored the held inputs and releases them on a tick, before
+	// reading any record, raises an alert that no commit has covered yet: whoever
+	// restores after it must raise it again.
+	kcT := newKC()
+	if err := kcT.Assigned(ctx, cl, []Partition{{rep, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if as, err := kcT.Consume(ctx, cl, nil); err != nil || len(as) != 1 {
+		t.Fatalf("tick after restore: %d alerts, %v; want 1", len(as), err)
+	}
+	kcU := newKC()
+	if err := kcU.Assigned(ctx, cl, []Partition{{rep, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := kcU.Stats().Reemitted.Load(); n != 1 {
+		t.Errorf("after a tick's alert on restored inputs, the next owner raises %d again, want 1", n)
+	}
+
 	var text bytes.Buffer
 	if err := kc.WriteText(&text); err != nil || !strings.Contains(text.String(), "\nruledex_corr_late_total 1\n") {
 		t.Errorf("metrics: %v\n%s", err, text.String())
