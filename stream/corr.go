@@ -453,9 +453,14 @@ func (c *KeyedCorrelations) Consume(ctx context.Context, cl *kgo.Client, recs []
 		switch oc {
 		case engine.Late:
 			c.stats.Late.Add(1)
-			c.report(fmt.Errorf("%s/%d@%d: event of %s at %s came %s after the partition's stream time %s, beyond the grace of %s: not correlated",
-				r.Topic, r.Partition, r.Offset, in.Src, time.Unix(0, in.Time).UTC().Format(time.RFC3339Nano),
-				sh.s.Stream.Sub(time.Unix(0, in.Time)), sh.s.Stream.Format(time.RFC3339Nano), c.cfg.Grace))
+			at := time.Unix(0, in.Time).UTC()
+			behind := sh.s.Stream.Sub(at)
+			why := fmt.Sprintf("beyond the grace of %s", c.cfg.Grace)
+			if behind <= c.cfg.Grace {
+				why = "older than an event of its key already correlated (held events are correlated at once after a quiet period)"
+			}
+			c.report(fmt.Errorf("%s/%d@%d: event of %s at %s came %s after the partition's stream time %s, %s: not correlated",
+				r.Topic, r.Partition, r.Offset, in.Src, at.Format(time.RFC3339Nano), behind, sh.s.Stream.Format(time.RFC3339Nano), why))
 		case engine.Duplicate:
 			c.stats.Duplicates.Add(1)
 		default:
