@@ -92,7 +92,9 @@ type Input struct {
 	Value  string   `json:"x,omitempty"` // the value field (value_count, value_sum...)
 	// Src and Off say where the event was read (a topic partition and an offset), Sub
 	// which of its inputs this is: a Shard drops an input it has already taken (a
-	// producer that retried, a partition read again after a crash).
+	// producer that retried, a partition read again after a crash). A key's inputs of
+	// one Src must come in offset order, as a partition's records do: an input behind
+	// the last one taken from its Src counts as taken.
 	Src string `json:"s,omitempty"`
 	Off int64  `json:"o,omitempty"`
 	Sub int    `json:"u,omitempty"`
