@@ -97,7 +97,10 @@ type KeyedCorrelations struct {
 	stats      CorrStats
 }
 
-// CorrStats count what KeyedCorrelations did.
+// CorrStats count what KeyedCorrelations did: inputs fed to the repartition topic;
+// repartition records applied, late (not correlated), duplicate (taken before),
+// replayed (already in the restored state); alerts returned and, of those, re-emitted
+// after a restore; keys restored; unreadable records.
 type CorrStats struct {
 	Inputs, Applied, Late, Duplicates, Replayed, Alerts, Reemitted, Restored, BadRecords atomic.Int64
 	// Keys is the number of keys with state held now.
@@ -399,8 +402,9 @@ func (c *KeyedCorrelations) WriteText(w io.Writer) error {
 // the changed states to the changelog and returns the alerts. Called without records
 // (a quiet poll), it releases the held inputs of partitions idle for Idle.
 func (c *KeyedCorrelations) Consume(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) ([]Alert, error) {
-	// The worker calls again only after acknowledging and committing what the last
-	// call returned: the alerts kept for that are no longer needed.
+	// The worker calls again only once the alerts the last call returned are
+	// acknowledged (and, for a poll with records, committed): the alerts kept for
+	// that are no longer needed.
 	for _, sh := range c.shards {
 		for key := range sh.fired {
 			if st := sh.s.State(key); st != nil && st.Extra != nil {
