@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -769,5 +770,49 @@ func TestCorrelationsHook(t *testing.T) {
 	}
 	if w.Metrics().Snapshot().Alerts != int64(fc.consumed) {
 		t.Errorf("metrics count %d correlation alerts, Consume returned %d", w.Metrics().Snapshot().Alerts, fc.consumed)
+	}
+}
+
+// TestAlertsNotAcknowledged: when the brokers do not take the alerts (here the alerts
+// topic does not exist), the worker stops with the error and commits nothing, so the
+// events are read again once the alerts can be written.
+func TestAlertsNotAcknowledged(t *testing.T) {
+	f := loadFixture(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addrs := c.ListenAddrs()
+	produce(t, addrs, f, 1)
+	w, err := New(Config{Brokers: addrs, Topic: "events", Group: "g", Alerts: "alerts", FromBeginning: true, Hunter: f.hunter,
+		Opts: []kgo.Opt{kgo.UnknownTopicRetries(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- w.Run(context.Background()) }()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the worker went on without its alerts acknowledged")
+	}
+	if err == nil || !strings.Contains(err.Error(), "alerts") {
+		t.Fatalf("Run: %v, want an error about the alerts", err)
+	}
+	adm, err := kadm.NewOptClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	offs, err := adm.FetchOffsets(context.Background(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("events", 0); ok && o.At > 0 {
+		t.Errorf("offset %d committed although no alert was acknowledged", o.At)
+	}
+	if n := w.Metrics().Snapshot().Events; n != 0 {
+		t.Errorf("%d events counted as done", n)
 	}
 }
