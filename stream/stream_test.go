@@ -344,6 +344,21 @@ func startWorker(t *testing.T, addrs []string, f *fixture, crash func(string) bo
 	return wk
 }
 
+// settle waits until every worker holds a partition: events produced before that may
+// all go to the first worker in, and the test would not test sharing.
+func settle(t *testing.T, ws ...*worker) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, w := range ws {
+		for w.w.Metrics().Snapshot().AssignedPartitions == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("a worker got no partition within 30s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 func (wk *worker) stop(t *testing.T) error {
 	wk.cancel()
 	select {
@@ -374,6 +389,7 @@ func TestGroup(t *testing.T) {
 	}{
 		{"three workers", func(t *testing.T, addrs []string, a *alerts) {
 			ws := []*worker{startWorker(t, addrs, f, nil), startWorker(t, addrs, f, nil), startWorker(t, addrs, f, nil)}
+			settle(t, ws...)
 			produce(t, addrs, f, 2*rounds)
 			a.until(90*time.Second, func(n int) bool { return n >= a.rounds*len(f.want) })
 			busy := 0
@@ -403,6 +419,7 @@ func TestGroup(t *testing.T) {
 			produce(t, addrs, f, rounds)
 			a.until(60*time.Second, func(n int) bool { return n > 0 })
 			w2 := startWorker(t, addrs, f, nil)
+			settle(t, w2)
 			produce(t, addrs, f, rounds)
 			a.until(90*time.Second, func(n int) bool { return n >= a.rounds*len(f.want) })
 			if r := w1.w.Metrics().Snapshot().Rebalances; r < 2 {
@@ -429,8 +446,7 @@ func killed(t *testing.T, addrs []string, a *alerts, f *fixture, step string, ro
 	var polls atomic.Int32
 	crash := func(s string) bool { return s == step && polls.Add(1) == 3 }
 	victim := startWorker(t, addrs, f, crash)
-	startWorker(t, addrs, f, nil)
-	startWorker(t, addrs, f, nil)
+	settle(t, victim, startWorker(t, addrs, f, nil), startWorker(t, addrs, f, nil))
 	produce(t, addrs, f, rounds)
 	select {
 	case err := <-victim.done:
