@@ -33,7 +33,8 @@ type Metrics struct {
 	assigned    map[Partition]bool
 	lag         map[Partition]int64
 	lagAt       time.Time
-	rate        Stats // snapshot the rates are computed from
+	refresh     func() // asks the group's lag now (set by the worker)
+	rate        Stats  // snapshot the rates are computed from
 	eventsRate  float64
 	matchesRate float64
 }
@@ -196,9 +197,17 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	return bw.Flush()
 }
 
-// Handler serves WriteText.
+// Handler serves WriteText. Lag older than a second (a rebalance moved partitions
+// since the last refresh) is asked again first, so a scrape sees this worker's
+// partitions as they are.
 func (m *Metrics) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		refresh, stale := m.refresh, time.Since(m.lagAt) > time.Second
+		m.mu.Unlock()
+		if refresh != nil && stale {
+			refresh()
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		m.WriteText(w)
 	})
@@ -211,6 +220,9 @@ const lagEvery = 2 * time.Second
 // trackLag refreshes lag and rates until ctx is done or the returned stop is called.
 func (w *Worker) trackLag(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
+	w.m.mu.Lock()
+	w.m.refresh = func() { w.refreshLag(ctx) }
+	w.m.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -238,6 +250,9 @@ func (w *Worker) trackLag(ctx context.Context) (stop func()) {
 	return func() {
 		cancel()
 		<-done
+		w.m.mu.Lock()
+		w.m.refresh = nil
+		w.m.mu.Unlock()
 	}
 }
 
