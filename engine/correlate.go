@@ -27,6 +27,9 @@ type Alert struct {
 	Events int
 	// First is the time of the window's first event.
 	First time.Time
+	// IDs name the window's events where they were read (keyed correlation: the
+	// origin of each Input), in window order; nil for a Correlator.
+	IDs []string
 }
 
 // Correlator evaluates Sigma correlation rules and legacy `| count() by` aggregations
@@ -69,6 +72,7 @@ type window struct {
 	times  []time.Time
 	values []string // value_* and value_count: the field's value per event
 	rules  []int    // temporal: rule index per event
+	ids    []string // keyed state: where each event was read (empty in a Correlator)
 }
 
 // NewCorrelator prepares the correlations and aggregations of the rules m compiled.
@@ -412,7 +416,23 @@ func (a *aggregate) groupKey(ev *event.Event, base *rule.Rule) (string, []event.
 
 func (a *aggregate) observe(ev *event.Event, base *rule.Rule, idx int, t time.Time, out []Alert) []Alert {
 	key, group := a.groupKey(ev, base)
-	w := a.groups[key]
+	var v string
+	if a.field != "" {
+		v, _ = getFold(ev, a.field)
+	}
+	w, out := a.step(a.groups[key], group, idx, t, v, "", out)
+	if w == nil {
+		delete(a.groups, key)
+	} else {
+		a.groups[key] = w
+	}
+	return out
+}
+
+// step adds one base event to a group's window (nil: none open) and returns the
+// window afterwards (nil once an eager alert consumed it). The Correlator and the
+// keyed state (Shard) share it, so both place events the same way.
+func (a *aggregate) step(w *window, group []event.Field, idx int, t time.Time, value, id string, out []Alert) (*window, []Alert) {
 	if w != nil && a.span > 0 && t.Sub(w.first) > a.span {
 		if a.eager {
 			a.slide(w, t)
@@ -427,7 +447,6 @@ func (a *aggregate) observe(ev *event.Event, base *rule.Rule, idx int, t time.Ti
 			g[i] = event.Field{Name: f.Name, Value: strings.Clone(f.Value)}
 		}
 		w = &window{group: g, first: t}
-		a.groups[key] = w
 	}
 	if len(w.times) == 0 {
 		w.first = t
@@ -435,16 +454,21 @@ func (a *aggregate) observe(ev *event.Event, base *rule.Rule, idx int, t time.Ti
 	w.times = append(w.times, t)
 	w.rules = append(w.rules, idx)
 	if a.field != "" {
-		v, _ := getFold(ev, a.field)
-		w.values = append(w.values, strings.Clone(v))
+		w.values = append(w.values, strings.Clone(value))
+	}
+	if id != "" && len(w.ids) == 0 {
+		w.ids = make([]string, len(w.times)-1)
+	}
+	if len(w.ids) > 0 {
+		w.ids = append(w.ids, id)
 	}
 	if a.eager {
 		if v, ok := a.holds(w); ok {
-			out = append(out, Alert{Rule: a.rule, Time: t, Group: w.group, Value: v, Events: len(w.times), First: w.first})
-			delete(a.groups, key)
+			out = append(out, Alert{Rule: a.rule, Time: t, Group: w.group, Value: v, Events: len(w.times), First: w.first, IDs: w.ids})
+			return nil, out
 		}
 	}
-	return out
+	return w, out
 }
 
 // slide drops the events that fell out of the window ending at t.
@@ -458,6 +482,9 @@ func (a *aggregate) slide(w *window, t time.Time) {
 	if len(w.values) >= cut {
 		w.values = w.values[cut:]
 	}
+	if len(w.ids) >= cut {
+		w.ids = w.ids[cut:]
+	}
 	if len(w.times) > 0 {
 		w.first = w.times[0]
 	}
@@ -465,7 +492,7 @@ func (a *aggregate) slide(w *window, t time.Time) {
 
 func (a *aggregate) close(w *window, t time.Time, out []Alert) []Alert {
 	if v, ok := a.holds(w); ok {
-		out = append(out, Alert{Rule: a.rule, Time: t, Group: w.group, Value: v, Events: len(w.times), First: w.first})
+		out = append(out, Alert{Rule: a.rule, Time: t, Group: w.group, Value: v, Events: len(w.times), First: w.first, IDs: w.ids})
 	}
 	return out
 }

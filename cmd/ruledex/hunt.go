@@ -39,6 +39,7 @@ type huntOptions struct {
 	noCache  bool
 	// placeholders are NAME=V1,V2 values for the expand modifier.
 	placeholders []string
+	kafka        kafkaOptions // --kafka: hunt.go only routes to huntkafka.go
 }
 
 func init() {
@@ -80,6 +81,9 @@ a path that yields no event gets a warning.`,
   ruledex hunt --rules ../shared/corpus/sigma/mdecrevoisier --technique T1197 --timeline csv ../shared/corpus/evtx/mdecrevoisier
   ruledex hunt --rules ../shared/corpus/elastic --status production --from 2020-01-01 ../shared/corpus/evtx`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if o.kafka.brokers != "" {
+				return kafkaArgs(cmd, args)
+			}
 			if len(args) == 0 {
 				return withCode(exitUsage, errors.New("hunt needs EVENTS: .evtx or JSON files, folders, or - for standard input"))
 			}
@@ -97,6 +101,9 @@ a path that yields no event gets a warning.`,
 			}
 			if o.timeline != "" && o.timeline != "csv" && o.timeline != "jsonl" {
 				return withCode(exitUsage, fmt.Errorf("--timeline %q: want csv or jsonl", o.timeline))
+			}
+			if o.kafka.brokers != "" {
+				return runHuntKafka(cmd, newEscaper(os.Stderr), o)
 			}
 			return runHunt(cmd.OutOrStdout(), newEscaper(os.Stderr), args, o)
 		},
@@ -123,6 +130,7 @@ a path that yields no event gets a warning.`,
 	f.BoolVar(&o.noCache, "no-cache", false, "parse every rule file, without reading or writing the rule cache")
 	f.StringVar(&o.cpuprof, "cpuprofile", "", "write a CPU profile of the hunt to FILE")
 	f.MarkHidden("cpuprofile")
+	addKafkaFlags(cmd, &o.kafka)
 	root.AddCommand(cmd)
 }
 
@@ -167,28 +175,10 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	if err != nil {
 		return err
 	}
-	var opts engine.Options
-	for _, p := range o.placeholders {
-		name, vals, ok := strings.Cut(p, "=")
-		name = strings.Trim(strings.TrimSpace(name), "%")
-		if !ok || name == "" {
-			return withCode(exitUsage, fmt.Errorf("--placeholder %q: want NAME=VALUE[,VALUE...]", p))
-		}
-		if opts.Placeholders == nil {
-			opts.Placeholders = map[string][]string{}
-		}
-		opts.Placeholders[name] = append(opts.Placeholders[name], strings.Split(vals, ",")...)
-	}
-	wc, err := eventCatalog()
+	opts, err := huntEngineOptions(o)
 	if err != nil {
 		return err
 	}
-	if wc == nil {
-		if wc, err = winevent.Routing(); err != nil {
-			return fmt.Errorf("built-in log-source map: %w", err)
-		}
-	}
-	opts.Router = engine.CatalogRouter{Catalog: wc}
 
 	start := time.Now()
 	lo := huntpkg.LoadOptions{Parsers: huntParsers(), Filter: huntpkg.Filter{MinLevel: o.minLevel, Status: o.status, Tags: o.tags, Exclude: o.exclude}}
@@ -289,6 +279,34 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 		return withCode(exitFailure, errors.New("no event was read from the inputs"))
 	}
 	return nil
+}
+
+// huntEngineOptions are the engine options of the hunt flags: placeholders and the
+// log-source map.
+func huntEngineOptions(o huntOptions) (engine.Options, error) {
+	var opts engine.Options
+	for _, p := range o.placeholders {
+		name, vals, ok := strings.Cut(p, "=")
+		name = strings.Trim(strings.TrimSpace(name), "%")
+		if !ok || name == "" {
+			return opts, withCode(exitUsage, fmt.Errorf("--placeholder %q: want NAME=VALUE[,VALUE...]", p))
+		}
+		if opts.Placeholders == nil {
+			opts.Placeholders = map[string][]string{}
+		}
+		opts.Placeholders[name] = append(opts.Placeholders[name], strings.Split(vals, ",")...)
+	}
+	wc, err := eventCatalog()
+	if err != nil {
+		return opts, err
+	}
+	if wc == nil {
+		if wc, err = winevent.Routing(); err != nil {
+			return opts, fmt.Errorf("built-in log-source map: %w", err)
+		}
+	}
+	opts.Router = engine.CatalogRouter{Catalog: wc}
+	return opts, nil
 }
 
 func isTerminal(w io.Writer) bool {
