@@ -55,3 +55,22 @@ func (c *Catalog) SearchDocs(ctx context.Context) ([]SearchDoc, error) {
 	}
 	return out, nil
 }
+
+// SharedIndicatorKeys returns the indicator keys that at least min rules test (not
+// negated), counted as the rule pages count them.
+func (c *Catalog) SharedIndicatorKeys(ctx context.Context, min int) (map[string]bool, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT key FROM indicator_counts WHERE negated = 0 GROUP BY key HAVING sum(rules) >= ?`, min)
+	if err != nil {
+		return nil, fmt.Errorf("shared indicators: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("shared indicators: %w", err)
+		}
+		out[k] = true
+	}
+	return out, rows.Err()
+}

@@ -47,18 +47,25 @@ type Options struct {
 	Workers int
 	// Progress, when set, is called now and then with the pages done and known so far.
 	Progress func(done, known int)
+	// Skip, when set, leaves pages out: links to a page it reports true for are
+	// dropped (the text stays).
+	Skip func(u *url.URL) bool
+	// MaxPages stops queueing pages after this many (0: no limit); for profiling.
+	MaxPages int
 }
 
 // Summary says what an export wrote.
 type Summary struct {
-	Dir        string         `json:"dir"`
-	Pages      int            `json:"pages"`
-	RulePages  int            `json:"rule_pages"`
-	ByKind     map[string]int `json:"pages_by_kind"`
-	Files      int            `json:"files"`
-	Bytes      int64          `json:"bytes"`
-	Seconds    float64        `json:"seconds"`
-	Searchable int            `json:"searchable_rules"`
+	Dir       string         `json:"dir"`
+	Pages     int            `json:"pages"`
+	RulePages int            `json:"rule_pages"`
+	ByKind    map[string]int `json:"pages_by_kind"`
+	// KindSeconds is the rendering time spent per kind of page, summed over workers.
+	KindSeconds map[string]float64 `json:"render_seconds_by_kind"`
+	Files       int                `json:"files"`
+	Bytes       int64              `json:"bytes"`
+	Seconds     float64            `json:"seconds"`
+	Searchable  int                `json:"searchable_rules"`
 	// Failed lists the pages that did not render (status other than 200) with the
 	// status; links to them were left out. One bad page never stops the export.
 	Failed []string `json:"failed,omitempty"`
@@ -82,6 +89,7 @@ type exporter struct {
 	files   atomic.Int64
 	bytes   atomic.Int64
 	byKind  map[string]int
+	kindDur map[string]time.Duration
 	failed  []string
 	errMu   sync.Mutex
 	err     error
@@ -100,7 +108,7 @@ func Export(ctx context.Context, o Options) (*Summary, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("export site: %w", err)
 	}
-	x := &exporter{o: o, seen: map[string]string{}, queue: make(chan job, 1<<16), byKind: map[string]int{}}
+	x := &exporter{o: o, seen: map[string]string{}, queue: make(chan job, 1<<16), byKind: map[string]int{}, kindDur: map[string]time.Duration{}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -166,6 +174,10 @@ func Export(ctx context.Context, o Options) (*Summary, error) {
 	sum := &Summary{Dir: o.Dir, Pages: int(x.done.Load()), RulePages: x.byKind["rule"], ByKind: x.byKind,
 		Files: int(x.files.Load()), Bytes: x.bytes.Load(), Failed: x.failed}
 	sort.Strings(sum.Failed)
+	sum.KindSeconds = map[string]float64{}
+	for k, d := range x.kindDur {
+		sum.KindSeconds[k] = d.Seconds()
+	}
 	sum.Seconds = time.Since(start).Seconds()
 	return sum, nil
 }
@@ -195,10 +207,19 @@ func (x *exporter) target(u *url.URL) link {
 		return link{file: "rules/index.html", query: c.query}
 	case "data":
 		return link{file: c.file}
+	case "asset":
+	default:
+		if x.o.Skip != nil && x.o.Skip(u) {
+			return link{}
+		}
 	}
 	file := c.file
 	x.mu.Lock()
 	prev, ok := x.seen[file]
+	if !ok && x.o.MaxPages > 0 && len(x.seen) >= x.o.MaxPages {
+		x.mu.Unlock()
+		return link{file: file}
+	}
 	if !ok {
 		x.seen[file] = c.fetch
 	}
@@ -320,9 +341,13 @@ func classify(u *url.URL) classified {
 
 // render fetches one page through the handler, rewrites it and writes it.
 func (x *exporter) render(ctx context.Context, j job) error {
+	start := time.Now()
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, j.fetch, nil)
 	rec := &recorder{header: http.Header{}}
 	x.o.Handler.ServeHTTP(rec, req)
+	x.mu.Lock()
+	x.kindDur[j.kind] += time.Since(start)
+	x.mu.Unlock()
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}

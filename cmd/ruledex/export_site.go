@@ -18,7 +18,7 @@ import (
 // siteCommand is `ruledex export site DIR`.
 func siteCommand() *cobra.Command {
 	var baseURL string
-	var asJSON, noTranslations bool
+	var asJSON, noTranslations, allIndicators bool
 	var workers int
 	cmd := &cobra.Command{
 		Use:   "site DIR [--base-url URL] [--json]",
@@ -33,6 +33,10 @@ with the same escaping.
 Search and filter combinations are answered in the browser by a small script from a
 prebuilt index (DIR/search/index.js); every page reads fine without scripts. The JSON
 API is not part of the export.
+
+Indicator pages are written for indicators at least two rules test; a value only
+its own rule tests (blank corpus count on the rule page) is shown without a link, unless
+--all-indicators.
 
 --base-url is the address the site will be published at: the Navigator layer's
 technique links point there (without it the layer has no links to the wiki).`,
@@ -92,6 +96,13 @@ technique links point there (without it the layer has no links to the wiki).`,
 			}
 			so := staticsite.Options{Handler: srv, Dir: args[0], Seeds: seeds, Workers: workers,
 				Files: map[string][]byte{staticsite.IndexFile: index, "attack/navigator.json": append(layer, '\n')}}
+			if !allIndicators {
+				shared, err := cat.SharedIndicatorKeys(ctx, 2)
+				if err != nil {
+					return cat.Plain(err)
+				}
+				so.Skip = staticsite.OnlySharedIndicators(shared)
+			}
 			var bar *progressbar.ProgressBar
 			if isTerminal(os.Stderr) {
 				so.Progress = func(done, known int) {
@@ -132,6 +143,7 @@ technique links point there (without it the layer has no links to the wiki).`,
 	cmd.Flags().StringVar(&baseURL, "base-url", "", "address the site will be published at (for the Navigator layer's links)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.Flags().BoolVar(&noTranslations, "no-translations", false, "leave the rule pages' \"In other languages\" section out (faster)")
+	cmd.Flags().BoolVar(&allIndicators, "all-indicators", false, "also write the pages of indicators only one rule tests (five times as many indicator pages)")
 	cmd.Flags().IntVar(&workers, "workers", runtime.GOMAXPROCS(0)*2, "pages rendered in parallel")
 	return cmd
 }
