@@ -66,8 +66,13 @@ type Summary struct {
 	Bytes       int64              `json:"bytes"`
 	Seconds     float64            `json:"seconds"`
 	Searchable  int                `json:"searchable_rules"`
-	// Failed lists the pages that did not render (status other than 200) with the
-	// status; links to them were left out. One bad page never stops the export.
+	// NotFound lists pages the wiki links but answers 404 for (a rule naming a
+	// technique the ATT&CK bundle lacks): the server's not-found page is written there,
+	// as the server would show it.
+	NotFound []string `json:"not_found,omitempty"`
+	// Failed lists the pages that did not render (another status than 200 or 404) with
+	// the status; the error page is written in their place. One bad page never stops
+	// the export.
 	Failed []string `json:"failed,omitempty"`
 }
 
@@ -91,6 +96,7 @@ type exporter struct {
 	byKind  map[string]int
 	kindDur map[string]time.Duration
 	failed  []string
+	missing []string
 	errMu   sync.Mutex
 	err     error
 }
@@ -172,8 +178,9 @@ func Export(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	sum := &Summary{Dir: o.Dir, Pages: int(x.done.Load()), RulePages: x.byKind["rule"], ByKind: x.byKind,
-		Files: int(x.files.Load()), Bytes: x.bytes.Load(), Failed: x.failed}
+		Files: int(x.files.Load()), Bytes: x.bytes.Load(), Failed: x.failed, NotFound: x.missing}
 	sort.Strings(sum.Failed)
+	sort.Strings(sum.NotFound)
 	sum.KindSeconds = map[string]float64{}
 	for k, d := range x.kindDur {
 		sum.KindSeconds[k] = d.Seconds()
@@ -353,7 +360,11 @@ func (x *exporter) render(ctx context.Context, j job) error {
 	}
 	if rec.status != http.StatusOK {
 		x.mu.Lock()
-		x.failed = append(x.failed, fmt.Sprintf("%s: status %d", j.fetch, rec.status))
+		if rec.status == http.StatusNotFound {
+			x.missing = append(x.missing, j.fetch)
+		} else {
+			x.failed = append(x.failed, fmt.Sprintf("%s: status %d", j.fetch, rec.status))
+		}
 		x.mu.Unlock()
 		// Keep links to it resolving: a page saying what went wrong.
 		body := rec.body.Bytes()
