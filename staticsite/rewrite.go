@@ -117,9 +117,16 @@ func (x *exporter) rewrite(j job, body []byte) []byte {
 	head := `<meta http-equiv="Content-Security-Policy" content="` + html.EscapeString(csp) + `">` + "\n" +
 		`<meta name="ruledex-root" content="` + html.EscapeString(root) + `">` + "\n" +
 		`<script src="` + html.EscapeString(relative(j.file, search.file)) + `" defer></script>` + "\n"
-	// The policy must come before the stylesheet and scripts it governs.
-	if i := bytes.Index(body, []byte("<head>\n")); i >= 0 {
-		i += len("<head>\n")
+	// The policy must come before the stylesheet and scripts it governs; the charset
+	// stays first.
+	at := []byte("<meta charset=\"utf-8\">\n")
+	i := bytes.Index(body, at)
+	if i < 0 {
+		at = []byte("<head>\n")
+		i = bytes.Index(body, at)
+	}
+	if i >= 0 {
+		i += len(at)
 		out := make([]byte, 0, len(body)+len(head))
 		out = append(out, body[:i]...)
 		out = append(out, head...)

@@ -22,8 +22,7 @@ func init() {
 
   navigator   an ATT&CK Navigator layer of the rules' technique coverage
   site        the whole wiki as static files`,
-		Example: `  ruledex export navigator --out layer.json
-  ruledex export site /tmp/ruledex-site`,
+		Example: `  ruledex export navigator --out layer.json`,
 		// Without a known FORMAT the command line is wrong: say so (exit 2), never
 		// print help with success.
 		Args: func(cmd *cobra.Command, args []string) error {

@@ -40,9 +40,8 @@ its own rule tests (blank corpus count on the rule page) is shown without a link
 
 --base-url is the address the site will be published at: the Navigator layer's
 technique links point there (without it the layer has no links to the wiki).`,
-		Example: `  ruledex --data ../shared/corpus export site /tmp/ruledex-site
-  ruledex export site public --base-url https://rules.example.org --json | jq .pages`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Example: `  ruledex --data ../shared/corpus export site /tmp/ruledex-site --base-url https://rules.example.org --json | jq .pages`,
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cat, err := openDerived()

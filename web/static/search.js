@@ -174,9 +174,20 @@
     document.documentElement.setAttribute("data-search", "done");
   }
 
+  // The matrix's filter form needs the server; say so rather than show the
+  // unfiltered matrix as if it were filtered.
+  function matrixNotice(asked) {
+    var form = document.querySelector("form.filters");
+    if (!form || !asked) return;
+    var note = el("p", "flag", "This static copy of the wiki shows the matrix for all detection rules; filters need ruledex serve.");
+    note.id = "static-filter-note";
+    form.after(note);
+  }
+
   function start() {
     var p = params();
     var asked = Object.keys(p).some(function (k) { return p[k] !== ""; });
+    matrixNotice(asked);
     if (!asked || !document.getElementById("results")) return;
     var count = document.getElementById("result-count");
     if (count) count.textContent = "Searching\u2026";
