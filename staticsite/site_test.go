@@ -73,7 +73,14 @@ func exportCorpus(tmp string) error {
 		return err
 	}
 	defer cat.Close()
-	roots := []string{filepath.Join(dir, "sigma", "mdecrevoisier"), filepath.Join(dir, "kql", "falconfriday")}
+	hostileDir := filepath.Join(tmp, "hostile")
+	if err := os.MkdirAll(hostileDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(hostileDir, "hostile.yml"), []byte(hostileRule), 0o644); err != nil {
+		return err
+	}
+	roots := []string{filepath.Join(dir, "sigma", "mdecrevoisier"), filepath.Join(dir, "kql", "falconfriday"), hostileDir}
 	if _, err := ingest.Run(ctx, cat, roots, ingest.Options{Parsers: []ingest.Parser{sigma.Parser{}, kql.Parser{}}}); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
@@ -124,6 +131,26 @@ var (
 )
 
 // site exports once, for the first test that needs it (the unit tests do not).
+// hostileRule is a rule whose id, title, values and references try to leave the
+// folder, inject markup or reach the API.
+const hostileRule = `title: '<script>alert(1)</script> "><img src=x onerror=alert(1)> href="/api/"'
+id: ../../../../../escaped-export
+status: test
+description: 'A link <a href="/../../../etc/passwd">x</a> and </head><script src="/evil.js"></script>'
+references:
+  - javascript:alert(1)
+  - /../../outside
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '\..\..\href="/static/../../x".exe'
+    CommandLine|contains: '%2e%2e%2f%2e%2e%2fescaped'
+  condition: selection
+level: high
+`
+
 func site(t *testing.T) string {
 	t.Helper()
 	exportOnce.Do(func() { exported.err = exportCorpus(exportTmp) })
@@ -315,5 +342,53 @@ func TestSearchIndex(t *testing.T) {
 	}
 	if !found {
 		t.Error("seed rule not in the index")
+	}
+}
+
+// TestHostileRule: the rule whose id and text try to escape is written inside the
+// folder, its text shows escaped, and nothing it holds became a link or a file
+// outside.
+func TestHostileRule(t *testing.T) {
+	dir := site(t)
+	parent := filepath.Dir(dir)
+	var hits []string
+	filepath.WalkDir(parent, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), "escaped") {
+			hits = append(hits, p)
+		}
+		return nil
+	})
+	if len(hits) == 0 {
+		t.Fatal("the hostile rule's page was not written")
+	}
+	var page string
+	for _, h := range hits {
+		rel, err := filepath.Rel(dir, h)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("%s is outside the export folder", h)
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(h, "index.html")); err == nil {
+			page = string(b)
+		}
+	}
+	if page == "" {
+		t.Fatalf("no page among %v", hits)
+	}
+	for _, want := range []string{
+		`&lt;script&gt;alert(1)&lt;/script&gt; &#34;&gt;&lt;img src=x onerror=alert(1)&gt; href=&#34;/api/&#34;`,
+		`javascript:alert(1)`, // shown as text
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("hostile page lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"<script>alert", `<img src=x`, `href="javascript:`, `src="/evil.js"`, `href="/api/"`, `href="/../`} {
+		if strings.Contains(page, bad) {
+			t.Errorf("hostile page contains %q", bad)
+		}
+	}
+	if n := strings.Count(page, "</head>"); n != 1 {
+		t.Errorf("%d </head> in the page", n)
 	}
 }
