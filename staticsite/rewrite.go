@@ -99,7 +99,16 @@ func (x *exporter) rewrite(j job, body []byte) []byte {
 		abs := base.ResolveReference(u)
 		frag := abs.Fragment
 		abs.Fragment, abs.RawFragment = "", ""
-		l := x.target(abs)
+		// Most links (navigation, fields, techniques) recur on thousands of pages:
+		// decide each target once.
+		key := abs.String()
+		var l link
+		if v, ok := x.links.Load(key); ok {
+			l = v.(link)
+		} else {
+			l = x.target(abs)
+			x.links.Store(key, l)
+		}
 		if l.file == "" {
 			return "", false
 		}

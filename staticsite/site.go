@@ -50,8 +50,6 @@ type Options struct {
 	// Skip, when set, leaves pages out: links to a page it reports true for are
 	// dropped (the text stays).
 	Skip func(u *url.URL) bool
-	// MaxPages stops queueing pages after this many (0: no limit); for profiling.
-	MaxPages int
 }
 
 // Summary says what an export wrote.
@@ -95,6 +93,7 @@ type exporter struct {
 	bytes   atomic.Int64
 	byKind  map[string]int
 	kindDur map[string]time.Duration
+	links   sync.Map // resolved link URL -> link, see rewrite
 	failed  []string
 	missing []string
 	errMu   sync.Mutex
@@ -223,10 +222,6 @@ func (x *exporter) target(u *url.URL) link {
 	file := c.file
 	x.mu.Lock()
 	prev, ok := x.seen[file]
-	if !ok && x.o.MaxPages > 0 && len(x.seen) >= x.o.MaxPages {
-		x.mu.Unlock()
-		return link{file: file}
-	}
 	if !ok {
 		x.seen[file] = c.fetch
 	}
