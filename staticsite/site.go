@@ -100,8 +100,9 @@ type exporter struct {
 	err     error
 }
 
-// Export writes the site. It fails on a write error; a page that does not render is
-// listed in Summary.Failed and left out.
+// Export writes the site. It fails on a write error or when ctx ends; a page that
+// does not render is listed in Summary.Failed (or NotFound) and the server's error page
+// is written in its place, so links to it still resolve.
 func Export(ctx context.Context, o Options) (*Summary, error) {
 	start := time.Now()
 	if o.Handler == nil || o.Dir == "" {
