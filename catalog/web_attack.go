@@ -77,13 +77,15 @@ const ruleRefCols = `r.id, r.language, r.title, r.severity, r.status, r.class, r
 
 // RulesWithTechnique lists the rules tagging technique id or, for a parent, any of its
 // sub-techniques; every class, detections first, then by language and title. A rule
-// tagging several matching IDs appears once (Via is the smallest ID).
+// tagging several matching IDs appears once (Via is the smallest ID). Sub-techniques
+// are the range [id".", id"/") ('/' follows '.'), which the technique index serves; a
+// LIKE pattern made SQLite scan every rule (ids are stored upper-case).
 func (c *Catalog) RulesWithTechnique(ctx context.Context, id string) ([]RuleRef, error) {
 	id = strings.ToUpper(id)
 	out, err := c.ruleRefs(ctx, `SELECT `+ruleRefCols+`, min(t.technique) FROM rule_techniques t JOIN rules r ON r.pk = t.rule_pk
-		WHERE t.technique = ? OR t.technique LIKE ?
+		WHERE t.technique = ? OR (t.technique >= ? AND t.technique < ?)
 		GROUP BY r.pk
-		ORDER BY r.class NOT IN ('detection', ''), r.language, r.title_fold, r.id`, id, id+".%")
+		ORDER BY r.class NOT IN ('detection', ''), r.language, r.title_fold, r.id`, id, id+".", id+"/")
 	if err != nil {
 		return nil, fmt.Errorf("rules with technique %s: %w", id, err)
 	}

@@ -20,15 +20,16 @@ func init() {
 		Short: "Export catalog data in other tools' formats",
 		Long: `export writes catalog data in another tool's format. FORMAT is:
 
-  navigator   an ATT&CK Navigator layer of the rules' technique coverage`,
+  navigator   an ATT&CK Navigator layer of the rules' technique coverage
+  site        the whole wiki as static files`,
 		Example: `  ruledex export navigator --out layer.json`,
 		// Without a known FORMAT the command line is wrong: say so (exit 2), never
 		// print help with success.
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return withCode(exitUsage, fmt.Errorf("export needs a FORMAT: navigator (see %s --help)", cmd.CommandPath()))
+				return withCode(exitUsage, fmt.Errorf("export needs a FORMAT: navigator or site (see %s --help)", cmd.CommandPath()))
 			}
-			return withCode(exitUsage, fmt.Errorf("unknown export format %q; use navigator (see %s --help)", args[0], cmd.CommandPath()))
+			return withCode(exitUsage, fmt.Errorf("unknown export format %q; use navigator or site (see %s --help)", args[0], cmd.CommandPath()))
 		},
 		RunE: func(cmd *cobra.Command, args []string) error { return nil },
 	}
@@ -96,6 +97,7 @@ to the last ingest with --data is used.`,
 	nav.Flags().StringVar(&f.Severity, "severity", "", "count only rules of this severity")
 	nav.Flags().StringVar(&baseURL, "base-url", "http://127.0.0.1:8080", "wiki URL the layer's technique links point to (empty: no links to the wiki)")
 	export.AddCommand(nav)
+	export.AddCommand(siteCommand())
 	root.AddCommand(export)
 }
 
