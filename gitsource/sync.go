@@ -1,0 +1,207 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/source"
+)
+
+// IngestFunc ingests the mirror folders (roots) with their repositories and per-file
+// commits (mirrors, for ingest.Options.Mirrors).
+type IngestFunc func(ctx context.Context, roots []string, mirrors []*source.Info) (*ingest.Summary, error)
+
+// Options tune a sync.
+type Options struct {
+	// CacheDir holds one folder per source (default: DefaultCacheDir).
+	CacheDir string
+	// Env reads tokens (default os.Getenv).
+	Env Env
+	// Log, when set, receives one line per step people may wait for.
+	Log func(msg string)
+	// Ingest reads the updated mirrors into the catalog; nil only fetches.
+	Ingest IngestFunc
+}
+
+// DefaultCacheDir is the user cache folder's ruledex/repos.
+func DefaultCacheDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no user cache folder: %w", err)
+	}
+	return filepath.Join(d, "ruledex", "repos"), nil
+}
+
+// RepoReport is what a sync did with one source.
+type RepoReport struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	Ref  string `json:"ref"` // the full reference fetched
+	Kind string `json:"kind"`
+	// Status: "new" (first sync), "updated", "unchanged" or "failed".
+	Status   string `json:"status"`
+	Commit   string `json:"commit,omitempty"`
+	Previous string `json:"previous,omitempty"`
+	Changes
+	Files   int     `json:"files"` // files in the mirror
+	Dir     string  `json:"dir,omitempty"`
+	Error   string  `json:"error,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Report is the outcome of a sync.
+type Report struct {
+	Repos  []RepoReport    `json:"repos"`
+	Failed int             `json:"failed"`
+	Ingest *ingest.Summary `json:"ingest,omitempty"`
+	// IngestError is set when the mirrors were updated but the catalog was not.
+	IngestError string `json:"ingest_error,omitempty"`
+	// Attack is the ATT&CK bundle of a kind: attack source, when one was synced.
+	Attack  string  `json:"attack,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+// ErrSomeFailed is returned (wrapped) when at least one repository could not be
+// synced; the others were, and the report says which failed and why.
+var ErrSomeFailed = errors.New("some repositories failed to sync")
+
+// Sync fetches every source, updates its mirror and ingests the mirrors of the
+// sources that succeeded in one ingest. A failing repository is reported and skipped:
+// its rules stay in the catalog as they were. The error is nil when everything
+// succeeded, wraps ErrSomeFailed when only repositories failed, and is the ingest's
+// error when the catalog could not be written (the report is returned in every case).
+func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
+	start := time.Now()
+	serveLocalInProcess()
+	if opt.Env == nil {
+		opt.Env = os.Getenv
+	}
+	if opt.CacheDir == "" {
+		d, err := DefaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		opt.CacheDir = d
+	}
+	logf := func(format string, a ...any) {
+		if opt.Log != nil {
+			opt.Log(fmt.Sprintf(format, a...))
+		}
+	}
+	rep := &Report{}
+	var roots []string
+	var mirrors []*source.Info
+	for _, src := range srcs {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		rr, st, unlock := syncOne(ctx, src, opt, logf)
+		if unlock != nil {
+			// Held until the ingest has read the mirror: another sync must not change it meanwhile.
+			defer unlock()
+		}
+		rep.Repos = append(rep.Repos, rr)
+		if rr.Status == "failed" {
+			rep.Failed++
+			logf("%s: failed: %s", src.Name, rr.Error)
+			continue
+		}
+		logf("%s: %s at %.12s (%+d ~%d -%d >%d)", src.Name, rr.Status, rr.Commit, rr.Added, rr.Modified, rr.Deleted, rr.Renamed)
+		if src.IsAttack() {
+			if len(src.Paths) > 0 {
+				p := filepath.Join(rr.Dir, filepath.FromSlash(src.Paths[0]))
+				if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+					rep.Attack = p
+				}
+			}
+			continue
+		}
+		roots = append(roots, rr.Dir)
+		mirrors = append(mirrors, source.Mirror(DisplayURL(src.URL), rr.Dir, st.Files))
+	}
+	var err error
+	if opt.Ingest != nil && len(roots) > 0 {
+		logf("ingesting %d mirrors", len(roots))
+		sum, ierr := opt.Ingest(ctx, roots, mirrors)
+		rep.Ingest = sum
+		if ierr != nil {
+			rep.IngestError = ierr.Error()
+			err = fmt.Errorf("ingest: %w", ierr)
+		}
+	}
+	if err == nil && rep.Failed > 0 {
+		err = fmt.Errorf("%w: %d of %d", ErrSomeFailed, rep.Failed, len(srcs))
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, err
+}
+
+// syncOne fetches one source and updates its mirror. On success it returns the
+// mirror's state and the unlock function of the source's cache lock.
+func syncOne(ctx context.Context, src Source, opt Options, logf func(string, ...any)) (RepoReport, *state, func()) {
+	start := time.Now()
+	kind := src.Kind
+	if kind == "" {
+		kind = KindRules
+	}
+	rr := RepoReport{Name: src.Name, URL: DisplayURL(src.URL), Ref: src.Ref, Kind: kind}
+	auth, token := authFor(src.URL, opt.Env)
+	fail := func(err error) (RepoReport, *state, func()) {
+		rr.Status = "failed"
+		rr.Error = redact(err.Error(), token)
+		rr.Seconds = time.Since(start).Seconds()
+		return rr, nil, nil
+	}
+	base := filepath.Join(opt.CacheDir, src.Name)
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return fail(fmt.Errorf("cache: %w", err))
+	}
+	unlock, err := lockFile(filepath.Join(base, "lock"))
+	if err != nil {
+		return fail(err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unlock()
+		}
+	}()
+	repo, err := openRepo(filepath.Join(base, "git"), src.URL)
+	if err != nil {
+		return fail(scrub(err, token))
+	}
+	m := &mirror{dir: filepath.Join(base, "files"), stateFile: filepath.Join(base, "state.json"), src: src, repo: repo}
+	if old := loadState(m.stateFile); old != nil {
+		rr.Previous = old.Commit
+	}
+	logf("%s: fetching %s", src.Name, rr.URL)
+	commit, name, err := fetch(ctx, repo, src.Ref, auth)
+	if err != nil {
+		return fail(scrub(err, token))
+	}
+	rr.Ref = string(name)
+	st, ch, err := m.update(ctx, commit)
+	if err != nil {
+		return fail(scrub(err, token))
+	}
+	rr.Changes = ch
+	rr.Commit = st.Commit
+	rr.Files = len(st.Files)
+	rr.Dir = m.dir
+	switch {
+	case rr.Previous == "":
+		rr.Status = "new"
+	case ch.Total() > 0 || rr.Previous != rr.Commit:
+		rr.Status = "updated"
+	default:
+		rr.Status = "unchanged"
+	}
+	rr.Seconds = time.Since(start).Seconds()
+	ok = true
+	return rr, st, unlock
+}
