@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -31,7 +32,19 @@ var localOnce sync.Once
 // ignores the depth of a fetch, so local repositories are copied whole, which costs
 // nothing that matters on one disk.
 func serveLocalInProcess() {
-	localOnce.Do(func() { client.InstallProtocol("file", server.NewClient(server.DefaultLoader)) })
+	localOnce.Do(func() { client.InstallProtocol("file", server.NewClient(localLoader{})) })
+}
+
+// localLoader opens local repositories, bare or not (go-git's default loader reads a
+// checkout's worktree as if it were the git folder).
+type localLoader struct{}
+
+func (localLoader) Load(ep *transport.Endpoint) (storer.Storer, error) {
+	r, err := git.PlainOpenWithOptions(ep.Path, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if err != nil {
+		return nil, transport.ErrRepositoryNotFound
+	}
+	return r.Storer, nil
 }
 
 // Env reads the environment; tests replace it.
@@ -187,7 +200,7 @@ func fetch(ctx context.Context, repo *git.Repository, ref string, auth transport
 	}
 	err = rem.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{config.RefSpec("+" + string(name) + ":" + string(fetchedRef))},
-		Depth:    1,
+		Depth:    depthFor(rem.Config().URLs[0]),
 		Auth:     auth,
 		Tags:     git.NoTags,
 		Force:    true,
@@ -204,6 +217,15 @@ func fetch(ctx context.Context, repo *git.Repository, ref string, auth transport
 		return nil, "", fmt.Errorf("fetch %s: %w", name, err)
 	}
 	return c, name, nil
+}
+
+// depthFor is 1 (a shallow fetch) except for local repositories, whose in-process
+// server has no shallow support and whose history costs no download.
+func depthFor(remote string) int {
+	if ep, err := transport.NewEndpoint(remote); err == nil && ep.Protocol == "file" {
+		return 0
+	}
+	return 1
 }
 
 func setRef(repo *git.Repository, h plumbing.Hash) error {

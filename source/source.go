@@ -85,7 +85,7 @@ func escapePath(p string) string {
 // for concurrent use.
 type Resolver struct {
 	override *Info
-	mirrors  []*Info             // folders a caller filled from a repository (see Mirror)
+	mirrors  []*Info // folders a caller filled from a repository (see Mirror)
 	mu       sync.Mutex
 	byDir    map[string]*Info    // file directory -> answer
 	git      map[string]*Info    // directory -> its .git answer (nil: none)

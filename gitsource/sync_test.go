@@ -1,0 +1,352 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/lang/kql"
+	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/lang/spl"
+	"github.com/ruledex/ruledex/source"
+)
+
+// upstream is a repository a test commits to, standing for a rule repository.
+type upstream struct {
+	t    *testing.T
+	dir  string
+	repo *git.Repository
+	wt   *git.Worktree
+	n    int
+}
+
+func newUpstream(t *testing.T) *upstream {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "upstream")
+	repo, err := git.PlainInit(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &upstream{t: t, dir: dir, repo: repo, wt: wt}
+}
+
+func (u *upstream) write(rel string, data []byte) {
+	u.t.Helper()
+	p := filepath.Join(u.dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		u.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+func (u *upstream) remove(rel string) {
+	u.t.Helper()
+	if err := os.Remove(filepath.Join(u.dir, filepath.FromSlash(rel))); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+func (u *upstream) rename(from, to string) {
+	u.t.Helper()
+	dst := filepath.Join(u.dir, filepath.FromSlash(to))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		u.t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(u.dir, filepath.FromSlash(from)), dst); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// commit stages everything (additions, edits, deletions) and commits it.
+func (u *upstream) commit(msg string) string {
+	u.t.Helper()
+	if err := u.wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+		u.t.Fatal(err)
+	}
+	u.n++
+	h, err := u.wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.org",
+		When: time.Date(2026, 1, 1, 0, u.n, 0, 0, time.UTC)}})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return h.String()
+}
+
+// resetHard moves the branch back to commit, as a force-push that rewrites history does.
+func (u *upstream) resetHard(commit string) {
+	u.t.Helper()
+	if err := u.wt.Reset(&git.ResetOptions{Commit: plumbing.NewHash(commit), Mode: git.HardReset}); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// sigmaRules returns n real Sigma rule files from the corpus, by name.
+func sigmaRules(t *testing.T, n int) (names []string, data map[string][]byte) {
+	t.Helper()
+	dir := corpustest.Path(t, "sigma", "sigmahq", "rules", "windows", "process_creation")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = map[string][]byte{}
+	for _, e := range ents {
+		if len(names) == n {
+			break
+		}
+		if strings.HasSuffix(e.Name(), ".yml") {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, e.Name())
+			data[e.Name()] = b
+		}
+	}
+	if len(names) < n {
+		t.Fatalf("corpus has %d process_creation rules, want %d", len(names), n)
+	}
+	return names, data
+}
+
+func testParsers() []ingest.Parser { return []ingest.Parser{sigma.Parser{}, &spl.Parser{}, kql.Parser{}} }
+
+// harness syncs into one catalog and remembers the last ingest summary.
+type harness struct {
+	t     *testing.T
+	cat   *catalog.Catalog
+	cache string
+	last  *ingest.Summary
+	env   Env
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	cat, err := catalog.Open(filepath.Join(dir, "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	return &harness{t: t, cat: cat, cache: filepath.Join(dir, "cache"), env: func(string) string { return "" }}
+}
+
+func (h *harness) sync(srcs ...Source) (*Report, error) {
+	h.t.Helper()
+	h.last = nil
+	return Sync(context.Background(), srcs, Options{CacheDir: h.cache, Env: h.env,
+		Ingest: func(ctx context.Context, roots []string, mirrors []*source.Info) (*ingest.Summary, error) {
+			sum, err := ingest.Run(ctx, h.cat, roots, ingest.Options{Parsers: testParsers(), Mirrors: mirrors})
+			h.last = sum
+			return sum, err
+		}})
+}
+
+// ruleCommits maps each stored rule's upstream path to its recorded commit, and
+// checks that the title and link agree with it.
+func (h *harness) ruleCommits() map[string]string {
+	h.t.Helper()
+	rules, err := h.cat.AllRules(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rules {
+		if _, dup := out[r.Source.Path]; dup {
+			h.t.Errorf("two rules from %s", r.Source.Path)
+		}
+		out[r.Source.Path] = r.Source.Commit
+	}
+	return out
+}
+
+func (h *harness) titles() map[string]string {
+	h.t.Helper()
+	rules, err := h.cat.AllRules(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rules {
+		out[r.Source.Path] = r.Title
+	}
+	return out
+}
+
+func fileURL(dir string) string { return "file://" + filepath.ToSlash(dir) }
+
+// TestSyncFollowsRepository walks one repository through a first sync, an edit + a
+// delete + an add, a rename, a force-push and a sync with nothing new. After each,
+// the catalog holds exactly the upstream rules under paths, only the changed files
+// were parsed, and every rule records the commit its text was fetched at.
+func TestSyncFollowsRepository(t *testing.T) {
+	names, data := sigmaRules(t, 7)
+	up := newUpstream(t)
+	for _, n := range names[:6] {
+		up.write("rules/"+n, data[n])
+	}
+	// Outside paths: a rule file that must never reach the catalog.
+	up.write("deprecated/"+names[0], data[names[0]])
+	up.write("README.md", []byte("# rules\n"))
+	cA := up.commit("A")
+
+	h := newHarness(t)
+	src := Source{Name: "up", URL: fileURL(up.dir), Paths: []string{"rules"}}
+	r, n := func(i int) string { return "rules/" + names[i] }, names
+
+	type step struct {
+		name    string
+		change  func() string // edits upstream, returns the new head
+		status  string
+		changes Changes
+		parsed  int // files ingest parsed
+		deleted int // files ingest removed
+		commits func(head string) map[string]string
+	}
+	var cB, cC string
+	steps := []step{
+		{name: "first sync", change: func() string { return cA }, status: "new",
+			changes: Changes{Added: 6, Full: true}, parsed: 6,
+			commits: func(string) map[string]string {
+				return map[string]string{r(0): cA, r(1): cA, r(2): cA, r(3): cA, r(4): cA, r(5): cA}
+			}},
+		{name: "edit one, delete one, add one", change: func() string {
+			up.write(r(0), []byte(strings.Replace(string(data[n[0]]), "title: ", "title: Edited ", 1)))
+			up.remove(r(1))
+			up.write("rules/added.yml", data[n[6]])
+			cB = up.commit("B")
+			return cB
+		}, status: "updated", changes: Changes{Added: 1, Modified: 1, Deleted: 1}, parsed: 2, deleted: 1,
+			commits: func(h string) map[string]string {
+				return map[string]string{r(0): h, "rules/added.yml": h, r(2): cA, r(3): cA, r(4): cA, r(5): cA}
+			}},
+		{name: "rename", change: func() string {
+			up.rename(r(2), "rules/moved/"+n[2])
+			cC = up.commit("C")
+			return cC
+		}, status: "updated", changes: Changes{Renamed: 1}, parsed: 1, deleted: 1,
+			commits: func(h string) map[string]string {
+				return map[string]string{r(0): cB, "rules/added.yml": cB, "rules/moved/" + n[2]: h, r(3): cA, r(4): cA, r(5): cA}
+			}},
+		{name: "force-push", change: func() string {
+			// History rewritten: C is dropped, D is built on B. The rename is undone and
+			// another rule is edited.
+			up.resetHard(cB)
+			up.write(r(3), []byte(strings.Replace(string(data[n[3]]), "title: ", "title: Forced ", 1)))
+			return up.commit("D")
+		}, status: "updated", changes: Changes{Renamed: 1, Modified: 1}, parsed: 2, deleted: 1,
+			commits: func(h string) map[string]string {
+				return map[string]string{r(0): cB, "rules/added.yml": cB, r(2): h, r(3): h, r(4): cA, r(5): cA}
+			}},
+		{name: "nothing new", change: func() string { head, _ := up.repo.Head(); return head.Hash().String() },
+			status: "unchanged", parsed: 0,
+			commits: func(string) map[string]string { return nil }},
+	}
+	var prev map[string]string
+	for _, s := range steps {
+		head := s.change()
+		rep, err := h.sync(src)
+		if err != nil {
+			t.Fatalf("%s: %v %+v", s.name, err, rep.Repos)
+		}
+		rr := rep.Repos[0]
+		if rr.Status != s.status || rr.Commit != head || rr.Changes != s.changes {
+			t.Errorf("%s: status %s commit %.7s changes %+v, want %s %.7s %+v", s.name, rr.Status, rr.Commit, rr.Changes, s.status, head, s.changes)
+		}
+		if rep.Ingest == nil || rep.Ingest.Changed != s.parsed || rep.Ingest.Deleted != s.deleted {
+			t.Errorf("%s: ingest %+v, want %d parsed and %d deleted", s.name, rep.Ingest, s.parsed, s.deleted)
+		}
+		got := h.ruleCommits()
+		want := s.commits(head)
+		if want == nil {
+			want = prev
+		}
+		if !equalMaps(got, want) {
+			t.Errorf("%s: rule commits\n got %v\nwant %v", s.name, got, want)
+		}
+		prev = want
+	}
+	titles := h.titles()
+	if !strings.HasPrefix(titles[r(0)], "Edited ") || !strings.HasPrefix(titles[r(3)], "Forced ") {
+		t.Errorf("edited titles not in the catalog: %q, %q", titles[r(0)], titles[r(3)])
+	}
+	// The rule moved back by the force-push links to the new commit; local remotes
+	// have no browsable URL, so the link is empty and the repository is the URL.
+	rules, _ := h.cat.AllRules(context.Background())
+	for _, ru := range rules {
+		if ru.Source.Repo != src.URL || ru.Source.UpstreamURL != "" {
+			t.Errorf("%s: repo %q link %q, want %q and no link", ru.Source.Path, ru.Source.Repo, ru.Source.UpstreamURL, src.URL)
+		}
+	}
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSyncFailingRepository: one repository that cannot be fetched is reported with
+// its error while the others are synced, and its rules stay in the catalog.
+func TestSyncFailingRepository(t *testing.T) {
+	names, data := sigmaRules(t, 4)
+	a, b := newUpstream(t), newUpstream(t)
+	a.write("rules/"+names[0], data[names[0]])
+	a.write("rules/"+names[1], data[names[1]])
+	a.commit("a1")
+	b.write("rules/"+names[2], data[names[2]])
+	b.commit("b1")
+	h := newHarness(t)
+	srcs := []Source{{Name: "a", URL: fileURL(a.dir)}, {Name: "b", URL: fileURL(b.dir)}}
+	if _, err := h.sync(srcs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(h.ruleCommits()); got != 3 {
+		t.Fatalf("first sync: %d rules, want 3", got)
+	}
+	// b disappears upstream; a gets a new rule.
+	if err := os.Rename(b.dir, b.dir+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	a.write("rules/"+names[3], data[names[3]])
+	a.commit("a2")
+	rep, err := h.sync(srcs...)
+	if !errors.Is(err, ErrSomeFailed) {
+		t.Fatalf("error %v, want ErrSomeFailed", err)
+	}
+	if rep.Failed != 1 || rep.Repos[0].Status != "updated" || rep.Repos[1].Status != "failed" || rep.Repos[1].Error == "" {
+		t.Fatalf("report %+v", rep.Repos)
+	}
+	got := h.ruleCommits()
+	var paths []string
+	for p := range got {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	if len(paths) != 4 || got["rules/"+names[2]] == "" || got["rules/"+names[3]] == "" {
+		t.Errorf("after a failed repository the catalog has %v, want b's rule kept and a's new rule added", paths)
+	}
+}
