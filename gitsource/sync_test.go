@@ -126,7 +126,9 @@ func sigmaRules(t *testing.T, n int) (names []string, data map[string][]byte) {
 	return names, data
 }
 
-func testParsers() []ingest.Parser { return []ingest.Parser{sigma.Parser{}, &spl.Parser{}, kql.Parser{}} }
+func testParsers() []ingest.Parser {
+	return []ingest.Parser{sigma.Parser{}, &spl.Parser{}, kql.Parser{}}
+}
 
 // harness syncs into one catalog and remembers the last ingest summary.
 type harness struct {
