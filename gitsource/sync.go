@@ -6,15 +6,25 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/source"
 )
 
-// IngestFunc ingests the mirror folders (roots) with their repositories and per-file
-// commits (mirrors, for ingest.Options.Mirrors).
-type IngestFunc func(ctx context.Context, roots []string, mirrors []*source.Info) (*ingest.Summary, error)
+// IngestFunc ingests what a sync fetched.
+type IngestFunc func(ctx context.Context, in Fetched) (*ingest.Summary, error)
+
+// Fetched is what a sync hands to its ingest.
+type Fetched struct {
+	// Roots are the mirror folders of the rule sources that synced.
+	Roots []string
+	// Mirrors give their files' repositories and commits (for ingest.Options.Mirrors).
+	Mirrors []*source.Info
+	// Attack is the ATT&CK bundle of a kind: attack source, "" without one.
+	Attack string
+}
 
 // Options tune a sync.
 type Options struct {
@@ -26,6 +36,10 @@ type Options struct {
 	Log func(msg string)
 	// Ingest reads the updated mirrors into the catalog; nil only fetches.
 	Ingest IngestFunc
+	// Offline fetches nothing: the mirrors already in the cache are ingested as they
+	// are (after a parser upgrade, or without network). A source never fetched is
+	// reported as "missing", which is not a failure.
+	Offline bool
 }
 
 // DefaultCacheDir is the user cache folder's ruledex/repos.
@@ -43,7 +57,8 @@ type RepoReport struct {
 	URL  string `json:"url"`
 	Ref  string `json:"ref"` // the full reference fetched
 	Kind string `json:"kind"`
-	// Status: "new" (first sync), "updated", "unchanged" or "failed".
+	// Status: "new" (first sync), "updated", "unchanged", "failed", or "missing"
+	// (offline, and never fetched).
 	Status   string `json:"status"`
 	Commit   string `json:"commit,omitempty"`
 	Previous string `json:"previous,omitempty"`
@@ -96,6 +111,17 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 	rep := &Report{}
 	var roots []string
 	var mirrors []*source.Info
+	// ATT&CK first, so the ingest of the rules can use it.
+	srcs = slices.Clone(srcs)
+	slices.SortStableFunc(srcs, func(a, b Source) int {
+		if a.IsAttack() == b.IsAttack() {
+			return 0
+		}
+		if a.IsAttack() {
+			return -1
+		}
+		return 1
+	})
 	for _, src := range srcs {
 		if err := ctx.Err(); err != nil {
 			return rep, err
@@ -106,6 +132,10 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 			defer unlock()
 		}
 		rep.Repos = append(rep.Repos, rr)
+		if rr.Status == "missing" {
+			logf("%s: not fetched yet (offline)", src.Name)
+			continue
+		}
 		if rr.Status == "failed" {
 			rep.Failed++
 			logf("%s: failed: %s", src.Name, rr.Error)
@@ -127,7 +157,7 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 	var err error
 	if opt.Ingest != nil && len(roots) > 0 {
 		logf("ingesting %d mirrors", len(roots))
-		sum, ierr := opt.Ingest(ctx, roots, mirrors)
+		sum, ierr := opt.Ingest(ctx, Fetched{Roots: roots, Mirrors: mirrors, Attack: rep.Attack})
 		rep.Ingest = sum
 		if ierr != nil {
 			rep.IngestError = ierr.Error()
@@ -176,8 +206,18 @@ func syncOne(ctx context.Context, src Source, opt Options, logf func(string, ...
 		return fail(scrub(err, token))
 	}
 	m := &mirror{dir: filepath.Join(base, "files"), stateFile: filepath.Join(base, "state.json"), src: src, repo: repo}
-	if old := loadState(m.stateFile); old != nil {
+	old := loadState(m.stateFile)
+	if old != nil {
 		rr.Previous = old.Commit
+	}
+	if opt.Offline {
+		if _, err := os.Stat(m.dir); err != nil || old == nil || old.URL != src.URL || !slices.Equal(old.Paths, src.Paths) {
+			rr.Status = "missing"
+			return rr, nil, nil
+		}
+		rr.Status, rr.Commit, rr.Files, rr.Dir = "unchanged", old.Commit, len(old.Files), m.dir
+		ok = true
+		return rr, old, unlock
 	}
 	logf("%s: fetching %s", src.Name, rr.URL)
 	commit, name, err := fetch(ctx, repo, src.Ref, auth)

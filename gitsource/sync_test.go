@@ -20,7 +20,6 @@ import (
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
-	"github.com/ruledex/ruledex/source"
 )
 
 // upstream is a repository a test commits to, standing for a rule repository.
@@ -154,8 +153,8 @@ func (h *harness) sync(srcs ...Source) (*Report, error) {
 	h.t.Helper()
 	h.last = nil
 	return Sync(context.Background(), srcs, Options{CacheDir: h.cache, Env: h.env,
-		Ingest: func(ctx context.Context, roots []string, mirrors []*source.Info) (*ingest.Summary, error) {
-			sum, err := ingest.Run(ctx, h.cat, roots, ingest.Options{Parsers: testParsers(), Mirrors: mirrors})
+		Ingest: func(ctx context.Context, in Fetched) (*ingest.Summary, error) {
+			sum, err := ingest.Run(ctx, h.cat, in.Roots, ingest.Options{Parsers: testParsers(), Mirrors: in.Mirrors})
 			h.last = sum
 			return sum, err
 		}})

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/gitsource"
+	"github.com/ruledex/ruledex/ingest"
+)
+
+// exitPartial: some repositories failed to sync; the others were synced and ingested.
+const exitPartial = 4
+
+// defaultSourcesFile is $XDG_CONFIG_HOME/ruledex/sources.yaml (os.UserConfigDir).
+func defaultSourcesFile() string {
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "sources.yaml"
+	}
+	return filepath.Join(d, "ruledex", "sources.yaml")
+}
+
+// loadSources reads the sources file. The default file may be missing: then the
+// built-in defaults are used (what `sources init` writes), and note says so.
+func loadSources(file string, explicit bool) (srcs []gitsource.Source, note string, err error) {
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) && !explicit {
+		return gitsource.Defaults(), fmt.Sprintf("no sources file at %s: using the default repositories (ruledex sources init writes them there)", file), nil
+	}
+	srcs, err = gitsource.LoadFile(file)
+	return srcs, "", err
+}
+
+func init() {
+	sources := &cobra.Command{
+		Use:   "sources",
+		Short: "Write or list the rule repositories ruledex sync reads",
+		Long: `sources manages the sources file (default ` + "`" + defaultSourcesFile() + "`" + `), a YAML list of the
+git repositories ruledex sync fetches: name, url, ref (branch or tag, default the remote's
+HEAD), paths (folders or files to read, default all), language hints, license, and kind
+(rules, or attack for an ATT&CK STIX bundle).`,
+		Example: `  ruledex sources list`,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	var file string
+	var force bool
+	initCmd := &cobra.Command{
+		Use:   "init [--file FILE] [--force]",
+		Short: "Write a sources file listing the public repositories the corpus comes from",
+		Long: `init writes a sources file with the public repositories ruledex's corpus was taken from:
+SigmaHQ, mdecrevoisier, the KQL collections, Azure-Sentinel (Detections, Hunting Queries),
+splunk/security_content (detections, macros), elastic/detection-rules,
+chronicle/detection-rules and mitre/cti for ATT&CK. It refuses to replace an existing
+file unless --force; --file - prints it.`,
+		Example: `  ruledex sources init --file - > sources.yaml`,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := gitsource.Marshal(gitsource.Defaults())
+			if err != nil {
+				return err
+			}
+			if file == "-" {
+				_, err := cmd.OutOrStdout().Write(b)
+				return err
+			}
+			if _, err := os.Stat(file); err == nil && !force {
+				return withCode(exitFailure, fmt.Errorf("%s exists: give --force to replace it", file))
+			}
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(file, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d repositories); run ruledex sync\n", file, len(gitsource.Defaults()))
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&file, "file", defaultSourcesFile(), "sources file to write (- for stdout)")
+	initCmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
+
+	var listFile string
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list [--file FILE] [--json]",
+		Short: "List the repositories of the sources file",
+		Long: `list prints the repositories of the sources file (the defaults when the default file
+does not exist yet) with their ref, paths and license. Problems in the file are reported
+as file:line: what.`,
+		Example: `  ruledex sources list
+  ruledex sources list --json | jq '.[].url'`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			srcs, note, err := loadSources(listFile, cmd.Flags().Changed("file"))
+			if err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "ruledex: "+note)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(srcs)
+			}
+			w := cmd.OutOrStdout()
+			for _, s := range srcs {
+				ref := s.Ref
+				if ref == "" {
+					ref = "HEAD"
+				}
+				paths := strings.Join(s.Paths, ", ")
+				if paths == "" {
+					paths = "(all)"
+				}
+				kind := ""
+				if s.IsAttack() {
+					kind = " [attack]"
+				}
+				fmt.Fprintf(w, "%-16s %s @ %s%s\n", s.Name, gitsource.DisplayURL(s.URL), ref, kind)
+				fmt.Fprintf(w, "%-16s paths: %s; language: %s; license: %s\n", "", paths, orNone(strings.Join(s.Language, ", ")), orNone(s.License))
+			}
+			return nil
+		},
+	}
+	list.Flags().StringVar(&listFile, "file", defaultSourcesFile(), "sources file")
+	list.Flags().BoolVar(&asJSON, "json", false, "print the sources as JSON")
+	sources.AddCommand(initCmd, list)
+	root.AddCommand(sources)
+
+	var o syncOptions
+	syncCmd := &cobra.Command{
+		Use:   "sync [--sources FILE] [--json] [--offline] [NAME...]",
+		Short: "Fetch the rule repositories of the sources file and ingest what changed",
+		Long: `sync fetches each repository of the sources file (only NAMEs, when given) with a shallow
+git fetch into the user cache (` + "`ruledex/repos/<name>`" + `; no git binary needed), writes the files
+under its paths into a mirror folder by applying the difference between the tree synced
+before and the new one (edits, additions, deletions, renames; a force-pushed branch is just
+another tree), and ingests the mirrors: only files whose content changed are parsed. Each
+rule records the commit its file was fetched at, so its page links to blob/<commit>/<path>.
+
+Private repositories over https: the token is read from RULEDEX_GIT_TOKEN (or GITHUB_TOKEN
+for github.com; user name from RULEDEX_GIT_USER, default x-access-token) and sent as HTTP
+basic auth; it is never printed, logged or stored.
+
+A repository that fails (network, authentication, a missing ref) is reported with its
+error and skipped; the others are synced, and its rules stay in the catalog as they were.
+--offline fetches nothing and ingests the mirrors already in the cache.
+
+Exit status: 0 every repository synced and the catalog updated; 4 some repositories failed
+(the others were synced); 1 the catalog could not be updated or no repository synced;
+2 bad command line; 130 interrupted.`,
+		Example: `  ruledex sync --offline
+  ruledex sync --offline --json | jq '.repos[] | {name, status, commit}'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			srcs, note, err := loadSources(o.file, cmd.Flags().Changed("sources"))
+			if err != nil {
+				return withCode(exitFailure, err)
+			}
+			if note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "ruledex: "+note)
+			}
+			if srcs, err = pickSources(srcs, args); err != nil {
+				return withCode(exitUsage, err)
+			}
+			cat, err := openCatalog(false)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			tty := term.IsTerminal(int(os.Stderr.Fd()))
+			if tty {
+				o.log = func(msg string) { fmt.Fprintln(os.Stderr, escapeText(msg)) }
+			}
+			o.progress = true
+			rep, err := runSync(ctx, cat, srcs, o)
+			if rep != nil {
+				if o.json {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					if e := enc.Encode(rep); e != nil {
+						return e
+					}
+				} else {
+					printSyncReport(cmd.OutOrStdout(), rep)
+				}
+			}
+			return syncExit(ctx, rep, err)
+		},
+	}
+	syncCmd.Flags().StringVar(&o.file, "sources", defaultSourcesFile(), "sources file (see ruledex sources)")
+	syncCmd.Flags().BoolVar(&o.json, "json", false, "print the report as JSON")
+	syncCmd.Flags().BoolVar(&o.offline, "offline", false, "fetch nothing: ingest the mirrors already in the cache")
+	syncCmd.Flags().StringVar(&o.cache, "cache", "", "cache folder for the repositories (default: the user cache's ruledex/repos)")
+	root.AddCommand(syncCmd)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type syncOptions struct {
+	file     string
+	json     bool
+	offline  bool
+	cache    string
+	progress bool
+	log      func(string)
+}
+
+// pickSources keeps the named sources (all when names is empty).
+func pickSources(srcs []gitsource.Source, names []string) ([]gitsource.Source, error) {
+	if len(names) == 0 {
+		return srcs, nil
+	}
+	var out []gitsource.Source
+	for _, n := range names {
+		found := false
+		for _, s := range srcs {
+			if s.Name == n {
+				out = append(out, s)
+				found = true
+			}
+		}
+		if !found {
+			var all []string
+			for _, s := range srcs {
+				all = append(all, s.Name)
+			}
+			return nil, fmt.Errorf("no source named %q (sources: %s)", n, strings.Join(all, ", "))
+		}
+	}
+	return out, nil
+}
+
+// runSync fetches the sources and ingests their mirrors into cat as ruledex ingest
+// does (derived data included).
+func runSync(ctx context.Context, cat *catalog.Catalog, srcs []gitsource.Source, o syncOptions) (*gitsource.Report, error) {
+	return gitsource.Sync(ctx, srcs, gitsource.Options{CacheDir: o.cache, Log: o.log, Offline: o.offline,
+		Ingest: func(ctx context.Context, in gitsource.Fetched) (*ingest.Summary, error) {
+			return ingestPaths(ctx, cat, in.Roots, ingestOptions{progress: o.progress, mirrors: in.Mirrors, attack: in.Attack})
+		}})
+}
+
+// syncExit maps a sync's outcome to the documented exit status.
+func syncExit(ctx context.Context, rep *gitsource.Report, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		var sum *ingest.Summary
+		if rep != nil {
+			sum = rep.Ingest
+		}
+		return interrupted(sum, err)
+	case errors.Is(err, gitsource.ErrSomeFailed):
+		if rep != nil && rep.Failed == len(rep.Repos) {
+			return withCode(exitFailure, err)
+		}
+		return withCode(exitPartial, err)
+	}
+	return withCode(exitFailure, err)
+}
+
+func printSyncReport(w io.Writer, rep *gitsource.Report) {
+	for _, r := range rep.Repos {
+		switch r.Status {
+		case "failed":
+			fmt.Fprintf(w, "%-16s failed: %s\n", r.Name, r.Error)
+		case "missing":
+			fmt.Fprintf(w, "%-16s not fetched yet\n", r.Name)
+		default:
+			fmt.Fprintf(w, "%-16s %-9s %.12s  %d files (+%d ~%d -%d renamed %d)\n", r.Name, r.Status, r.Commit, r.Files,
+				r.Added, r.Modified, r.Deleted, r.Renamed)
+		}
+	}
+	if rep.Ingest != nil {
+		printIngestSummary(w, rep.Ingest)
+	}
+	if rep.Attack != "" {
+		fmt.Fprintf(w, "attack:    %s\n", rep.Attack)
+	}
+	fmt.Fprintf(w, "sync:      %d repositories, %d failed, %.2fs\n", len(rep.Repos), rep.Failed, rep.Seconds)
+}
