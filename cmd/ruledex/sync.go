@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -297,4 +299,68 @@ func printSyncReport(w io.Writer, rep *gitsource.Report) {
 		fmt.Fprintf(w, "attack:    %s\n", rep.Attack)
 	}
 	fmt.Fprintf(w, "sync:      %d repositories, %d failed, %.2fs\n", len(rep.Repos), rep.Failed, rep.Seconds)
+}
+
+// serveSync is serve's --sync-every: a loop that syncs the sources into the served
+// catalog. The server needs no signal: its page cache follows the catalog's
+// data_version, so each committed sync shows on the next request.
+type serveSync struct {
+	every     time.Duration
+	file      string
+	allowFast bool
+	srcs      []gitsource.Source
+}
+
+type serveSyncKey struct{}
+
+func withServeSync(ctx context.Context, sy *serveSync) context.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if sy.every <= 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, serveSyncKey{}, sy)
+}
+
+func serveSyncFrom(ctx context.Context) *serveSync {
+	sy, _ := ctx.Value(serveSyncKey{}).(*serveSync)
+	return sy
+}
+
+// loop syncs at once, then every sy.every, until ctx ends. A failed sync is logged and
+// retried at the next tick; what it could not fetch stays as it was.
+func (sy *serveSync) loop(ctx context.Context, cat *catalog.Catalog, log *slog.Logger) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		rep, err := runSync(ctx, cat, sy.srcs, syncOptions{})
+		if ctx.Err() != nil {
+			return
+		}
+		attrs := []any{"seconds", time.Since(start).Seconds()}
+		if rep != nil {
+			attrs = append(attrs, "repositories", len(rep.Repos), "failed", rep.Failed)
+			if rep.Ingest != nil {
+				attrs = append(attrs, "changed", rep.Ingest.Changed, "deleted", rep.Ingest.Deleted, "rules", rep.Ingest.TotalRules)
+			}
+			for _, r := range rep.Repos {
+				if r.Status == "failed" {
+					log.Warn("sync failed", "source", r.Name, "err", r.Error)
+				}
+			}
+		}
+		if err != nil && !errors.Is(err, gitsource.ErrSomeFailed) {
+			log.Warn("sync", append(attrs, "err", err.Error())...)
+		} else {
+			log.Info("synced", attrs...)
+		}
+		t.Reset(sy.every)
+	}
 }
