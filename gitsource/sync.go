@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ruledex/ruledex/ingest"
@@ -24,6 +25,12 @@ type Fetched struct {
 	Mirrors []*source.Info
 	// Attack is the ATT&CK bundle of a kind: attack source, "" without one.
 	Attack string
+	// Files is the number of files in each root's mirror.
+	Files []int
+	// Key identifies this set of mirrors at these commits: a catalog that recorded the
+	// same key after its last ingest, and still holds Files files under each root, has
+	// nothing to ingest (the caller may skip the walk).
+	Key string
 }
 
 // Options tune a sync.
@@ -76,6 +83,9 @@ type Report struct {
 	Ingest *ingest.Summary `json:"ingest,omitempty"`
 	// IngestError is set when the mirrors were updated but the catalog was not.
 	IngestError string `json:"ingest_error,omitempty"`
+	// CatalogCurrent: the ingest found the catalog already holding these commits and
+	// did not walk the mirrors.
+	CatalogCurrent bool `json:"catalog_current,omitempty"`
 	// Attack is the ATT&CK bundle of a kind: attack source, when one was synced.
 	Attack  string  `json:"attack,omitempty"`
 	Seconds float64 `json:"seconds"`
@@ -111,6 +121,8 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 	rep := &Report{}
 	var roots []string
 	var mirrors []*source.Info
+	var counts []int
+	var key strings.Builder
 	// ATT&CK first, so the ingest of the rules can use it.
 	srcs = slices.Clone(srcs)
 	slices.SortStableFunc(srcs, func(a, b Source) int {
@@ -153,12 +165,18 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 		}
 		roots = append(roots, rr.Dir)
 		mirrors = append(mirrors, source.Mirror(DisplayURL(src.URL), rr.Dir, st.Files))
+		counts = append(counts, len(st.Files))
+		fmt.Fprintf(&key, "%s=%s@%s:%s;", src.Name, DisplayURL(src.URL), st.Commit, strings.Join(src.Paths, ","))
 	}
 	var err error
 	if opt.Ingest != nil && len(roots) > 0 {
 		logf("ingesting %d mirrors", len(roots))
-		sum, ierr := opt.Ingest(ctx, Fetched{Roots: roots, Mirrors: mirrors, Attack: rep.Attack})
+		if rep.Attack != "" {
+			fmt.Fprintf(&key, "attack=%s;", rep.Attack)
+		}
+		sum, ierr := opt.Ingest(ctx, Fetched{Roots: roots, Mirrors: mirrors, Attack: rep.Attack, Files: counts, Key: key.String()})
 		rep.Ingest = sum
+		rep.CatalogCurrent = sum == nil && ierr == nil
 		if ierr != nil {
 			rep.IngestError = ierr.Error()
 			err = fmt.Errorf("ingest: %w", ierr)

@@ -206,6 +206,7 @@ Exit status: 0 every repository synced and the catalog updated; 4 some repositor
 	syncCmd.Flags().StringVar(&o.file, "sources", defaultSourcesFile(), "sources file (see ruledex sources)")
 	syncCmd.Flags().BoolVar(&o.json, "json", false, "print the report as JSON")
 	syncCmd.Flags().BoolVar(&o.offline, "offline", false, "fetch nothing: ingest the mirrors already in the cache")
+	syncCmd.Flags().BoolVar(&o.force, "force", false, "parse every mirrored file again")
 	syncCmd.Flags().StringVar(&o.cache, "cache", "", "cache folder for the repositories (default: the user cache's ruledex/repos)")
 	root.AddCommand(syncCmd)
 }
@@ -221,6 +222,7 @@ type syncOptions struct {
 	file     string
 	json     bool
 	offline  bool
+	force    bool
 	cache    string
 	progress bool
 	log      func(string)
@@ -256,8 +258,60 @@ func pickSources(srcs []gitsource.Source, names []string) ([]gitsource.Source, e
 func runSync(ctx context.Context, cat *catalog.Catalog, srcs []gitsource.Source, o syncOptions) (*gitsource.Report, error) {
 	return gitsource.Sync(ctx, srcs, gitsource.Options{CacheDir: o.cache, Log: o.log, Offline: o.offline,
 		Ingest: func(ctx context.Context, in gitsource.Fetched) (*ingest.Summary, error) {
-			return ingestPaths(ctx, cat, in.Roots, ingestOptions{progress: o.progress, mirrors: in.Mirrors, attack: in.Attack})
+			key := in.Key + parseFingerprint()
+			if !o.force && catalogHolds(ctx, cat, key, in) {
+				return nil, nil
+			}
+			sum, err := ingestPaths(ctx, cat, in.Roots, ingestOptions{progress: o.progress, mirrors: in.Mirrors, attack: in.Attack, force: o.force})
+			if err != nil {
+				return sum, err
+			}
+			return sum, setMeta(ctx, cat, metaSyncKey, key)
 		}})
+}
+
+// metaSyncKey is the gitsource key (plus the parsers' fingerprint) of the last sync
+// that ingested successfully.
+const metaSyncKey = "sync.key"
+
+// catalogHolds reports whether the catalog already holds exactly what a sync fetched:
+// the same mirrors at the same commits and parsers, each root's files all there (a
+// `ruledex remove` in between makes it false), and no derived step pending. Then the
+// ingest walk, most of a sync that finds nothing new, is skipped.
+func catalogHolds(ctx context.Context, cat *catalog.Catalog, key string, in gitsource.Fetched) bool {
+	if v, err := cat.Meta(ctx, metaSyncKey); err != nil || v != key {
+		return false
+	}
+	if v, err := cat.Meta(ctx, metaDerivePending); err != nil || v != "" {
+		return false
+	}
+	roots, err := cat.Roots(ctx)
+	if err != nil {
+		return false
+	}
+	files := map[string]int{}
+	for _, r := range roots {
+		files[r.Path] = r.Files
+	}
+	for i, r := range in.Roots {
+		n, ok := files[r]
+		if !ok || n != in.Files[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func setMeta(ctx context.Context, cat *catalog.Catalog, key, value string) error {
+	tx, err := cat.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.SetMeta(key, value); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // syncExit maps a sync's outcome to the documented exit status.
@@ -294,6 +348,9 @@ func printSyncReport(w io.Writer, rep *gitsource.Report) {
 	}
 	if rep.Ingest != nil {
 		printIngestSummary(w, rep.Ingest)
+	}
+	if rep.CatalogCurrent {
+		fmt.Fprintln(w, "catalog:   already holds these commits; nothing to ingest")
 	}
 	if rep.Attack != "" {
 		fmt.Fprintf(w, "attack:    %s\n", rep.Attack)

@@ -127,8 +127,9 @@ func TestCLISync(t *testing.T) {
 			Name, Status, Commit, Error string
 			Added                       int
 		}
-		Failed int
-		Ingest struct{ Changed, TotalRules int } `json:"ingest"`
+		Failed         int
+		Ingest         struct{ Changed, TotalRules int } `json:"ingest"`
+		CatalogCurrent bool                              `json:"catalog_current"`
 	}
 	out, stderr, code := c.run(t, "sync", "--sources", src, "--json")
 	var rep report
@@ -137,6 +138,22 @@ func TestCLISync(t *testing.T) {
 	}
 	if len(rep.Repos) != 1 || rep.Repos[0].Status != "new" || rep.Repos[0].Commit != head || rep.Ingest.Changed != 1 {
 		t.Fatalf("first sync report: %s", out)
+	}
+	// Nothing new: the catalog is known to hold this commit, nothing is walked.
+	out, stderr, code = c.run(t, "sync", "--sources", src, "--json")
+	rep = report{}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.CatalogCurrent || rep.Repos[0].Status != "unchanged" {
+		t.Fatalf("second sync: exit %d\n%s\n%s", code, out, stderr)
+	}
+	// After the mirror's rules are removed from the catalog, the same commit is ingested again.
+	mirror := filepath.Join(home, "cache", "ruledex", "repos", "local", "files")
+	if _, stderr, code := c.run(t, "remove", mirror); code != 0 {
+		t.Fatalf("remove %s: exit %d %s", mirror, code, stderr)
+	}
+	out, stderr, code = c.run(t, "sync", "--sources", src, "--json")
+	rep = report{}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.CatalogCurrent || rep.Ingest.Changed != 1 {
+		t.Fatalf("sync after remove: exit %d\n%s\n%s", code, out, stderr)
 	}
 	out, stderr, code = c.run(t, "show", "BITS payload downloaded via commandline", "--json")
 	var shown struct {
