@@ -13,6 +13,8 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	"github.com/go-git/go-git/v5/plumbing/transport/file"
 
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/ingest"
@@ -349,5 +351,63 @@ func TestSyncFailingRepository(t *testing.T) {
 	sort.Strings(paths)
 	if len(paths) != 4 || got["rules/"+names[2]] == "" || got["rules/"+names[3]] == "" {
 		t.Errorf("after a failed repository the catalog has %v, want b's rule kept and a's new rule added", paths)
+	}
+}
+
+// TestSyncShallow runs the shallow path real servers get: the remote is served by
+// git-upload-pack (the scheme "gitexec" is go-git's process transport, standing for an
+// https server), so every fetch has depth 1. The cache must stay shallow (one commit
+// per fetch), and a later commit and a force-push must still diff and ingest right.
+func TestSyncShallow(t *testing.T) {
+	client.InstallProtocol("gitexec", file.DefaultClient)
+	names, data := sigmaRules(t, 4)
+	up := newUpstream(t)
+	up.write("rules/"+names[0], data[names[0]])
+	c1 := up.commit("1")
+	up.write("rules/"+names[1], data[names[1]])
+	c2 := up.commit("2")
+	h := newHarness(t)
+	src := Source{Name: "shallow", URL: "gitexec://" + filepath.ToSlash(up.dir)}
+	steps := []struct {
+		name   string
+		change func() string
+		want   Changes
+		parsed int
+	}{
+		{"first", func() string { return c2 }, Changes{Added: 2, Full: true}, 2},
+		{"new commit", func() string {
+			up.write("rules/"+names[2], data[names[2]])
+			return up.commit("3")
+		}, Changes{Added: 1}, 1},
+		{"force-push", func() string {
+			up.resetHard(c2)
+			up.write("rules/"+names[3], data[names[3]])
+			return up.commit("4")
+		}, Changes{Added: 1, Deleted: 1}, 1},
+	}
+	for _, s := range steps {
+		head := s.change()
+		rep, err := h.sync(src)
+		if err != nil {
+			t.Fatalf("%s: %v %+v", s.name, err, rep.Repos)
+		}
+		rr := rep.Repos[0]
+		if rr.Commit != head || rr.Changes != s.want || h.last.Changed != s.parsed {
+			t.Errorf("%s: commit %.7s changes %+v parsed %d, want %.7s %+v %d", s.name, rr.Commit, rr.Changes, h.last.Changed, head, s.want, s.parsed)
+		}
+		repo, err := git.PlainOpen(filepath.Join(h.cache, src.Name, "git"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shallow, err := repo.Storer.Shallow()
+		if err != nil || len(shallow) == 0 {
+			t.Errorf("%s: cache repository not shallow (%v, %v)", s.name, shallow, err)
+		}
+		if _, err := repo.CommitObject(plumbing.NewHash(c1)); err == nil {
+			t.Errorf("%s: commit 1, behind the first synced head, is in the cache: not a depth-1 fetch", s.name)
+		}
+	}
+	if got := h.ruleCommits(); len(got) != 3 || got["rules/"+names[2]] != "" {
+		t.Errorf("after the force-push the catalog has %v, want names 0, 1 and 3", got)
 	}
 }
