@@ -63,6 +63,9 @@ type Changes struct {
 	// Full is true when the mirror was written from scratch (first sync, paths changed,
 	// or the previous commit is no longer in the cache).
 	Full bool `json:"full,omitempty"`
+	// Missing are paths of the source that the fetched tree does not have (checked when
+	// the mirror is written from scratch).
+	Missing []string `json:"missing_paths,omitempty"`
 }
 
 // Total is the number of files written or removed.
@@ -211,25 +214,46 @@ func (m *mirror) full(ctx context.Context, tree *object.Tree, hash string) (*sta
 		return nil, ch, err
 	}
 	st := &state{URL: m.src.URL, Paths: m.src.Paths, Commit: hash, Files: map[string]string{}}
-	err := tree.Files().ForEach(func(f *object.File) error {
+	put := func(name string, e object.TreeEntry) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !inPaths(m.src.Paths, f.Name) {
-			return nil
-		}
-		ok, err := m.write(object.TreeEntry{Name: path.Base(f.Name), Mode: f.Mode, Hash: f.Hash}, f.Name)
-		if err != nil {
-			return err
-		}
+		ok, err := m.write(e, name)
 		if ok {
-			st.Files[f.Name] = hash
+			st.Files[name] = hash
 			ch.Added++
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, ch, err
+		return err
+	}
+	walk := func(prefix string, t *object.Tree) error {
+		return t.Files().ForEach(func(f *object.File) error {
+			return put(prefix+f.Name, object.TreeEntry{Name: path.Base(f.Name), Mode: f.Mode, Hash: f.Hash})
+		})
+	}
+	if len(m.src.Paths) == 0 {
+		if err := walk("", tree); err != nil {
+			return nil, ch, err
+		}
+	}
+	// Only the trees under paths are read: a few folders of a large repository.
+	for _, p := range m.src.Paths {
+		e, err := tree.FindEntry(p)
+		if err != nil {
+			ch.Missing = append(ch.Missing, p)
+			continue
+		}
+		if e.Mode == filemode.Dir {
+			sub, err := tree.Tree(p)
+			if err != nil {
+				return nil, ch, fmt.Errorf("%s: %w", p, err)
+			}
+			err = walk(p+"/", sub)
+		} else {
+			err = put(p, *e)
+		}
+		if err != nil {
+			return nil, ch, err
+		}
 	}
 	if err := st.save(m.stateFile); err != nil {
 		return nil, ch, fmt.Errorf("save mirror state: %w", err)

@@ -154,6 +154,9 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 			continue
 		}
 		logf("%s: %s at %.12s (%+d ~%d -%d >%d)", src.Name, rr.Status, rr.Commit, rr.Added, rr.Modified, rr.Deleted, rr.Renamed)
+		if len(rr.Missing) > 0 {
+			logf("%s: not in the repository: %s", src.Name, strings.Join(rr.Missing, ", "))
+		}
 		if src.IsAttack() {
 			if len(src.Paths) > 0 {
 				p := filepath.Join(rr.Dir, filepath.FromSlash(src.Paths[0]))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -270,7 +271,7 @@ func TestSyncFollowsRepository(t *testing.T) {
 			t.Fatalf("%s: %v %+v", s.name, err, rep.Repos)
 		}
 		rr := rep.Repos[0]
-		if rr.Status != s.status || rr.Commit != head || rr.Changes != s.changes {
+		if rr.Status != s.status || rr.Commit != head || !reflect.DeepEqual(rr.Changes, s.changes) {
 			t.Errorf("%s: status %s commit %.7s changes %+v, want %s %.7s %+v", s.name, rr.Status, rr.Commit, rr.Changes, s.status, head, s.changes)
 		}
 		if rep.Ingest == nil || rep.Ingest.Changed != s.parsed || rep.Ingest.Deleted != s.deleted {
@@ -392,7 +393,7 @@ func TestSyncShallow(t *testing.T) {
 			t.Fatalf("%s: %v %+v", s.name, err, rep.Repos)
 		}
 		rr := rep.Repos[0]
-		if rr.Commit != head || rr.Changes != s.want || h.last.Changed != s.parsed {
+		if rr.Commit != head || !reflect.DeepEqual(rr.Changes, s.want) || h.last.Changed != s.parsed {
 			t.Errorf("%s: commit %.7s changes %+v parsed %d, want %.7s %+v %d", s.name, rr.Commit, rr.Changes, h.last.Changed, head, s.want, s.parsed)
 		}
 		repo, err := git.PlainOpen(filepath.Join(h.cache, src.Name, "git"))
@@ -409,5 +410,54 @@ func TestSyncShallow(t *testing.T) {
 	}
 	if got := h.ruleCommits(); len(got) != 3 || got["rules/"+names[2]] != "" {
 		t.Errorf("after the force-push the catalog has %v, want names 0, 1 and 3", got)
+	}
+}
+
+// TestSyncAttackAndPaths: a kind: attack source hands its bundle to the ingest and is
+// not ingested as rules; paths read only what they name, and a path the repository
+// lacks is reported.
+func TestSyncAttackAndPaths(t *testing.T) {
+	names, data := sigmaRules(t, 2)
+	rules, cti := newUpstream(t), newUpstream(t)
+	rules.write("rules/"+names[0], data[names[0]])
+	rules.write("other/"+names[1], data[names[1]])
+	rules.commit("r")
+	bundle := []byte(`{"type": "bundle", "objects": []}`)
+	cti.write("enterprise-attack/enterprise-attack.json", bundle)
+	cti.write("mobile-attack/mobile-attack.json", bundle)
+	cti.commit("c")
+	h := newHarness(t)
+	var got Fetched
+	rep, err := Sync(t.Context(), []Source{
+		{Name: "rules", URL: fileURL(rules.dir), Paths: []string{"rules", "no-such-folder"}},
+		{Name: "cti", URL: fileURL(cti.dir), Paths: []string{"enterprise-attack/enterprise-attack.json"}, Kind: KindAttack},
+	}, Options{CacheDir: h.cache, Env: h.env, Ingest: func(ctx context.Context, in Fetched) (*ingest.Summary, error) {
+		got = in
+		return ingest.Run(ctx, h.cat, in.Roots, ingest.Options{Parsers: testParsers(), Mirrors: in.Mirrors})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAttack := filepath.Join(h.cache, "cti", "files", "enterprise-attack", "enterprise-attack.json")
+	if got.Attack != wantAttack || rep.Attack != wantAttack || len(got.Roots) != 1 || got.Files[0] != 1 {
+		t.Errorf("fetched %+v, report attack %q; want attack %s and one root with one file", got, rep.Attack, wantAttack)
+	}
+	if b, err := os.ReadFile(wantAttack); err != nil || string(b) != string(bundle) {
+		t.Errorf("bundle mirrored as %q (%v)", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(h.cache, "cti", "files", "mobile-attack")); err == nil {
+		t.Error("a folder outside paths was mirrored")
+	}
+	var r RepoReport
+	for _, x := range rep.Repos {
+		if x.Name == "rules" {
+			r = x
+		}
+	}
+	if !reflect.DeepEqual(r.Missing, []string{"no-such-folder"}) {
+		t.Errorf("missing paths %v", r.Missing)
+	}
+	if c := h.ruleCommits(); len(c) != 1 || c["rules/"+names[0]] == "" {
+		t.Errorf("catalog %v, want only rules/%s", c, names[0])
 	}
 }

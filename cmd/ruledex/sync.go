@@ -344,6 +344,9 @@ func printSyncReport(w io.Writer, rep *gitsource.Report) {
 		default:
 			fmt.Fprintf(w, "%-16s %-9s %.12s  %d files (+%d ~%d -%d renamed %d)\n", r.Name, r.Status, r.Commit, r.Files,
 				r.Added, r.Modified, r.Deleted, r.Renamed)
+			if len(r.Missing) > 0 {
+				fmt.Fprintf(w, "%-16s warning: paths not in the repository: %s\n", "", strings.Join(r.Missing, ", "))
+			}
 		}
 	}
 	if rep.Ingest != nil {
