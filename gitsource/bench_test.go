@@ -59,7 +59,34 @@ func bareFromFolder(tb testing.TB, dir, folder string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	root := writeTree(tb, repo.Storer, "", files)
+	return commitTree(tb, repo, writeTree(tb, repo.Storer, "", files))
+}
+
+// bareFromFiles is bareFromFolder for files given by path, which may be anything a
+// tree can hold, including names git itself would refuse.
+func bareFromFiles(tb testing.TB, dir string, files map[string][]byte) string {
+	tb.Helper()
+	repo, err := git.PlainInit(dir, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hashes := map[string]plumbing.Hash{}
+	for p, b := range files {
+		obj := repo.Storer.NewEncodedObject()
+		obj.SetType(plumbing.BlobObject)
+		w, _ := obj.Writer()
+		w.Write(b)
+		w.Close()
+		if hashes[p], err = repo.Storer.SetEncodedObject(obj); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return commitTree(tb, repo, writeTree(tb, repo.Storer, "", hashes))
+}
+
+// commitTree commits root as the only commit of branch main, which HEAD names.
+func commitTree(tb testing.TB, repo *git.Repository, root plumbing.Hash) string {
+	tb.Helper()
 	c := &object.Commit{Author: object.Signature{Name: "b", Email: "b@example.org", When: time.Unix(1e9, 0)},
 		Message: "corpus", TreeHash: root}
 	c.Committer = c.Author

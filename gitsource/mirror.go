@@ -66,6 +66,9 @@ type Changes struct {
 	// Missing are paths of the source that the fetched tree does not have (checked when
 	// the mirror is written from scratch).
 	Missing []string `json:"missing_paths,omitempty"`
+	// Refused are file paths not written because they would leave the mirror or write
+	// into a .git folder ("..", ".git" components).
+	Refused []string `json:"refused_paths,omitempty"`
 }
 
 // Total is the number of files written or removed.
@@ -77,6 +80,7 @@ type mirror struct {
 	stateFile string
 	src       Source
 	repo      *git.Repository
+	refused   []string // paths a hostile tree used to escape the mirror, not written
 }
 
 func inPaths(paths []string, name string) bool {
@@ -194,6 +198,7 @@ func (m *mirror) update(ctx context.Context, commit *object.Commit) (*state, Cha
 		}
 	}
 	st.Commit = hash
+	ch.Refused = m.refused
 	if err := st.save(m.stateFile); err != nil {
 		return nil, ch, fmt.Errorf("save mirror state: %w", err)
 	}
@@ -255,6 +260,7 @@ func (m *mirror) full(ctx context.Context, tree *object.Tree, hash string) (*sta
 			return nil, ch, err
 		}
 	}
+	ch.Refused = m.refused
 	if err := st.save(m.stateFile); err != nil {
 		return nil, ch, fmt.Errorf("save mirror state: %w", err)
 	}
@@ -269,7 +275,8 @@ func (m *mirror) write(e object.TreeEntry, name string) (ok bool, err error) {
 	}
 	dst, err := m.localPath(name)
 	if err != nil {
-		return false, err
+		m.refused = append(m.refused, name)
+		return false, nil
 	}
 	blob, err := m.repo.BlobObject(e.Hash)
 	if err != nil {

@@ -157,6 +157,9 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 		if len(rr.Missing) > 0 {
 			logf("%s: not in the repository: %s", src.Name, strings.Join(rr.Missing, ", "))
 		}
+		if len(rr.Refused) > 0 {
+			logf("%s: refused unsafe paths: %s", src.Name, strings.Join(rr.Refused, ", "))
+		}
 		if src.IsAttack() {
 			if len(src.Paths) > 0 {
 				p := filepath.Join(rr.Dir, filepath.FromSlash(src.Paths[0]))

@@ -461,3 +461,51 @@ func TestSyncAttackAndPaths(t *testing.T) {
 		t.Errorf("catalog %v, want only rules/%s", c, names[0])
 	}
 }
+
+// TestSyncRefusesUnsafePaths: tree entries that would leave the mirror or write into a
+// .git folder are never written. go-git refuses ".." and ".git" components itself (the
+// repository fails with the reason); names our own check refuses (a backslash, which
+// is a separator on Windows) are skipped and reported while the rest is synced. A
+// hostile repository never stops the others.
+func TestSyncRefusesUnsafePaths(t *testing.T) {
+	names, data := sigmaRules(t, 2)
+	tests := []struct {
+		name    string
+		hostile string
+		failed  string // error text when the repository fails, "" when it syncs
+		refused []string
+	}{
+		{"dot-git folder", "rules/.git/hooks/pre-commit", `".git"`, nil},
+		{"parent folder", "rules/../../escape.yml", `".."`, nil},
+		{"parent folder, Windows separators", `rules/..\..\escape.yml`, `".."`, nil},
+		{"backslash", `rules/sub\escape.yml`, "", []string{`rules/sub\escape.yml`}},
+	}
+	good := newUpstream(t)
+	good.write("rules/"+names[1], data[names[1]])
+	good.commit("good")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "hostile.git")
+			bareFromFiles(t, dir, map[string][]byte{"rules/" + names[0]: data[names[0]], tt.hostile: []byte("#!/bin/sh\necho pwned\n")})
+			h := newHarness(t)
+			rep, err := h.sync(Source{Name: "hostile", URL: fileURL(dir)}, Source{Name: "good", URL: fileURL(good.dir)})
+			rr := rep.Repos[0]
+			if tt.failed != "" {
+				if !errors.Is(err, ErrSomeFailed) || rr.Status != "failed" || !strings.Contains(rr.Error, tt.failed) {
+					t.Errorf("status %s error %q (%v), want failed with %s", rr.Status, rr.Error, err, tt.failed)
+				}
+			} else if err != nil || !reflect.DeepEqual(rr.Refused, tt.refused) || rr.Files != 1 {
+				t.Errorf("err %v, refused %q, %d files; want %q and 1 file", err, rr.Refused, rr.Files, tt.refused)
+			}
+			filepath.Walk(filepath.Dir(h.cache), func(p string, fi os.FileInfo, err error) error {
+				if err == nil && (fi.Name() == "escape.yml" || fi.Name() == "pre-commit" || strings.Contains(fi.Name(), "escape")) {
+					t.Errorf("%s was written", p)
+				}
+				return nil
+			})
+			if got := h.ruleCommits()["rules/"+names[1]]; got == "" || rep.Repos[1].Status != "new" {
+				t.Errorf("the good repository was not synced beside the hostile one: %+v", rep.Repos[1])
+			}
+		})
+	}
+}

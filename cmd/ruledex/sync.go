@@ -347,6 +347,9 @@ func printSyncReport(w io.Writer, rep *gitsource.Report) {
 			if len(r.Missing) > 0 {
 				fmt.Fprintf(w, "%-16s warning: paths not in the repository: %s\n", "", strings.Join(r.Missing, ", "))
 			}
+			if len(r.Refused) > 0 {
+				fmt.Fprintf(w, "%-16s warning: unsafe paths not written: %s\n", "", strings.Join(r.Refused, ", "))
+			}
 		}
 	}
 	if rep.Ingest != nil {
