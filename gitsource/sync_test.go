@@ -509,3 +509,44 @@ func TestSyncRefusesUnsafePaths(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncPathsChanged: narrowing or widening paths rewrites the mirror, and the
+// catalog follows: rules outside the new paths leave, rules inside arrive.
+func TestSyncPathsChanged(t *testing.T) {
+	names, data := sigmaRules(t, 3)
+	up := newUpstream(t)
+	up.write("a/"+names[0], data[names[0]])
+	up.write("a/"+names[1], data[names[1]])
+	up.write("b/"+names[2], data[names[2]])
+	head := up.commit("1")
+	h := newHarness(t)
+	tests := []struct {
+		paths []string
+		want  []string
+	}{
+		{[]string{"a"}, []string{"a/" + names[0], "a/" + names[1]}},
+		{[]string{"b", "a/" + names[1]}, []string{"a/" + names[1], "b/" + names[2]}},
+		{nil, []string{"a/" + names[0], "a/" + names[1], "b/" + names[2]}},
+	}
+	for _, tt := range tests {
+		rep, err := h.sync(Source{Name: "up", URL: fileURL(up.dir), Paths: tt.paths})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Repos[0].Full || rep.Repos[0].Files != len(tt.want) {
+			t.Errorf("paths %v: %+v, want a full rewrite of %d files", tt.paths, rep.Repos[0], len(tt.want))
+		}
+		got := h.ruleCommits()
+		var paths []string
+		for p, c := range got {
+			paths = append(paths, p)
+			if c != head {
+				t.Errorf("paths %v: %s at %s, want %s", tt.paths, p, c, head)
+			}
+		}
+		sort.Strings(paths)
+		if !reflect.DeepEqual(paths, tt.want) {
+			t.Errorf("paths %v: catalog has %v, want %v", tt.paths, paths, tt.want)
+		}
+	}
+}
