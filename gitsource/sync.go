@@ -86,6 +86,9 @@ type Report struct {
 	// CatalogCurrent: the ingest found the catalog already holding these commits and
 	// did not walk the mirrors.
 	CatalogCurrent bool `json:"catalog_current,omitempty"`
+	// Stale are mirror folders the catalog still holds rules from whose source is no
+	// longer in the sources file (set by callers that know the catalog).
+	Stale []string `json:"stale,omitempty"`
 	// Attack is the ATT&CK bundle of a kind: attack source, when one was synced.
 	Attack  string  `json:"attack,omitempty"`
 	Seconds float64 `json:"seconds"`

@@ -189,6 +189,9 @@ Exit status: 0 every repository synced and the catalog updated; 4 some repositor
 			}
 			o.progress = true
 			rep, err := runSync(ctx, cat, srcs, o)
+			if rep != nil && len(args) == 0 {
+				rep.Stale = staleMirrors(ctx, cat, o.cache, srcs)
+			}
 			if rep != nil {
 				if o.json {
 					enc := json.NewEncoder(cmd.OutOrStdout())
@@ -314,6 +317,38 @@ func setMeta(ctx context.Context, cat *catalog.Catalog, key, value string) error
 	return tx.Commit()
 }
 
+// staleMirrors lists the mirror folders under the cache that the catalog holds rules
+// from but whose source the sources file no longer names.
+func staleMirrors(ctx context.Context, cat *catalog.Catalog, cache string, srcs []gitsource.Source) []string {
+	if cache == "" {
+		d, err := gitsource.DefaultCacheDir()
+		if err != nil {
+			return nil
+		}
+		cache = d
+	}
+	names := map[string]bool{}
+	for _, s := range srcs {
+		names[s.Name] = true
+	}
+	roots, err := cat.Roots(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, r := range roots {
+		rel, err := filepath.Rel(cache, r.Path)
+		if err != nil || !filepath.IsLocal(rel) || r.Files == 0 {
+			continue
+		}
+		name, rest, _ := strings.Cut(filepath.ToSlash(rel), "/")
+		if rest == "files" && !names[name] {
+			out = append(out, r.Path)
+		}
+	}
+	return out
+}
+
 // syncExit maps a sync's outcome to the documented exit status.
 func syncExit(ctx context.Context, rep *gitsource.Report, err error) error {
 	switch {
@@ -360,6 +395,9 @@ func printSyncReport(w io.Writer, rep *gitsource.Report) {
 	}
 	if rep.Attack != "" {
 		fmt.Fprintf(w, "attack:    %s\n", rep.Attack)
+	}
+	for _, p := range rep.Stale {
+		fmt.Fprintf(w, "note:      %s: its source is no longer in the sources file; ruledex remove %s forgets its rules\n", p, p)
 	}
 	fmt.Fprintf(w, "sync:      %d repositories, %d failed, %.2fs\n", len(rep.Repos), rep.Failed, rep.Seconds)
 }

@@ -179,6 +179,15 @@ func TestCLISync(t *testing.T) {
 		t.Errorf("partial sync report: %s", out)
 	}
 
+	// A source dropped from the file: its mirror is reported as stale, its rules kept.
+	only := writeSources(t, t.TempDir(), fmt.Sprintf("sources:\n  - name: gone\n    url: file://%s/nope\n", filepath.ToSlash(home)))
+	out, _, code = c.run(t, "sync", "--sources", only, "--json")
+	var stale struct{ Stale []string }
+	mirror = filepath.Join(home, "cache", "ruledex", "repos", "local", "files")
+	if code != exitFailure || json.Unmarshal([]byte(out), &stale) != nil || len(stale.Stale) != 1 || stale.Stale[0] != mirror {
+		t.Errorf("sync without the local source: exit %d, %s; want exit 1 and %s stale", code, out, mirror)
+	}
+
 	// A bad sources file: exit 1, with file and line.
 	bad := writeSources(t, t.TempDir(), "sources:\n  - name: x\n    url: ftp://example.org/r\n")
 	_, stderr, code = c.run(t, "sync", "--sources", bad)
