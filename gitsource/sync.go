@@ -272,3 +272,14 @@ func syncOne(ctx context.Context, src Source, opt Options, logf func(string, ...
 	ok = true
 	return rr, st, unlock
 }
+
+// Mirrored reports what the cache holds for a source: the commit of its mirror and
+// the number of files, ok false when it was never synced (or its url or paths changed
+// since, so the next sync rewrites it).
+func Mirrored(cacheDir string, src Source) (commit string, files int, ok bool) {
+	st := loadState(filepath.Join(cacheDir, src.Name, "state.json"))
+	if st == nil || st.URL != src.URL || !slices.Equal(st.Paths, src.Paths) {
+		return "", 0, false
+	}
+	return st.Commit, len(st.Files), true
+}

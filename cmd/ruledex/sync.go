@@ -93,14 +93,14 @@ file unless --force; --file - prints it.`,
 	initCmd.Flags().StringVar(&file, "file", defaultSourcesFile(), "sources file to write (- for stdout)")
 	initCmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
 
-	var listFile string
+	var listFile, listCache string
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list [--file FILE] [--json]",
 		Short: "List the repositories of the sources file",
 		Long: `list prints the repositories of the sources file (the defaults when the default file
-does not exist yet) with their ref, paths and license. Problems in the file are reported
-as file:line: what.`,
+does not exist yet) with their ref, paths, license and the commit last synced into the
+cache. Problems in the file are reported as file:line: what.`,
 		Example: `  ruledex sources list
   ruledex sources list --json | jq '.[].url'`,
 		Args: usageArgs(cobra.NoArgs),
@@ -112,13 +112,31 @@ as file:line: what.`,
 			if note != "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ruledex: "+note)
 			}
+			cache, err := gitsource.DefaultCacheDir()
+			if listCache != "" {
+				cache, err = listCache, nil
+			}
+			type listed struct {
+				gitsource.Source
+				Commit string `json:"synced_commit,omitempty"`
+				Files  int    `json:"synced_files,omitempty"`
+			}
+			var rows []listed
+			for _, s := range srcs {
+				l := listed{Source: s}
+				if err == nil {
+					l.Commit, l.Files, _ = gitsource.Mirrored(cache, s)
+				}
+				rows = append(rows, l)
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(srcs)
+				return enc.Encode(rows)
 			}
 			w := cmd.OutOrStdout()
-			for _, s := range srcs {
+			for _, row := range rows {
+				s := row.Source
 				ref := s.Ref
 				if ref == "" {
 					ref = "HEAD"
@@ -133,12 +151,18 @@ as file:line: what.`,
 				}
 				fmt.Fprintf(w, "%-16s %s @ %s%s\n", s.Name, gitsource.DisplayURL(s.URL), ref, kind)
 				fmt.Fprintf(w, "%-16s paths: %s; language: %s; license: %s\n", "", paths, orNone(strings.Join(s.Language, ", ")), orNone(s.License))
+				synced := "not synced yet"
+				if row.Commit != "" {
+					synced = fmt.Sprintf("synced at %.12s, %d files", row.Commit, row.Files)
+				}
+				fmt.Fprintf(w, "%-16s %s\n", "", synced)
 			}
 			return nil
 		},
 	}
 	list.Flags().StringVar(&listFile, "file", defaultSourcesFile(), "sources file")
 	list.Flags().BoolVar(&asJSON, "json", false, "print the sources as JSON")
+	list.Flags().StringVar(&listCache, "cache", "", "cache folder of ruledex sync (default: the user cache's ruledex/repos)")
 	sources.AddCommand(initCmd, list)
 	root.AddCommand(sources)
 

@@ -179,6 +179,17 @@ func TestCLISync(t *testing.T) {
 		t.Errorf("partial sync report: %s", out)
 	}
 
+	// sources list shows what each source was last synced at.
+	out, stderr, code = c.run(t, "sources", "list", "--file", src, "--json")
+	var listed []struct {
+		Name         string
+		SyncedCommit string `json:"synced_commit"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &listed) != nil || len(listed) != 2 ||
+		listed[0].SyncedCommit != head2 || listed[1].SyncedCommit != "" {
+		t.Errorf("sources list: exit %d %s %s", code, out, stderr)
+	}
+
 	// A source dropped from the file: its mirror is reported as stale, its rules kept.
 	only := writeSources(t, t.TempDir(), fmt.Sprintf("sources:\n  - name: gone\n    url: file://%s/nope\n", filepath.ToSlash(home)))
 	out, _, code = c.run(t, "sync", "--sources", only, "--json")
