@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ruledex/ruledex/ingest"
@@ -43,6 +44,8 @@ type Options struct {
 	Log func(msg string)
 	// Ingest reads the updated mirrors into the catalog; nil only fetches.
 	Ingest IngestFunc
+	// Parallel bounds the repositories fetched at once (0 means 4).
+	Parallel int
 	// Offline fetches nothing: the mirrors already in the cache are ingested as they
 	// are (after a parser upgrade, or without network). A source never fetched is
 	// reported as "missing", which is not a failure.
@@ -116,8 +119,11 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 		}
 		opt.CacheDir = d
 	}
+	var logMu sync.Mutex
 	logf := func(format string, a ...any) {
 		if opt.Log != nil {
+			logMu.Lock()
+			defer logMu.Unlock()
 			opt.Log(fmt.Sprintf(format, a...))
 		}
 	}
@@ -137,15 +143,57 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 		}
 		return 1
 	})
-	for _, src := range srcs {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+	// Locks first, one after the other in name order: two syncs (serve's loop and a
+	// CLI run) then never hold each other's locks while waiting. They are held until
+	// the ingest has read the mirrors, which another sync must not change meanwhile.
+	lockErr := make([]error, len(srcs))
+	order := make([]int, len(srcs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(srcs[a].Name, srcs[b].Name) })
+	for _, i := range order {
+		base := filepath.Join(opt.CacheDir, srcs[i].Name)
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			lockErr[i] = fmt.Errorf("cache: %w", err)
+			continue
 		}
-		rr, st, unlock := syncOne(ctx, src, opt, logf)
-		if unlock != nil {
-			// Held until the ingest has read the mirror: another sync must not change it meanwhile.
-			defer unlock()
+		unlock, err := lockFile(filepath.Join(base, "lock"))
+		if err != nil {
+			lockErr[i] = err
+			continue
 		}
+		defer unlock()
+	}
+	// Fetches overlap: most of their time is the network.
+	results := make([]RepoReport, len(srcs))
+	states := make([]*state, len(srcs))
+	par := opt.Parallel
+	if par <= 0 {
+		par = 4
+	}
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if lockErr[i] != nil {
+				results[i] = RepoReport{Name: src.Name, URL: DisplayURL(src.URL), Status: "failed", Error: lockErr[i].Error()}
+				return
+			}
+			results[i], states[i] = syncOne(ctx, src, opt, logf)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		rep.Repos = results
+		return rep, err
+	}
+	for i, src := range srcs {
+		rr, st := results[i], states[i]
 		rep.Repos = append(rep.Repos, rr)
 		if rr.Status == "missing" {
 			logf("%s: not fetched yet (offline)", src.Name)
@@ -198,9 +246,9 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 	return rep, err
 }
 
-// syncOne fetches one source and updates its mirror. On success it returns the
-// mirror's state and the unlock function of the source's cache lock.
-func syncOne(ctx context.Context, src Source, opt Options, logf func(string, ...any)) (RepoReport, *state, func()) {
+// syncOne fetches one source and updates its mirror (the caller holds its lock). On
+// success it returns the mirror's state.
+func syncOne(ctx context.Context, src Source, opt Options, logf func(string, ...any)) (RepoReport, *state) {
 	start := time.Now()
 	kind := src.Kind
 	if kind == "" {
@@ -208,26 +256,13 @@ func syncOne(ctx context.Context, src Source, opt Options, logf func(string, ...
 	}
 	rr := RepoReport{Name: src.Name, URL: DisplayURL(src.URL), Ref: src.Ref, Kind: kind}
 	auth, token := authFor(src.URL, opt.Env)
-	fail := func(err error) (RepoReport, *state, func()) {
+	fail := func(err error) (RepoReport, *state) {
 		rr.Status = "failed"
 		rr.Error = redact(err.Error(), token)
 		rr.Seconds = time.Since(start).Seconds()
-		return rr, nil, nil
+		return rr, nil
 	}
 	base := filepath.Join(opt.CacheDir, src.Name)
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return fail(fmt.Errorf("cache: %w", err))
-	}
-	unlock, err := lockFile(filepath.Join(base, "lock"))
-	if err != nil {
-		return fail(err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			unlock()
-		}
-	}()
 	repo, err := openRepo(filepath.Join(base, "git"), src.URL)
 	if err != nil {
 		return fail(scrub(err, token))
@@ -240,11 +275,10 @@ func syncOne(ctx context.Context, src Source, opt Options, logf func(string, ...
 	if opt.Offline {
 		if _, err := os.Stat(m.dir); err != nil || old == nil || old.URL != src.URL || !slices.Equal(old.Paths, src.Paths) {
 			rr.Status = "missing"
-			return rr, nil, nil
+			return rr, nil
 		}
 		rr.Status, rr.Commit, rr.Files, rr.Dir = "unchanged", old.Commit, len(old.Files), m.dir
-		ok = true
-		return rr, old, unlock
+		return rr, old
 	}
 	logf("%s: fetching %s", src.Name, rr.URL)
 	commit, name, err := fetch(ctx, repo, src.Ref, auth)
@@ -269,8 +303,7 @@ func syncOne(ctx context.Context, src Source, opt Options, logf func(string, ...
 		rr.Status = "unchanged"
 	}
 	rr.Seconds = time.Since(start).Seconds()
-	ok = true
-	return rr, st, unlock
+	return rr, st
 }
 
 // Mirrored reports what the cache holds for a source: the commit of its mirror and
