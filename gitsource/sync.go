@@ -132,17 +132,6 @@ func Sync(ctx context.Context, srcs []Source, opt Options) (*Report, error) {
 	var mirrors []*source.Info
 	var counts []int
 	var key strings.Builder
-	// ATT&CK first, so the ingest of the rules can use it.
-	srcs = slices.Clone(srcs)
-	slices.SortStableFunc(srcs, func(a, b Source) int {
-		if a.IsAttack() == b.IsAttack() {
-			return 0
-		}
-		if a.IsAttack() {
-			return -1
-		}
-		return 1
-	})
 	// Locks first, one after the other in name order: two syncs (serve's loop and a
 	// CLI run) then never hold each other's locks while waiting. They are held until
 	// the ingest has read the mirrors, which another sync must not change meanwhile.
