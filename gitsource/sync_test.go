@@ -550,3 +550,33 @@ func TestSyncPathsChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncOffline: --offline ingests the mirrors as they are, never fetches (a new
+// upstream commit is not seen), and a source never fetched is missing, not failed.
+func TestSyncOffline(t *testing.T) {
+	names, data := sigmaRules(t, 2)
+	up := newUpstream(t)
+	up.write("rules/"+names[0], data[names[0]])
+	first := up.commit("1")
+	h := newHarness(t)
+	src := Source{Name: "up", URL: fileURL(up.dir)}
+	never := Source{Name: "never", URL: fileURL(filepath.Join(t.TempDir(), "nothing"))}
+	if _, err := h.sync(src); err != nil {
+		t.Fatal(err)
+	}
+	up.write("rules/"+names[1], data[names[1]])
+	up.commit("2")
+	rep, err := Sync(t.Context(), []Source{src, never}, Options{CacheDir: h.cache, Env: h.env, Offline: true,
+		Ingest: func(ctx context.Context, in Fetched) (*ingest.Summary, error) {
+			return ingest.Run(ctx, h.cat, in.Roots, ingest.Options{Parsers: testParsers(), Mirrors: in.Mirrors})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Repos[0].Status != "unchanged" || rep.Repos[0].Commit != first || rep.Repos[1].Status != "missing" || rep.Failed != 0 {
+		t.Errorf("offline report %+v", rep.Repos)
+	}
+	if rep.Ingest == nil || rep.Ingest.Changed != 0 || rep.Ingest.TotalRules != 1 {
+		t.Errorf("offline ingest %+v, want the one mirrored rule, nothing parsed", rep.Ingest)
+	}
+}
