@@ -34,7 +34,12 @@ as a web wiki (rule pages, indicators, browse and search, ATT&CK matrix) and a J
 
 Another ruledex ingest may write the same catalog while serve runs: pages show the catalog
 before or after that ingest, never a mix. Without --data, the folder given to the last
-ingest with --data is used.`,
+ingest with --data is used.
+
+--sync-every DURATION (e.g. 1h) runs ruledex sync with --sources (default: the user's
+sources file, else the default repositories) at start and then at that interval; each sync
+is logged, a failing repository is logged and retried at the next tick, and pages show the
+new catalog as soon as a sync commits.`,
 		Example: `  ruledex --data ../shared/corpus serve ../shared/corpus/sigma
   ruledex serve --addr 0.0.0.0:8080`,
 		RunE: func(cmd *cobra.Command, args []string) error {
