@@ -48,6 +48,9 @@ type Options struct {
 	Attack            func() (*Attack, error)
 	// Meta is stored with the catalog when the ingest writes (Catalog.Meta reads it).
 	Meta map[string]string
+	// Mirrors are folders filled from repositories by the caller (ruledex sync): their
+	// files get the mirror's repository and per-file commit (see source.Mirror).
+	Mirrors []*source.Info
 }
 
 // Attack is the ATT&CK reference data to store with the catalog.
@@ -148,6 +151,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, roots []string, opt Options)
 	res, err := source.NewResolver(opt.SourceURL)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	for _, m := range opt.Mirrors {
+		res.AddMirror(m)
 	}
 	sum := &Summary{ByLanguage: map[string]int{}, MaxFileSize: opt.MaxFileSize}
 

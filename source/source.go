@@ -85,6 +85,7 @@ func escapePath(p string) string {
 // for concurrent use.
 type Resolver struct {
 	override *Info
+	mirrors  []*Info // folders a caller filled from a repository (see Mirror)
 	mu       sync.Mutex
 	byDir    map[string]*Info    // file directory -> answer
 	git      map[string]*Info    // directory -> its .git answer (nil: none)
@@ -118,6 +119,11 @@ func (r *Resolver) For(root, abs string) *Info {
 		in.Base = base
 		return &in
 	}
+	for _, m := range r.mirrors {
+		if strings.HasPrefix(abs, m.Base+string(filepath.Separator)) {
+			return m
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if in, ok := r.byDir[dir]; ok {
@@ -148,6 +154,23 @@ func (r *Resolver) find(dir, root string) *Info {
 	}
 	return &Info{Repo: base, Base: base, Plain: true}
 }
+
+// Mirror is the Info of a folder that a caller filled with files of a repository it
+// fetched itself (ruledex sync), where each file may come from a different commit:
+// commits maps a path relative to base (forward slashes) to the commit it was read at.
+// A remote that is not a browsable repository (a file:// URL, a local path) is named by
+// the remote as given, without a link.
+func Mirror(remote, base string, commits map[string]string) *Info {
+	in := &Info{Repo: remote, Base: filepath.Clean(base), fileCommits: commits}
+	if repo, repoURL, blob, ok := ParseRemote(remote); ok {
+		in.Repo, in.RepoURL, in.blob = repo, repoURL, blob
+	}
+	return in
+}
+
+// AddMirror makes files under in.Base (see Mirror) belong to in, before any git
+// checkout, SOURCES.md or --source-url is considered. Call it before For.
+func (r *Resolver) AddMirror(in *Info) { r.mirrors = append(r.mirrors, in) }
 
 // PlainFolder is the Info of a plain folder used as a repository (see Info.Plain).
 func PlainFolder(dir string) *Info { return &Info{Repo: dir, Base: dir, Plain: true} }

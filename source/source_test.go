@@ -126,3 +126,34 @@ func TestPlainFolder(t *testing.T) {
 		t.Errorf("Walk: %+v %v", files, err)
 	}
 }
+
+// A mirror (ruledex sync) gives each file its own commit, and links to that commit.
+func TestMirror(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "files")
+	const c1, c2 = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
+	commits := map[string]string{"rules/a b.yml": c1, "rules/sub/c.yml": c2}
+	tests := []struct {
+		remote, rel        string
+		repo, commit, link string
+	}{
+		{"https://github.com/SigmaHQ/sigma", "rules/a b.yml", "github.com/SigmaHQ/sigma", c1,
+			"https://github.com/SigmaHQ/sigma/blob/" + c1 + "/rules/a%20b.yml"},
+		{"https://gitlab.com/g/sub/r.git", "rules/sub/c.yml", "gitlab.com/g/sub/r", c2,
+			"https://gitlab.com/g/sub/r/-/blob/" + c2 + "/rules/sub/c.yml"},
+		{"file:///srv/rules", "rules/sub/c.yml", "file:///srv/rules", c2, ""},
+		{"https://github.com/SigmaHQ/sigma", "rules/unknown.yml", "github.com/SigmaHQ/sigma", "",
+			"https://github.com/SigmaHQ/sigma/blob/HEAD/rules/unknown.yml"},
+	}
+	for _, tt := range tests {
+		res, err := NewResolver("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.AddMirror(Mirror(tt.remote, base, commits))
+		abs := filepath.Join(base, filepath.FromSlash(tt.rel))
+		s := res.For(base, abs).Source(abs)
+		if s.Repo != tt.repo || s.Path != tt.rel || s.Commit != tt.commit || s.UpstreamURL != tt.link {
+			t.Errorf("%s %s: got %+v, want repo %s commit %s link %s", tt.remote, tt.rel, s, tt.repo, tt.commit, tt.link)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/derive"
 	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/source"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -159,6 +160,10 @@ type ingestOptions struct {
 	sourceURL string
 	force     bool
 	progress  bool // draw a progress bar on stderr when it is a terminal
+	// mirrors are the repositories ruledex sync fetched (see ingest.Options.Mirrors).
+	mirrors []*source.Info
+	// attack is an ATT&CK bundle ruledex sync fetched, used when --data gives none.
+	attack string
 }
 
 // errDerived marks an error of the derived steps, after the ingest committed.
@@ -170,7 +175,7 @@ var errDerived = errors.New("derived data")
 func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o ingestOptions) (*ingest.Summary, error) {
 	start := time.Now()
 	useStoredDataDir(ctx, cat) // a re-ingest without --data keeps ATT&CK names and event coverage
-	opt := ingest.Options{Parsers: parsers(), SourceURL: o.sourceURL, Force: o.force, Fingerprint: parseFingerprint()}
+	opt := ingest.Options{Parsers: parsers(), SourceURL: o.sourceURL, Force: o.force, Fingerprint: parseFingerprint(), Mirrors: o.mirrors}
 	p, fp, err := attackBundle()
 	if err != nil {
 		return nil, err
@@ -189,6 +194,17 @@ func ingestPaths(ctx context.Context, cat *catalog.Catalog, paths []string, o in
 				return nil, err
 			}
 			return attackForCatalog(m), nil
+		}
+	} else if o.attack != "" {
+		if st, err := os.Stat(o.attack); err == nil {
+			opt.AttackFingerprint = fmt.Sprintf("%s %d %d", o.attack, st.Size(), st.ModTime().UnixNano())
+			opt.Attack = func() (*ingest.Attack, error) {
+				m, err := attack.Load(o.attack)
+				if err != nil {
+					return nil, fmt.Errorf("ATT&CK data: %w", err)
+				}
+				return attackForCatalog(m), nil
+			}
 		}
 	}
 	tty := o.progress && term.IsTerminal(int(os.Stderr.Fd()))

@@ -25,6 +25,7 @@ import (
 func init() {
 	var addr, baseURL string
 	var withMCP bool
+	var sy serveSync
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [PATH...]",
 		Short: "Serve the wiki and JSON API (ingesting PATHs first, if given)",
@@ -36,15 +37,37 @@ Another ruledex ingest may write the same catalog while serve runs: pages show t
 before or after that ingest, never a mix. Without --data, the folder given to the last
 ingest with --data is used.
 
+--sync-every DURATION (e.g. 1h) runs ruledex sync with --sources (default: the user's
+sources file, else the default repositories) at start and then at that interval; each sync
+is logged, a failing repository is logged and retried at the next tick, and pages show the
+new catalog as soon as a sync commits.
+
 --mcp also serves the MCP tools of ruledex mcp over streamable HTTP at /mcp.`,
 		Example: `  ruledex --data ../shared/corpus serve ../shared/corpus/sigma
   ruledex serve --addr 0.0.0.0:8080
   ruledex serve --mcp`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return serve(cmd.Context(), addr, baseURL, withMCP, args)
+			if sy.every != 0 {
+				if sy.every < time.Minute && !sy.allowFast {
+					return withCode(exitUsage, fmt.Errorf("--sync-every %s: use at least 1m (repositories rarely change faster)", sy.every))
+				}
+				srcs, note, err := loadSources(sy.file, cmd.Flags().Changed("sources"))
+				if err != nil {
+					return withCode(exitFailure, err)
+				}
+				if note != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "ruledex: "+note)
+				}
+				sy.srcs = srcs
+			}
+			return serve(withServeSync(cmd.Context(), &sy), addr, baseURL, withMCP, args)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+	cmd.Flags().DurationVar(&sy.every, "sync-every", 0, "run ruledex sync in the background this often (e.g. 1h); the pages follow each sync")
+	cmd.Flags().StringVar(&sy.file, "sources", defaultSourcesFile(), "sources file for --sync-every")
+	cmd.Flags().BoolVar(&sy.allowFast, "sync-fast", false, "allow --sync-every below 1m (tests)")
+	cmd.Flags().MarkHidden("sync-fast")
 	cmd.Flags().StringVar(&baseURL, "base-url", "", "public URL of the site, for absolute links in exported layers (default: from the request)")
 	cmd.Flags().BoolVar(&withMCP, "mcp", false, "also serve the MCP tools (as ruledex mcp) over streamable HTTP at /mcp")
 	root.AddCommand(cmd)
@@ -136,6 +159,9 @@ func serve(ctx context.Context, addr, baseURL string, withMCP bool, paths []stri
 	log.Info("serving", "url", "http://"+ln.Addr().String()+"/", "db", cat.Path())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if sy := serveSyncFrom(ctx); sy != nil {
+		go sy.loop(ctx, cat, log)
+	}
 	select {
 	case err := <-errc:
 		return err
