@@ -151,6 +151,17 @@ func (e *LookupError) Ambiguous() bool { return len(e.Candidates) > 1 }
 // repository). The first of these forms that matches anything decides; several matches
 // give a *LookupError listing them, none a *LookupError with suggestions.
 func (c *Catalog) RuleByRef(ctx context.Context, ref string) (*rule.Rule, error) {
+	return c.ruleByRef(ctx, ref, true)
+}
+
+// RuleByName resolves a reference as RuleByRef does, except that it never asks the
+// filesystem: for references from the network (an MCP client, a web request), whose
+// paths must not reach the filesystem. Paths still match as recorded in the catalog.
+func (c *Catalog) RuleByName(ctx context.Context, ref string) (*rule.Rule, error) {
+	return c.ruleByRef(ctx, ref, false)
+}
+
+func (c *Catalog) ruleByRef(ctx context.Context, ref string, local bool) (*rule.Rule, error) {
 	ref = strings.TrimSpace(ref)
 	type try struct {
 		q    string
@@ -167,7 +178,7 @@ func (c *Catalog) RuleByRef(ctx context.Context, ref string) (*rule.Rule, error)
 		try{`title_fold=?`, []any{strings.ToLower(ref)}},
 		try{`stem_fold=?`, []any{strings.ToLower(ref)}},
 	)
-	if abs, err := filepath.Abs(ref); err == nil {
+	if abs, err := filepath.Abs(ref); local && err == nil {
 		// Ingest records paths with symlinks resolved (../shared is often a link).
 		if ev, err := filepath.EvalSymlinks(abs); err == nil {
 			abs = ev

@@ -173,7 +173,7 @@ func (s *Server) resolveRule(ctx context.Context, ref string) (*rule.Rule, error
 	if lang, id, ok := parseRuleURI(ref); ok {
 		ref = lang + "/" + id
 	}
-	r, err := s.cat.RuleByRef(ctx, ref)
+	r, err := s.cat.RuleByName(ctx, ref)
 	var le *catalog.LookupError
 	if errors.As(err, &le) {
 		if le.Ambiguous() {
