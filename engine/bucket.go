@@ -5,14 +5,14 @@ import (
 )
 
 // bucket is what one kind of event (channel and event ID) needs: the unconstrained
-// variants its routes accept, and automata over the required literals of only the
-// constrained variants they accept. Smaller automata stay in cache, and literal hits
-// never wake rules of other log sources.
+// variants its routes accept, and, per field, the literal set (litSet) of only the
+// constrained variants they accept. Smaller sets stay in cache, and literal hits never
+// wake rules of other log sources.
 type bucket struct {
-	always []int32
-	slotAC []*acAutomaton
-	allAC  *acAutomaton
-	uses   [][]litUse // bucket-local literal id -> variant sets
+	always   []int32
+	slotLits []*litSet
+	allLits  *litSet
+	uses     [][]litUse // bucket-local literal id -> variant sets
 }
 
 type bucketKey struct {
@@ -105,7 +105,7 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 			b.uses[id] = append(b.uses[id], litUse{v: vi, bit: vl.bit})
 		}
 	}
-	b.slotAC = make([]*acAutomaton, m.nslots)
+	b.slotLits = make([]*litSet, m.nslots)
 	for slot, lits := range bySlot {
 		pats := make([]string, len(lits))
 		ids := make([]int32, len(lits))
@@ -113,11 +113,15 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 			pats[i] = m.litKeys[l].s
 			ids[i] = local[l]
 		}
-		a := newAC(pats, ids)
+		if m.winFreq == nil {
+			// Computed on first use: only buckets with large literal sets need it.
+			m.winFreq = windowFreq(m.litKeys)
+		}
+		a := newLitSet(pats, ids, m.winFreq)
 		if slot == slotAll {
-			b.allAC = a
+			b.allLits = a
 		} else {
-			b.slotAC[slot] = a
+			b.slotLits[slot] = a
 		}
 	}
 	return b

@@ -179,6 +179,9 @@ type Matcher struct {
 	bucketMu      sync.Mutex
 	buckets       atomic.Pointer[map[bucketKey]*bucket]
 	bySignature   map[string]*bucket
+	// winFreq counts literals per 4-byte window (see windowFreq); built with the first
+	// bucket, under bucketMu.
+	winFreq map[uint32]int32
 	// correlations are kept for the Correlator.
 	correlations []*rule.Rule
 	pool         sync.Pool

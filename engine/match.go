@@ -26,6 +26,7 @@ type state struct {
 	name2  []byte
 
 	b        *bucket  // the event's bucket
+	litGen   []uint32 // bucket-local literal already hit when == gen
 	candGen  []uint32 // candMask valid when == gen
 	candMsk  []uint8  // required literal sets of the variant hit so far
 	cand     []int32
@@ -53,6 +54,7 @@ func (st *state) begin(ev *event.Event) {
 		clear(st.candGen)
 		clear(st.ruleGen)
 		clear(st.lowGen)
+		clear(st.litGen)
 		st.gen = 1
 	}
 	st.ev = ev
@@ -114,6 +116,12 @@ func (st *state) lowAt(i int) string {
 }
 
 func (st *state) hitLiteral(id int32) {
+	// A literal found again (every "\\" of a path) has nothing more to tell: its uses,
+	// hundreds for "\\powershell.exe", were all marked the first time.
+	if st.litGen[id] == st.gen {
+		return
+	}
+	st.litGen[id] = st.gen
 	for _, u := range st.b.uses[id] {
 		if st.candGen[u.v] != st.gen {
 			st.candGen[u.v] = st.gen
@@ -173,15 +181,18 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	}
 	b := m.bucket(ch, chKnown, eid, eidKnown)
 	st.b = b
+	if len(st.litGen) < len(b.uses) {
+		st.litGen = make([]uint32, len(b.uses))
+	}
 	// Prefilter: scan the fields that have required literals in this bucket.
 	for i := range ev.Fields {
-		if s := st.fslot[i]; s >= 0 && int(s) < len(b.slotAC) && b.slotAC[s] != nil {
-			b.slotAC[s].scan(st.lowAt(i), st)
+		if s := st.fslot[i]; s >= 0 && int(s) < len(b.slotLits) && b.slotLits[s] != nil {
+			b.slotLits[s].scan(st.lowAt(i), st)
 		}
 	}
-	if b.allAC != nil {
+	if b.allLits != nil {
 		for i := range ev.Fields {
-			b.allAC.scan(st.lowAt(i), st)
+			b.allLits.scan(st.lowAt(i), st)
 		}
 	}
 	for _, vi := range b.always {
@@ -190,7 +201,6 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	for _, vi := range st.cand {
 		out = st.try(vi, out)
 	}
-	st.b = nil
 	return out
 }
 
