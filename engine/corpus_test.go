@@ -192,16 +192,7 @@ func TestPrefilterSoundOnSamples(t *testing.T) {
 	_, cat := windowsRules(t)
 	fast, _ := Compile(corpusAll, Options{Router: CatalogRouter{cat}})
 	slow, _ := Compile(corpusAll, Options{Router: CatalogRouter{cat}, bruteForce: true})
-	var files []string
-	err := filepath.WalkDir(corpustest.Path(t, "evtx"), func(p string, de os.DirEntry, err error) error {
-		if err == nil && !de.IsDir() && strings.HasSuffix(p, ".evtx") {
-			files = append(files, p)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := sampleFiles(t)
 	events, total := 0, 0
 	for _, path := range files {
 		evs, _ := readEvents(path)
@@ -228,4 +219,19 @@ func ids(ms []Match) string {
 	}
 	sort.Strings(s)
 	return strings.Join(s, ",")
+}
+
+// sampleFiles lists the EVTX files of corpus/evtx.
+func sampleFiles(tb testing.TB) []string {
+	var files []string
+	err := filepath.WalkDir(corpustest.Path(tb, "evtx"), func(p string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() && strings.HasSuffix(p, ".evtx") {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no sample EVTX in corpus/evtx (%v)", err)
+	}
+	return files
 }
