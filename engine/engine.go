@@ -197,6 +197,9 @@ type variant struct {
 	via   string
 	preds []*cpred // positive predicates, for reporting matched fields
 	full  uint8    // mask of required literal sets; a candidate once all are hit
+	// eids, when not nil, are the event IDs the rule's own EventID test accepts (see
+	// eidGuard): the bucket of an event with another ID leaves the variant out.
+	guard []int
 }
 
 type cnode struct {
@@ -276,6 +279,7 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		}
 		m.rules = append(m.rules, r)
 		for i, v := range vs {
+			v.guard = eidGuard(v.root, m.eidSlot)
 			vi := int32(len(m.variants))
 			m.variants = append(m.variants, v)
 			var lits []varLit

@@ -179,7 +179,10 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	if st.slotGen[eidSlot] == st.gen {
 		eid, eidKnown = atoi(ev.Fields[st.slotIdx[eidSlot]].Value)
 	}
-	b := m.bucket(ch, chKnown, eid, eidKnown)
+	// The guard of a variant (eidGuard) is its own EventID test decided in advance; that
+	// holds when routing read the field the test reads, and that field occurs once.
+	eidExact := eidSlot == m.eidSlot && st.dupGen[eidSlot] != st.gen
+	b := m.bucket(ch, chKnown, eid, eidKnown, eidExact)
 	st.b = b
 	if len(st.litGen) < len(b.uses) {
 		st.litGen = make([]uint32, len(b.uses))
