@@ -161,6 +161,7 @@ type Matcher struct {
 	rules    []*rule.Rule
 	variants []*variant
 	slots    map[string]int32 // field name as written and folded -> slot
+	names    *nameTab         // slots, for the per-event lookups
 	nslots   int
 	chanSlot int32
 	eidSlot  int32
@@ -298,6 +299,7 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		}
 	}
 	m.litKeys = c.litKeys
+	m.names = newNameTab(m.slots)
 	m.pool.New = func() any { return newState(m) }
 	return m, skipped
 }

@@ -27,6 +27,9 @@ type state struct {
 
 	b        *bucket  // the event's bucket
 	litGen   []uint32 // bucket-local literal already hit when == gen
+	lastB    *bucket  // bucket of the previous event, for lastCh and lastKey (ch unset)
+	lastCh   []byte
+	lastKey  bucketKey
 	candGen  []uint32 // candMask valid when == gen
 	candMsk  []uint8  // required literal sets of the variant hit so far
 	cand     []int32
@@ -75,7 +78,7 @@ func (st *state) begin(ev *event.Event) {
 // and without spaces, because Windows writes some EventData names with spaces that
 // Sigma rules write without (Defender's "Threat Name" is ThreatName).
 func (st *state) lookup(name string) int32 {
-	if s, ok := st.m.slots[name]; ok {
+	if s, ok := st.m.names.get(name); ok {
 		return s
 	}
 	if !needsFold(name) && strings.IndexByte(name, ' ') < 0 {
@@ -92,7 +95,7 @@ func (st *state) lookup(name string) int32 {
 		st.name2 = foldAppend(st.name2[:0], bstr(st.name))
 		key = st.name2
 	}
-	if s, ok := st.m.slots[bstr(key)]; ok {
+	if s, ok := st.m.names.get(bstr(key)); ok {
 		return s
 	}
 	return -1
@@ -182,7 +185,16 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	// The guard of a variant (eidGuard) is its own EventID test decided in advance; that
 	// holds when routing read the field the test reads, and that field occurs once.
 	eidExact := eidSlot == m.eidSlot && st.dupGen[eidSlot] != st.gen
-	b := m.bucket(ch, chKnown, eid, eidKnown, eidExact)
+	var b *bucket
+	// Consecutive events are mostly of one kind: the last bucket, by its key, saves
+	// hashing the channel name into the bucket map.
+	if st.lastB != nil && bstr(st.lastCh) == ch && st.lastKey == (bucketKey{eid: eid, chKnown: chKnown, eidKnown: eidKnown, eidExact: eidExact && eidKnown}) {
+		b = st.lastB
+	} else {
+		b = m.bucket(ch, chKnown, eid, eidKnown, eidExact)
+		st.lastB, st.lastCh = b, append(st.lastCh[:0], ch...)
+		st.lastKey = bucketKey{eid: eid, chKnown: chKnown, eidKnown: eidKnown, eidExact: eidExact && eidKnown}
+	}
 	st.b = b
 	if len(st.litGen) < len(b.uses) {
 		st.litGen = make([]uint32, len(b.uses))

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"regexp/syntax"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -16,6 +17,17 @@ type reGate struct {
 	minLen int
 	run    int       // 0: no run required
 	class  [4]uint64 // bytes of the run's class
+	// seq are literals every match contains in this order, without overlap (the
+	// literal parts of a top-level concatenation: "&&" ... "&&" ... `"` in
+	// Invoke-Obfuscation's `(?i)(?:set).*&&\s?set.*...&&.*"`).
+	seq []gateLit
+}
+
+// gateLit is one literal of reGate.seq; fold: compare ASCII case-insensitively (lit is
+// lower case).
+type gateLit struct {
+	lit  string
+	fold bool
 }
 
 // minGateRun is the shortest run worth a pass over the value.
@@ -31,15 +43,109 @@ func newReGate(expr string) *reGate {
 	if g.run < minGateRun {
 		g.run = 0
 	}
-	if g.minLen == 0 && g.run == 0 {
+	g.seq = literalSeq(re)
+	if g.minLen == 0 && g.run == 0 && len(g.seq) == 0 {
 		return nil
 	}
 	return g
 }
 
+// literalSeq returns the literals of a top-level concatenation, in order. A literal
+// under (?i) is kept only when every letter's case variants are ASCII: 's' also
+// matches 'ſ' and 'k' the Kelvin sign, which an ASCII comparison would miss.
+func literalSeq(re *syntax.Regexp) []gateLit {
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	if re.Op != syntax.OpConcat {
+		return nil
+	}
+	var out []gateLit
+	for _, sub := range re.Sub {
+		for sub.Op == syntax.OpCapture {
+			sub = sub.Sub[0]
+		}
+		if sub.Op != syntax.OpLiteral {
+			continue
+		}
+		fold := sub.Flags&syntax.FoldCase != 0
+		b := make([]byte, 0, len(sub.Rune))
+		ok := true
+		for _, r := range sub.Rune {
+			if r >= utf8.RuneSelf {
+				ok = !fold
+				b = utf8.AppendRune(b, r)
+				continue
+			}
+			if fold {
+				for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+					if f >= utf8.RuneSelf {
+						ok = false
+					}
+				}
+				if 'A' <= r && r <= 'Z' {
+					r += 'a' - 'A'
+				}
+			}
+			b = append(b, byte(r))
+		}
+		if !ok || (!fold && strings.ContainsRune(string(b), utf8.RuneError)) {
+			// A literal U+FFFD also matches an invalid byte.
+			continue
+		}
+		out = append(out, gateLit{lit: string(b), fold: fold})
+	}
+	return out
+}
+
+// indexFold is strings.Index with ASCII letters compared case-insensitively; lit is
+// lower case.
+func indexFold(s, lit string) int {
+	if len(lit) == 0 {
+		return 0
+	}
+	first := lit[0]
+	upper := first
+	if 'a' <= first && first <= 'z' {
+		upper = first - ('a' - 'A')
+	}
+	for i := 0; i+len(lit) <= len(s); i++ {
+		if c := s[i]; c != first && c != upper {
+			continue
+		}
+		j := 1
+		for ; j < len(lit); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lit[j] {
+				break
+			}
+		}
+		if j == len(lit) {
+			return i
+		}
+	}
+	return -1
+}
+
 func (g *reGate) accepts(s string) bool {
 	if len(s) < g.minLen {
 		return false
+	}
+	pos := 0
+	for _, l := range g.seq {
+		var i int
+		if l.fold {
+			i = indexFold(s[pos:], l.lit)
+		} else {
+			i = strings.Index(s[pos:], l.lit)
+		}
+		if i < 0 {
+			return false
+		}
+		pos += i + len(l.lit)
 	}
 	if g.run == 0 {
 		return true

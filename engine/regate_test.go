@@ -23,6 +23,13 @@ func TestReGate(t *testing.T) {
 		{`x*`, 0, 0, []string{""}, nil},
 		{`[0-9]{4}[a-f]{4}`, 8, 0, []string{"1234abcd"}, []string{"1234abc"}},
 		{`\x{FFFD}`, 1, 0, []string{"\xff"}, nil},
+		// SigmaHQ's Invoke-Obfuscation Via Stdin: "&&", "&&" and `"` must occur in order.
+		{`(?i)(?:set).*&&\s?set.*(?:environment|invoke|\$\{?input).*&&.*"`, 17, 0,
+			[]string{`cmd /c SET a=1&&set b=INVOKE&&echo "x"`},
+			[]string{`cmd /c set a=1 & set b=invoke & echo "x" ...`, `set a=1&&set b=invoke&& echo x ...........`}},
+		// (?i)s also matches ſ: the literal cannot be compared as ASCII.
+		{`(?i)set&&`, 5, 0, []string{"ſet&&", "SET&&"}, nil},
+		{`a\.b.*C\.d`, 6, 0, []string{"xa.b--C.d"}, []string{"xa.b--c.d", "C.d a.b..."}},
 	}
 	for _, c := range cases {
 		t.Run(c.expr, func(t *testing.T) {
