@@ -1,7 +1,18 @@
 // Package engine compiles rules from the IR into a matcher that evaluates flat events
-// (package event): log-source routing by channel and event ID, a shared Aho-Corasick
-// prefilter over every rule's required literals, and allocation-free evaluation of the
-// few rules whose literals were seen.
+// (package event): log-source routing by channel and event ID, a literal prefilter over
+// every rule's required literals, and allocation-free evaluation of the few rules whose
+// literals were seen.
+//
+// # Per-event cost
+//
+// An event's channel and event ID pick a bucket, built on first use: the variants whose
+// routes accept it, less those whose own `EventID: N` test excludes that ID (eidGuard),
+// and per field the literal set (litSet) of those variants' required literals. Only the
+// fields that have a set are scanned, each once, on its folded value; a variant becomes a
+// candidate when a literal of each of its (up to three) required sets was seen, and only
+// candidates and the few variants without literals are evaluated. Regexes pass a cheap
+// necessary test first (reGate). Field names resolve to slots through an immutable hash
+// table (nameTab). Nothing allocates for an event that matches no rule.
 //
 // # Semantics
 //
@@ -171,7 +182,7 @@ type Matcher struct {
 	sysChanSlot int32
 	sysEidSlot  int32
 	// Prefilter data: every required literal (litKeys) and, per variant, the literals
-	// of its required sets. Automata are built per bucket (see bucket.go).
+	// of its required sets. Literal sets are built per bucket (see bucket.go).
 	litKeys []litKey
 	varLits [][]varLit
 	// unconstrained variants have no required literal and are always evaluated when
@@ -198,7 +209,7 @@ type variant struct {
 	via   string
 	preds []*cpred // positive predicates, for reporting matched fields
 	full  uint8    // mask of required literal sets; a candidate once all are hit
-	// eids, when not nil, are the event IDs the rule's own EventID test accepts (see
+	// guard, when not nil, are the event IDs the rule's own EventID test accepts (see
 	// eidGuard): the bucket of an event with another ID leaves the variant out.
 	guard []int
 }
