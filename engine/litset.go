@@ -3,6 +3,7 @@ package engine
 import (
 	"math/bits"
 	"sort"
+	"strings"
 )
 
 // litSet reports which of a set of folded literals occur in a folded text: the
@@ -129,9 +130,22 @@ func newWinTable(byWin map[uint32][]winEnt) winTable {
 		wins = append(wins, w)
 	}
 	sort.Slice(wins, func(a, b int) bool { return wins[a] < wins[b] }) // deterministic layout
+	// The literals' bytes go into one string in entry order: a verification then touches
+	// the slot, the entries and the bytes right after them, not strings all over the heap.
+	var arena strings.Builder
+	for _, w := range wins {
+		for _, e := range byWin[w] {
+			arena.WriteString(e.lit)
+		}
+	}
+	all, at := arena.String(), 0
 	for _, w := range wins {
 		lo := uint32(len(t.ents))
-		t.ents = append(t.ents, byWin[w]...)
+		for _, e := range byWin[w] {
+			e.lit = all[at : at+len(e.lit)]
+			at += len(e.lit)
+			t.ents = append(t.ents, e)
+		}
 		i := (w * winMul) >> t.sh
 		for t.slots[i].hi != 0 {
 			i = (i + 1) & t.mask

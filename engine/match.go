@@ -2,6 +2,7 @@ package engine
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/rule"
@@ -108,10 +109,16 @@ func (st *state) lowAt(i int) string {
 	}
 	v := st.ev.Fields[i].Value
 	s := v
-	if needsFold(v) {
-		start := len(st.buf)
-		st.buf = foldAppend(st.buf, v)
-		s = bstr(st.buf[start:])
+	// Most values are folded already from some byte on (paths start "C:\\Windows"):
+	// copy the prefix as is, fold from the first byte that needs it.
+	for j := 0; j < len(v); j++ {
+		if c := v[j]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			start := len(st.buf)
+			st.buf = append(st.buf, v[:j]...)
+			st.buf = foldAppend(st.buf, v[j:])
+			s = bstr(st.buf[start:])
+			break
+		}
 	}
 	st.low[i] = s
 	st.lowGen[i] = st.gen
