@@ -28,7 +28,9 @@ type state struct {
 
 	b        *bucket  // the event's bucket
 	litGen   []uint32 // bucket-local literal already hit when == gen
-	lastB    *bucket  // bucket of the previous event, for lastCh and lastKey (ch unset)
+	posName  [][]byte // name last seen at each field position, and its slot (slotAt)
+	posSlot  []int32
+	lastB    *bucket // bucket of the previous event, for lastCh and lastKey (ch unset)
 	lastCh   []byte
 	lastKey  bucketKey
 	candGen  []uint32 // candMask valid when == gen
@@ -102,6 +104,23 @@ func (st *state) lookup(name string) int32 {
 	return -1
 }
 
+// slotAt resolves the name of event field i. Events of one kind list their fields in
+// one order, and logs repeat kinds: the name last seen at position i (a copy: the
+// reader reuses its strings) usually answers with one comparison.
+func (st *state) slotAt(i int, name string) int32 {
+	if i < len(st.posName) && bstr(st.posName[i]) == name {
+		return st.posSlot[i]
+	}
+	s := st.lookup(name)
+	for len(st.posName) <= i {
+		st.posName = append(st.posName, make([]byte, 0, 32))
+		st.posSlot = append(st.posSlot, -1)
+	}
+	st.posName[i] = append(st.posName[i][:0], name...)
+	st.posSlot[i] = s
+	return s
+}
+
 // lowAt returns the folded value of event field i.
 func (st *state) lowAt(i int) string {
 	if st.lowGen[i] == st.gen {
@@ -160,7 +179,7 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	m := st.m
 	st.begin(ev)
 	for i := range ev.Fields {
-		s := st.lookup(ev.Fields[i].Name)
+		s := st.slotAt(i, ev.Fields[i].Name)
 		st.fslot[i] = s
 		if s < 0 {
 			continue
