@@ -193,7 +193,7 @@ type Matcher struct {
 	bySignature   map[string]*bucket
 	// winFreq counts literals per 4-byte window (see windowFreq); built with the first
 	// bucket, under bucketMu.
-	winFreq map[uint32]int32
+	winFreq winFreq
 	// correlations are kept for the Correlator.
 	correlations []*rule.Rule
 	pool         sync.Pool

@@ -43,35 +43,33 @@ func win4(s string, i int) uint32 {
 	return uint32(s[i]) | uint32(s[i+1])<<8 | uint32(s[i+2])<<16 | uint32(s[i+3])<<24
 }
 
-// windowFreq counts, for every 4-byte window, how many distinct literals contain it.
+// winFreq estimates, for every 4-byte window, how many rule literals contain it.
 // Rule literals are drawn from the same paths, command lines and registry keys that
 // logs carry, so a window shared by many literals (".exe", "\win") is common in logs
-// too, and one no other literal has is a good anchor.
-func windowFreq(lits []litKey) map[uint32]int32 {
-	freq := map[uint32]int32{}
-	seen := map[string]bool{}
-	var mine []uint32
+// too, and one no other literal has is a good anchor. Counts are kept in a hashed table
+// (colliding windows add up), which is enough for choosing and costs a few milliseconds
+// where a map of the 100,000 windows cost 150.
+type winFreq []uint16
+
+const winFreqBits = 20
+
+func windowFreq(lits []litKey) winFreq {
+	f := make(winFreq, 1<<winFreqBits)
 	for _, k := range lits {
-		if len(k.s) < winLen || seen[k.s] {
-			continue
-		}
-		seen[k.s] = true
-		mine = mine[:0]
 		for i := 0; i+winLen <= len(k.s); i++ {
-			mine = append(mine, win4(k.s, i))
-		}
-		sort.Slice(mine, func(a, b int) bool { return mine[a] < mine[b] })
-		for i, w := range mine {
-			if i == 0 || mine[i-1] != w {
-				freq[w]++
+			h := (win4(k.s, i) * winMul) >> (32 - winFreqBits)
+			if f[h] < 1<<16-1 {
+				f[h]++
 			}
 		}
 	}
-	return freq
+	return f
 }
 
+func (f winFreq) of(w uint32) uint16 { return f[(w*winMul)>>(32-winFreqBits)] }
+
 // newLitSet builds the set; literal i is reported as ids[i].
-func newLitSet(pats []string, ids []int32, freq map[uint32]int32) *litSet {
+func newLitSet(pats []string, ids []int32, freq winFreq) *litSet {
 	ls := &litSet{}
 	long := map[uint32][]winEnt{}
 	short := map[uint32][]winEnt{}
@@ -87,10 +85,10 @@ func newLitSet(pats []string, ids []int32, freq map[uint32]int32) *litSet {
 			k := uint32(p[0]) | uint32(p[1])<<8
 			short[k] = append(short[k], winEnt{lit: p, id: ids[i]})
 		default:
-			best, bestF := 0, int32(1<<30)
+			best, bestF := 0, uint16(1<<16-1)
 			for j := 0; j+winLen <= len(p); j++ {
 				// Later windows win ties: prefixes such as "c:\" and "\win" are shared more.
-				if f := freq[win4(p, j)]; f <= bestF {
+				if f := freq.of(win4(p, j)); f <= bestF {
 					best, bestF = j, f
 				}
 			}
