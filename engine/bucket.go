@@ -1,18 +1,21 @@
 package engine
 
 import (
+	"slices"
 	"strings"
+
+	"github.com/ruledex/ruledex/rule"
 )
 
 // bucket is what one kind of event (channel and event ID) needs: the unconstrained
-// variants its routes accept, and automata over the required literals of only the
-// constrained variants they accept. Smaller automata stay in cache, and literal hits
-// never wake rules of other log sources.
+// variants its routes accept, and, per field, the literal set (litSet) of only the
+// constrained variants they accept. Smaller sets stay in cache, and literal hits never
+// wake rules of other log sources.
 type bucket struct {
-	always []int32
-	slotAC []*acAutomaton
-	allAC  *acAutomaton
-	uses   [][]litUse // bucket-local literal id -> variant sets
+	always   []int32
+	slotLits []*litSet
+	allLits  *litSet
+	uses     [][]litUse // bucket-local literal id -> variant sets
 }
 
 type bucketKey struct {
@@ -20,6 +23,9 @@ type bucketKey struct {
 	eid      int
 	chKnown  bool
 	eidKnown bool
+	// eidExact: eid is the value of the one EventID field rules test (not the header's
+	// when a data field took the name, not one of several), so eidGuard applies.
+	eidExact bool
 }
 
 // maxBuckets bounds the cache against events with arbitrary channel names.
@@ -28,8 +34,8 @@ const maxBuckets = 4096
 // bucket returns the bucket of an event, building it on first use. Buckets whose
 // routes accept the same variants share one (every Security event ID but the few with
 // native-audit alternates, for instance).
-func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown bool) *bucket {
-	k := bucketKey{ch: ch, eid: eid, chKnown: chKnown, eidKnown: eidKnown}
+func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown, eidExact bool) *bucket {
+	k := bucketKey{ch: ch, eid: eid, chKnown: chKnown, eidKnown: eidKnown, eidExact: eidExact && eidKnown}
 	// Readers only load a pointer: a read lock's shared counter would bounce between
 	// cores on every event.
 	if cur := m.buckets.Load(); cur != nil {
@@ -40,7 +46,9 @@ func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown bool) *bucke
 	var accepted []int32
 	var sig []byte
 	for vi, v := range m.variants {
-		if v.accepts(ch, chKnown, eid, eidKnown) {
+		// The reference path (bruteForce) ignores guards, so the differential tests check them.
+		guarded := k.eidExact && v.guard != nil && !m.bruteForce
+		if v.accepts(ch, chKnown, eid, eidKnown) && (!guarded || slices.Contains(v.guard, eid)) {
 			accepted = append(accepted, int32(vi))
 			sig = appendInt(sig, vi)
 			sig = append(sig, ',')
@@ -105,7 +113,7 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 			b.uses[id] = append(b.uses[id], litUse{v: vi, bit: vl.bit})
 		}
 	}
-	b.slotAC = make([]*acAutomaton, m.nslots)
+	b.slotLits = make([]*litSet, m.nslots)
 	for slot, lits := range bySlot {
 		pats := make([]string, len(lits))
 		ids := make([]int32, len(lits))
@@ -113,12 +121,68 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 			pats[i] = m.litKeys[l].s
 			ids[i] = local[l]
 		}
-		a := newAC(pats, ids)
+		if m.winFreq == nil {
+			// Computed on first use: only buckets with large literal sets need it.
+			m.winFreq = windowFreq(m.litKeys)
+		}
+		a := newLitSet(pats, ids, m.winFreq)
 		if slot == slotAll {
-			b.allAC = a
+			b.allLits = a
 		} else {
-			b.slotAC[slot] = a
+			b.slotLits[slot] = a
 		}
 	}
 	return b
+}
+
+// eidGuard returns the event IDs a variant can match when its condition requires a
+// positive EventID equality (`EventID: 4728` or a list, as most Security rules write it):
+// such rules have no literal for the prefilter and would otherwise run on every event
+// of the channel. Only a test that an event ID alone decides qualifies: numbers written
+// unquoted (then "04728" and " 4728" equal 4728 as they do for the test), no modifier,
+// on the EventID field itself. nil when there is none.
+func eidGuard(n *cnode, eidSlot int32) []int {
+	switch n.op {
+	case rule.OpAnd:
+		for _, k := range n.kids {
+			if g := eidGuard(k, eidSlot); g != nil {
+				return g
+			}
+		}
+	case rule.OpPred:
+		p := n.p
+		if p.field != eidSlot || p.alt >= 0 || p.nameOnly || p.neg || p.all || p.exists ||
+			p.ref >= 0 || p.elem || p.argsFrom != nil || p.hasNull ||
+			(p.kind != rule.Eq && p.kind != rule.In) || len(p.src.Transforms) > 0 {
+			return nil
+		}
+		var ids []int
+		for _, g := range p.groups {
+			num := -1
+			for i := range g {
+				if g[i].kind == tNumEq && g[i].num >= 0 && g[i].num == float64(int(g[i].num)) {
+					num = int(g[i].num)
+				}
+			}
+			if num < 0 {
+				return nil
+			}
+			for i := range g {
+				switch g[i].kind {
+				case tNumEq:
+				case tEq:
+					// The string form must say the same number, else it could match an ID
+					// the number does not.
+					if n, ok := atoi(g[i].s); !ok || n != num {
+						return nil
+					}
+				default:
+					return nil
+				}
+			}
+			ids = append(ids, num)
+		}
+		return ids
+	}
+	return nil
 }

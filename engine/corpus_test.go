@@ -185,6 +185,33 @@ func TestPrefilterSound(t *testing.T) {
 	t.Logf("%d events, %d matches compared", events, total)
 }
 
+// TestPrefilterSoundOnSamples is TestPrefilterSound on the attack-sample EVTX files of
+// corpus/evtx, logged by other machines than the regression cases, with every SigmaHQ
+// rule (all products) loaded.
+func TestPrefilterSoundOnSamples(t *testing.T) {
+	_, cat := windowsRules(t)
+	fast, _ := Compile(corpusAll, Options{Router: CatalogRouter{cat}})
+	slow, _ := Compile(corpusAll, Options{Router: CatalogRouter{cat}, bruteForce: true})
+	files := sampleFiles(t)
+	events, total := 0, 0
+	for _, path := range files {
+		evs, _ := readEvents(path)
+		for i := range evs {
+			ms := slow.Match(&evs[i], nil)
+			a, b := ids(fast.Match(&evs[i], nil)), ids(ms)
+			events++
+			total += len(ms)
+			if a != b {
+				t.Errorf("%s event %d: prefiltered %q, every rule %q", path, i, a, b)
+			}
+		}
+	}
+	if events == 0 || total == 0 {
+		t.Fatalf("%d sample files, %d events, %d matches: nothing compared", len(files), events, total)
+	}
+	t.Logf("%d files, %d events, %d matches compared", len(files), events, total)
+}
+
 func ids(ms []Match) string {
 	s := make([]string, len(ms))
 	for i, m := range ms {
@@ -192,4 +219,19 @@ func ids(ms []Match) string {
 	}
 	sort.Strings(s)
 	return strings.Join(s, ",")
+}
+
+// sampleFiles lists the EVTX files of corpus/evtx.
+func sampleFiles(tb testing.TB) []string {
+	var files []string
+	err := filepath.WalkDir(corpustest.Path(tb, "evtx"), func(p string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() && strings.HasSuffix(p, ".evtx") {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no sample EVTX in corpus/evtx (%v)", err)
+	}
+	return files
 }

@@ -1,7 +1,18 @@
 // Package engine compiles rules from the IR into a matcher that evaluates flat events
-// (package event): log-source routing by channel and event ID, a shared Aho-Corasick
-// prefilter over every rule's required literals, and allocation-free evaluation of the
-// few rules whose literals were seen.
+// (package event): log-source routing by channel and event ID, a literal prefilter over
+// every rule's required literals, and allocation-free evaluation of the few rules whose
+// literals were seen.
+//
+// # Per-event cost
+//
+// An event's channel and event ID pick a bucket, built on first use: the variants whose
+// routes accept it, less those whose own `EventID: N` test excludes that ID (eidGuard),
+// and per field the literal set (litSet) of those variants' required literals. Only the
+// fields that have a set are scanned, each once, on its folded value; a variant becomes a
+// candidate when a literal of each of its (up to three) required sets was seen, and only
+// candidates and the few variants without literals are evaluated. Regexes pass a cheap
+// necessary test first (reGate). Field names resolve to slots through an immutable hash
+// table (nameTab). Nothing allocates for an event that matches no rule.
 //
 // # Semantics
 //
@@ -161,6 +172,7 @@ type Matcher struct {
 	rules    []*rule.Rule
 	variants []*variant
 	slots    map[string]int32 // field name as written and folded -> slot
+	names    *nameTab         // slots, for the per-event lookups
 	nslots   int
 	chanSlot int32
 	eidSlot  int32
@@ -170,7 +182,7 @@ type Matcher struct {
 	sysChanSlot int32
 	sysEidSlot  int32
 	// Prefilter data: every required literal (litKeys) and, per variant, the literals
-	// of its required sets. Automata are built per bucket (see bucket.go).
+	// of its required sets. Literal sets are built per bucket (see bucket.go).
 	litKeys []litKey
 	varLits [][]varLit
 	// unconstrained variants have no required literal and are always evaluated when
@@ -179,6 +191,9 @@ type Matcher struct {
 	bucketMu      sync.Mutex
 	buckets       atomic.Pointer[map[bucketKey]*bucket]
 	bySignature   map[string]*bucket
+	// winFreq counts literals per 4-byte window (see windowFreq); built with the first
+	// bucket, under bucketMu.
+	winFreq winFreq
 	// correlations are kept for the Correlator.
 	correlations []*rule.Rule
 	pool         sync.Pool
@@ -194,6 +209,9 @@ type variant struct {
 	via   string
 	preds []*cpred // positive predicates, for reporting matched fields
 	full  uint8    // mask of required literal sets; a candidate once all are hit
+	// guard, when not nil, are the event IDs the rule's own EventID test accepts (see
+	// eidGuard): the bucket of an event with another ID leaves the variant out.
+	guard []int
 }
 
 type cnode struct {
@@ -273,6 +291,7 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		}
 		m.rules = append(m.rules, r)
 		for i, v := range vs {
+			v.guard = eidGuard(v.root, m.eidSlot)
 			vi := int32(len(m.variants))
 			m.variants = append(m.variants, v)
 			var lits []varLit
@@ -291,6 +310,7 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 		}
 	}
 	m.litKeys = c.litKeys
+	m.names = newNameTab(m.slots)
 	m.pool.New = func() any { return newState(m) }
 	return m, skipped
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
@@ -10,15 +11,18 @@ import (
 // go through this one function, so both sides always fold the same way; ASCII (nearly
 // every Windows field) takes the fast path without decoding runes.
 func foldAppend(dst []byte, s string) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, len(s))[:n+len(s)]
+	out := dst[n:]
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			return foldSlow(dst, s[i:])
+			return foldSlow(dst[:n+i], s[i:])
 		}
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		dst = append(dst, c)
+		out[i] = c
 	}
 	return dst
 }

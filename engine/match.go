@@ -2,6 +2,7 @@ package engine
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/rule"
@@ -26,6 +27,12 @@ type state struct {
 	name2  []byte
 
 	b        *bucket  // the event's bucket
+	litGen   []uint32 // bucket-local literal already hit when == gen
+	posName  [][]byte // name last seen at each field position, and its slot (slotAt)
+	posSlot  []int32
+	lastB    *bucket // bucket of the previous event, for lastCh and lastKey (ch unset)
+	lastCh   []byte
+	lastKey  bucketKey
 	candGen  []uint32 // candMask valid when == gen
 	candMsk  []uint8  // required literal sets of the variant hit so far
 	cand     []int32
@@ -53,6 +60,7 @@ func (st *state) begin(ev *event.Event) {
 		clear(st.candGen)
 		clear(st.ruleGen)
 		clear(st.lowGen)
+		clear(st.litGen)
 		st.gen = 1
 	}
 	st.ev = ev
@@ -73,7 +81,7 @@ func (st *state) begin(ev *event.Event) {
 // and without spaces, because Windows writes some EventData names with spaces that
 // Sigma rules write without (Defender's "Threat Name" is ThreatName).
 func (st *state) lookup(name string) int32 {
-	if s, ok := st.m.slots[name]; ok {
+	if s, ok := st.m.names.get(name); ok {
 		return s
 	}
 	if !needsFold(name) && strings.IndexByte(name, ' ') < 0 {
@@ -90,10 +98,27 @@ func (st *state) lookup(name string) int32 {
 		st.name2 = foldAppend(st.name2[:0], bstr(st.name))
 		key = st.name2
 	}
-	if s, ok := st.m.slots[bstr(key)]; ok {
+	if s, ok := st.m.names.get(bstr(key)); ok {
 		return s
 	}
 	return -1
+}
+
+// slotAt resolves the name of event field i. Events of one kind list their fields in
+// one order, and logs repeat kinds: the name last seen at position i (a copy: the
+// reader reuses its strings) usually answers with one comparison.
+func (st *state) slotAt(i int, name string) int32 {
+	if i < len(st.posName) && bstr(st.posName[i]) == name {
+		return st.posSlot[i]
+	}
+	s := st.lookup(name)
+	for len(st.posName) <= i {
+		st.posName = append(st.posName, make([]byte, 0, 32))
+		st.posSlot = append(st.posSlot, -1)
+	}
+	st.posName[i] = append(st.posName[i][:0], name...)
+	st.posSlot[i] = s
+	return s
 }
 
 // lowAt returns the folded value of event field i.
@@ -103,10 +128,16 @@ func (st *state) lowAt(i int) string {
 	}
 	v := st.ev.Fields[i].Value
 	s := v
-	if needsFold(v) {
-		start := len(st.buf)
-		st.buf = foldAppend(st.buf, v)
-		s = bstr(st.buf[start:])
+	// Most values are folded already from some byte on (paths start "C:\\Windows"):
+	// copy the prefix as is, fold from the first byte that needs it.
+	for j := 0; j < len(v); j++ {
+		if c := v[j]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			start := len(st.buf)
+			st.buf = append(st.buf, v[:j]...)
+			st.buf = foldAppend(st.buf, v[j:])
+			s = bstr(st.buf[start:])
+			break
+		}
 	}
 	st.low[i] = s
 	st.lowGen[i] = st.gen
@@ -114,6 +145,12 @@ func (st *state) lowAt(i int) string {
 }
 
 func (st *state) hitLiteral(id int32) {
+	// A literal found again (every "\\" of a path) has nothing more to tell: its uses,
+	// hundreds for "\\powershell.exe", were all marked the first time.
+	if st.litGen[id] == st.gen {
+		return
+	}
+	st.litGen[id] = st.gen
 	for _, u := range st.b.uses[id] {
 		if st.candGen[u.v] != st.gen {
 			st.candGen[u.v] = st.gen
@@ -142,7 +179,7 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	m := st.m
 	st.begin(ev)
 	for i := range ev.Fields {
-		s := st.lookup(ev.Fields[i].Name)
+		s := st.slotAt(i, ev.Fields[i].Name)
 		st.fslot[i] = s
 		if s < 0 {
 			continue
@@ -171,17 +208,32 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	if st.slotGen[eidSlot] == st.gen {
 		eid, eidKnown = atoi(ev.Fields[st.slotIdx[eidSlot]].Value)
 	}
-	b := m.bucket(ch, chKnown, eid, eidKnown)
+	// The guard of a variant (eidGuard) is its own EventID test decided in advance; that
+	// holds when routing read the field the test reads, and that field occurs once.
+	eidExact := eidSlot == m.eidSlot && st.dupGen[eidSlot] != st.gen
+	var b *bucket
+	// Consecutive events are mostly of one kind: the last bucket, by its key, saves
+	// hashing the channel name into the bucket map.
+	if st.lastB != nil && bstr(st.lastCh) == ch && st.lastKey == (bucketKey{eid: eid, chKnown: chKnown, eidKnown: eidKnown, eidExact: eidExact && eidKnown}) {
+		b = st.lastB
+	} else {
+		b = m.bucket(ch, chKnown, eid, eidKnown, eidExact)
+		st.lastB, st.lastCh = b, append(st.lastCh[:0], ch...)
+		st.lastKey = bucketKey{eid: eid, chKnown: chKnown, eidKnown: eidKnown, eidExact: eidExact && eidKnown}
+	}
 	st.b = b
+	if len(st.litGen) < len(b.uses) {
+		st.litGen = make([]uint32, len(b.uses))
+	}
 	// Prefilter: scan the fields that have required literals in this bucket.
 	for i := range ev.Fields {
-		if s := st.fslot[i]; s >= 0 && int(s) < len(b.slotAC) && b.slotAC[s] != nil {
-			b.slotAC[s].scan(st.lowAt(i), st)
+		if s := st.fslot[i]; s >= 0 && int(s) < len(b.slotLits) && b.slotLits[s] != nil {
+			b.slotLits[s].scan(st.lowAt(i), st)
 		}
 	}
-	if b.allAC != nil {
+	if b.allLits != nil {
 		for i := range ev.Fields {
-			b.allAC.scan(st.lowAt(i), st)
+			b.allLits.scan(st.lowAt(i), st)
 		}
 	}
 	for _, vi := range b.always {
@@ -190,7 +242,6 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	for _, vi := range st.cand {
 		out = st.try(vi, out)
 	}
-	st.b = nil
 	return out
 }
 

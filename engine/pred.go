@@ -44,6 +44,7 @@ type vtest struct {
 	num   float64
 	expr  string // regex as compiled, flags included
 	re    *regexp.Regexp
+	gate  *reGate // necessary condition of re, nil when none was found
 	re2   *regexp2.Regexp
 	net   netip.Prefix
 }
@@ -108,7 +109,7 @@ func compileTests(p *rule.Pred, v rule.Value, placeholders map[string][]string) 
 			expr = "(?" + flags + ")" + expr
 		}
 		if re, err := regexp.Compile(expr); err == nil {
-			return []vtest{{kind: tRegex, re: re, expr: expr, cased: true}}, nil
+			return []vtest{{kind: tRegex, re: re, gate: newReGate(expr), expr: expr, cased: true}}, nil
 		}
 		var o regexp2.RegexOptions
 		for _, f := range flags {
@@ -276,7 +277,7 @@ func (t *vtest) test(orig, low string) bool {
 		return f <= t.num
 	case tRegex:
 		if t.re != nil {
-			return t.re.MatchString(orig)
+			return (t.gate == nil || t.gate.accepts(orig)) && t.re.MatchString(orig)
 		}
 		ok, err := t.re2.MatchString(orig)
 		return err == nil && ok
