@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -329,12 +328,19 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	}
 	defer tx.Rollback()
 
+	// The generation noted and the largest rule pk seen through tx identify the catalog
+	// the transaction reads.
+	tok, err := c.stmt(ctx, tx, "token")
+	if err != nil {
+		return nil, err
+	}
+	var token int64
+	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
+		return nil, fmt.Errorf("catalog token: %w", err)
+	}
 	var ranked []int64
 	if fts != "" {
-		gen, token, err := c.snapshotToken(ctx, tx)
-		if err != nil {
-			return nil, err
-		}
+		gen := c.web().generation()
 		var ok bool
 		if ranked, ok = c.web().rankedGet(fts, gen, token); !ok {
 			if ranked, err = c.rank(ctx, tx, fts); err != nil {
@@ -343,12 +349,13 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 			c.web().rankedPut(fts, gen, token, ranked)
 		}
 	}
-	idx, err := c.facets(ctx, tx, ranked)
+	idx, err := c.facets(ctx, tx, token, ranked)
 	if err != nil {
 		return nil, err
 	}
 	var matches []*facetRule
 	if fts != "" {
+		matches = make([]*facetRule, 0, len(ranked))
 		for _, pk := range ranked {
 			if i, ok := idx.byPK[pk]; ok && q.match(&idx.rules[i]) {
 				matches = append(matches, &idx.rules[i])
@@ -368,6 +375,16 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if len(shown) == 0 {
 		return res, nil
 	}
+	res.Hits = make([]SearchHit, len(shown))
+	for i, f := range shown {
+		res.Hits[i] = SearchHit{ID: f.id, Language: f.language, Title: f.title, Description: f.description,
+			Severity: f.severity, Status: f.status, Class: f.class, Source: f.repo, Path: f.path, LogSource: f.logsource}
+	}
+	if fts == "" {
+		return res, nil
+	}
+	// Snippets only for the shown page: its documents in one statement.
+	pos := make(map[int64]int, len(shown))
 	var pks strings.Builder
 	pks.WriteByte('[')
 	for i, f := range shown {
@@ -375,67 +392,41 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 			pks.WriteByte(',')
 		}
 		pks.WriteString(strconv.FormatInt(f.pk, 10))
+		pos[f.pk] = i
 	}
 	pks.WriteByte(']')
-	hits := map[int64]*SearchHit{}
-	details, err := c.stmt(ctx, tx, "details")
+	docs, err := c.stmt(ctx, tx, "docs")
 	if err != nil {
 		return nil, err
 	}
-	rows, err := details.QueryContext(ctx, pks.String())
+	rows, err := docs.QueryContext(ctx, pks.String())
 	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
+		return nil, fmt.Errorf("search snippets: %w", err)
 	}
+	defer rows.Close()
+	terms := snippetTerms(q.Text)
+	cols := make([]string, 5)
+	var raw [5]sql.NullString
 	for rows.Next() {
 		var pk int64
-		var h SearchHit
-		if err := rows.Scan(&pk, &h.ID, &h.Language, &h.Title, &h.Description, &h.Severity, &h.Status, &h.Class,
-			&h.Source, &h.Path, &h.LogSource); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("search: %w", err)
+		if err := rows.Scan(&pk, &raw[0], &raw[1], &raw[2], &raw[3], &raw[4]); err != nil {
+			return nil, fmt.Errorf("search snippets: %w", err)
 		}
-		if h.Class == "" {
-			h.Class = "detection"
+		i, ok := pos[pk]
+		if !ok {
+			continue
 		}
-		hits[pk] = &h
+		for k := range raw {
+			cols[k] = raw[k].String
+		}
+		h := &res.Hits[i]
+		h.Marked = buildSnippet(cols, terms)
+		h.Snippet = snippetUnmark.Replace(h.Marked)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	if fts != "" {
-		// Snippets only for the shown page.
-		doc, err := c.stmt(ctx, tx, "doc")
-		if err != nil {
-			return nil, err
-		}
-		terms := snippetTerms(q.Text)
-		unmark := strings.NewReplacer(SnippetMark, "", SnippetEnd, "")
-		cols := make([]string, 5)
-		var raw [5]sql.NullString
-		for _, f := range shown {
-			h := hits[f.pk]
-			if h == nil {
-				continue
-			}
-			err := doc.QueryRowContext(ctx, f.pk).Scan(&raw[0], &raw[1], &raw[2], &raw[3], &raw[4])
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("search snippets: %w", err)
-			}
-			for i := range raw {
-				cols[i] = raw[i].String
-			}
-			h.Marked = buildSnippet(cols, terms)
-			h.Snippet = unmark.Replace(h.Marked)
-		}
-	}
-	for _, f := range shown {
-		if h := hits[f.pk]; h != nil {
-			res.Hits = append(res.Hits, *h)
-		}
+		return nil, fmt.Errorf("search snippets: %w", err)
 	}
 	return res, nil
 }
+
+var snippetUnmark = strings.NewReplacer(SnippetMark, "", SnippetEnd, "")

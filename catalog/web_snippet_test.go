@@ -23,6 +23,12 @@ func TestBuildSnippet(t *testing.T) {
 		{"phrase words and exclusions", `"scheduled task" -schtasks`, []string{"Scheduled Task Created by schtasks", "", "", "", ""},
 			m("Scheduled") + " " + m("Task") + " Created by schtasks"},
 		{"no match", "zzz", []string{"abc", "", "", "", ""}, ""},
+		{"white space runs are one space", "lsass", []string{"", "dump\n\n   LSASS\tmemory  \n", "", "", ""},
+			"dump " + m("LSASS") + " memory"},
+		{"non-ASCII words fold too", "überwachung", []string{"Prozess-Überwachung aktiv", "", "", "", ""},
+			"Prozess-" + m("Überwachung") + " aktiv"},
+		{"a prefix longer than the word", "powershell*", []string{"power shell", "", "", "", ""}, ""},
+		{"a word is not its prefix", "cmd", []string{"cmdline", "", "", "", ""}, ""},
 	}
 	for _, tt := range tests {
 		got := buildSnippet(tt.cols, snippetTerms(tt.query))
