@@ -28,7 +28,14 @@ type facetIndex struct {
 	byPK    map[int64]int32 // pk -> index in rules
 	// tallies recycles the counting arrays (one int32 per id) across searches.
 	tallies sync.Pool
+	// docs holds the full-text documents read for snippets so far (at most the whole
+	// index, a few MB): pages of results overlap, so after a while a search reads none.
+	docsMu sync.Mutex
+	docs   map[int64]*ftsDoc
 }
+
+// ftsDoc is a rule's full-text document: title, description, tags, fields, values.
+type ftsDoc [5]string
 
 type facetRule struct {
 	pk        int64
@@ -60,6 +67,11 @@ type webState struct {
 	// for one (gen, token): any catalog change empties it.
 	ranked    map[string][]int64
 	rankedGen [2]int64
+	// terms caches each searched phrase's bm25 in every row holding it (web_rank.go),
+	// for the same (gen, token).
+	terms    map[string]*termScores
+	termGen  [2]int64
+	termRows int
 
 	// Statements prepared once: parsing SQL costs as much as running these.
 	prepOnce sync.Once
@@ -75,6 +87,8 @@ var webSQL = map[string]string{
 		ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`,
 	// The documents of a page of hits by rowid: plain lookups, no full-text query (see
 	// buildSnippet), in one statement.
+	// One phrase's bm25 in each row holding it, in the weights of "rank" (web_rank.go).
+	"score": `SELECT rowid, bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0) FROM rules_fts WHERE rules_fts MATCH ?`,
 	"docs": `SELECT rowid, title, description, tags, fields, vals FROM rules_fts WHERE rowid IN (SELECT value FROM json_each(?))`,
 }
 

@@ -89,15 +89,25 @@ const logSourceExpr = `replace(trim(r.product || '/' || r.category || '/' || r.s
 //
 // Every word is quoted, so no input is ever FTS5 syntax of its own. A query of
 // negations only matches nothing (FTS5 cannot list "everything but").
-func ftsQuery(text string) string {
+func ftsQuery(text string) string { return planQuery(text).String() }
+
+// queryPlan is a search as an AND of OR groups of FTS5 phrases, minus any of neg.
+type queryPlan struct {
+	groups [][]string
+	neg    []string
+	// byTerms: every phrase is a plain quoted word or phrase (no column filter), so the
+	// ranking can be summed from per-phrase scores (see rankByTerms).
+	byTerms bool
+}
+
+func planQuery(text string) queryPlan {
 	items := lexSearch(text)
-	var groups [][]string // AND of ORs
-	var neg []string
+	p := queryPlan{byTerms: true}
 	orNext := false
 	for _, it := range items {
 		switch {
 		case it.op == "OR":
-			orNext = len(groups) > 0
+			orNext = len(p.groups) > 0
 			continue
 		case it.op == "AND":
 			continue
@@ -106,23 +116,31 @@ func ftsQuery(text string) string {
 		if term == "" {
 			continue
 		}
+		if it.field != "" {
+			p.byTerms = false
+		}
 		if it.neg {
-			neg = append(neg, term)
+			p.neg = append(p.neg, term)
 			orNext = false
 			continue
 		}
 		if orNext {
-			groups[len(groups)-1] = append(groups[len(groups)-1], term)
+			p.groups[len(p.groups)-1] = append(p.groups[len(p.groups)-1], term)
 		} else {
-			groups = append(groups, []string{term})
+			p.groups = append(p.groups, []string{term})
 		}
 		orNext = false
 	}
-	if len(groups) == 0 {
+	return p
+}
+
+// String is the FTS5 query; "" when nothing can match.
+func (p queryPlan) String() string {
+	if len(p.groups) == 0 {
 		return ""
 	}
 	var parts []string
-	for _, g := range groups {
+	for _, g := range p.groups {
 		if len(g) == 1 {
 			parts = append(parts, g[0])
 		} else {
@@ -130,8 +148,8 @@ func ftsQuery(text string) string {
 		}
 	}
 	q := strings.Join(parts, " AND ")
-	if len(neg) > 0 {
-		q = "(" + q + ") NOT (" + strings.Join(neg, " OR ") + ")"
+	if len(p.neg) > 0 {
+		q = "(" + q + ") NOT (" + strings.Join(p.neg, " OR ") + ")"
 	}
 	return q
 }
@@ -317,8 +335,10 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		res.Facets[f] = []FacetValue{}
 	}
 	fts := ""
+	var plan queryPlan
 	if strings.TrimSpace(q.Text) != "" {
-		if fts = ftsQuery(q.Text); fts == "" {
+		plan = planQuery(q.Text)
+		if fts = plan.String(); fts == "" {
 			return res, nil // no searchable word: nothing matches
 		}
 	}
@@ -343,7 +363,12 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		gen := c.web().generation()
 		var ok bool
 		if ranked, ok = c.web().rankedGet(fts, gen, token); !ok {
-			if ranked, err = c.rank(ctx, tx, fts); err != nil {
+			if plan.byTerms {
+				ranked, err = c.rankByTerms(ctx, tx, plan, gen, token)
+			} else {
+				ranked, err = c.rank(ctx, tx, fts)
+			}
+			if err != nil {
 				return nil, err
 			}
 			c.web().rankedPut(fts, gen, token, ranked)
@@ -383,50 +408,85 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if fts == "" {
 		return res, nil
 	}
-	// Snippets only for the shown page: its documents in one statement.
-	pos := make(map[int64]int, len(shown))
-	var pks strings.Builder
-	pks.WriteByte('[')
-	for i, f := range shown {
-		if i > 0 {
-			pks.WriteByte(',')
-		}
-		pks.WriteString(strconv.FormatInt(f.pk, 10))
-		pos[f.pk] = i
-	}
-	pks.WriteByte(']')
-	docs, err := c.stmt(ctx, tx, "docs")
+	// Snippets only for the shown page.
+	docs, err := c.docs(ctx, tx, idx, shown)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := docs.QueryContext(ctx, pks.String())
+	terms := snippetTerms(q.Text)
+	for i, d := range docs {
+		if d != nil {
+			h := &res.Hits[i]
+			h.Marked = buildSnippet(d[:], terms)
+			h.Snippet = snippetUnmark.Replace(h.Marked)
+		}
+	}
+	return res, nil
+}
+
+// docs returns the full-text documents of rules (nil where there is none): from idx's
+// memory, the missing ones read through tx in one statement.
+func (c *Catalog) docs(ctx context.Context, tx *sql.Tx, idx *facetIndex, rules []*facetRule) ([]*ftsDoc, error) {
+	out := make([]*ftsDoc, len(rules))
+	var missing []int64
+	idx.docsMu.Lock()
+	if idx.docs == nil {
+		idx.docs = map[int64]*ftsDoc{}
+	}
+	for i, f := range rules {
+		if out[i] = idx.docs[f.pk]; out[i] == nil {
+			missing = append(missing, f.pk)
+		}
+	}
+	idx.docsMu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	var pks strings.Builder
+	pks.WriteByte('[')
+	for i, pk := range missing {
+		if i > 0 {
+			pks.WriteByte(',')
+		}
+		pks.WriteString(strconv.FormatInt(pk, 10))
+	}
+	pks.WriteByte(']')
+	st, err := c.stmt(ctx, tx, "docs")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, pks.String())
 	if err != nil {
 		return nil, fmt.Errorf("search snippets: %w", err)
 	}
 	defer rows.Close()
-	terms := snippetTerms(q.Text)
-	cols := make([]string, 5)
+	read := map[int64]*ftsDoc{}
 	var raw [5]sql.NullString
 	for rows.Next() {
 		var pk int64
 		if err := rows.Scan(&pk, &raw[0], &raw[1], &raw[2], &raw[3], &raw[4]); err != nil {
 			return nil, fmt.Errorf("search snippets: %w", err)
 		}
-		i, ok := pos[pk]
-		if !ok {
-			continue
-		}
+		d := &ftsDoc{}
 		for k := range raw {
-			cols[k] = raw[k].String
+			d[k] = raw[k].String
 		}
-		h := &res.Hits[i]
-		h.Marked = buildSnippet(cols, terms)
-		h.Snippet = snippetUnmark.Replace(h.Marked)
+		read[pk] = d
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search snippets: %w", err)
 	}
-	return res, nil
+	idx.docsMu.Lock()
+	for pk, d := range read {
+		idx.docs[pk] = d
+	}
+	idx.docsMu.Unlock()
+	for i, f := range rules {
+		if out[i] == nil {
+			out[i] = read[f.pk]
+		}
+	}
+	return out, nil
 }
 
 var snippetUnmark = strings.NewReplacer(SnippetMark, "", SnippetEnd, "")

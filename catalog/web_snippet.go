@@ -143,46 +143,50 @@ func buildSnippet(cols []string, terms []snippetTerm) string {
 	if len(terms) == 0 {
 		return ""
 	}
-	best, bestHits, bestToks, bestFirst := -1, 0, 0, 0
+	sc := newTermScanner(terms)
+	best, bestHits, first := -1, 0, 0
 	for c, text := range cols {
-		hits, ntoks, first := 0, 0, -1
-		for start, end := nextWord(text, 0); start >= 0; start, end = nextWord(text, end) {
-			if matchesAny(terms, text[start:end]) {
-				if first < 0 {
-					first = ntoks
-				}
-				hits++
-			}
-			ntoks++
-		}
-		if hits > bestHits {
-			best, bestHits, bestToks, bestFirst = c, hits, ntoks, first
+		if hits, at := sc.count(text); hits > bestHits {
+			best, bestHits, first = c, hits, at
 		}
 	}
 	if best < 0 {
 		return ""
 	}
 	text := cols[best]
-	from := max(0, bestFirst-2)
-	to := min(bestToks, from+snippetWindow)
-	from = max(0, min(from, to-snippetWindow))
+	// Up to a window of words on each side of the first match (one more, to know
+	// whether the text goes on), then two before it and the rest after, more before
+	// when the text ends early.
+	var back, fwd [snippetWindow + 1]token
+	nb, nf := 0, 0
+	for end := first; nb < len(back); {
+		start, e := prevWord(text, end)
+		if start < 0 {
+			break
+		}
+		back[nb] = token{text[start:e], start, e}
+		nb++
+		end = start
+	}
+	for start, end := nextWord(text, first); start >= 0 && nf < len(fwd); start, end = nextWord(text, end) {
+		fwd[nf] = token{text[start:end], start, end}
+		nf++
+	}
+	takeF := min(nf, snippetWindow-min(2, nb))
+	takeB := min(nb, snippetWindow-takeF)
 	var win [snippetWindow]token
 	n := 0
-	for i, start, end := 0, 0, 0; n < to-from; i++ {
-		start, end = nextWord(text, end)
-		if i >= from {
-			win[n] = token{text[start:end], start, end}
-			n++
-		}
+	for i := takeB - 1; i >= 0; i-- {
+		win[n] = back[i]
+		n++
 	}
+	n += copy(win[n:], fwd[:takeF])
 	var b strings.Builder
 	b.Grow(128)
-	if from > 0 {
+	pos := 0
+	if nb > takeB {
 		b.WriteString("…")
-	}
-	pos := win[0].start
-	if from == 0 {
-		pos = 0
+		pos = win[0].start
 	}
 	for _, tk := range win[:n] {
 		writeSpaced(&b, text[pos:tk.start])
@@ -195,12 +199,99 @@ func buildSnippet(cols []string, terms []snippetTerm) string {
 		}
 		pos = tk.end
 	}
-	if to == bestToks {
-		writeSpaced(&b, text[pos:])
-	} else {
+	if nf > takeF {
 		b.WriteString("…")
+	} else {
+		writeSpaced(&b, text[pos:])
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// prevWord returns the bounds of the last word of s ending at or before byte end;
+// start is -1 when there is none.
+func prevWord(s string, end int) (start, e int) {
+	i := end
+	for i > 0 {
+		r, n := utf8.DecodeLastRuneInString(s[:i])
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			break
+		}
+		i -= n
+	}
+	if i == 0 {
+		return -1, 0
+	}
+	e = i
+	for i > 0 {
+		r, n := utf8.DecodeLastRuneInString(s[:i])
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			break
+		}
+		i -= n
+	}
+	return i, e
+}
+
+// termScanner counts the matches of the search terms in a text. With ASCII terms
+// (nearly every search) it jumps from one possible first letter to the next and checks
+// word boundaries around a candidate, instead of cutting the whole text into words.
+type termScanner struct {
+	terms []snippetTerm
+	ascii bool
+	start [256]bool // first bytes of the terms, both cases
+}
+
+func newTermScanner(terms []snippetTerm) *termScanner {
+	sc := &termScanner{terms: terms, ascii: true}
+	for _, t := range terms {
+		if t.tok == "" || !isASCII(t.tok) {
+			sc.ascii = false
+			continue
+		}
+		c := t.tok[0]
+		sc.start[c] = true
+		if 'a' <= c && c <= 'z' {
+			sc.start[c-'a'+'A'] = true
+		}
+	}
+	return sc
+}
+
+// count returns how many words of text match a term and where the first one starts.
+func (sc *termScanner) count(text string) (hits, first int) {
+	first = -1
+	if !sc.ascii {
+		for start, end := nextWord(text, 0); start >= 0; start, end = nextWord(text, end) {
+			if matchesAny(sc.terms, text[start:end]) {
+				if first < 0 {
+					first = start
+				}
+				hits++
+			}
+		}
+		return hits, first
+	}
+	for i := 0; i < len(text); {
+		if !sc.start[text[i]] {
+			i++
+			continue
+		}
+		if i > 0 {
+			if r, _ := utf8.DecodeLastRuneInString(text[:i]); unicode.IsLetter(r) || unicode.IsDigit(r) {
+				_, i = nextWord(text, i) // inside a word: no term starts here
+				continue
+			}
+		}
+		_, end := nextWord(text, i)
+		if matchesAny(sc.terms, text[i:end]) {
+			if first < 0 {
+				first = i
+			}
+			hits++
+		}
+		i = end
+	}
+	return hits, first
 }
 
 // writeSpaced writes s with each run of white space as one space (snippets are one line).

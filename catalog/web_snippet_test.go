@@ -29,6 +29,9 @@ func TestBuildSnippet(t *testing.T) {
 			"Prozess-" + m("Überwachung") + " aktiv"},
 		{"a prefix longer than the word", "powershell*", []string{"power shell", "", "", "", ""}, ""},
 		{"a word is not its prefix", "cmd", []string{"cmdline", "", "", "", ""}, ""},
+		{"nor the end of a longer word", "lsass", []string{"notlsass dump", "", "", "", ""}, ""},
+		{"the first match opens the window", "dump", []string{"", "", "", "", "a b c d e f g h i j k l m n o p DUMP q r s t u v w x y z dump"},
+			"…o p " + m("DUMP") + " q r s t u v w x y…"},
 	}
 	for _, tt := range tests {
 		got := buildSnippet(tt.cols, snippetTerms(tt.query))
