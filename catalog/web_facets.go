@@ -85,10 +85,10 @@ var webSQL = map[string]string{
 	"token": `SELECT coalesce(max(pk), 0) FROM rules`,
 	"rank": `SELECT rowid FROM rules_fts WHERE rules_fts MATCH ?
 		ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`,
-	// The documents of a page of hits by rowid: plain lookups, no full-text query (see
-	// buildSnippet), in one statement.
 	// One phrase's bm25 in each row holding it, in the weights of "rank" (web_rank.go).
 	"score": `SELECT rowid, bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0) FROM rules_fts WHERE rules_fts MATCH ?`,
+	// The documents of a page of hits by rowid: plain lookups, no full-text query (see
+	// buildSnippet), in one statement.
 	"docs": `SELECT rowid, title, description, tags, fields, vals FROM rules_fts WHERE rowid IN (SELECT value FROM json_each(?))`,
 }
 
