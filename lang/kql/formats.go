@@ -62,11 +62,37 @@ func (Parser) Parse(src rule.Source, data []byte) (rules []*rule.Rule, diags []r
 	text := string(data)
 	switch strings.ToLower(path.Ext(src.Path)) {
 	case ".md", ".markdown":
-		return parseMarkdown(src, text)
+		rules, diags = parseMarkdown(src, text)
 	case ".yaml", ".yml":
-		return parseSentinel(src, data)
+		rules, diags = parseSentinel(src, data)
+	default:
+		rules, diags = parseRaw(src, text)
 	}
-	return parseRaw(src, text)
+	if isTeachingPath(src.Path) {
+		for _, r := range rules {
+			r.Class = rule.Tutorial
+		}
+	}
+	return rules, diags
+}
+
+// teachingDirs name the folders of teaching material in KQL repositories: webcasts
+// and learning sessions (microsoft/Microsoft-365-Defender-Hunting-Queries "Webcasts",
+// Bert-JanP "Learning"). Their queries show the language step by step ("take 10",
+// "...and we can see that Barbara launched it"); they are not detections. Only whole
+// folder names count: "Jupyter-Solarmaker" is a malware campaign, not a notebook.
+var teachingDirs = map[string]bool{"webcast": true, "webcasts": true, "learning": true, "tutorial": true, "tutorials": true,
+	"training": true, "workshop": true, "workshops": true}
+
+// isTeachingPath reports whether a file lies in a teaching-material folder.
+func isTeachingPath(p string) bool {
+	dirs := strings.Split(path.Dir(strings.ReplaceAll(p, "\\", "/")), "/")
+	for _, d := range dirs {
+		if teachingDirs[strings.ToLower(d)] {
+			return true
+		}
+	}
+	return false
 }
 
 func stringify(v any) string {

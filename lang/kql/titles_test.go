@@ -85,3 +85,40 @@ func TestNoSentenceTitlesInCorpus(t *testing.T) {
 		t.Errorf("%d rules from .kql/.txt/.md files; the corpus has thousands", n)
 	}
 }
+
+// TestTutorialClass: queries from teaching folders are class "tutorial"; queries from
+// look-alike folders are not (Jupyter-Solarmaker is a campaign, KQL Regex a reference).
+func TestTutorialClass(t *testing.T) {
+	tests := []struct {
+		path string // under corpus/kql
+		want rule.Class
+	}{
+		{"m365-defender/Webcasts/TrackingTheAdversary/Episode 4 - Lets Hunt.txt", rule.Tutorial},
+		{"m365-defender/Webcasts/TrackingTheAdversary/Episode 1 - KQL Fundamentals.txt", rule.Tutorial},
+		{"m365-defender/Webcasts/l33tSpeak/MCAS - The Hunt.txt", rule.Tutorial},
+		{"bert-janp/Learning/TheArtOfKnowingYourData.md", rule.Tutorial},
+		{"m365-defender/Campaigns/Jupyter-Solarmaker/deimos-component-execution.md", ""},
+		{"bert-janp/KQL Regex/RegexExamples.md", ""},
+		{"reprise99/Azure Active Directory/Audit-DetectSSPRFromUnknownIP.kql", ""},
+	}
+	for _, tt := range tests {
+		rs, _ := Parser{}.Parse(rule.Source{Repo: "corpus/kql", Path: tt.path}, readCorpus(t, tt.path))
+		if len(rs) == 0 {
+			t.Errorf("%s: no rules", tt.path)
+		}
+		for i, r := range rs {
+			if got := r.Class; got != tt.want && !(tt.want == "" && got != rule.Tutorial) {
+				t.Errorf("%s #%d: class %q, want %q", tt.path, i, got, tt.want)
+			}
+		}
+	}
+	// The classification is by folder, whatever the repository path looks like.
+	for p, want := range map[string]bool{
+		"Webcasts/x.txt": true, `Webcasts\TrackingTheAdversary\x.txt`: true, "a/learning/b.md": true,
+		"Learning.md": false, "hunts/Training-data.md": false, "Campaigns/Jupyter-Solarmaker/x.md": false,
+	} {
+		if got := isTeachingPath(p); got != want {
+			t.Errorf("isTeachingPath(%q) = %v", p, got)
+		}
+	}
+}
