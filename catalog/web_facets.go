@@ -34,8 +34,36 @@ type facetIndex struct {
 	docs   map[int64]*ftsDoc
 }
 
-// ftsDoc is a rule's full-text document: title, description, tags, fields, values.
-type ftsDoc [5]string
+// ftsDoc is a rule's full-text document: title, description, tags, fields, values, and
+// the same lower-cased where it is ASCII ("" elsewhere), for termScanner.countLower.
+type ftsDoc struct {
+	cols, lower [5]string
+}
+
+func newFTSDoc(cols [5]string) *ftsDoc {
+	d := &ftsDoc{cols: cols}
+	for k, c := range cols {
+		if isASCII(c) {
+			d.lower[k] = asciiLower(c)
+		}
+	}
+	return d
+}
+
+// asciiLower lower-cases ASCII text, sharing it when it has no upper case.
+func asciiLower(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for j := i; j < len(b); j++ {
+		if c := b[j]; 'A' <= c && c <= 'Z' {
+			b[j] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
 
 type facetRule struct {
 	pk        int64
@@ -431,6 +459,18 @@ func (idx *facetIndex) count(matches []*facetRule, limit int) map[string][]Facet
 		if vals == nil {
 			vals = []FacetValue{}
 		}
+		if len(vals) > limit {
+			// Only the top counts are shown: drop what cannot be among them before the
+			// sort (hundreds of fields or techniques, most counted once).
+			least := kthLargest(vals, limit)
+			kept := vals[:0]
+			for _, v := range vals {
+				if v.Count >= least {
+					kept = append(kept, v)
+				}
+			}
+			vals = kept
+		}
 		slices.SortFunc(vals, func(a, b FacetValue) int {
 			if a.Count != b.Count {
 				return b.Count - a.Count
@@ -443,4 +483,42 @@ func (idx *facetIndex) count(matches []*facetRule, limit int) map[string][]Facet
 		out[name] = vals
 	}
 	return out
+}
+
+// kthLargest returns the k-th largest count of vals (k <= len(vals)), with a min-heap
+// of the k largest seen.
+func kthLargest(vals []FacetValue, k int) int {
+	h := make([]int, 0, k)
+	for _, v := range vals {
+		c := v.Count
+		switch {
+		case len(h) < k:
+			h = append(h, c)
+			for i := len(h) - 1; i > 0; {
+				p := (i - 1) / 2
+				if h[p] <= h[i] {
+					break
+				}
+				h[p], h[i] = h[i], h[p]
+				i = p
+			}
+		case c > h[0]:
+			h[0] = c
+			for i := 0; ; {
+				l, small := 2*i+1, i
+				if l < k && h[l] < h[small] {
+					small = l
+				}
+				if l+1 < k && h[l+1] < h[small] {
+					small = l + 1
+				}
+				if small == i {
+					break
+				}
+				h[i], h[small] = h[small], h[i]
+				i = small
+			}
+		}
+	}
+	return h[0]
 }

@@ -417,7 +417,7 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	for i, d := range docs {
 		if d != nil {
 			h := &res.Hits[i]
-			h.Marked = buildSnippet(d[:], terms)
+			h.Marked = buildDocSnippet(d, terms)
 			h.Snippet = snippetUnmark.Replace(h.Marked)
 		}
 	}
@@ -467,11 +467,11 @@ func (c *Catalog) docs(ctx context.Context, tx *sql.Tx, idx *facetIndex, rules [
 		if err := rows.Scan(&pk, &raw[0], &raw[1], &raw[2], &raw[3], &raw[4]); err != nil {
 			return nil, fmt.Errorf("search snippets: %w", err)
 		}
-		d := &ftsDoc{}
+		var cols [5]string
 		for k := range raw {
-			d[k] = raw[k].String
+			cols[k] = raw[k].String
 		}
-		read[pk] = d
+		read[pk] = newFTSDoc(cols)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search snippets: %w", err)

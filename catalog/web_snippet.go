@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -140,20 +141,33 @@ const snippetWindow = 12
 // returns about snippetWindow tokens around its first match, each match between
 // SnippetMark and SnippetEnd, "…" where the text was cut; "" when no column matches.
 func buildSnippet(cols []string, terms []snippetTerm) string {
+	var d [5]string
+	copy(d[:], cols)
+	return buildDocSnippet(newFTSDoc(d), terms)
+}
+
+// buildDocSnippet is buildSnippet over a document read for snippets.
+func buildDocSnippet(d *ftsDoc, terms []snippetTerm) string {
 	if len(terms) == 0 {
 		return ""
 	}
 	sc := newTermScanner(terms)
 	best, bestHits, first := -1, 0, 0
-	for c, text := range cols {
-		if hits, at := sc.count(text); hits > bestHits {
+	for c, text := range d.cols {
+		var hits, at int
+		if sc.ascii && (d.lower[c] != "" || text == "") {
+			hits, at = sc.countLower(d.lower[c])
+		} else {
+			hits, at = sc.count(text)
+		}
+		if hits > bestHits {
 			best, bestHits, first = c, hits, at
 		}
 	}
 	if best < 0 {
 		return ""
 	}
-	text := cols[best]
+	text := d.cols[best]
 	// Up to a window of words on each side of the first match (one more, to know
 	// whether the text goes on), then two before it and the rest after, more before
 	// when the text ends early.
@@ -255,6 +269,41 @@ func newTermScanner(terms []snippetTerm) *termScanner {
 		}
 	}
 	return sc
+}
+
+// countLower is count over ASCII text already lower-cased: each term is found with
+// strings.Index (vectorized) and kept where it starts a word and, unless a prefix,
+// ends one. A word matching two terms counts once.
+func (sc *termScanner) countLower(lower string) (hits, first int) {
+	first = -1
+	var at []int // match starts, with several terms
+	for _, t := range sc.terms {
+		for i := 0; ; {
+			j := strings.Index(lower[i:], t.tok)
+			if j < 0 {
+				break
+			}
+			p, end := i+j, i+j+len(t.tok)
+			i = p + 1
+			if p > 0 && wordByte[lower[p-1]] || !t.prefix && end < len(lower) && wordByte[lower[end]] {
+				continue
+			}
+			if len(sc.terms) > 1 {
+				at = append(at, p)
+				continue
+			}
+			if first < 0 {
+				first = p
+			}
+			hits++
+		}
+	}
+	if len(at) > 0 {
+		slices.Sort(at)
+		at = slices.Compact(at)
+		hits, first = len(at), at[0]
+	}
+	return hits, first
 }
 
 // count returns how many words of text match a term and where the first one starts.
