@@ -54,8 +54,9 @@ load() { # binary label
     if ! kill -0 "$server" 2>/dev/null; then cat "$work/serve.log"; exit 1; fi
     sleep 0.5
   done
-  # A server that pre-renders says so when done; wait for it (at most a minute).
-  for _ in $(seq 1 120); do
+  # A server that pre-renders says so when done; wait for it (at most five minutes: on
+  # a shared, busy machine rendering every page takes longer than the minute it takes alone).
+  for _ in $(seq 1 600); do
     if grep -q "rule pages pre-rendered" "$work/serve.log"; then grep "rule pages pre-rendered" "$work/serve.log"; break; fi
     if [ "$2" = base ]; then break; fi
     sleep 0.5
