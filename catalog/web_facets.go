@@ -32,6 +32,49 @@ type facetIndex struct {
 	// index, a few MB): pages of results overlap, so after a while a search reads none.
 	docsMu sync.Mutex
 	docs   map[int64]*ftsDoc
+	// results caches recent searches' matches and facet counts (read-only once stored),
+	// for their other pages; resultRefs bounds the rules they point to in all.
+	resultsMu  sync.Mutex
+	results    map[string]*searchResult
+	resultRefs int
+}
+
+type searchResult struct {
+	matches []*facetRule
+	facets  map[string][]FacetValue
+}
+
+// maxResultRefs bounds the result cache: 8 bytes a matched rule (a few MB).
+const maxResultRefs = 1 << 20
+
+func (idx *facetIndex) resultGet(key string) ([]*facetRule, map[string][]FacetValue, bool) {
+	idx.resultsMu.Lock()
+	defer idx.resultsMu.Unlock()
+	r, ok := idx.results[key]
+	if !ok {
+		return nil, nil, false
+	}
+	return r.matches, r.facets, true
+}
+
+func (idx *facetIndex) resultPut(key string, matches []*facetRule, facets map[string][]FacetValue) {
+	idx.resultsMu.Lock()
+	defer idx.resultsMu.Unlock()
+	if idx.results == nil {
+		idx.results = map[string]*searchResult{}
+	}
+	if _, ok := idx.results[key]; ok {
+		return
+	}
+	for k, old := range idx.results {
+		if idx.resultRefs+len(matches) <= maxResultRefs {
+			break
+		}
+		idx.resultRefs -= len(old.matches) + 1
+		delete(idx.results, k) // map order is random enough to evict by
+	}
+	idx.results[key] = &searchResult{matches: matches, facets: facets}
+	idx.resultRefs += len(matches) + 1
 }
 
 // ftsDoc is a rule's full-text document: title, description, tags, fields, values, and

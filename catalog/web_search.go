@@ -64,6 +64,8 @@ type FacetValue struct {
 }
 
 // SearchResult is a page of hits, the total, and per-facet counts over all matches.
+// Facets is shared with other searches of the same query (their other pages): read it,
+// never change it.
 type SearchResult struct {
 	Total  int                     `json:"total"`
 	Hits   []SearchHit             `json:"results"`
@@ -378,23 +380,30 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if err != nil {
 		return nil, err
 	}
-	var matches []*facetRule
-	if fts != "" {
-		matches = make([]*facetRule, 0, len(ranked))
-		for _, pk := range ranked {
-			if i, ok := idx.byPK[pk]; ok && q.match(&idx.rules[i]) {
-				matches = append(matches, &idx.rules[i])
+	// The pages of one search share its matches and facets: computed for the first page
+	// asked, kept with the index they point into.
+	key := q.resultKey(fts)
+	matches, facets, ok := idx.resultGet(key)
+	if !ok {
+		if fts != "" {
+			matches = make([]*facetRule, 0, len(ranked))
+			for _, pk := range ranked {
+				if i, ok := idx.byPK[pk]; ok && q.match(&idx.rules[i]) {
+					matches = append(matches, &idx.rules[i])
+				}
+			}
+		} else {
+			for i := range idx.rules {
+				if f := &idx.rules[i]; (f.detection || q.Class != "") && q.match(f) {
+					matches = append(matches, f)
+				}
 			}
 		}
-	} else {
-		for i := range idx.rules {
-			if f := &idx.rules[i]; (f.detection || q.Class != "") && q.match(f) {
-				matches = append(matches, f)
-			}
-		}
+		facets = idx.count(matches, q.FacetLimit)
+		idx.resultPut(key, matches, facets)
 	}
 	res.Total = len(matches)
-	res.Facets = idx.count(matches, q.FacetLimit)
+	res.Facets = facets
 	from := min((q.Page-1)*q.PerPage, len(matches))
 	shown := matches[from:min(from+q.PerPage, len(matches))]
 	if len(shown) == 0 {
@@ -490,3 +499,9 @@ func (c *Catalog) docs(ctx context.Context, tx *sql.Tx, idx *facetIndex, rules [
 }
 
 var snippetUnmark = strings.NewReplacer(SnippetMark, "", SnippetEnd, "")
+
+// resultKey identifies what a search matches and counts, the page aside.
+func (q *SearchQuery) resultKey(fts string) string {
+	return strings.Join([]string{fts, q.Language, q.Source, q.Severity, q.Status, q.LogSource, q.Tactic,
+		strings.ToUpper(q.Technique), strings.ToLower(q.Field), q.Class, strconv.Itoa(q.FacetLimit)}, "\x00")
+}
