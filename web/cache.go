@@ -225,6 +225,13 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cachedResponse, stat
 	}
 }
 
+// responseBuffers recycles the buffers responses are rendered into (tens of KB each,
+// one per request) instead of leaving them to the collector.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledResponse: larger buffers (rare, big pages) are not kept.
+const maxPooledResponse = 1 << 20
+
 // bufferWriter captures a response so it can be cached.
 type bufferWriter struct {
 	header http.Header
@@ -260,6 +267,17 @@ func (s *Server) cached(h http.Handler) http.Handler {
 			return
 		}
 		bw := &bufferWriter{header: http.Header{}}
+		if b := responseBuffers.Get().(*[]byte); b != nil {
+			bw.buf = *bytes.NewBuffer((*b)[:0])
+		}
+		// The body is copied out (to the connection, into the cache compressed) before
+		// the handler returns: its buffer serves the next response.
+		defer func() {
+			if b := bw.buf.Bytes(); cap(b) <= maxPooledResponse {
+				b = b[:0]
+				responseBuffers.Put(&b)
+			}
+		}()
 		h.ServeHTTP(bw, r)
 		if bw.status == 0 {
 			bw.status = http.StatusOK

@@ -276,10 +276,15 @@ func (s *Server) html(w http.ResponseWriter, status int, name string, v *view) {
 // clients (jq, browsers) indent for reading.
 func (s *Server) json(w http.ResponseWriter, status int, v any) {
 	if a, ok := v.(jsonAppender); ok {
-		b := a.appendJSON(make([]byte, 0, 32<<10))
+		bp := responseBuffers.Get().(*[]byte)
+		b := append(a.appendJSON((*bp)[:0]), '\n')
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(status)
-		w.Write(append(b, '\n'))
+		w.Write(b) // copies: the buffer is free again after
+		if cap(b) <= maxPooledResponse {
+			*bp = b[:0]
+			responseBuffers.Put(bp)
+		}
 		return
 	}
 	b, err := json.Marshal(v)
