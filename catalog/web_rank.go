@@ -68,6 +68,10 @@ func (s *webState) termPut(phrase string, gen, token int64, t *termScores) {
 
 // phraseScores returns the rows holding phrase (an FTS5 quoted string) and their bm25.
 func (c *Catalog) phraseScores(ctx context.Context, tx *sql.Tx, phrase string, gen, token int64) (*termScores, error) {
+	// FTS5 folds ASCII case: "PowerShell" and "powershell" are one phrase, one entry.
+	if isASCII(phrase) {
+		phrase = asciiLower(phrase)
+	}
 	if t, ok := c.web().termGet(phrase, gen, token); ok {
 		return t, nil
 	}
@@ -185,4 +189,67 @@ next:
 		ranked[i] = s.pk
 	}
 	return ranked, nil
+}
+
+// WarmSearch scores, ahead of any search, the n words held by the most rules: those are
+// the ones a first search pays most for (milliseconds each, a few for a rare word). The
+// server calls it in the background after start-up and after each catalog change; it
+// stops early when ctx ends. It returns how many words it scored.
+func (c *Catalog) WarmSearch(ctx context.Context, n int) (int, error) {
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("warm search: %w", err)
+	}
+	defer conn.Close()
+	// A vocabulary table in this connection's temp schema: nothing is written to the catalog.
+	if _, err := conn.ExecContext(ctx, `CREATE VIRTUAL TABLE IF NOT EXISTS temp.rules_fts_rows USING fts5vocab(main, rules_fts, row)`); err != nil {
+		return 0, fmt.Errorf("warm search: %w", err)
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT term FROM temp.rules_fts_rows ORDER BY doc DESC, term LIMIT ?`, n)
+	if err != nil {
+		return 0, fmt.Errorf("warm search: %w", err)
+	}
+	var terms []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("warm search: %w", err)
+		}
+		terms = append(terms, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("warm search: %w", err)
+	}
+	done := 0
+	for _, t := range terms {
+		if err := ctx.Err(); err != nil {
+			return done, nil
+		}
+		if err := c.warmTerm(ctx, t); err != nil {
+			return done, err
+		}
+		done++
+	}
+	return done, nil
+}
+
+// warmTerm scores one word in its own read transaction (a short one: an ingest may wait).
+func (c *Catalog) warmTerm(ctx context.Context, term string) error {
+	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("warm search: %w", err)
+	}
+	defer tx.Rollback()
+	tok, err := c.stmt(ctx, tx, "token")
+	if err != nil {
+		return err
+	}
+	var token int64
+	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
+		return fmt.Errorf("warm search: %w", err)
+	}
+	_, err = c.phraseScores(ctx, tx, quoteFTS(term, false), c.web().generation(), token)
+	return err
 }

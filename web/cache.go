@@ -345,6 +345,7 @@ func (s *Server) prerenderLoop() {
 			s.log.Warn("pre-rendering rule pages stopped", "err", err, "pages", n)
 		case n >= 0:
 			s.log.Info("rule pages pre-rendered", "pages", n, "seconds", time.Since(start).Seconds())
+			s.warmSearch()
 		}
 	}
 }
@@ -393,4 +394,41 @@ func (s *Server) prerender() (int, error) {
 		return -1, nil
 	}
 	return int(done.Load()), nil
+}
+
+// warmWords is how many of the catalog's most common words are scored for search ahead
+// of time (a few MB of scores; see catalog.WarmSearch).
+const warmWords = 400
+
+// warmSearch scores the common words for search after the pages are rendered, stopping
+// when the server closes or the catalog changes again (the loop then starts over).
+func (s *Server) warmSearch() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gen := s.cache.gen.Load()
+	go func() {
+		t := time.NewTicker(pollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if s.cache.gen.Load() != gen {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	n, err := s.cat.WarmSearch(ctx, warmWords)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("search words not scored ahead", "err", err, "words", n)
+		return
+	}
+	s.log.Info("search words scored ahead", "words", n, "seconds", time.Since(start).Seconds())
 }
