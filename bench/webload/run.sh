@@ -56,9 +56,10 @@ load() { # binary label
   done
   # A server that pre-renders says so when done; wait for it (at most five minutes: on
   # a shared, busy machine rendering every page takes longer than the minute it takes alone).
+  # Then the common search words are scored ahead (a few seconds more).
   for _ in $(seq 1 600); do
-    if grep -q "rule pages pre-rendered" "$work/serve.log"; then grep "rule pages pre-rendered" "$work/serve.log"; break; fi
-    if [ "$2" = base ]; then break; fi
+    if grep -q "search words scored ahead" "$work/serve.log"; then grep -E "rule pages pre-rendered|search words scored ahead" "$work/serve.log"; break; fi
+    if [ "$2" = base ] && grep -q "rule pages pre-rendered" "$work/serve.log"; then break; fi
     sleep 0.5
   done
   echo "== load $2 (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
