@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -15,27 +17,114 @@ import (
 // milliseconds. It is rebuilt from the same read transaction as the query that finds
 // it stale, so a search never mixes two catalogs.
 type facetIndex struct {
-	// names maps the value ids facetRule.ids hold back to their text, shared by all facets.
-	names []string
-	gen   int64 // Catalog generation it was built for
-	token int64 // the largest rules.pk when built
-	rules []facetRule
-	byPK  map[int64]int32 // pk -> index in rules
+	// names maps the value ids facetRule.ids hold back to their text; facetOf says which
+	// facet (its position in FacetNames) each id belongs to. An id is one value of one
+	// facet, so counting needs one tally array, not one per facet.
+	names   []string
+	facetOf []uint8
+	gen     int64 // Catalog generation it was built for
+	token   int64 // the largest rules.pk when built
+	rules   []facetRule
+	byPK    map[int64]int32 // pk -> index in rules
+	// tallies recycles the counting arrays (one int32 per id) across searches.
+	tallies sync.Pool
+	// docs holds the full-text documents read for snippets so far (at most the whole
+	// index, a few MB): pages of results overlap, so after a while a search reads none.
+	docsMu sync.Mutex
+	docs   map[int64]*ftsDoc
+	// results caches recent searches' matches and facet counts (read-only once stored),
+	// for their other pages; resultRefs bounds the rules they point to in all.
+	resultsMu  sync.Mutex
+	results    map[string]*searchResult
+	resultRefs int
+}
+
+type searchResult struct {
+	matches []*facetRule
+	facets  map[string][]FacetValue
+}
+
+// maxResultRefs bounds the result cache: 8 bytes a matched rule (a few MB).
+const maxResultRefs = 1 << 20
+
+func (idx *facetIndex) resultGet(key string) ([]*facetRule, map[string][]FacetValue, bool) {
+	idx.resultsMu.Lock()
+	defer idx.resultsMu.Unlock()
+	r, ok := idx.results[key]
+	if !ok {
+		return nil, nil, false
+	}
+	return r.matches, r.facets, true
+}
+
+func (idx *facetIndex) resultPut(key string, matches []*facetRule, facets map[string][]FacetValue) {
+	idx.resultsMu.Lock()
+	defer idx.resultsMu.Unlock()
+	if idx.results == nil {
+		idx.results = map[string]*searchResult{}
+	}
+	if _, ok := idx.results[key]; ok {
+		return
+	}
+	for k, old := range idx.results {
+		if idx.resultRefs+len(matches) <= maxResultRefs {
+			break
+		}
+		idx.resultRefs -= len(old.matches) + 1
+		delete(idx.results, k) // map order is random enough to evict by
+	}
+	idx.results[key] = &searchResult{matches: matches, facets: facets}
+	idx.resultRefs += len(matches) + 1
+}
+
+// ftsDoc is a rule's full-text document: title, description, tags, fields, values, and
+// the same lower-cased where it is ASCII ("" elsewhere), for termScanner.countLower.
+type ftsDoc struct {
+	cols, lower [5]string
+}
+
+func newFTSDoc(cols [5]string) *ftsDoc {
+	d := &ftsDoc{cols: cols}
+	for k, c := range cols {
+		if isASCII(c) {
+			d.lower[k] = asciiLower(c)
+		}
+	}
+	return d
+}
+
+// asciiLower lower-cases ASCII text, sharing it when it has no upper case.
+func asciiLower(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for j := i; j < len(b); j++ {
+		if c := b[j]; 'A' <= c && c <= 'Z' {
+			b[j] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 type facetRule struct {
 	pk        int64
 	detection bool
-	title, id string
-	// ids are the value ids of every facet value of the rule, for counting:
-	// single-valued facets first (language, source, severity, status, logsource),
-	// then tactics, techniques and fields, each tagged with its facet number.
-	ids                                         []facetID
+	// What a result list shows, kept here so a search needs no query for its page of
+	// hits (a few MB for the whole catalog): description is cut to hitDescription.
+	id, title, description, path string
+	fold                         string // title_fold, only to sort
+	// ids are the value ids of every facet value of the rule, for counting.
+	ids                                         []int32
 	language, repo, severity, status, logsource string
 	class                                       string
 	sevRank                                     int8 // for browse order: critical first
 	tactics, techniques, fields                 []string
 }
+
+// hitDescription is how many characters of a description a search hit carries.
+const hitDescription = 300
 
 // webState is the per-catalog state of the web queries. It lives outside Catalog
 // (owned by another file) in a map keyed by the catalog.
@@ -49,6 +138,11 @@ type webState struct {
 	// for one (gen, token): any catalog change empties it.
 	ranked    map[string][]int64
 	rankedGen [2]int64
+	// terms caches each searched phrase's bm25 in every row holding it (web_rank.go),
+	// for the same (gen, token).
+	terms    map[string]*termScores
+	termGen  [2]int64
+	termRows int
 
 	// Statements prepared once: parsing SQL costs as much as running these.
 	prepOnce sync.Once
@@ -62,10 +156,11 @@ var webSQL = map[string]string{
 	"token": `SELECT coalesce(max(pk), 0) FROM rules`,
 	"rank": `SELECT rowid FROM rules_fts WHERE rules_fts MATCH ?
 		ORDER BY bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0), rowid`,
-	"details": `SELECT r.pk, r.id, r.language, r.title, substr(r.description, 1, 300), r.severity, r.status,
-		r.class, r.repo, r.path, ` + logSourceExpr + ` FROM rules r WHERE r.pk IN (SELECT value FROM json_each(?))`,
-	// A document by rowid: a plain lookup, no full-text query (see buildSnippet).
-	"doc": `SELECT title, description, tags, fields, vals FROM rules_fts WHERE rowid = ?`,
+	// One phrase's bm25 in each row holding it, in the weights of "rank" (web_rank.go).
+	"score": `SELECT rowid, bm25(rules_fts, 10.0, 3.0, 5.0, 2.0, 1.0) FROM rules_fts WHERE rules_fts MATCH ?`,
+	// The documents of a page of hits by rowid: plain lookups, no full-text query (see
+	// buildSnippet), in one statement.
+	"docs": `SELECT rowid, title, description, tags, fields, vals FROM rules_fts WHERE rowid IN (SELECT value FROM json_each(?))`,
 }
 
 // stmt returns the prepared statement name bound to tx.
@@ -126,21 +221,11 @@ func (s *webState) rankedPut(fts string, gen, token int64, pks []int64) {
 	s.ranked[fts] = pks
 }
 
-// snapshotToken returns the catalog generation noted and the largest rule pk seen
-// through tx: together they identify the catalog the transaction reads.
-func (c *Catalog) snapshotToken(ctx context.Context, tx *sql.Tx) (gen, token int64, err error) {
-	tok, err := c.stmt(ctx, tx, "token")
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
-		return 0, 0, fmt.Errorf("catalog token: %w", err)
-	}
-	s := c.web()
+// generation is the number of catalog changes noted so far.
+func (s *webState) generation() int64 {
 	s.mu.Lock()
-	gen = s.gen
-	s.mu.Unlock()
-	return gen, token, nil
+	defer s.mu.Unlock()
+	return s.gen
 }
 
 // NoteChanged tells the catalog's web queries that another connection committed (the
@@ -153,21 +238,13 @@ func (c *Catalog) NoteChanged() {
 	s.mu.Unlock()
 }
 
-// facets returns an index valid for the snapshot of tx: the cached one when no change
-// was noted since it was built and it knows every pk in must, else a new one read
-// through tx.
-func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, must []int64) (*facetIndex, error) {
+// facets returns an index valid for the snapshot of tx, whose largest rule pk is token:
+// the cached one when no change was noted since it was built and it knows every pk in
+// must, else a new one read through tx.
+func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, token int64, must []int64) (*facetIndex, error) {
 	// The token (the largest pk) catches an ingest that added rules even before the
 	// poller notes it; with the check below that every matched pk is known, a search
 	// only mixes catalogs in the poll interval after an ingest that only deleted rules.
-	tok, err := c.stmt(ctx, tx, "token")
-	if err != nil {
-		return nil, err
-	}
-	var token int64
-	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
-		return nil, fmt.Errorf("facet index: %w", err)
-	}
 	s := c.web()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,10 +271,10 @@ func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, must []int64) (*facetI
 
 func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	idx := &facetIndex{byPK: map[int64]int32{}}
-	// No ORDER BY: SQLite then reads the covering index (rules_web_facets) instead of
-	// every table row with its IR blob; Go sorts.
+	// No ORDER BY: Go sorts. The columns read all precede the IR blob in a row, so the
+	// scan never follows a blob's overflow pages.
 	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class, r.language, r.repo, r.severity, r.status, `+logSourceExpr+`,
-		r.title_fold, r.id FROM rules r`)
+		r.title_fold, r.id, r.title, substr(r.description, 1, `+strconv.Itoa(hitDescription)+`), r.path FROM rules r`)
 	if err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
@@ -209,19 +286,24 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 		intern[s] = s
 		return s
 	}
-	ids := map[string]int32{}
-	id := func(facet int, v string) facetID {
-		n, ok := ids[v]
+	ids := make([]map[string]int32, len(FacetNames))
+	for k := range ids {
+		ids[k] = map[string]int32{}
+	}
+	id := func(facet int, v string) int32 {
+		n, ok := ids[facet][v]
 		if !ok {
 			n = int32(len(idx.names))
-			ids[v] = n
+			ids[facet][v] = n
 			idx.names = append(idx.names, v)
+			idx.facetOf = append(idx.facetOf, uint8(facet))
 		}
-		return facetID{facet: uint8(facet), id: n}
+		return n
 	}
 	for rows.Next() {
 		var f facetRule
-		if err := rows.Scan(&f.pk, &f.class, &f.language, &f.repo, &f.severity, &f.status, &f.logsource, &f.title, &f.id); err != nil {
+		if err := rows.Scan(&f.pk, &f.class, &f.language, &f.repo, &f.severity, &f.status, &f.logsource, &f.fold, &f.id,
+			&f.title, &f.description, &f.path); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("facet index: %w", err)
 		}
@@ -243,8 +325,8 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 		if a.sevRank != b.sevRank {
 			return a.sevRank < b.sevRank
 		}
-		if a.title != b.title {
-			return a.title < b.title
+		if a.fold != b.fold {
+			return a.fold < b.fold
 		}
 		if a.language != b.language {
 			return a.language < b.language
@@ -253,7 +335,7 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	})
 	for i := range idx.rules {
 		idx.byPK[idx.rules[i].pk] = int32(i)
-		idx.rules[i].title, idx.rules[i].id = "", "" // only needed to sort
+		idx.rules[i].fold = "" // only needed to sort
 	}
 	multi := func(q string, set func(f *facetRule, v string)) error {
 		rows, err := tx.QueryContext(ctx, q)
@@ -314,6 +396,8 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("facet index: %w", err)
 	}
+	n := len(idx.names)
+	idx.tallies.New = func() any { return &tally{counts: make([]int32, n)} }
 	return idx, nil
 }
 
@@ -386,41 +470,98 @@ func hasString(xs []string, x string, fold bool) bool {
 	return false
 }
 
-// facetID is one value of one facet (its position in FacetNames).
-type facetID struct {
-	facet uint8
-	id    int32
+// tally counts the ids of one search; touched lists the ids counted, so reading and
+// resetting it costs the values present, not every value of the catalog.
+type tally struct {
+	counts  []int32
+	touched []int32
 }
 
 // count tallies the facets of the matching rules.
 func (idx *facetIndex) count(matches []*facetRule, limit int) map[string][]FacetValue {
-	tally := make([][]int32, len(FacetNames))
-	for k := range tally {
-		tally[k] = make([]int32, len(idx.names))
-	}
+	t := idx.tallies.Get().(*tally)
 	for _, f := range matches {
 		for _, v := range f.ids {
-			tally[v.facet][v.id]++
+			if t.counts[v] == 0 {
+				t.touched = append(t.touched, v)
+			}
+			t.counts[v]++
 		}
 	}
-	out := map[string][]FacetValue{}
+	byFacet := make([][]FacetValue, len(FacetNames))
+	for _, v := range t.touched {
+		k := idx.facetOf[v]
+		byFacet[k] = append(byFacet[k], FacetValue{Value: idx.names[v], Count: int(t.counts[v])})
+		t.counts[v] = 0
+	}
+	t.touched = t.touched[:0]
+	idx.tallies.Put(t)
+	out := make(map[string][]FacetValue, len(FacetNames))
 	for k, name := range FacetNames {
-		vals := []FacetValue{}
-		for id, n := range tally[k] {
-			if n > 0 {
-				vals = append(vals, FacetValue{Value: idx.names[id], Count: int(n)})
-			}
+		vals := byFacet[k]
+		if vals == nil {
+			vals = []FacetValue{}
 		}
-		sort.Slice(vals, func(i, j int) bool {
-			if vals[i].Count != vals[j].Count {
-				return vals[i].Count > vals[j].Count
+		if len(vals) > limit {
+			// Only the top counts are shown: drop what cannot be among them before the
+			// sort (hundreds of fields or techniques, most counted once).
+			least := kthLargest(vals, limit)
+			kept := vals[:0]
+			for _, v := range vals {
+				if v.Count >= least {
+					kept = append(kept, v)
+				}
 			}
-			return vals[i].Value < vals[j].Value
+			vals = kept
+		}
+		slices.SortFunc(vals, func(a, b FacetValue) int {
+			if a.Count != b.Count {
+				return b.Count - a.Count
+			}
+			return strings.Compare(a.Value, b.Value)
 		})
 		if len(vals) > limit {
-			vals = vals[:limit]
+			vals = vals[:limit:limit]
 		}
 		out[name] = vals
 	}
 	return out
+}
+
+// kthLargest returns the k-th largest count of vals (k <= len(vals)), with a min-heap
+// of the k largest seen.
+func kthLargest(vals []FacetValue, k int) int {
+	h := make([]int, 0, k)
+	for _, v := range vals {
+		c := v.Count
+		switch {
+		case len(h) < k:
+			h = append(h, c)
+			for i := len(h) - 1; i > 0; {
+				p := (i - 1) / 2
+				if h[p] <= h[i] {
+					break
+				}
+				h[p], h[i] = h[i], h[p]
+				i = p
+			}
+		case c > h[0]:
+			h[0] = c
+			for i := 0; ; {
+				l, small := 2*i+1, i
+				if l < k && h[l] < h[small] {
+					small = l
+				}
+				if l+1 < k && h[l+1] < h[small] {
+					small = l + 1
+				}
+				if small == i {
+					break
+				}
+				h[i], h[small] = h[small], h[i]
+				i = small
+			}
+		}
+	}
+	return h[0]
 }

@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -65,6 +64,8 @@ type FacetValue struct {
 }
 
 // SearchResult is a page of hits, the total, and per-facet counts over all matches.
+// Facets is shared with other searches of the same query (their other pages): read it,
+// never change it.
 type SearchResult struct {
 	Total  int                     `json:"total"`
 	Hits   []SearchHit             `json:"results"`
@@ -90,15 +91,25 @@ const logSourceExpr = `replace(trim(r.product || '/' || r.category || '/' || r.s
 //
 // Every word is quoted, so no input is ever FTS5 syntax of its own. A query of
 // negations only matches nothing (FTS5 cannot list "everything but").
-func ftsQuery(text string) string {
+func ftsQuery(text string) string { return planQuery(text).String() }
+
+// queryPlan is a search as an AND of OR groups of FTS5 phrases, minus any of neg.
+type queryPlan struct {
+	groups [][]string
+	neg    []string
+	// byTerms: every phrase is a plain quoted word or phrase (no column filter), so the
+	// ranking can be summed from per-phrase scores (see rankByTerms).
+	byTerms bool
+}
+
+func planQuery(text string) queryPlan {
 	items := lexSearch(text)
-	var groups [][]string // AND of ORs
-	var neg []string
+	p := queryPlan{byTerms: true}
 	orNext := false
 	for _, it := range items {
 		switch {
 		case it.op == "OR":
-			orNext = len(groups) > 0
+			orNext = len(p.groups) > 0
 			continue
 		case it.op == "AND":
 			continue
@@ -107,23 +118,31 @@ func ftsQuery(text string) string {
 		if term == "" {
 			continue
 		}
+		if it.field != "" {
+			p.byTerms = false
+		}
 		if it.neg {
-			neg = append(neg, term)
+			p.neg = append(p.neg, term)
 			orNext = false
 			continue
 		}
 		if orNext {
-			groups[len(groups)-1] = append(groups[len(groups)-1], term)
+			p.groups[len(p.groups)-1] = append(p.groups[len(p.groups)-1], term)
 		} else {
-			groups = append(groups, []string{term})
+			p.groups = append(p.groups, []string{term})
 		}
 		orNext = false
 	}
-	if len(groups) == 0 {
+	return p
+}
+
+// String is the FTS5 query; "" when nothing can match.
+func (p queryPlan) String() string {
+	if len(p.groups) == 0 {
 		return ""
 	}
 	var parts []string
-	for _, g := range groups {
+	for _, g := range p.groups {
 		if len(g) == 1 {
 			parts = append(parts, g[0])
 		} else {
@@ -131,8 +150,8 @@ func ftsQuery(text string) string {
 		}
 	}
 	q := strings.Join(parts, " AND ")
-	if len(neg) > 0 {
-		q = "(" + q + ") NOT (" + strings.Join(neg, " OR ") + ")"
+	if len(p.neg) > 0 {
+		q = "(" + q + ") NOT (" + strings.Join(p.neg, " OR ") + ")"
 	}
 	return q
 }
@@ -318,8 +337,10 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		res.Facets[f] = []FacetValue{}
 	}
 	fts := ""
+	var plan queryPlan
 	if strings.TrimSpace(q.Text) != "" {
-		if fts = ftsQuery(q.Text); fts == "" {
+		plan = planQuery(q.Text)
+		if fts = plan.String(); fts == "" {
 			return res, nil // no searchable word: nothing matches
 		}
 	}
@@ -329,113 +350,158 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	}
 	defer tx.Rollback()
 
+	// The generation noted and the largest rule pk seen through tx identify the catalog
+	// the transaction reads.
+	tok, err := c.stmt(ctx, tx, "token")
+	if err != nil {
+		return nil, err
+	}
+	var token int64
+	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
+		return nil, fmt.Errorf("catalog token: %w", err)
+	}
 	var ranked []int64
 	if fts != "" {
-		gen, token, err := c.snapshotToken(ctx, tx)
-		if err != nil {
-			return nil, err
-		}
+		gen := c.web().generation()
 		var ok bool
 		if ranked, ok = c.web().rankedGet(fts, gen, token); !ok {
-			if ranked, err = c.rank(ctx, tx, fts); err != nil {
+			if plan.byTerms {
+				ranked, err = c.rankByTerms(ctx, tx, plan, gen, token)
+			} else {
+				ranked, err = c.rank(ctx, tx, fts)
+			}
+			if err != nil {
 				return nil, err
 			}
 			c.web().rankedPut(fts, gen, token, ranked)
 		}
 	}
-	idx, err := c.facets(ctx, tx, ranked)
+	idx, err := c.facets(ctx, tx, token, ranked)
 	if err != nil {
 		return nil, err
 	}
-	var matches []*facetRule
-	if fts != "" {
-		for _, pk := range ranked {
-			if i, ok := idx.byPK[pk]; ok && q.match(&idx.rules[i]) {
-				matches = append(matches, &idx.rules[i])
+	// The pages of one search share its matches and facets: computed for the first page
+	// asked, kept with the index they point into.
+	key := q.resultKey(fts)
+	matches, facets, ok := idx.resultGet(key)
+	if !ok {
+		if fts != "" {
+			matches = make([]*facetRule, 0, len(ranked))
+			for _, pk := range ranked {
+				if i, ok := idx.byPK[pk]; ok && q.match(&idx.rules[i]) {
+					matches = append(matches, &idx.rules[i])
+				}
+			}
+		} else {
+			for i := range idx.rules {
+				if f := &idx.rules[i]; (f.detection || q.Class != "") && q.match(f) {
+					matches = append(matches, f)
+				}
 			}
 		}
-	} else {
-		for i := range idx.rules {
-			if f := &idx.rules[i]; (f.detection || q.Class != "") && q.match(f) {
-				matches = append(matches, f)
-			}
-		}
+		facets = idx.count(matches, q.FacetLimit)
+		idx.resultPut(key, matches, facets)
 	}
 	res.Total = len(matches)
-	res.Facets = idx.count(matches, q.FacetLimit)
+	res.Facets = facets
 	from := min((q.Page-1)*q.PerPage, len(matches))
 	shown := matches[from:min(from+q.PerPage, len(matches))]
 	if len(shown) == 0 {
 		return res, nil
 	}
-	var pks strings.Builder
-	pks.WriteByte('[')
+	res.Hits = make([]SearchHit, len(shown))
 	for i, f := range shown {
-		if i > 0 {
-			pks.WriteByte(',')
-		}
-		pks.WriteString(strconv.FormatInt(f.pk, 10))
+		res.Hits[i] = SearchHit{ID: f.id, Language: f.language, Title: f.title, Description: f.description,
+			Severity: f.severity, Status: f.status, Class: f.class, Source: f.repo, Path: f.path, LogSource: f.logsource}
 	}
-	pks.WriteByte(']')
-	hits := map[int64]*SearchHit{}
-	details, err := c.stmt(ctx, tx, "details")
+	if fts == "" {
+		return res, nil
+	}
+	// Snippets only for the shown page.
+	docs, err := c.docs(ctx, tx, idx, shown)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := details.QueryContext(ctx, pks.String())
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	for rows.Next() {
-		var pk int64
-		var h SearchHit
-		if err := rows.Scan(&pk, &h.ID, &h.Language, &h.Title, &h.Description, &h.Severity, &h.Status, &h.Class,
-			&h.Source, &h.Path, &h.LogSource); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("search: %w", err)
-		}
-		if h.Class == "" {
-			h.Class = "detection"
-		}
-		hits[pk] = &h
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	if fts != "" {
-		// Snippets only for the shown page.
-		doc, err := c.stmt(ctx, tx, "doc")
-		if err != nil {
-			return nil, err
-		}
-		terms := snippetTerms(q.Text)
-		unmark := strings.NewReplacer(SnippetMark, "", SnippetEnd, "")
-		cols := make([]string, 5)
-		var raw [5]sql.NullString
-		for _, f := range shown {
-			h := hits[f.pk]
-			if h == nil {
-				continue
-			}
-			err := doc.QueryRowContext(ctx, f.pk).Scan(&raw[0], &raw[1], &raw[2], &raw[3], &raw[4])
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("search snippets: %w", err)
-			}
-			for i := range raw {
-				cols[i] = raw[i].String
-			}
-			h.Marked = buildSnippet(cols, terms)
-			h.Snippet = unmark.Replace(h.Marked)
-		}
-	}
-	for _, f := range shown {
-		if h := hits[f.pk]; h != nil {
-			res.Hits = append(res.Hits, *h)
+	terms := snippetTerms(q.Text)
+	for i, d := range docs {
+		if d != nil {
+			h := &res.Hits[i]
+			h.Marked = buildDocSnippet(d, terms)
+			h.Snippet = snippetUnmark.Replace(h.Marked)
 		}
 	}
 	return res, nil
+}
+
+// docs returns the full-text documents of rules (nil where there is none): from idx's
+// memory, the missing ones read through tx in one statement.
+func (c *Catalog) docs(ctx context.Context, tx *sql.Tx, idx *facetIndex, rules []*facetRule) ([]*ftsDoc, error) {
+	out := make([]*ftsDoc, len(rules))
+	var missing []int64
+	idx.docsMu.Lock()
+	if idx.docs == nil {
+		idx.docs = map[int64]*ftsDoc{}
+	}
+	for i, f := range rules {
+		if out[i] = idx.docs[f.pk]; out[i] == nil {
+			missing = append(missing, f.pk)
+		}
+	}
+	idx.docsMu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	var pks strings.Builder
+	pks.WriteByte('[')
+	for i, pk := range missing {
+		if i > 0 {
+			pks.WriteByte(',')
+		}
+		pks.WriteString(strconv.FormatInt(pk, 10))
+	}
+	pks.WriteByte(']')
+	st, err := c.stmt(ctx, tx, "docs")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, pks.String())
+	if err != nil {
+		return nil, fmt.Errorf("search snippets: %w", err)
+	}
+	defer rows.Close()
+	read := map[int64]*ftsDoc{}
+	var raw [5]sql.NullString
+	for rows.Next() {
+		var pk int64
+		if err := rows.Scan(&pk, &raw[0], &raw[1], &raw[2], &raw[3], &raw[4]); err != nil {
+			return nil, fmt.Errorf("search snippets: %w", err)
+		}
+		var cols [5]string
+		for k := range raw {
+			cols[k] = raw[k].String
+		}
+		read[pk] = newFTSDoc(cols)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search snippets: %w", err)
+	}
+	idx.docsMu.Lock()
+	for pk, d := range read {
+		idx.docs[pk] = d
+	}
+	idx.docsMu.Unlock()
+	for i, f := range rules {
+		if out[i] == nil {
+			out[i] = read[f.pk]
+		}
+	}
+	return out, nil
+}
+
+var snippetUnmark = strings.NewReplacer(SnippetMark, "", SnippetEnd, "")
+
+// resultKey identifies what a search matches and counts, the page aside.
+func (q *SearchQuery) resultKey(fts string) string {
+	return strings.Join([]string{fts, q.Language, q.Source, q.Severity, q.Status, q.LogSource, q.Tactic,
+		strings.ToUpper(q.Technique), strings.ToLower(q.Field), q.Class, strconv.Itoa(q.FacetLimit)}, "\x00")
 }

@@ -370,6 +370,8 @@ func banner(c rule.Class) string {
 		return "This is a building-block rule: it feeds other rules and never alerts on its own. It is not listed among detections or counted in ATT&CK coverage."
 	case rule.Hunting:
 		return "This is a hunting query, run by an analyst rather than scheduled as a detection."
+	case rule.Tutorial:
+		return "This query comes from teaching material (a webcast or learning session): it shows the language step by step rather than detecting something. It is searchable but not listed among detections or counted in ATT&CK coverage."
 	}
 	return ""
 }

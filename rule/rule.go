@@ -65,6 +65,7 @@ const (
 	VendorFeed    Class = "vendor-feed"    // only forwards a third-party product's alerts
 	BuildingBlock Class = "building-block" // feeds other rules, never alerts alone
 	Hunting       Class = "hunting"        // a hunting query, not a scheduled detection
+	Tutorial      Class = "tutorial"       // teaching material (webcasts, learning sessions)
 )
 
 // Pos locates something in a source file. Line and Col are 1-based; 0 means unknown.

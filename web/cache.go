@@ -225,6 +225,13 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cachedResponse, stat
 	}
 }
 
+// responseBuffers recycles the buffers responses are rendered into (tens of KB each,
+// one per request) instead of leaving them to the collector.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledResponse: larger buffers (rare, big pages) are not kept.
+const maxPooledResponse = 1 << 20
+
 // bufferWriter captures a response so it can be cached.
 type bufferWriter struct {
 	header http.Header
@@ -260,6 +267,17 @@ func (s *Server) cached(h http.Handler) http.Handler {
 			return
 		}
 		bw := &bufferWriter{header: http.Header{}}
+		if b := responseBuffers.Get().(*[]byte); b != nil {
+			bw.buf = *bytes.NewBuffer((*b)[:0])
+		}
+		// The body is copied out (to the connection, into the cache compressed) before
+		// the handler returns: its buffer serves the next response.
+		defer func() {
+			if b := bw.buf.Bytes(); cap(b) <= maxPooledResponse {
+				b = b[:0]
+				responseBuffers.Put(&b)
+			}
+		}()
 		h.ServeHTTP(bw, r)
 		if bw.status == 0 {
 			bw.status = http.StatusOK
@@ -327,6 +345,7 @@ func (s *Server) prerenderLoop() {
 			s.log.Warn("pre-rendering rule pages stopped", "err", err, "pages", n)
 		case n >= 0:
 			s.log.Info("rule pages pre-rendered", "pages", n, "seconds", time.Since(start).Seconds())
+			s.warmSearch()
 		}
 	}
 }
@@ -375,4 +394,41 @@ func (s *Server) prerender() (int, error) {
 		return -1, nil
 	}
 	return int(done.Load()), nil
+}
+
+// warmWords is how many of the catalog's most common words are scored for search ahead
+// of time (a few MB of scores; see catalog.WarmSearch).
+const warmWords = 400
+
+// warmSearch scores the common words for search after the pages are rendered, stopping
+// when the server closes or the catalog changes again (the loop then starts over).
+func (s *Server) warmSearch() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gen := s.cache.gen.Load()
+	go func() {
+		t := time.NewTicker(pollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if s.cache.gen.Load() != gen {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	n, err := s.cat.WarmSearch(ctx, warmWords)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("search words not scored ahead", "err", err, "words", n)
+		return
+	}
+	s.log.Info("search words scored ahead", "words", n, "seconds", time.Since(start).Seconds())
 }

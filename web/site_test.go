@@ -349,6 +349,25 @@ func TestSearchOperators(t *testing.T) {
 			t.Errorf("class %s: facet %d, filter %d", c, n, sub.Total)
 		}
 	}
+	// Teaching material (the M365 Defender webcasts) is its own class: found by search,
+	// shown in the class facet, never browsed as a detection.
+	var tut SearchResponse
+	getJSON(t, "/api/search?q=barbara&class=tutorial", &tut)
+	if tut.Total == 0 {
+		t.Errorf("no tutorial query mentions Barbara (the Tracking the Adversary webcast does)")
+	}
+	for _, h := range tut.Results {
+		if !strings.Contains(h.Path, "Webcasts/") {
+			t.Errorf("tutorial outside the webcasts: %s", h.Path)
+		}
+	}
+	var browse SearchResponse
+	getJSON(t, "/api/search?per_page=200&language=kusto", &browse)
+	for _, h := range browse.Results {
+		if h.Class == "tutorial" || strings.Contains(h.Path, "Webcasts/") {
+			t.Errorf("browse lists %s (%s)", h.Path, h.Class)
+		}
+	}
 }
 
 // TestBrowseOrder: browsing lists the most severe detections first.

@@ -66,6 +66,7 @@ var searchFilters = []string{"", "", "&language=sigma", "&severity=high", "&tact
 
 type result struct {
 	name     string
+	cpu      time.Duration // the server's CPU time over the run (0 without -pid)
 	n        int
 	errs     int64
 	elapsed  time.Duration
@@ -102,8 +103,8 @@ func main() {
 		fmt.Printf("server %s, %d clients, cold path: %d rule pages once each, then %d distinct searches\n",
 			*base, *clients, len(rules), *nSearches)
 		memory(*pid, "before")
-		report(run(c, *base, "rule page (cold)", func(i int) string { return rules[i] }, *clients, len(rules), 10*(*maxTime)))
-		report(run(c, *base, "search API (cold)", coldSearch, *clients, *nSearches, 10*(*maxTime)))
+		report(run(c, *base, "rule page (cold)", func(i int) string { return rules[i] }, *clients, len(rules), 10*(*maxTime), *pid))
+		report(run(c, *base, "search API (cold)", coldSearch, *clients, *nSearches, 10*(*maxTime), *pid))
 		memory(*pid, "after")
 		return
 	}
@@ -141,9 +142,9 @@ func main() {
 	}
 	for _, s := range scenarios {
 		if s.warmup > 0 {
-			run(c, *base, "warm-up", s.path, *clients, s.warmup, *maxTime)
+			run(c, *base, "warm-up", s.path, *clients, s.warmup, *maxTime, 0)
 		}
-		r := run(c, *base, s.name, s.path, *clients, *n, *maxTime)
+		r := run(c, *base, s.name, s.path, *clients, *n, *maxTime, *pid)
 		report(r)
 	}
 	memory(*pid, "after")
@@ -181,7 +182,8 @@ func discoverRules(c *http.Client, base string, want int) ([]string, error) {
 	return out, nil
 }
 
-func run(c *http.Client, base, name string, path func(int) string, clients, n int, maxTime time.Duration) *result {
+func run(c *http.Client, base, name string, path func(int) string, clients, n int, maxTime time.Duration, pid int) *result {
+	cpu0 := serverCPU(pid)
 	ctx, cancel := context.WithTimeout(context.Background(), maxTime)
 	defer cancel()
 	var next atomic.Int64
@@ -222,7 +224,7 @@ func run(c *http.Client, base, name string, path func(int) string, clients, n in
 		}(w)
 	}
 	wg.Wait()
-	r := &result{name: name, elapsed: time.Since(start), errs: errs.Load()}
+	r := &result{name: name, elapsed: time.Since(start), errs: errs.Load(), cpu: serverCPU(pid) - cpu0}
 	for _, l := range lats {
 		r.lat = append(r.lat, l...)
 	}
@@ -245,9 +247,40 @@ func report(r *result) {
 		r.name, r.n, r.errs, float64(r.n)/r.elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.90).Round(10*time.Microsecond),
 		pct(0.99).Round(10*time.Microsecond), pct(1).Round(10*time.Microsecond))
+	if r.cpu > 0 && r.n > 0 {
+		// Independent of what else runs on the machine, unlike the latencies: what one
+		// request costs the server, and the throughput the cores would allow alone.
+		per := r.cpu / time.Duration(r.n)
+		fmt.Printf("  server CPU %.3f ms/request (%.0f req/s per core)\n", float64(per.Microseconds())/1000, float64(time.Second)/float64(per))
+	}
 	if r.firstErr != "" {
 		fmt.Printf("  first error: %s\n", r.firstErr)
 	}
+}
+
+// serverCPU is the server's user and system CPU time so far, from /proc (0 without a pid).
+func serverCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces, in parentheses): utime and
+	// stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * (time.Second / 100)
 }
 
 // memory prints the server's resident set and its peak, from /proc.

@@ -62,11 +62,37 @@ func (Parser) Parse(src rule.Source, data []byte) (rules []*rule.Rule, diags []r
 	text := string(data)
 	switch strings.ToLower(path.Ext(src.Path)) {
 	case ".md", ".markdown":
-		return parseMarkdown(src, text)
+		rules, diags = parseMarkdown(src, text)
 	case ".yaml", ".yml":
-		return parseSentinel(src, data)
+		rules, diags = parseSentinel(src, data)
+	default:
+		rules, diags = parseRaw(src, text)
 	}
-	return parseRaw(src, text)
+	if isTeachingPath(src.Path) {
+		for _, r := range rules {
+			r.Class = rule.Tutorial
+		}
+	}
+	return rules, diags
+}
+
+// teachingDirs name the folders of teaching material in KQL repositories: webcasts
+// and learning sessions (microsoft/Microsoft-365-Defender-Hunting-Queries "Webcasts",
+// Bert-JanP "Learning"). Their queries show the language step by step ("take 10",
+// "...and we can see that Barbara launched it"); they are not detections. Only whole
+// folder names count: "Jupyter-Solarmaker" is a malware campaign, not a notebook.
+var teachingDirs = map[string]bool{"webcast": true, "webcasts": true, "learning": true, "tutorial": true, "tutorials": true,
+	"training": true, "workshop": true, "workshops": true}
+
+// isTeachingPath reports whether a file lies in a teaching-material folder.
+func isTeachingPath(p string) bool {
+	dirs := strings.Split(path.Dir(strings.ReplaceAll(p, "\\", "/")), "/")
+	for _, d := range dirs {
+		if teachingDirs[strings.ToLower(d)] {
+			return true
+		}
+	}
+	return false
 }
 
 func stringify(v any) string {
@@ -94,13 +120,43 @@ func parseRaw(src rule.Source, text string) ([]*rule.Rule, []rule.Diagnostic) {
 	bs = pairVariants(bs)
 	var rs []*rule.Rule
 	all := strings.Join(commentLines(text), "\n")
+	// The file name titles a file of one query; a file of several gives each the file
+	// name and the query's own comment title, when it has one that reads as a title.
+	base := humanTitle(fileTitle(src.Path))
 	for _, b := range bs {
 		b.r.Techniques = techniques(all)
 		b.r.References = dedupe(urlRe.FindAllString(strings.Join(commentLines(b.r.Body), "\n"), -1))
+		titleOf(b.r, base, "", len(bs) > 1)
 		rs = append(rs, b.r)
 	}
-	finish(src, rs, fileTitle(src.Path))
+	finish(src, rs, base)
 	return rs, nil
+}
+
+// titleOf titles a query found in a file titled base: base alone for the only query of
+// a file, else base and the most specific of the heading above the query and the
+// query's own comment title (r.Title on entry); base alone (numbered by finish) when
+// there is neither. An own title not used goes back to the description.
+func titleOf(r *rule.Rule, base, heading string, several bool) {
+	own := r.Title
+	sub := ""
+	if several {
+		sub = heading
+		if sub == "" {
+			sub = own
+		}
+	}
+	if sub != own && own != "" {
+		r.Description = strings.TrimSpace(own + "\n" + r.Description)
+	}
+	switch {
+	case sub == "":
+		r.Title = base
+	case base == "":
+		r.Title = sub
+	default:
+		r.Title = base + ": " + sub
+	}
 }
 
 func commentLines(s string) []string {
@@ -233,43 +289,32 @@ func parseMarkdown(src rule.Source, text string) ([]*rule.Rule, []rule.Diagnosti
 		u := unit{text: f.text, pos: identity(f.startLine + 1), split: true, label: variantLabel(f.heading)}
 		got := buildRules(src, u)
 		// A specific heading titles the query best; then its own leading comment;
-		// then the prose line before the fence.
-		ctx, specific := "", false
+		// then the prose line before the fence, when it reads as a title.
+		heading := ""
 		if f.heading != "" && !genericHeadingRe.MatchString(f.heading) && f.heading != meta.title {
-			ctx, specific = f.heading, true
-		} else if f.context != "" {
-			ctx = f.context
-		}
-		if specific {
-			for _, b := range got {
-				if len(got) == 1 {
-					b.r.Title = ""
-				}
-			}
+			heading = f.heading
+		} else if t := strings.TrimSuffix(f.context, ":"); looksLikeTitle(t) {
+			heading = t
 		}
 		for _, b := range got {
-			b.ctx = ctx
+			b.ctx = heading
 		}
 		bs = append(bs, got...)
 	}
 	bs = pairVariants(bs)
+	// The document's title (its first heading), else the heading above the only query,
+	// else the file name.
+	base := meta.title
+	if base == "" && len(bs) == 1 && bs[0].ctx != "" {
+		base, bs[0].ctx = bs[0].ctx, ""
+	}
+	if base == "" {
+		base = humanTitle(fileTitle(src.Path))
+	}
 	var rs []*rule.Rule
 	for _, b := range bs {
 		r := b.r
-		own := r.Title
-		ctx := b.ctx
-		r.Title = meta.title
-		if len(bs) > 1 {
-			switch {
-			case own != "":
-				r.Title = meta.title + ": " + own
-			case ctx != "":
-				r.Title = meta.title + ": " + shorten(strings.TrimSuffix(ctx, ":"), 100)
-			}
-		}
-		if r.Title == "" {
-			r.Title = own
-		}
+		titleOf(r, base, b.ctx, len(bs) > 1)
 		if meta.description != "" {
 			r.Description = meta.description
 		}
@@ -282,7 +327,7 @@ func parseMarkdown(src rule.Source, text string) ([]*rule.Rule, []rule.Diagnosti
 		}
 		rs = append(rs, r)
 	}
-	finish(src, rs, fileTitle(src.Path))
+	finish(src, rs, base)
 	return rs, nil
 }
 

@@ -527,8 +527,10 @@ func TestRawFiles(t *testing.T) {
 	if len(rs) != 1 || len(rs[0].Bodies) != 1 || rs[0].Bodies[0].Label != "Defender XDR" {
 		t.Fatalf("%d rules", len(rs))
 	}
-	if !strings.HasPrefix(rs[0].Title, "Summarize the machines in your environment") {
-		t.Errorf("title %q", rs[0].Title)
+	// Titled by its file name, not by its first comment (a sentence, now the
+	// description's first line).
+	if rs[0].Title != "Device - Find Devices Most ASR" || !strings.HasPrefix(rs[0].Description, "Summarize the machines in your environment") {
+		t.Errorf("title %q, description %q", rs[0].Title, rs[0].Description)
 	}
 	// Several queries in one Markdown file: one rule each, stable distinct ids, titled by heading.
 	p = "hunts/FireEye_red_team_tool_countermeasures.md"

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ruledex/ruledex/rule"
 )
@@ -104,6 +106,8 @@ func buildRules(src rule.Source, u unit) []*built {
 		if label == "" {
 			label = commentLabel(u.text[start:min(q.start, len(u.text))])
 		}
+		// The comment's title, when it reads like one, is only a candidate: the file
+		// formats choose among headings, file names and it (titleOf).
 		title, desc := commentTitle(u.text[start:min(q.start, len(u.text))])
 		r.Title, r.Description = title, desc
 		out = append(out, &built{r: r, label: label, norm: normalizeBody(body)})
@@ -127,15 +131,14 @@ var (
 	techRe        = regexp.MustCompile(`\b[Tt](\d{4})(?:[./](\d{3}))?\b`)
 )
 
-// commentTitle reads a title and description from the comment lines before a query.
+// commentTitle reads a title and description from the comment lines before a query:
+// the first line that looks like a title (looksLikeTitle, or written "Title: ..."),
+// and the other lines. Comments in teaching material and notebooks are sentences
+// ("...and we can see that Barbara launched it"): those are description, never title.
 func commentTitle(pre string) (title, desc string) {
-	var lines []string
+	var kept []string
 	for _, m := range commentLineRe.FindAllStringSubmatch(pre, -1) {
 		t := strings.TrimSpace(strings.Trim(m[1], "/"))
-		lines = append(lines, t)
-	}
-	var kept []string
-	for _, t := range lines {
 		if t == "" || isBoilerplate(t) {
 			continue
 		}
@@ -145,17 +148,68 @@ func commentTitle(pre string) (title, desc string) {
 		return "", ""
 	}
 	for i, t := range kept {
-		if !strings.Contains(t, "http") && !strings.HasPrefix(t, "@") {
-			title = t
-			kept = append(kept[:i:i], kept[i+1:]...)
-			break
+		if strings.Contains(t, "http") || strings.HasPrefix(t, "@") {
+			continue
 		}
+		if rest, ok := strings.CutPrefix(t, "Title:"); ok {
+			title = strings.TrimSuffix(strings.TrimSpace(rest), ".")
+		} else if looksLikeTitle(t) {
+			title = t
+		} else {
+			break // only the first prose line may title the query
+		}
+		kept = append(kept[:i:i], kept[i+1:]...)
+		break
 	}
-	title = strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(title, "Title:")), ".")
 	if len(title) > 160 {
 		title = shorten(title, 157)
 	}
 	return title, strings.Join(kept, "\n")
+}
+
+// looksLikeTitle reports whether a comment or prose line reads as a title rather than a
+// sentence: short (at most 10 words, 70 bytes), not continuing or ending a sentence
+// ("...", a lower-case start, a trailing period, colon or comma), no sentence break in it.
+func looksLikeTitle(t string) bool {
+	t = strings.TrimSpace(t)
+	if t == "" || len(t) > 70 || len(strings.Fields(t)) > 10 {
+		return false
+	}
+	if strings.HasPrefix(t, "...") || strings.HasPrefix(t, "…") || strings.Contains(t, ". ") {
+		return false
+	}
+	if r, _ := utf8.DecodeRuneInString(t); unicode.IsLower(r) {
+		return false
+	}
+	last, _ := utf8.DecodeLastRuneInString(t)
+	return !strings.ContainsRune(".!?,;:…", last)
+}
+
+// humanTitle turns a file name into a title: "Audit-DetectSSPRFromUnknownIP" reads
+// "Audit - Detect SSPR From Unknown IP". Names written with spaces are kept as they
+// are, underscores aside.
+func humanTitle(name string) string {
+	name = strings.TrimSpace(strings.ReplaceAll(name, "_", " "))
+	if strings.Contains(name, " ") {
+		return strings.Join(strings.Fields(name), " ")
+	}
+	rs := []rune(name)
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			prev := rs[i-1]
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			switch {
+			case r == '-' && unicode.IsLetter(prev) && i+1 < len(rs) && unicode.IsLetter(rs[i+1]):
+				b.WriteString(" - ")
+				continue
+			case unicode.IsUpper(r) && (unicode.IsLower(prev) || unicode.IsUpper(prev) && nextLower):
+				b.WriteByte(' ')
+			}
+		}
+		b.WriteRune(r)
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
 }
 
 var boilerplateRe = regexp.MustCompile(`(?i)^(data connector|microsoft sentinel query|sentinel query|advanced hunting query|advanced hunting|log analytics|author|version|query:|kql|-+|=+|#+|\*+)\b?`)

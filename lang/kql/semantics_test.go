@@ -83,7 +83,7 @@ func TestKustoOperatorSemantics(t *testing.T) {
 			"InitiatingProcessCommandLine term .doc|.wbk|.docm|.dot|.dotm.xls|.xlsm|.xltm|.xla|.xll|.xlam|.ppt|.pptm|.pot|.potm|.ppsm|.sldm",
 			"not InitiatingProcessCommandLine term .docx|dotx|.xlsx|.xltx|.pptx"}, []rule.Kind{rule.Match, rule.In}},
 		// in~ is case-insensitive equality with a list; matches regex is a cased RE2 search.
-		{"alexverboon/Defender For Endpoint/MDE-PortableApps.md", "Defender for Endpoint - Identify Portable Apps: List executed Portable Apps", []string{
+		{"alexverboon/Defender For Endpoint/MDE-PortableApps.md", "Defender for Endpoint - Identify Portable Apps (1)", []string{
 			"AccountName ne[cased] system",
 			`not FolderPath regex[cased] ^C:\\Windows\\.*$`,
 			`not AccountSid starts_with S-1-5-18`}, []rule.Kind{rule.In}},
@@ -159,7 +159,7 @@ func TestComputedColumns(t *testing.T) {
 		placeholder bool              // Root holds an opaque stand-in for the computed filter
 		aggregation bool              // some stage is an aggregation
 	}{
-		{"reprise99/Azure Active Directory/Identity-DeviceCodePhishing.kql", "Detect potential device code phishing",
+		{"reprise99/Azure Active Directory/Identity-DeviceCodePhishing.kql", "Identity - Device Code Phishing (1)",
 			map[string]string{"Results": "make_set(ResultType)"}, []string{"Results", "ResultType"}, nil, false, true},
 		{"azure-sentinel/Detections/Syslog/FailedLogonAttempts_UnknownUser.yaml", "",
 			map[string]string{"TotalLogonAttempts": "count()", "ExternalIP": "parse SyslogMessage"}, []string{"TotalLogonAttempts"},
@@ -232,7 +232,7 @@ func TestRuleShape(t *testing.T) {
 		// The joins and summarizes are inside lets; their stages carry the operator.
 		{"azure-sentinel/Detections/Syslog/FailedLogonAttempts_UnknownUser.yaml", "", []string{"join", "summarize"}, true, false},
 		// A summarize inside a let, read through a list test.
-		{"reprise99/Azure Active Directory/Identity-DeviceCodePhishing.kql", "Detect potential device code phishing", []string{"summarize"}, true, false},
+		{"reprise99/Azure Active Directory/Identity-DeviceCodePhishing.kql", "Identity - Device Code Phishing (1)", []string{"summarize"}, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

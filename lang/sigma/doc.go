@@ -2,8 +2,10 @@ package sigma
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/ruledex/ruledex/rule"
 	"go.yaml.in/yaml/v3"
@@ -130,7 +132,7 @@ func (d *docCtx) build(root *yaml.Node) {
 		case "name":
 			r.Name = d.scalar(k, v)
 		case "status":
-			r.Status = d.scalar(k, v)
+			r.Status = d.status(k, v)
 		case "description":
 			r.Description = d.scalar(k, v)
 		case "level":
@@ -213,6 +215,35 @@ func (d *docCtx) scalar(k, v *yaml.Node) string {
 		d.warnf(k, "sigma/meta/type", "%s should be a single value", k.Value)
 		return nodeText(v)
 	}
+}
+
+// sigmaStatuses are the rule statuses the Sigma specification defines.
+var sigmaStatuses = []string{"stable", "test", "experimental", "deprecated", "unsupported"}
+
+// status reads a rule's status as one lower-case word. A status is a facet people
+// filter by, so a value with stray characters ("experimental|", seen in mdecrevoisier
+// where a file repeats the key) is read as the word it holds, with a warning; a value
+// that is not one word is dropped (kept as extra metadata). A word outside the
+// specification is kept as written, lower-cased, with a warning.
+func (d *docCtx) status(k, v *yaml.Node) string {
+	raw := d.scalar(k, v)
+	word := strings.ToLower(strings.TrimFunc(raw, func(r rune) bool { return !unicode.IsLetter(r) }))
+	if word == "" {
+		return ""
+	}
+	if strings.ContainsFunc(word, func(r rune) bool { return !unicode.IsLetter(r) }) {
+		d.warnf(k, "sigma/meta/status", "status %q is not one word; dropped (kept as extra metadata)", raw)
+		d.extra("status", raw)
+		return ""
+	}
+	known := slices.Contains(sigmaStatuses, word)
+	switch {
+	case word != raw && known:
+		d.warnf(k, "sigma/meta/status", "status %q read as %q", raw, word)
+	case !known:
+		d.warnf(k, "sigma/meta/status", "status %q is not a Sigma status (%s); kept", raw, strings.Join(sigmaStatuses, ", "))
+	}
+	return word
 }
 
 // strings reads a list of strings; a single scalar is accepted as a one-item list.
