@@ -3,7 +3,7 @@ package sigma
 // version names this parser's output for the parse cache (ingest.Versioned): bump it
 // whenever the IR produced for the same file changes, so unchanged files are parsed
 // again by the next ingest instead of keeping a stale reading.
-const version = "sigma-2"
+const version = "sigma-3"
 
 // Version implements ingest.Versioned.
 func (Parser) Version() string { return version }
