@@ -103,6 +103,14 @@ type queryPlan struct {
 }
 
 func planQuery(text string) queryPlan {
+	// Control characters (a NUL pasted from a log) mean nothing to a search and FTS5
+	// rejects them inside a phrase: read them as spaces.
+	text = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, text)
 	items := lexSearch(text)
 	p := queryPlan{byTerms: true}
 	orNext := false
