@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,9 +18,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ruledex/ruledex/engine"
+	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/hunt"
 	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/lang/sigma"
+	"github.com/ruledex/ruledex/logread"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -30,6 +33,10 @@ type corrFixture struct {
 	*fixture
 	hunter *hunt.Hunter
 	want   []string // hunt's correlation alert lines, sorted
+	// inputs counts the correlation inputs each value feeds (index of values).
+	inputs []int
+	// feeds tells the files (index of files) with an event that feeds a correlation.
+	feeds map[int]bool
 }
 
 var (
@@ -81,7 +88,24 @@ func buildCorrFixture(f *fixture, rulePaths []string) (*corrFixture, error) {
 		return nil, err
 	}
 	o.Close()
-	cf := &corrFixture{fixture: f, hunter: h}
+	cf := &corrFixture{fixture: f, hunter: h, inputs: make([]int, len(f.values)), feeds: map[int]bool{}}
+	// What each record feeds, so that a test can wait for a poll with something to lose.
+	k := h.Correlator().Keyed(0)
+	for i, v := range f.values {
+		rd := logread.NewJSONReader(f.files[v.file], bytes.NewReader(v.b))
+		var ev event.Event
+		err := rd.Next(&ev)
+		rd.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.files[v.file], err)
+		}
+		_, _, fed := h.MatchEvent(&ev, f.files[v.file], nil, nil)
+		if fed == nil {
+			continue
+		}
+		cf.inputs[i] = len(k.Inputs(&fed.Event, fed.Matches, "events/0", int64(i), nil))
+		cf.feeds[v.file] = cf.inputs[i] > 0
+	}
 	corrs := 0
 	for _, r := range loaded.Rules {
 		if r.Correlation != nil {
@@ -108,7 +132,7 @@ func buildCorrFixture(f *fixture, rulePaths []string) (*corrFixture, error) {
 }
 
 // corrWorker runs one group member with keyed correlations.
-func startCorrWorker(t *testing.T, addrs []string, f *corrFixture, crash func(string) bool) (*worker, *KeyedCorrelations) {
+func startCorrWorker(t *testing.T, addrs []string, f *corrFixture, crash func(string, pollState) bool) (*worker, *KeyedCorrelations) {
 	t.Helper()
 	kc, err := NewKeyedCorrelations(CorrConfig{Brokers: addrs, Group: "hunters", Hunter: f.hunter,
 		// The events are produced file by file, not in time order, and workers read
@@ -120,7 +144,9 @@ func startCorrWorker(t *testing.T, addrs []string, f *corrFixture, crash func(st
 		t.Fatal(err)
 	}
 	w, err := New(Config{Brokers: addrs, Topic: "events", Group: "hunters", Alerts: "alerts", FromBeginning: true,
-		Hunter: f.hunter, Correlations: kc, MaxPoll: 7, Parallel: 2, SessionTimeout: time.Second, crash: crash,
+		// A kill closes the client, which leaves the group at once; the session
+		// timeout only has to outlast a heartbeat starved by a loaded machine.
+		Hunter: f.hunter, Correlations: kc, MaxPoll: 7, Parallel: 2, SessionTimeout: 3 * time.Second, crash: crash,
 		Report: func(err error) { t.Logf("worker: %v", err) },
 		Opts:   []kgo.Opt{kgo.AllowAutoTopicCreation(), kgo.FetchMaxWait(100 * time.Millisecond)}})
 	if err != nil {
@@ -192,22 +218,7 @@ func TestCorrelationsGroup(t *testing.T) {
 			}
 			// All three in the group before the events come, or the first may read
 			// them all.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				n, each := 0, true
-				for _, w := range ws {
-					k := w.w.Metrics().Snapshot().AssignedPartitions
-					n += k
-					each = each && k > 0
-				}
-				if n == 6+4 && each {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the group did not settle: %d partitions assigned", n)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			settleCorr(t, ws)
 			produceValues(t, addrs, f.values)
 			waitCorr(t, a, f)
 			// The correlated events were read by several workers and brought together.
@@ -231,19 +242,31 @@ func TestCorrelationsGroup(t *testing.T) {
 		// A worker joining mid-stream takes repartition partitions whose inputs are
 		// still held (the grace is wide): it must restore them from the changelog.
 		{"worker added mid-stream", func(t *testing.T, addrs []string, a *alerts) []*KeyedCorrelations {
-			_, kc1 := startCorrWorker(t, addrs, f, nil)
+			w1, kc1 := startCorrWorker(t, addrs, f, nil)
+			settleCorr(t, []*worker{w1})
 			produceValues(t, addrs, f.values[:half])
-			deadline := time.Now().Add(60 * time.Second)
-			for kc1.Stats().Applied.Load() == 0 && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
+			waitApplied(t, f, []*KeyedCorrelations{kc1}, half)
+			w2, kc2 := startCorrWorker(t, addrs, f, nil)
+			settleCorr(t, []*worker{w1, w2})
+			// Which partitions move is the group's choice: if one with state went to the
+			// joining worker, it must have restored it (Assigned runs after the
+			// assignment shows in the metrics, so wait for it).
+			rep, _ := CorrTopics("hunters")
+			keyed := keyedPartitions(t, f, half)
+			var took []int32
+			for _, p := range w2.w.Metrics().held(rep) {
+				if keyed[p] {
+					took = append(took, p)
+				}
 			}
-			_, kc2 := startCorrWorker(t, addrs, f, nil)
-			for kc2.Stats().Restored.Load() == 0 && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
+			deadline := time.Now().Add(30 * time.Second)
+			for len(took) > 0 && kc2.Stats().Restored.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
 			}
-			if kc2.Stats().Restored.Load() == 0 {
-				t.Error("the joining worker restored no key from the changelog")
+			if len(took) > 0 && kc2.Stats().Restored.Load() == 0 {
+				t.Errorf("the joining worker took repartition partitions %v with state and restored no key from the changelog", took)
 			}
+			t.Logf("the joining worker took keyed partitions %v and restored %d keys", took, kc2.Stats().Restored.Load())
 			produceValues(t, addrs, f.values[half:])
 			waitCorr(t, a, f)
 			return []*KeyedCorrelations{kc1, kc2}
@@ -282,64 +305,215 @@ func waitCorr(t *testing.T, a *alerts, f *corrFixture) {
 	a.until(5*time.Second, func(int) bool { return time.Now().After(end) })
 }
 
-// killedCorr kills a worker at step of a poll and starts two others. With
-// "produced", the worker runs alone and is killed in the poll whose Consume returned
-// its first correlation alerts, after their state went to the changelog and before
-// they were acknowledged: only re-emission from the restored state can deliver them.
-// Otherwise three workers share the stream and the first is killed at step of a poll
-// after it correlated something.
+// settleCorr waits until every partition (6 events, 4 repartition) is held and
+// each worker holds one.
+func settleCorr(t *testing.T, ws []*worker) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, each := 0, true
+		for _, w := range ws {
+			k := w.w.Metrics().Snapshot().AssignedPartitions
+			n += k
+			each = each && k > 0
+		}
+		if n == 6+4 && each {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group did not settle: %d partitions assigned", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// held returns the partitions of topic a worker holds.
+func (m *Metrics) held(topic string) []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int32
+	for p := range m.assigned {
+		if p.Topic == topic {
+			out = append(out, p.Partition)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// killedCorr kills a worker at step of a poll that has something to lose, then starts
+// two others. The kill is decided by what the poll holds, never by timing or by how
+// the group happened to assign the partitions.
+//
+// With "produced", the worker runs alone and is killed in the first poll whose
+// Consume returned correlation alerts, after their state went to the changelog and
+// before they were acknowledged: only re-emission from the restored state can deliver
+// them.
+//
+// With "matched", three workers share the stream. Once the first half's inputs are
+// applied, the victim is a worker holding an events partition (one that holds
+// correlation state if any does); the second half's events that feed correlations
+// are produced to that partition, and the victim is killed in the first poll that
+// matched some, before it feeds them.
 func killedCorr(t *testing.T, addrs []string, a *alerts, f *corrFixture, step string, half int) []*KeyedCorrelations {
-	var armed, crashed atomic.Bool
-	var victim *KeyedCorrelations
-	crash := func(s string) bool {
-		if !armed.Load() || s != step || crashed.Load() {
-			return false
-		}
-		if st := victim.Stats(); step == "produced" && st.Alerts.Load() == 0 || st.Applied.Load() == 0 {
-			return false
-		}
-		crashed.Store(true)
-		return true
+	var crashed atomic.Bool
+	victimAt := atomic.Int32{}
+	victimAt.Store(-1)
+	var ws []*worker
+	var kcs []*KeyedCorrelations
+	n := 1
+	if step == "matched" {
+		n = 3
 	}
-	wk, kc := startCorrWorker(t, addrs, f, crash)
-	victim = kc
-	kcs := []*KeyedCorrelations{kc}
-	if step != "produced" {
-		for range 2 {
-			_, k := startCorrWorker(t, addrs, f, nil)
-			kcs = append(kcs, k)
+	for i := range n {
+		me := int32(i)
+		crash := func(s string, p pollState) bool {
+			if victimAt.Load() != me || s != step {
+				return false
+			}
+			if step == "produced" && p.CorrAlerts == 0 || step == "matched" && p.Fed == 0 {
+				return false
+			}
+			return !crashed.Swap(true)
 		}
+		w, kc := startCorrWorker(t, addrs, f, crash)
+		ws, kcs = append(ws, w), append(kcs, kc)
 	}
-	produceValues(t, addrs, f.values[:half])
-	armed.Store(true)
-	produceValues(t, addrs, f.values[half:])
+	settleCorr(t, ws)
+	victim, victimHadState := 0, false
+	if step == "produced" {
+		victimAt.Store(0)
+		victimHadState = true // it holds every partition
+		produceValues(t, addrs, f.values)
+	} else {
+		produceValues(t, addrs, f.values[:half])
+		waitApplied(t, f, kcs, half)
+		victim = -1
+		for i, w := range ws {
+			if len(w.w.Metrics().held("events")) == 0 {
+				continue
+			}
+			has := kcs[i].Stats().Applied.Load() > 0
+			if victim < 0 || has && !victimHadState {
+				victim, victimHadState = i, has
+			}
+		}
+		if victim < 0 {
+			t.Fatal("no worker holds an events partition")
+		}
+		to := ws[victim].w.Metrics().held("events")[0]
+		victimAt.Store(int32(victim))
+		produceRouted(t, addrs, f.values[half:], func(v value) (int32, bool) { return to, f.feeds[v.file] })
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for !crashed.Load() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	if !crashed.Load() {
-		t.Fatal("the worker was never killed: the test tests nothing")
+		t.Fatalf("worker %d was never killed at %q although the poll it waits for was produced to it", victim, step)
 	}
-	if err := wk.stop(t); err != errCrashed {
+	if err := ws[victim].stop(t); err != errCrashed {
 		t.Fatalf("killed worker: %v", err)
 	}
+	others := append(slices.Clone(kcs[:victim]), kcs[victim+1:]...)
 	for range 2 {
 		_, k := startCorrWorker(t, addrs, f, nil)
-		kcs = append(kcs, k)
+		others = append(others, k)
 	}
 	waitCorr(t, a, f)
 	var restored, reemitted int64
-	for _, k := range kcs[1:] {
+	for _, k := range others {
 		restored += k.Stats().Restored.Load()
 		reemitted += k.Stats().Reemitted.Load()
 	}
-	if restored == 0 {
+	// The killed worker's correlation state must reach its successors. (A victim with
+	// no state — the group gave the keyed partitions to the others — has none to hand
+	// over; the alerts compared by the caller still check nothing was lost.)
+	if (step == "produced" || victimHadState) && restored == 0 {
 		t.Error("no worker restored any key from the changelog after the kill")
 	}
 	if step == "produced" && reemitted == 0 {
 		t.Error("the alerts the killed worker had not delivered were not re-emitted")
 	}
-	return kcs
+	t.Logf("victim %d (state: %v), %d keys restored, %d alerts re-emitted by the others", victim, victimHadState, restored, reemitted)
+	return append(others, kcs[victim])
+}
+
+// waitApplied waits until the correlation inputs of the first n values were taken
+// into keyed state (and so written to the changelog) by kcs.
+func waitApplied(t *testing.T, f *corrFixture, kcs []*KeyedCorrelations, n int) {
+	t.Helper()
+	want := 0
+	for _, k := range f.inputs[:n] {
+		want += k
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var applied int64
+		for _, kc := range kcs {
+			s := kc.Stats()
+			applied += s.Applied.Load() + s.Duplicates.Load() + s.Late.Load()
+		}
+		if applied >= int64(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d correlation inputs of the first %d events applied", applied, want, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// keyedPartitions are the repartition partitions (of 4) the first n values put
+// correlation state in.
+func keyedPartitions(t *testing.T, f *corrFixture, n int) map[int32]bool {
+	t.Helper()
+	k := f.hunter.Correlator().Keyed(0)
+	out := map[int32]bool{}
+	for _, v := range f.values[:n] {
+		rd := logread.NewJSONReader(f.files[v.file], bytes.NewReader(v.b))
+		var ev event.Event
+		err := rd.Next(&ev)
+		rd.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, fed := f.hunter.MatchEvent(&ev, f.files[v.file], nil, nil)
+		if fed == nil {
+			continue
+		}
+		for _, in := range k.Inputs(&fed.Event, fed.Matches, "events/0", 0, nil) {
+			out[keyPartition(in.Key(), 4)] = true
+		}
+	}
+	return out
+}
+
+// produceRouted produces events like produceValues, except those route sends to a
+// partition of its choosing.
+func produceRouted(t *testing.T, addrs []string, vs []value, route func(value) (int32, bool)) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	byKey := kgo.StickyKeyPartitioner(nil).ForTopic("events")
+	var rs []*kgo.Record
+	for _, v := range vs {
+		r := &kgo.Record{Topic: "events", Key: []byte(strconv.Itoa(v.file)), Value: v.b}
+		if p, ok := route(v); ok {
+			r.Partition = p
+		} else {
+			r.Partition = int32(byKey.Partition(r, 6))
+		}
+		rs = append(rs, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // produceValues produces events, one record each, keyed by file (the key spreads

@@ -51,9 +51,12 @@ type Correlations interface {
 	// Assigned is called with partitions (of every consumed topic) this worker
 	// takes, before any of their records is handed over: restore their state first.
 	Assigned(ctx context.Context, cl *kgo.Client, ps []Partition) error
-	// Revoked is called with partitions this worker gives up, after everything read
-	// from them was handed over and committed; lost says the group already moved them
-	// (session expired), so nothing may be written for them.
+	// Revoked is called with partitions this worker gives up. With lost false,
+	// everything read from them was handed over and committed, and the alerts
+	// returned were acknowledged. lost says that is not known: the group already
+	// moved them (session expired), or the worker is stopping on an error or was
+	// killed with a poll in hand; nothing may be written for them, and their next
+	// owner reads the uncommitted records again.
 	Revoked(ctx context.Context, cl *kgo.Client, ps []Partition, lost bool) error
 	// Feed receives, per poll, the matched events of the events topic that feed
 	// correlations, in offset order per partition. It must return once they are

@@ -328,7 +328,7 @@ type worker struct {
 	done   chan error
 }
 
-func startWorker(t *testing.T, addrs []string, f *fixture, crash func(string) bool) *worker {
+func startWorker(t *testing.T, addrs []string, f *fixture, crash func(string, pollState) bool) *worker {
 	t.Helper()
 	w, err := New(Config{Brokers: addrs, Topic: "events", Group: "hunters", Alerts: "alerts", FromBeginning: true,
 		Hunter: f.hunter, MaxPoll: 7, Parallel: 2, SessionTimeout: time.Second, crash: crash,
@@ -440,11 +440,17 @@ func TestGroup(t *testing.T) {
 	}
 }
 
-// killed runs three workers, one of which dies at step of its third poll that has
-// records; a new worker takes its place.
+// killed runs three workers, one of which dies at step of the first poll from its
+// third on that holds matches (a poll without any would lose nothing, and the test
+// would test nothing); a new worker takes its place.
 func killed(t *testing.T, addrs []string, a *alerts, f *fixture, step string, rounds int) {
 	var polls atomic.Int32
-	crash := func(s string) bool { return s == step && polls.Add(1) == 3 }
+	crash := func(s string, p pollState) bool {
+		if s == "matched" && p.Records > 0 {
+			polls.Add(1)
+		}
+		return s == step && p.Matches > 0 && polls.Load() >= 3
+	}
 	victim := startWorker(t, addrs, f, crash)
 	settle(t, victim, startWorker(t, addrs, f, nil), startWorker(t, addrs, f, nil))
 	produce(t, addrs, f, rounds)
@@ -610,6 +616,7 @@ type fakeCorr struct {
 	consumed   int
 	idle       int
 	lastOffset map[Partition]int64
+	revoked    []bool // lost, per Revoked call
 }
 
 func (c *fakeCorr) Topics() []string { return []string{"corr"} }
@@ -623,9 +630,10 @@ func (c *fakeCorr) Assigned(_ context.Context, _ *kgo.Client, ps []Partition) er
 	return nil
 }
 
-func (c *fakeCorr) Revoked(_ context.Context, _ *kgo.Client, ps []Partition, _ bool) error {
+func (c *fakeCorr) Revoked(_ context.Context, _ *kgo.Client, ps []Partition, lost bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.revoked = append(c.revoked, lost)
 	for _, p := range ps {
 		delete(c.assigned, p)
 	}
@@ -830,5 +838,130 @@ func TestAlertsNotAcknowledged(t *testing.T) {
 	}
 	if n := w.Metrics().Snapshot().Events; n != 0 {
 		t.Errorf("%d events counted as done", n)
+	}
+}
+
+// TestBusyStreamTicks: held correlation inputs are released by Consume; a poll that
+// brings events but no repartition record still calls it (with no record) once the
+// last call is idleTick old, so a busy events topic cannot hold them back for ever.
+func TestBusyStreamTicks(t *testing.T) {
+	f := loadFixture(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events", "corr", "alerts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fc := &fakeCorr{t: t, assigned: map[Partition]bool{{"corr", 0}: true}, lastOffset: map[Partition]int64{},
+		corrRule: &rule.Rule{ID: "busy", Title: "busy stream"}}
+	w, err := New(Config{Brokers: c.ListenAddrs(), Topic: "events", Group: "g", Alerts: "alerts", Hunter: f.hunter,
+		Correlations: fc, Parallel: 1,
+		// Stop each poll before its commit: this worker never joined the group.
+		crash: func(s string, _ pollState) bool { return s == "flushed" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.cl.Close()
+	fetches := func(topic string, n int) kgo.Fetches {
+		var rs []*kgo.Record
+		for i := range n {
+			rs = append(rs, &kgo.Record{Topic: topic, Value: f.values[i].b, Offset: int64(i)})
+		}
+		return kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: topic, Partitions: []kgo.FetchPartition{{Records: rs}}}}}}
+	}
+	tests := []struct {
+		name         string
+		lastConsume  time.Duration // ago
+		fs           kgo.Fetches
+		idle, consum int // Consume calls without and with records
+	}{
+		{"events, last Consume a tick ago", idleTick, fetches("events", 5), 1, 0},
+		{"events, Consume just called", 0, fetches("events", 5), 0, 0},
+		{"events, last Consume long ago", time.Hour, fetches("events", 3), 1, 0},
+		{"repartition records", 0, fetches("corr", 2), 0, 2},
+		{"empty poll", 0, nil, 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fc.idle, fc.consumed = 0, 0
+			w.lastConsume = time.Now().Add(-tc.lastConsume)
+			if err := w.handle(context.Background(), tc.fs); err != errCrashed {
+				t.Fatalf("handle: %v", err)
+			}
+			if fc.idle != tc.idle || fc.consumed != tc.consum {
+				t.Errorf("Consume called %d times without records and with %d records; want %d and %d", fc.idle, fc.consumed, tc.idle, tc.consum)
+			}
+		})
+	}
+}
+
+// TestRevokedLost: a worker that stops with a poll in hand (killed, or on an error)
+// tells Correlations its partitions are lost, since what it handed over was not
+// committed; a clean stop hands them over as committed.
+func TestRevokedLost(t *testing.T) {
+	f := loadFixture(t)
+	tests := []struct {
+		name  string
+		crash bool
+		lost  bool
+	}{
+		{"killed with a poll in hand", true, true},
+		{"stopped", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "events", "corr"), kfake.SeedTopics(1, "alerts"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			addrs := c.ListenAddrs()
+			produce(t, addrs, f, 1)
+			fc := &fakeCorr{t: t, assigned: map[Partition]bool{}, lastOffset: map[Partition]int64{}}
+			var polls atomic.Int32
+			w, err := New(Config{Brokers: addrs, Topic: "events", Group: "g", Alerts: "alerts", FromBeginning: true,
+				Hunter: f.hunter, Correlations: fc, MaxPoll: 7,
+				crash: func(s string, p pollState) bool {
+					if s == "committed" && p.Records > 0 {
+						polls.Add(1)
+					}
+					return tc.crash && s == "matched" && p.Records > 0
+				},
+				Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			if !tc.crash {
+				deadline := time.Now().Add(60 * time.Second)
+				for polls.Load() == 0 {
+					if time.Now().After(deadline) {
+						t.Fatal("no poll committed within 60s")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				cancel()
+			}
+			select {
+			case err := <-done:
+				if tc.crash != (err == errCrashed) || !tc.crash && err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("the worker did not stop within 60s")
+			}
+			fc.mu.Lock()
+			defer fc.mu.Unlock()
+			if len(fc.revoked) == 0 {
+				t.Fatal("Revoked was not called")
+			}
+			for _, lost := range fc.revoked {
+				if lost != tc.lost {
+					t.Errorf("Revoked(lost=%v), want lost=%v", lost, tc.lost)
+				}
+			}
+		})
 	}
 }

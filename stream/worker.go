@@ -61,9 +61,19 @@ type Config struct {
 	// auto-creation against kfake).
 	Opts []kgo.Opt
 
-	// crash, in tests, is asked after each step of a poll; true makes Run stop there
-	// as a killed process would: nothing more produced, nothing committed.
-	crash func(step string) bool
+	// crash, in tests, is asked after each step of a poll with what the poll holds;
+	// true makes Run stop there as a killed process would: nothing more produced,
+	// nothing committed.
+	crash func(step string, p pollState) bool
+}
+
+// pollState is what the poll in hand holds, for the test crash hook: a test kills a
+// worker in a poll that has something to lose, not at a wall-clock moment.
+type pollState struct {
+	Records    int // records of every consumed topic
+	Fed        int // matched events that feed correlations
+	Matches    int // single-event alerts
+	CorrAlerts int // alerts Correlations.Consume returned
 }
 
 // Worker is one member of the group.
@@ -79,6 +89,11 @@ type Worker struct {
 	// not commit (only a crash revokes mid-poll: BlockRebalanceOnPoll keeps
 	// rebalances between polls).
 	dirty atomic.Bool
+	// aborted is set when Run stops on an error or a test crash: the partitions it
+	// gives up then are handed over with work not committed, as if lost.
+	aborted atomic.Bool
+	// lastConsume is when Correlations.Consume was last called (poll loop only).
+	lastConsume time.Time
 	// poll is the scratch of the poll loop.
 	chunks []*chunk
 }
@@ -190,12 +205,15 @@ func (w *Worker) assigned(ctx context.Context, cl *kgo.Client, m map[string][]in
 }
 
 // revoked runs between polls (BlockRebalanceOnPoll), when everything handed over
-// was committed by the poll loop, or when a crashing worker closes its client: then
-// the records in flight must be read again, so nothing is committed here.
+// was committed by the poll loop, or when a worker stopping on an error closes its
+// client: then the records in flight must be read again, so nothing is committed
+// here and Correlations is told the partitions are lost (what it returned for them
+// may not have been delivered).
 func (w *Worker) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32, lost bool) {
 	ps := partitions(m)
 	w.m.rebalance(nil, ps)
-	if !lost && !w.dirty.Load() {
+	lost = lost || w.aborted.Load() || w.dirty.Load()
+	if !lost {
 		// Nothing should be left; a commit here costs one round trip and keeps the
 		// group's offsets exact if a future change leaves work between polls.
 		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
@@ -271,6 +289,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // abort closes the client without committing what is in flight.
 func (w *Worker) abort() {
+	w.aborted.Store(true)
 	w.cl.CloseAllowingRebalance()
 }
 
@@ -320,10 +339,6 @@ func (w *Worker) handle(ctx context.Context, fs kgo.Fetches) error {
 	}
 	close(work)
 	wg.Wait()
-	if w.crashAt("matched") {
-		return errCrashed
-	}
-
 	var events, matches int64
 	var fed []Fed
 	for _, c := range w.chunks {
@@ -335,13 +350,21 @@ func (w *Worker) handle(ctx context.Context, fs kgo.Fetches) error {
 		}
 		w.m.decodeErrors.Add(int64(len(c.errs)))
 	}
+	ps := pollState{Records: fs.NumRecords(), Fed: len(fed), Matches: int(matches)}
+	if w.crashAt("matched", ps) {
+		return errCrashed
+	}
 	if w.cfg.Correlations != nil {
 		if len(fed) > 0 {
 			if err := w.cfg.Correlations.Feed(ctx, w.cl, fed); err != nil {
 				return fmt.Errorf("correlations: feeding %d events: %w", len(fed), err)
 			}
 		}
-		if len(corrRecs) > 0 || fs.NumRecords() == 0 {
+		// Held inputs are released by the stream time of their repartition partition
+		// or, when it is quiet, by a tick: a busy events topic whose polls carry no
+		// repartition record must tick too, or they wait for the next such record.
+		if len(corrRecs) > 0 || fs.NumRecords() == 0 || time.Since(w.lastConsume) >= idleTick {
+			w.lastConsume = time.Now()
 			as, err := w.cfg.Correlations.Consume(ctx, w.cl, corrRecs)
 			if err != nil {
 				return fmt.Errorf("correlations: %d records: %w", len(corrRecs), err)
@@ -354,6 +377,7 @@ func (w *Worker) handle(ctx context.Context, fs kgo.Fetches) error {
 				w.produce(ctx, &kgo.Record{Topic: w.cfg.Alerts, Key: []byte(id), Value: bytes.Clone(b)})
 			}
 			w.m.alerts.Add(int64(len(as)))
+			ps.CorrAlerts = len(as)
 		}
 	}
 	for _, c := range w.chunks {
@@ -361,7 +385,7 @@ func (w *Worker) handle(ctx context.Context, fs kgo.Fetches) error {
 			w.produce(ctx, r)
 		}
 	}
-	if w.crashAt("produced") {
+	if w.crashAt("produced", ps) {
 		return errCrashed
 	}
 	if err := w.cl.Flush(ctx); err != nil {
@@ -370,7 +394,7 @@ func (w *Worker) handle(ctx context.Context, fs kgo.Fetches) error {
 	if err := w.m.takeProduceError(); err != nil {
 		return fmt.Errorf("producing alerts to %s: %w", w.cfg.Alerts, err)
 	}
-	if w.crashAt("flushed") {
+	if w.crashAt("flushed", ps) {
 		return errCrashed
 	}
 	if fs.NumRecords() == 0 {
@@ -386,13 +410,15 @@ func (w *Worker) handle(ctx context.Context, fs kgo.Fetches) error {
 	w.m.matches.Add(matches)
 	w.m.records.Add(int64(fs.NumRecords()))
 	w.m.busy.Add(int64(time.Since(t0)))
-	if w.crashAt("committed") {
+	if w.crashAt("committed", ps) {
 		return errCrashed
 	}
 	return nil
 }
 
-func (w *Worker) crashAt(step string) bool { return w.cfg.crash != nil && w.cfg.crash(step) }
+func (w *Worker) crashAt(step string, p pollState) bool {
+	return w.cfg.crash != nil && w.cfg.crash(step, p)
+}
 
 func (w *Worker) produce(ctx context.Context, r *kgo.Record) {
 	w.cl.Produce(ctx, r, w.m.produced)
