@@ -2,55 +2,17 @@ package web
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/ruledex/ruledex/internal/browsertest"
 )
 
-// chromium finds Debian's Chromium. Without it the browser tests fail with a message
-// saying how to install it (.ci/run does).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	// Never a silent skip: `bash .ci/run` (the README's test command) installs it.
-	t.Fatal("chromium not found: install it (apt-get install -y --no-install-recommends chromium) or run bash .ci/run")
-	return ""
-}
-
 // newBrowser starts headless Chromium for one test; it stops when the test ends.
-func newBrowser(t *testing.T) context.Context {
-	exe := chromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelA)
-	bctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(cancelB)
-	// Start the browser without a deadline (a deadline on the first Run bounds the
-	// browser's whole life); callers bound their steps.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return bctx
-}
+func newBrowser(t *testing.T) context.Context { return browsertest.New(t) }
 
 // TestBrowser drives headless Chromium through the wiki as a detection engineer would:
 // the seed rule's page section by section, an indicator link, a technique link, a

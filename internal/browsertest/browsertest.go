@@ -25,11 +25,27 @@ func Chromium(t testing.TB) string {
 
 // New starts headless Chromium for one test; it stops when the test ends. The
 // returned context has no deadline (a deadline on the first action would bound the
-// browser's whole life): callers bound their steps.
+// browser's whole life): callers bound their steps. Chromium's start is tried three
+// times: on a loaded machine it sometimes exits before its DevTools endpoint is up
+// (seen in CI while other packages' tests ran), which says nothing about the pages.
 func New(t testing.TB) context.Context {
 	t.Helper()
+	exe := Chromium(t)
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var bctx context.Context
+		if bctx, err = start(t, exe); err == nil {
+			return bctx
+		}
+		t.Logf("start chromium (attempt %d): %v", attempt+1, err)
+	}
+	t.Fatalf("start chromium: %v", err)
+	return nil
+}
+
+func start(t testing.TB, exe string) (context.Context, error) {
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(Chromium(t)),
+		chromedp.ExecPath(exe),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -42,11 +58,13 @@ func New(t testing.TB) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelA)
 	bctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(cancelB)
 	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		cancelB()
+		cancelA()
+		return nil, err
 	}
-	return bctx
+	t.Cleanup(cancelA)
+	t.Cleanup(cancelB)
+	return bctx, nil
 }
