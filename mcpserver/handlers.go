@@ -16,35 +16,6 @@ import (
 
 // ---- find_indicator
 
-// kindAliases accept the spellings agents know from Sigma and KQL, as `ruledex indicator` does.
-var kindAliases = map[string]rule.Kind{
-	"contains": rule.Match, "endswith": rule.EndsW, "startswith": rule.StartsW, "equals": rule.Eq,
-	"re": rule.Regex, "exists": rule.IsNotNull, "=": rule.Eq, "==": rule.Eq, "!=": rule.Ne,
-	"has": rule.Term, "hasprefix": rule.TermPrefix, "hassuffix": rule.TermSuffix,
-}
-
-var allKinds = []rule.Kind{rule.Eq, rule.Ne, rule.Match, rule.StartsW, rule.EndsW, rule.Glob, rule.Regex, rule.CIDR, rule.In,
-	rule.Gt, rule.Ge, rule.Lt, rule.Le, rule.IsNull, rule.IsNotNull, rule.Keyword, rule.FieldRef,
-	rule.Term, rule.TermPrefix, rule.TermSuffix}
-
-var knownTransforms = []string{rule.TCased, rule.TWindash, rule.TBase64, rule.TBase64Offset, rule.TUTF16LE, rule.TUTF16BE,
-	rule.TUTF16, rule.TWide, rule.TExpand, rule.TIgnoreCase, rule.TMultiline, rule.TDotAll, rule.TElem,
-	rule.TMinute, rule.THour, rule.TDay, rule.TWeek, rule.TMonth, rule.TYear}
-
-func parseKind(s string) (rule.Kind, bool) {
-	s = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "|")))
-	s = strings.ReplaceAll(s, "-", "_")
-	if k, ok := kindAliases[s]; ok {
-		return k, true
-	}
-	for _, k := range allKinds {
-		if string(k) == s || strings.ReplaceAll(string(k), "_", "") == s {
-			return k, true
-		}
-	}
-	return "", false
-}
-
 func (s *Server) findIndicator(ctx context.Context, _ *mcp.CallToolRequest, a IndicatorArgs) (*mcp.CallToolResult, *IndicatorResult, error) {
 	w, err := newWindow(a.Offset, a.Limit)
 	if err != nil {
@@ -55,9 +26,9 @@ func (s *Server) findIndicator(ctx context.Context, _ *mcp.CallToolRequest, a In
 			return nil, nil, err
 		}
 	}
-	kind, ok := parseKind(a.Kind)
+	kind, ok := rule.ParseKind(a.Kind)
 	if !ok {
-		return nil, nil, argError("unknown kind %q; use one of %s (or contains, endswith, startswith, has)", a.Kind, strings.Join(enumStrings(allKinds), ", "))
+		return nil, nil, argError("unknown kind %q; use one of %s (or contains, endswith, startswith, has)", a.Kind, strings.Join(enumStrings(rule.Kinds), ", "))
 	}
 	if strings.TrimSpace(a.Field) == "" && kind != rule.Keyword {
 		return nil, nil, argError("field is required for kind %s (only keyword tests have no field)", kind)
@@ -65,8 +36,8 @@ func (s *Server) findIndicator(ctx context.Context, _ *mcp.CallToolRequest, a In
 	var transforms []string
 	for _, t := range a.Transforms {
 		t = strings.ToLower(strings.TrimSpace(t))
-		if !slices.Contains(knownTransforms, t) {
-			return nil, nil, argError("unknown transform %q; use one of %s", t, strings.Join(knownTransforms, ", "))
+		if !slices.Contains(rule.Transforms, t) {
+			return nil, nil, argError("unknown transform %q; use one of %s", t, strings.Join(rule.Transforms, ", "))
 		}
 		transforms = append(transforms, t)
 	}

@@ -17,44 +17,6 @@ import (
 	"github.com/ruledex/ruledex/rule"
 )
 
-// kindAliases accept the spellings users know from Sigma and KQL.
-var kindAliases = map[string]rule.Kind{
-	"contains": rule.Match, "endswith": rule.EndsW, "startswith": rule.StartsW, "equals": rule.Eq,
-	"re": rule.Regex, "exists": rule.IsNotNull, "=": rule.Eq, "==": rule.Eq, "!=": rule.Ne,
-	"has": rule.Term, "hasprefix": rule.TermPrefix, "hassuffix": rule.TermSuffix,
-}
-
-var allKinds = []rule.Kind{rule.Eq, rule.Ne, rule.Match, rule.StartsW, rule.EndsW, rule.Glob, rule.Regex, rule.CIDR, rule.In,
-	rule.Gt, rule.Ge, rule.Lt, rule.Le, rule.IsNull, rule.IsNotNull, rule.Keyword, rule.FieldRef,
-	rule.Term, rule.TermPrefix, rule.TermSuffix}
-
-// knownTransforms are the --transform values: the IR's value transforms and flags.
-var knownTransforms = []string{rule.TCased, rule.TWindash, rule.TBase64, rule.TBase64Offset, rule.TUTF16LE, rule.TUTF16BE,
-	rule.TUTF16, rule.TWide, rule.TExpand, rule.TIgnoreCase, rule.TMultiline, rule.TDotAll, rule.TElem,
-	rule.TMinute, rule.THour, rule.TDay, rule.TWeek, rule.TMonth, rule.TYear}
-
-// parseKind accepts a kind as the IR names it or as users type it: Sigma modifiers
-// with or without the leading bar (|endswith), KQL operators, and the IR names with
-// dashes or without underscores (ends-with, endswith).
-func parseKind(s string) (rule.Kind, bool) {
-	s = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "|")))
-	s = strings.ReplaceAll(s, "-", "_")
-	if k, ok := kindAliases[s]; ok {
-		return k, true
-	}
-	for _, k := range allKinds {
-		if string(k) == s || strings.ReplaceAll(string(k), "_", "") == s {
-			return k, true
-		}
-	}
-	for _, k := range allKinds {
-		if string(k) == s {
-			return k, true
-		}
-	}
-	return "", false
-}
-
 // indicatorResult is the --json shape.
 type indicatorResult struct {
 	Field      string         `json:"field"`
@@ -113,18 +75,18 @@ that exist (same field, value containing VALUE) are suggested.`,
   ruledex indicator CommandLine contains /transfer`,
 		Args: usageArgs(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, ok := parseKind(args[1])
+			kind, ok := rule.ParseKind(args[1])
 			if !ok {
 				var ks []string
-				for _, k := range allKinds {
+				for _, k := range rule.Kinds {
 					ks = append(ks, string(k))
 				}
 				return withCode(exitUsage, fmt.Errorf("unknown kind %q; use one of %s", args[1], strings.Join(ks, ", ")))
 			}
 			for i, t := range transforms {
 				transforms[i] = strings.ToLower(strings.TrimSpace(t))
-				if !slices.Contains(knownTransforms, transforms[i]) {
-					return withCode(exitUsage, fmt.Errorf("unknown transform %q; use one of %s", t, strings.Join(knownTransforms, ", ")))
+				if !slices.Contains(rule.Transforms, transforms[i]) {
+					return withCode(exitUsage, fmt.Errorf("unknown transform %q; use one of %s", t, strings.Join(rule.Transforms, ", ")))
 				}
 			}
 			cat, err := openCatalog(true)
