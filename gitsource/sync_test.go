@@ -9,96 +9,25 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/plumbing/transport/file"
 
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/internal/gittest"
 	"github.com/ruledex/ruledex/lang/kql"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/lang/spl"
 )
 
 // upstream is a repository a test commits to, standing for a rule repository.
-type upstream struct {
-	t    *testing.T
-	dir  string
-	repo *git.Repository
-	wt   *git.Worktree
-	n    int
-}
+type upstream = gittest.Repo
 
-func newUpstream(t *testing.T) *upstream {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "upstream")
-	repo, err := git.PlainInit(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wt, err := repo.Worktree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &upstream{t: t, dir: dir, repo: repo, wt: wt}
-}
-
-func (u *upstream) write(rel string, data []byte) {
-	u.t.Helper()
-	p := filepath.Join(u.dir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		u.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		u.t.Fatal(err)
-	}
-}
-
-func (u *upstream) remove(rel string) {
-	u.t.Helper()
-	if err := os.Remove(filepath.Join(u.dir, filepath.FromSlash(rel))); err != nil {
-		u.t.Fatal(err)
-	}
-}
-
-func (u *upstream) rename(from, to string) {
-	u.t.Helper()
-	dst := filepath.Join(u.dir, filepath.FromSlash(to))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		u.t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(u.dir, filepath.FromSlash(from)), dst); err != nil {
-		u.t.Fatal(err)
-	}
-}
-
-// commit stages everything (additions, edits, deletions) and commits it.
-func (u *upstream) commit(msg string) string {
-	u.t.Helper()
-	if err := u.wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		u.t.Fatal(err)
-	}
-	u.n++
-	h, err := u.wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.org",
-		When: time.Date(2026, 1, 1, 0, u.n, 0, 0, time.UTC)}})
-	if err != nil {
-		u.t.Fatal(err)
-	}
-	return h.String()
-}
-
-// resetHard moves the branch back to commit, as a force-push that rewrites history does.
-func (u *upstream) resetHard(commit string) {
-	u.t.Helper()
-	if err := u.wt.Reset(&git.ResetOptions{Commit: plumbing.NewHash(commit), Mode: git.HardReset}); err != nil {
-		u.t.Fatal(err)
-	}
-}
+func newUpstream(t *testing.T) *upstream { return gittest.New(t, "upstream") }
 
 // sigmaRules returns n real Sigma rule files from the corpus, by name.
 func sigmaRules(t *testing.T, n int) (names []string, data map[string][]byte) {
@@ -204,15 +133,15 @@ func TestSyncFollowsRepository(t *testing.T) {
 	names, data := sigmaRules(t, 7)
 	up := newUpstream(t)
 	for _, n := range names[:6] {
-		up.write("rules/"+n, data[n])
+		up.Write("rules/"+n, data[n])
 	}
 	// Outside paths: a rule file that must never reach the catalog.
-	up.write("deprecated/"+names[0], data[names[0]])
-	up.write("README.md", []byte("# rules\n"))
-	cA := up.commit("A")
+	up.Write("deprecated/"+names[0], data[names[0]])
+	up.Write("README.md", []byte("# rules\n"))
+	cA := up.Commit("A")
 
 	h := newHarness(t)
-	src := Source{Name: "up", URL: fileURL(up.dir), Paths: []string{"rules"}}
+	src := Source{Name: "up", URL: fileURL(up.Dir), Paths: []string{"rules"}}
 	r, n := func(i int) string { return "rules/" + names[i] }, names
 
 	type step struct {
@@ -232,18 +161,18 @@ func TestSyncFollowsRepository(t *testing.T) {
 				return map[string]string{r(0): cA, r(1): cA, r(2): cA, r(3): cA, r(4): cA, r(5): cA}
 			}},
 		{name: "edit one, delete one, add one", change: func() string {
-			up.write(r(0), []byte(strings.Replace(string(data[n[0]]), "title: ", "title: Edited ", 1)))
-			up.remove(r(1))
-			up.write("rules/added.yml", data[n[6]])
-			cB = up.commit("B")
+			up.Write(r(0), []byte(strings.Replace(string(data[n[0]]), "title: ", "title: Edited ", 1)))
+			up.Remove(r(1))
+			up.Write("rules/added.yml", data[n[6]])
+			cB = up.Commit("B")
 			return cB
 		}, status: "updated", changes: Changes{Added: 1, Modified: 1, Deleted: 1}, parsed: 2, deleted: 1,
 			commits: func(h string) map[string]string {
 				return map[string]string{r(0): h, "rules/added.yml": h, r(2): cA, r(3): cA, r(4): cA, r(5): cA}
 			}},
 		{name: "rename", change: func() string {
-			up.rename(r(2), "rules/moved/"+n[2])
-			cC = up.commit("C")
+			up.Rename(r(2), "rules/moved/"+n[2])
+			cC = up.Commit("C")
 			return cC
 		}, status: "updated", changes: Changes{Renamed: 1}, parsed: 1, deleted: 1,
 			commits: func(h string) map[string]string {
@@ -252,14 +181,14 @@ func TestSyncFollowsRepository(t *testing.T) {
 		{name: "force-push", change: func() string {
 			// History rewritten: C is dropped, D is built on B. The rename is undone and
 			// another rule is edited.
-			up.resetHard(cB)
-			up.write(r(3), []byte(strings.Replace(string(data[n[3]]), "title: ", "title: Forced ", 1)))
-			return up.commit("D")
+			up.ResetHard(cB)
+			up.Write(r(3), []byte(strings.Replace(string(data[n[3]]), "title: ", "title: Forced ", 1)))
+			return up.Commit("D")
 		}, status: "updated", changes: Changes{Renamed: 1, Modified: 1}, parsed: 2, deleted: 1,
 			commits: func(h string) map[string]string {
 				return map[string]string{r(0): cB, "rules/added.yml": cB, r(2): h, r(3): h, r(4): cA, r(5): cA}
 			}},
-		{name: "nothing new", change: func() string { head, _ := up.repo.Head(); return head.Hash().String() },
+		{name: "nothing new", change: func() string { head, _ := up.Repo.Head(); return head.Hash().String() },
 			status: "unchanged", parsed: 0,
 			commits: func(string) map[string]string { return nil }},
 	}
@@ -318,13 +247,13 @@ func equalMaps(a, b map[string]string) bool {
 func TestSyncFailingRepository(t *testing.T) {
 	names, data := sigmaRules(t, 4)
 	a, b := newUpstream(t), newUpstream(t)
-	a.write("rules/"+names[0], data[names[0]])
-	a.write("rules/"+names[1], data[names[1]])
-	a.commit("a1")
-	b.write("rules/"+names[2], data[names[2]])
-	b.commit("b1")
+	a.Write("rules/"+names[0], data[names[0]])
+	a.Write("rules/"+names[1], data[names[1]])
+	a.Commit("a1")
+	b.Write("rules/"+names[2], data[names[2]])
+	b.Commit("b1")
 	h := newHarness(t)
-	srcs := []Source{{Name: "a", URL: fileURL(a.dir)}, {Name: "b", URL: fileURL(b.dir)}}
+	srcs := []Source{{Name: "a", URL: fileURL(a.Dir)}, {Name: "b", URL: fileURL(b.Dir)}}
 	if _, err := h.sync(srcs...); err != nil {
 		t.Fatal(err)
 	}
@@ -332,11 +261,11 @@ func TestSyncFailingRepository(t *testing.T) {
 		t.Fatalf("first sync: %d rules, want 3", got)
 	}
 	// b disappears upstream; a gets a new rule.
-	if err := os.Rename(b.dir, b.dir+".gone"); err != nil {
+	if err := os.Rename(b.Dir, b.Dir+".gone"); err != nil {
 		t.Fatal(err)
 	}
-	a.write("rules/"+names[3], data[names[3]])
-	a.commit("a2")
+	a.Write("rules/"+names[3], data[names[3]])
+	a.Commit("a2")
 	rep, err := h.sync(srcs...)
 	if !errors.Is(err, ErrSomeFailed) {
 		t.Fatalf("error %v, want ErrSomeFailed", err)
@@ -363,12 +292,12 @@ func TestSyncShallow(t *testing.T) {
 	client.InstallProtocol("gitexec", file.DefaultClient)
 	names, data := sigmaRules(t, 4)
 	up := newUpstream(t)
-	up.write("rules/"+names[0], data[names[0]])
-	c1 := up.commit("1")
-	up.write("rules/"+names[1], data[names[1]])
-	c2 := up.commit("2")
+	up.Write("rules/"+names[0], data[names[0]])
+	c1 := up.Commit("1")
+	up.Write("rules/"+names[1], data[names[1]])
+	c2 := up.Commit("2")
 	h := newHarness(t)
-	src := Source{Name: "shallow", URL: "gitexec://" + filepath.ToSlash(up.dir)}
+	src := Source{Name: "shallow", URL: "gitexec://" + filepath.ToSlash(up.Dir)}
 	steps := []struct {
 		name   string
 		change func() string
@@ -377,13 +306,13 @@ func TestSyncShallow(t *testing.T) {
 	}{
 		{"first", func() string { return c2 }, Changes{Added: 2, Full: true}, 2},
 		{"new commit", func() string {
-			up.write("rules/"+names[2], data[names[2]])
-			return up.commit("3")
+			up.Write("rules/"+names[2], data[names[2]])
+			return up.Commit("3")
 		}, Changes{Added: 1}, 1},
 		{"force-push", func() string {
-			up.resetHard(c2)
-			up.write("rules/"+names[3], data[names[3]])
-			return up.commit("4")
+			up.ResetHard(c2)
+			up.Write("rules/"+names[3], data[names[3]])
+			return up.Commit("4")
 		}, Changes{Added: 1, Deleted: 1}, 1},
 	}
 	for _, s := range steps {
@@ -419,18 +348,18 @@ func TestSyncShallow(t *testing.T) {
 func TestSyncAttackAndPaths(t *testing.T) {
 	names, data := sigmaRules(t, 2)
 	rules, cti := newUpstream(t), newUpstream(t)
-	rules.write("rules/"+names[0], data[names[0]])
-	rules.write("other/"+names[1], data[names[1]])
-	rules.commit("r")
+	rules.Write("rules/"+names[0], data[names[0]])
+	rules.Write("other/"+names[1], data[names[1]])
+	rules.Commit("r")
 	bundle := []byte(`{"type": "bundle", "objects": []}`)
-	cti.write("enterprise-attack/enterprise-attack.json", bundle)
-	cti.write("mobile-attack/mobile-attack.json", bundle)
-	cti.commit("c")
+	cti.Write("enterprise-attack/enterprise-attack.json", bundle)
+	cti.Write("mobile-attack/mobile-attack.json", bundle)
+	cti.Commit("c")
 	h := newHarness(t)
 	var got Fetched
 	rep, err := Sync(t.Context(), []Source{
-		{Name: "rules", URL: fileURL(rules.dir), Paths: []string{"rules", "no-such-folder"}},
-		{Name: "cti", URL: fileURL(cti.dir), Paths: []string{"enterprise-attack/enterprise-attack.json"}, Kind: KindAttack},
+		{Name: "rules", URL: fileURL(rules.Dir), Paths: []string{"rules", "no-such-folder"}},
+		{Name: "cti", URL: fileURL(cti.Dir), Paths: []string{"enterprise-attack/enterprise-attack.json"}, Kind: KindAttack},
 	}, Options{CacheDir: h.cache, Env: h.env, Ingest: func(ctx context.Context, in Fetched) (*ingest.Summary, error) {
 		got = in
 		return ingest.Run(ctx, h.cat, in.Roots, ingest.Options{Parsers: testParsers(), Mirrors: in.Mirrors})
@@ -481,14 +410,14 @@ func TestSyncRefusesUnsafePaths(t *testing.T) {
 		{"backslash", `rules/sub\escape.yml`, "", []string{`rules/sub\escape.yml`}},
 	}
 	good := newUpstream(t)
-	good.write("rules/"+names[1], data[names[1]])
-	good.commit("good")
+	good.Write("rules/"+names[1], data[names[1]])
+	good.Commit("good")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "hostile.git")
 			bareFromFiles(t, dir, map[string][]byte{"rules/" + names[0]: data[names[0]], tt.hostile: []byte("#!/bin/sh\necho pwned\n")})
 			h := newHarness(t)
-			rep, err := h.sync(Source{Name: "hostile", URL: fileURL(dir)}, Source{Name: "good", URL: fileURL(good.dir)})
+			rep, err := h.sync(Source{Name: "hostile", URL: fileURL(dir)}, Source{Name: "good", URL: fileURL(good.Dir)})
 			rr := rep.Repos[0]
 			if tt.failed != "" {
 				if !errors.Is(err, ErrSomeFailed) || rr.Status != "failed" || !strings.Contains(rr.Error, tt.failed) {
@@ -515,10 +444,10 @@ func TestSyncRefusesUnsafePaths(t *testing.T) {
 func TestSyncPathsChanged(t *testing.T) {
 	names, data := sigmaRules(t, 3)
 	up := newUpstream(t)
-	up.write("a/"+names[0], data[names[0]])
-	up.write("a/"+names[1], data[names[1]])
-	up.write("b/"+names[2], data[names[2]])
-	head := up.commit("1")
+	up.Write("a/"+names[0], data[names[0]])
+	up.Write("a/"+names[1], data[names[1]])
+	up.Write("b/"+names[2], data[names[2]])
+	head := up.Commit("1")
 	h := newHarness(t)
 	tests := []struct {
 		paths []string
@@ -529,7 +458,7 @@ func TestSyncPathsChanged(t *testing.T) {
 		{nil, []string{"a/" + names[0], "a/" + names[1], "b/" + names[2]}},
 	}
 	for _, tt := range tests {
-		rep, err := h.sync(Source{Name: "up", URL: fileURL(up.dir), Paths: tt.paths})
+		rep, err := h.sync(Source{Name: "up", URL: fileURL(up.Dir), Paths: tt.paths})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -556,16 +485,16 @@ func TestSyncPathsChanged(t *testing.T) {
 func TestSyncOffline(t *testing.T) {
 	names, data := sigmaRules(t, 2)
 	up := newUpstream(t)
-	up.write("rules/"+names[0], data[names[0]])
-	first := up.commit("1")
+	up.Write("rules/"+names[0], data[names[0]])
+	first := up.Commit("1")
 	h := newHarness(t)
-	src := Source{Name: "up", URL: fileURL(up.dir)}
+	src := Source{Name: "up", URL: fileURL(up.Dir)}
 	never := Source{Name: "never", URL: fileURL(filepath.Join(t.TempDir(), "nothing"))}
 	if _, err := h.sync(src); err != nil {
 		t.Fatal(err)
 	}
-	up.write("rules/"+names[1], data[names[1]])
-	up.commit("2")
+	up.Write("rules/"+names[1], data[names[1]])
+	up.Commit("2")
 	rep, err := Sync(t.Context(), []Source{src, never}, Options{CacheDir: h.cache, Env: h.env, Offline: true,
 		Ingest: func(ctx context.Context, in Fetched) (*ingest.Summary, error) {
 			return ingest.Run(ctx, h.cat, in.Roots, ingest.Options{Parsers: testParsers(), Mirrors: in.Mirrors})

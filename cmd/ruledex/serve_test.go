@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,36 +24,7 @@ import (
 func TestCLIServe(t *testing.T) {
 	cliSetup(t)
 	cmd := exec.Command(cliBin, "--db", cliDB, "--data", corpustest.Dir(t), "serve", "--addr", "127.0.0.1:0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	urlRE := regexp.MustCompile(`msg=serving url=(http://\S+/)`)
-	found := make(chan string, 1)
-	var logs strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-		close(found)
-	}()
-	var base string
-	select {
-	case base = <-found:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("serve did not start:\n%s", logs.String())
-	}
-	if base == "" {
-		t.Fatalf("serve exited:\n%s", logs.String())
-	}
+	base, logs := startServe(t, cmd)
 	for path, want := range map[string]string{
 		"":                        "Rules per language",
 		"rules/?q=bitsadmin":      "Search results for",
@@ -146,4 +118,60 @@ func TestCLIExportNavigator(t *testing.T) {
 	if _, _, code := ruledex(t, "export", "navigator", "--language", "cobol"); code != exitUsage {
 		t.Errorf("unknown language: exit %d, want %d", code, exitUsage)
 	}
+}
+
+// startServe starts a `ruledex serve` command and waits for its "serving" log line; it
+// returns the server's base URL and its log so far (stderr is read until the process
+// ends). The process is killed when the test ends.
+func startServe(t *testing.T, cmd *exec.Cmd) (string, *safeBuffer) {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	urlRE := regexp.MustCompile(`msg=serving url=(http://\S+/)`)
+	found := make(chan string, 1)
+	logs := new(safeBuffer)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		close(found)
+	}()
+	var base string
+	select {
+	case base = <-found:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("serve did not start:\n%s", logs.String())
+	}
+	if base == "" {
+		t.Fatalf("serve exited:\n%s", logs.String())
+	}
+	return base, logs
+}
+
+// safeBuffer is a strings.Builder the log reader and the test can share.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) WriteString(x string) {
+	s.mu.Lock()
+	s.b.WriteString(x)
+	s.mu.Unlock()
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -10,65 +9,32 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing/object"
-
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/internal/gittest"
 )
 
-// syncUpstream is a local rule repository for the CLI tests, with commit helpers.
+// syncUpstream is a local rule repository for the CLI tests.
 type syncUpstream struct {
-	t   *testing.T
-	dir string
-	wt  *git.Worktree
-	n   int
+	*gittest.Repo
+	t *testing.T
 }
 
-func newSyncUpstream(t *testing.T) *syncUpstream {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "rules-repo")
-	repo, err := git.PlainInit(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wt, err := repo.Worktree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &syncUpstream{t: t, dir: dir, wt: wt}
-}
+func newSyncUpstream(t *testing.T) syncUpstream { return syncUpstream{gittest.New(t, "rules-repo"), t} }
 
 // add copies a corpus file into the repository and commits it; returns the commit.
-func (u *syncUpstream) add(rel string, corpusPath ...string) string {
+func (u syncUpstream) add(rel string, corpusPath ...string) string {
 	u.t.Helper()
 	b, err := os.ReadFile(corpustest.Path(u.t, corpusPath...))
 	if err != nil {
 		u.t.Fatal(err)
 	}
-	p := filepath.Join(u.dir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		u.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		u.t.Fatal(err)
-	}
-	if err := u.wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		u.t.Fatal(err)
-	}
-	u.n++
-	h, err := u.wt.Commit("add "+rel, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.org",
-		When: time.Date(2026, 2, 1, 0, u.n, 0, 0, time.UTC)}})
-	if err != nil {
-		u.t.Fatal(err)
-	}
-	return h.String()
+	u.Write(rel, b)
+	return u.Commit("add " + rel)
 }
 
 type syncCLI struct {
@@ -120,7 +86,7 @@ func TestCLISync(t *testing.T) {
 	head := up.add("windows/bits.yaml", "sigma", "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (command).yaml")
 	home := t.TempDir()
 	c := syncCLI{db: filepath.Join(home, "c.db"), home: home}
-	src := writeSources(t, home, fmt.Sprintf("sources:\n  - name: local\n    url: file://%s\n", filepath.ToSlash(up.dir)))
+	src := writeSources(t, home, fmt.Sprintf("sources:\n  - name: local\n    url: file://%s\n", filepath.ToSlash(up.Dir)))
 
 	type report struct {
 		Repos []struct {
@@ -169,7 +135,7 @@ func TestCLISync(t *testing.T) {
 	// A second repository that cannot be fetched: exit 4, the first one still synced.
 	head2 := up.add("windows/bits-dup.yaml", "sigma", "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (command).yaml")
 	src = writeSources(t, home, fmt.Sprintf("sources:\n  - name: local\n    url: file://%s\n  - name: gone\n    url: file://%s/nope\n",
-		filepath.ToSlash(up.dir), filepath.ToSlash(home)))
+		filepath.ToSlash(up.Dir), filepath.ToSlash(home)))
 	out, stderr, code = c.run(t, "sync", "--sources", src, "--json")
 	rep = report{}
 	if code != exitPartial || json.Unmarshal([]byte(out), &rep) != nil {
@@ -219,38 +185,9 @@ func TestCLIServeSyncEvery(t *testing.T) {
 	up.add("a.yaml", "sigma", "mdecrevoisier", "windows-bits", "win-os-BITS abuse for payload download (command).yaml")
 	home := t.TempDir()
 	c := syncCLI{db: filepath.Join(home, "c.db"), home: home}
-	src := writeSources(t, home, fmt.Sprintf("sources:\n  - name: local\n    url: file://%s\n", filepath.ToSlash(up.dir)))
+	src := writeSources(t, home, fmt.Sprintf("sources:\n  - name: local\n    url: file://%s\n", filepath.ToSlash(up.Dir)))
 	cmd := c.cmd(t, "--data", corpustest.Dir(t), "serve", "--addr", "127.0.0.1:0", "--sources", src, "--sync-every", "300ms", "--sync-fast")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	urlRE := regexp.MustCompile(`msg=serving url=(http://\S+/)`)
-	found := make(chan string, 1)
-	var logs safeBuffer
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-		close(found)
-	}()
-	var base string
-	select {
-	case base = <-found:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("serve did not start:\n%s", logs.String())
-	}
-	if base == "" {
-		t.Fatalf("serve exited:\n%s", logs.String())
-	}
+	base, logs := startServe(t, cmd)
 	total := func() int {
 		resp, err := http.Get(base + "api/search?per_page=1")
 		if err != nil {
@@ -282,22 +219,4 @@ func TestCLIServeSyncEvery(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("serve exit: %v\n%s", err, logs.String())
 	}
-}
-
-// safeBuffer is a strings.Builder the log reader and the test can share.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeBuffer) WriteString(x string) {
-	s.mu.Lock()
-	s.b.WriteString(x)
-	s.mu.Unlock()
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
