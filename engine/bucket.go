@@ -114,7 +114,12 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 		}
 	}
 	b.slotLits = make([]*litSet, m.nslots)
+	kw := bySlot[slotAll]
 	for slot, lits := range bySlot {
+		if slot != slotAll {
+			// A field with literals of its own is scanned once, for the keywords' too.
+			lits = append(lits[:len(lits):len(lits)], kw...)
+		}
 		pats := make([]string, len(lits))
 		ids := make([]int32, len(lits))
 		for i, l := range lits {

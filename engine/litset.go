@@ -172,6 +172,74 @@ func (ls *litSet) scan(text string, st *state) {
 	}
 }
 
+// scanField reports every literal occurring in the folded value of event field i.
+// Most values hold no literal, and folding them would cost as much as scanning: an ASCII
+// value is folded byte by byte through lowerASCII as it is scanned, and folded whole
+// (lowAt) only when a window may be a literal, for the verification. A folded text
+// equal to a literal at some position holds that literal wherever the position came
+// from, so verification never reports a literal the value lacks; a value with a
+// non-ASCII byte, whose folded form may have other lengths and positions, is scanned
+// again folded (reporting a literal twice is harmless: hitLiteral keeps the first).
+func (ls *litSet) scanField(st *state, i int) {
+	text := st.ev.Fields[i].Value
+	if st.lowGen[i] == st.gen || len(text) < winLen {
+		ls.scan(st.lowAt(i), st)
+		return
+	}
+	var acc byte
+	low := ""
+	if ls.one != nil || ls.shortBit != nil {
+		var prev uint32
+		for j := 0; j < len(text); j++ {
+			c := lowerASCII[text[j]]
+			acc |= c
+			if ls.one != nil && len(ls.one[c]) > 0 {
+				if low == "" {
+					low = st.lowAt(i)
+				}
+				if j < len(low) && low[j] == c {
+					for _, id := range ls.one[c] {
+						st.hitLiteral(id)
+					}
+				}
+			}
+			k := prev | uint32(c)<<8
+			prev = uint32(c)
+			if j > 0 && ls.shortBit != nil && ls.shortBit[k>>6]&(1<<(k&63)) != 0 {
+				if low == "" {
+					low = st.lowAt(i)
+				}
+				ls.short.verify(low, j-1, k, st)
+			}
+		}
+	}
+	if ls.longBits != nil {
+		bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
+		lw := &lowerASCII
+		w := uint32(lw[text[0]])<<8 | uint32(lw[text[1]])<<16 | uint32(lw[text[2]])<<24
+		acc |= text[0] | text[1] | text[2]
+		for j := winLen - 1; j < len(text); j++ {
+			c := text[j]
+			acc |= c
+			w = w>>8 | uint32(lw[c])<<24
+			b := (w * winMul) >> sh
+			if bm[(b>>6)&mask]&(1<<(b&63)) != 0 {
+				if low == "" {
+					low = st.lowAt(i)
+				}
+				ls.long.verify(low, j-(winLen-1), w, st)
+			}
+		}
+	} else {
+		for j := 0; j < len(text); j++ {
+			acc |= text[j]
+		}
+	}
+	if acc >= 0x80 {
+		ls.scan(st.lowAt(i), st)
+	}
+}
+
 // scanShort finds the literals of one to three bytes.
 func (ls *litSet) scanShort(text string, st *state) {
 	var prev uint32

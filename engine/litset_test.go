@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ruledex/ruledex/event"
 )
 
 // litSetScanner returns a function that scans a text with ls and returns the ids of the
@@ -22,6 +24,28 @@ func litSetScanner(ls *litSet, n int) func(string) []int32 {
 		st.gen++
 		st.cand = st.cand[:0]
 		ls.scan(text, st)
+		out := slices.Clone(st.cand)
+		slices.Sort(out)
+		return out
+	}
+}
+
+// litSetFieldScanner is litSetScanner through scanField: the text is an event's value as
+// logged, which scanField folds only where it needs to.
+func litSetFieldScanner(ls *litSet, n int) func(string) []int32 {
+	m := &Matcher{}
+	b := &bucket{uses: make([][]litUse, n)}
+	for i := range n {
+		m.variants = append(m.variants, &variant{full: 1})
+		b.uses[i] = []litUse{{v: int32(i), bit: 1}}
+	}
+	st := newState(m).(*state)
+	return func(text string) []int32 {
+		ev := &event.Event{Fields: []event.Field{{Name: "f", Value: text}}}
+		st.begin(ev)
+		st.b = b
+		st.litGen = make([]uint32, n)
+		ls.scanField(st, 0)
 		out := slices.Clone(st.cand)
 		slices.Sort(out)
 		return out
@@ -60,7 +84,7 @@ func TestLitSetFindsEveryLiteral(t *testing.T) {
 	var texts []string
 	for _, ev := range regressionEvents(t) {
 		for _, f := range ev.Fields {
-			texts = append(texts, fold(f.Value))
+			texts = append(texts, f.Value)
 		}
 	}
 	cases := []struct {
@@ -75,6 +99,10 @@ func TestLitSetFindsEveryLiteral(t *testing.T) {
 			[]string{"1234abcd5678", "xxabcdx", "abcd", "zz1234abcdxx", "abc", "bcd5678"}},
 		{"repeated and non-ASCII", []string{"–enc", "\x00a\x00b", "ab", "\\\\"},
 			[]string{"–enc –enc", "\x00a\x00b\x00c", "c:\\\\x", "ababab"}},
+		// Folding changes lengths: Ⱥ (2 bytes) folds to ⱥ (3), the Kelvin sign (3) to k (1),
+		// so positions after them differ between the value and its folded form.
+		{"case and folding that moves positions", []string{"powershell", "-enc", "kelvin", "ⱥbcd", "cmd.exe", "x", "é"},
+			[]string{"POWERSHELL -ENC", "ȺBCD PowerShell", "\u212aelvin", "ȺȺȺȺ CMD.EXE", "É", "ÉX", "Ⱥ-Enc", "\u212a\u212aX", "\xffPOWERSHELL\xff"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,12 +110,16 @@ func TestLitSetFindsEveryLiteral(t *testing.T) {
 			for i := range ids {
 				ids[i] = int32(i)
 			}
-			scan := litSetScanner(newLitSet(c.pats, ids, windowFreq(m.litKeys)), len(c.pats))
+			ls := newLitSet(c.pats, ids, windowFreq(m.litKeys))
+			scan, scanField := litSetScanner(ls, len(c.pats)), litSetFieldScanner(ls, len(c.pats))
 			found := 0
 			for _, text := range c.texts {
-				got, want := scan(text), naiveHits(c.pats, text)
-				if !slices.Equal(got, want) {
-					t.Errorf("%q: found %v, want %v", text, got, want)
+				want := naiveHits(c.pats, fold(text))
+				if got := scan(fold(text)); !slices.Equal(got, want) {
+					t.Errorf("scan %q: found %v, want %v", fold(text), got, want)
+				}
+				if got := scanField(text); !slices.Equal(got, want) {
+					t.Errorf("scanField %q: found %v, want %v", text, got, want)
 				}
 				found += len(want)
 			}

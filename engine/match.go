@@ -2,7 +2,6 @@ package engine
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/rule"
@@ -128,16 +127,13 @@ func (st *state) lowAt(i int) string {
 	}
 	v := st.ev.Fields[i].Value
 	s := v
-	// Most values are folded already from some byte on (paths start "C:\\Windows"):
-	// copy the prefix as is, fold from the first byte that needs it.
-	for j := 0; j < len(v); j++ {
-		if c := v[j]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
-			start := len(st.buf)
-			st.buf = append(st.buf, v[:j]...)
-			st.buf = foldAppend(st.buf, v[j:])
-			s = bstr(st.buf[start:])
-			break
-		}
+	// Many values need no folding (numbers, GUIDs, lower-case names): keep them as they
+	// are; else copy the prefix that needs none and fold from the first byte that does.
+	if j := firstToFold(v); j < len(v) {
+		start := len(st.buf)
+		st.buf = append(st.buf, v[:j]...)
+		st.buf = foldAppend(st.buf, v[j:])
+		s = bstr(st.buf[start:])
 	}
 	st.low[i] = s
 	st.lowGen[i] = st.gen
@@ -225,15 +221,14 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	if len(st.litGen) < len(b.uses) {
 		st.litGen = make([]uint32, len(b.uses))
 	}
-	// Prefilter: scan the fields that have required literals in this bucket.
+	// Prefilter: scan each field once, with its slot's literals and the keywords'.
 	for i := range ev.Fields {
+		ls := b.allLits
 		if s := st.fslot[i]; s >= 0 && int(s) < len(b.slotLits) && b.slotLits[s] != nil {
-			b.slotLits[s].scan(st.lowAt(i), st)
+			ls = b.slotLits[s]
 		}
-	}
-	if b.allLits != nil {
-		for i := range ev.Fields {
-			b.allLits.scan(st.lowAt(i), st)
+		if ls != nil {
+			ls.scanField(st, i)
 		}
 	}
 	for _, vi := range b.always {
