@@ -353,27 +353,27 @@ func requiredSets(n *cnode) [][]litKey {
 		}
 		return out
 	case rule.OpOr:
-		union := []litKey{}
+		// When an OR holds, some kid holds, and then every set of that kid has a hit: the
+		// union of one set per kid is necessary, for every choice. The choices are
+		// combined kid by kid, keeping the best few, so that `(Image: A and CommandLine: B)
+		// or CommandLine: C` waits for {A, C} and {B, C}, not for the likelier of them only.
+		out := [][]litKey{{}}
 		for _, k := range n.kids {
-			best := bestSet(requiredSets(k))
-			if best == nil {
+			sets := pickSets(requiredSets(k))
+			if len(sets) == 0 {
 				return nil
 			}
-			union = append(union, best...)
+			next := make([][]litKey, 0, len(out)*len(sets))
+			for _, u := range out {
+				for _, s := range sets {
+					next = append(next, append(u[:len(u):len(u)], s...))
+				}
+			}
+			out = pickSets(next)
 		}
-		return [][]litKey{union}
+		return out
 	}
 	return nil
-}
-
-func bestSet(sets [][]litKey) []litKey {
-	var best []litKey
-	for _, s := range sets {
-		if better(s, best) {
-			best = s
-		}
-	}
-	return best
 }
 
 // maxSets bounds the sets a variant waits for (one bit each in the per-event mask).

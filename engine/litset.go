@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"encoding/binary"
 	"math/bits"
-	"sort"
+	"slices"
 	"strings"
+	"unsafe"
 )
 
 // litSet reports which of a set of folded literals occur in a folded text: the
@@ -127,7 +129,7 @@ func newWinTable(byWin map[uint32][]winEnt) winTable {
 	for w := range byWin {
 		wins = append(wins, w)
 	}
-	sort.Slice(wins, func(a, b int) bool { return wins[a] < wins[b] }) // deterministic layout
+	slices.Sort(wins) // deterministic layout
 	// The literals' bytes go into one string in entry order: a verification then touches
 	// the slot, the entries and the bytes right after them, not strings all over the heap.
 	var arena strings.Builder
@@ -174,70 +176,115 @@ func (ls *litSet) scan(text string, st *state) {
 
 // scanField reports every literal occurring in the folded value of event field i.
 // Most values hold no literal, and folding them would cost as much as scanning: an ASCII
-// value is folded byte by byte through lowerASCII as it is scanned, and folded whole
-// (lowAt) only when a window may be a literal, for the verification. A folded text
-// equal to a literal at some position holds that literal wherever the position came
-// from, so verification never reports a literal the value lacks; a value with a
-// non-ASCII byte, whose folded form may have other lengths and positions, is scanned
-// again folded (reporting a literal twice is harmless: hitLiteral keeps the first).
+// value is folded eight bytes at a time as it is scanned, and folded whole (lowAt) only
+// when a window may be a literal, for the verification. A folded text equal to a
+// literal at some position holds that literal wherever the position came from, so
+// verification never reports a literal the value lacks; a value with a non-ASCII byte,
+// whose folded form may have other lengths and positions, is scanned again folded
+// (reporting a literal twice is harmless: hitLiteral keeps the first).
 func (ls *litSet) scanField(st *state, i int) {
 	text := st.ev.Fields[i].Value
-	if st.lowGen[i] == st.gen || len(text) < winLen {
+	n := len(text)
+	if st.lowGen[i] == st.gen || n < winLen {
 		ls.scan(st.lowAt(i), st)
 		return
 	}
-	var acc byte
-	low := ""
-	if ls.one != nil || ls.shortBit != nil {
-		var prev uint32
-		for j := 0; j < len(text); j++ {
-			c := lowerASCII[text[j]]
-			acc |= c
-			if ls.one != nil && len(ls.one[c]) > 0 {
-				if low == "" {
-					low = st.lowAt(i)
-				}
-				if j < len(low) && low[j] == c {
-					for _, id := range ls.one[c] {
-						st.hitLiteral(id)
+	fs := fieldScan{ls: ls, st: st, i: i}
+	var acc uint64
+	p := 0
+	if n >= 12 {
+		b := unsafe.Slice(unsafe.StringData(text), n)
+		bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
+		short := ls.shortBit != nil || ls.one != nil
+		for ; p+12 <= n; p += 8 {
+			// x holds the folded bytes p..p+7 and y p+8..p+11: the windows of p..p+7.
+			x := binary.LittleEndian.Uint64(b[p:])
+			y := uint64(binary.LittleEndian.Uint32(b[p+8:]))
+			acc |= x
+			x |= swarUpper(x) >> 2
+			y |= swarUpper(y) >> 2
+			for k := p; k < p+8; k++ {
+				w := uint32(x)
+				if bm != nil {
+					if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
+						ls.long.verify(fs.folded(), k, w, st)
 					}
 				}
-			}
-			k := prev | uint32(c)<<8
-			prev = uint32(c)
-			if j > 0 && ls.shortBit != nil && ls.shortBit[k>>6]&(1<<(k&63)) != 0 {
-				if low == "" {
-					low = st.lowAt(i)
+				if short {
+					fs.short(k, w, winLen)
 				}
-				ls.short.verify(low, j-1, k, st)
+				x = x>>8 | y<<56
+				y >>= 8
 			}
 		}
 	}
-	if ls.longBits != nil {
-		bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
-		lw := &lowerASCII
-		w := uint32(lw[text[0]])<<8 | uint32(lw[text[1]])<<16 | uint32(lw[text[2]])<<24
-		acc |= text[0] | text[1] | text[2]
-		for j := winLen - 1; j < len(text); j++ {
-			c := text[j]
-			acc |= c
-			w = w>>8 | uint32(lw[c])<<24
-			b := (w * winMul) >> sh
-			if bm[(b>>6)&mask]&(1<<(b&63)) != 0 {
-				if low == "" {
-					low = st.lowAt(i)
-				}
-				ls.long.verify(low, j-(winLen-1), w, st)
-			}
+	for ; p < n; p++ {
+		var w uint32
+		for k := min(n, p+winLen) - 1; k >= p; k-- {
+			w = w<<8 | uint32(lowerASCII[text[k]])
 		}
-	} else {
-		for j := 0; j < len(text); j++ {
-			acc |= text[j]
-		}
+		acc |= uint64(text[p])
+		fs.tail(p, w, n-p)
 	}
-	if acc >= 0x80 {
+	if acc&swarHigh != 0 {
 		ls.scan(st.lowAt(i), st)
 	}
+}
+
+// fieldScan is the state of one scanField.
+type fieldScan struct {
+	ls  *litSet
+	st  *state
+	i   int
+	low string // the folded value, once a window needed it
+}
+
+// at tests the window w (the folded bytes pos..pos+3, first lowest) of a value with at
+// least four bytes from pos on.
+func (fs *fieldScan) at(pos int, w uint32) {
+	ls := fs.ls
+	if ls.longBits != nil {
+		b := (w * winMul) >> ls.longSh
+		if ls.longBits[(b>>6)&ls.longMask]&(1<<(b&63)) != 0 {
+			ls.long.verify(fs.folded(), pos, w, fs.st)
+		}
+	}
+	if ls.shortBit != nil || ls.one != nil {
+		fs.short(pos, w, winLen)
+	}
+}
+
+// tail tests position pos when only rest bytes are left (w holds them).
+func (fs *fieldScan) tail(pos int, w uint32, rest int) {
+	if rest >= winLen {
+		fs.at(pos, w)
+		return
+	}
+	fs.short(pos, w, rest)
+}
+
+// short tests the literals of one to three bytes at pos.
+func (fs *fieldScan) short(pos int, w uint32, rest int) {
+	ls := fs.ls
+	if k := w & 0xffff; rest >= 2 && ls.shortBit != nil && ls.shortBit[k>>6]&(1<<(k&63)) != 0 {
+		ls.short.verify(fs.folded(), pos, k, fs.st)
+	}
+	if ls.one != nil {
+		if ids := ls.one[byte(w)]; len(ids) > 0 {
+			if low := fs.folded(); pos < len(low) && low[pos] == byte(w) {
+				for _, id := range ids {
+					fs.st.hitLiteral(id)
+				}
+			}
+		}
+	}
+}
+
+func (fs *fieldScan) folded() string {
+	if fs.low == "" {
+		fs.low = fs.st.lowAt(fs.i)
+	}
+	return fs.low
 }
 
 // scanShort finds the literals of one to three bytes.
