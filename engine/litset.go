@@ -30,7 +30,17 @@ type litSet struct {
 	short    winTable // literals of 2 or 3 bytes, by their first two bytes
 	shortBit *[1 << 10]uint64
 	one      *[256][]int32 // one-byte literals
+	// stride > 1: every literal has at least stride+3 bytes, so each occurrence covers
+	// stride consecutive window positions, one of them a multiple of stride. Each literal
+	// is then anchored at stride consecutive windows, and scanField tests only every
+	// stride-th position. Keyword literals ("sekurlsa::", "\\mimilib.dll"), searched in
+	// every field of every event, make such sets.
+	stride int
+	minLen int // bytes of the shortest literal
 }
+
+// maxStride bounds the anchors per literal (and so the bitmap's load).
+const maxStride = 8
 
 // winTable finds the literals anchored at a window (open addressing on w*winMul).
 type winTable struct {
@@ -72,7 +82,13 @@ func (f winFreq) of(w uint32) uint16 { return f[(w*winMul)>>(32-winFreqBits)] }
 
 // newLitSet builds the set; literal i is reported as ids[i].
 func newLitSet(pats []string, ids []int32, freq winFreq) *litSet {
-	ls := &litSet{}
+	ls := &litSet{stride: 1, minLen: 1 << 30}
+	for _, p := range pats {
+		ls.minLen = min(ls.minLen, len(p))
+	}
+	if len(pats) > 0 && ls.minLen >= winLen+1 {
+		ls.stride = min(ls.minLen-(winLen-1), maxStride)
+	}
 	long := map[uint32][]winEnt{}
 	short := map[uint32][]winEnt{}
 	for i, p := range pats {
@@ -87,15 +103,23 @@ func newLitSet(pats []string, ids []int32, freq winFreq) *litSet {
 			k := uint32(p[0]) | uint32(p[1])<<8
 			short[k] = append(short[k], winEnt{lit: p, id: ids[i]})
 		default:
-			best, bestF := 0, uint16(1<<16-1)
-			for j := 0; j+winLen <= len(p); j++ {
+			// The stride consecutive windows from best, chosen the rarest in sum.
+			sd := ls.stride
+			best, bestF := 0, 1<<30
+			for j := 0; j+winLen-1+sd <= len(p); j++ {
+				f := 0
+				for k := j; k < j+sd; k++ {
+					f += int(freq.of(win4(p, k)))
+				}
 				// Later windows win ties: prefixes such as "c:\" and "\win" are shared more.
-				if f := freq.of(win4(p, j)); f <= bestF {
+				if f <= bestF {
 					best, bestF = j, f
 				}
 			}
-			w := win4(p, best)
-			long[w] = append(long[w], winEnt{lit: p, off: int32(best), id: ids[i]})
+			for k := best; k < best+sd; k++ {
+				w := win4(p, k)
+				long[w] = append(long[w], winEnt{lit: p, off: int32(k), id: ids[i]})
+			}
 		}
 	}
 	if len(long) > 0 {
@@ -176,115 +200,110 @@ func (ls *litSet) scan(text string, st *state) {
 
 // scanField reports every literal occurring in the folded value of event field i.
 // Most values hold no literal, and folding them would cost as much as scanning: an ASCII
-// value is folded eight bytes at a time as it is scanned, and folded whole (lowAt) only
-// when a window may be a literal, for the verification. A folded text equal to a
-// literal at some position holds that literal wherever the position came from, so
-// verification never reports a literal the value lacks; a value with a non-ASCII byte,
-// whose folded form may have other lengths and positions, is scanned again folded
-// (reporting a literal twice is harmless: hitLiteral keeps the first).
+// value is folded byte by byte through lowerASCII as it is scanned, and folded whole
+// (lowAt) only when a window may be a literal, for the verification. A folded text
+// equal to a literal at some position holds that literal wherever the position came
+// from, so verification never reports a literal the value lacks; a value with a
+// non-ASCII byte, whose folded form may have other lengths and positions, is scanned
+// again folded (reporting a literal twice is harmless: hitLiteral keeps the first).
 func (ls *litSet) scanField(st *state, i int) {
 	text := st.ev.Fields[i].Value
-	n := len(text)
-	if st.lowGen[i] == st.gen || n < winLen {
+	if st.lowGen[i] == st.gen || len(text) < winLen {
 		ls.scan(st.lowAt(i), st)
 		return
 	}
-	fs := fieldScan{ls: ls, st: st, i: i}
-	var acc uint64
-	p := 0
-	if n >= 12 {
-		b := unsafe.Slice(unsafe.StringData(text), n)
-		bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
-		short := ls.shortBit != nil || ls.one != nil
-		for ; p+12 <= n; p += 8 {
-			// x holds the folded bytes p..p+7 and y p+8..p+11: the windows of p..p+7.
-			x := binary.LittleEndian.Uint64(b[p:])
-			y := uint64(binary.LittleEndian.Uint32(b[p+8:]))
-			acc |= x
-			x |= swarUpper(x) >> 2
-			y |= swarUpper(y) >> 2
-			for k := p; k < p+8; k++ {
-				w := uint32(x)
-				if bm != nil {
-					if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
-						ls.long.verify(fs.folded(), k, w, st)
+	if ls.stride > 1 {
+		ls.scanStrided(st, i, text)
+		return
+	}
+	var acc byte
+	low := ""
+	if ls.one != nil || ls.shortBit != nil {
+		var prev uint32
+		for j := 0; j < len(text); j++ {
+			c := lowerASCII[text[j]]
+			acc |= c
+			if ls.one != nil && len(ls.one[c]) > 0 {
+				if low == "" {
+					low = st.lowAt(i)
+				}
+				if j < len(low) && low[j] == c {
+					for _, id := range ls.one[c] {
+						st.hitLiteral(id)
 					}
 				}
-				if short {
-					fs.short(k, w, winLen)
+			}
+			k := prev | uint32(c)<<8
+			prev = uint32(c)
+			if j > 0 && ls.shortBit != nil && ls.shortBit[k>>6]&(1<<(k&63)) != 0 {
+				if low == "" {
+					low = st.lowAt(i)
 				}
-				x = x>>8 | y<<56
-				y >>= 8
+				ls.short.verify(low, j-1, k, st)
 			}
 		}
 	}
-	for ; p < n; p++ {
-		var w uint32
-		for k := min(n, p+winLen) - 1; k >= p; k-- {
-			w = w<<8 | uint32(lowerASCII[text[k]])
+	if ls.longBits != nil {
+		bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
+		lw := &lowerASCII
+		w := uint32(lw[text[0]])<<8 | uint32(lw[text[1]])<<16 | uint32(lw[text[2]])<<24
+		acc |= text[0] | text[1] | text[2]
+		for j := winLen - 1; j < len(text); j++ {
+			c := text[j]
+			acc |= c
+			w = w>>8 | uint32(lw[c])<<24
+			b := (w * winMul) >> sh
+			if bm[(b>>6)&mask]&(1<<(b&63)) != 0 {
+				if low == "" {
+					low = st.lowAt(i)
+				}
+				ls.long.verify(low, j-(winLen-1), w, st)
+			}
 		}
-		acc |= uint64(text[p])
-		fs.tail(p, w, n-p)
+	} else {
+		for j := 0; j < len(text); j++ {
+			acc |= text[j]
+		}
 	}
-	if acc&swarHigh != 0 {
+	if acc >= 0x80 {
 		ls.scan(st.lowAt(i), st)
 	}
 }
 
-// fieldScan is the state of one scanField.
-type fieldScan struct {
-	ls  *litSet
-	st  *state
-	i   int
-	low string // the folded value, once a window needed it
-}
-
-// at tests the window w (the folded bytes pos..pos+3, first lowest) of a value with at
-// least four bytes from pos on.
-func (fs *fieldScan) at(pos int, w uint32) {
-	ls := fs.ls
-	if ls.longBits != nil {
-		b := (w * winMul) >> ls.longSh
-		if ls.longBits[(b>>6)&ls.longMask]&(1<<(b&63)) != 0 {
-			ls.long.verify(fs.folded(), pos, w, fs.st)
-		}
+// scanStrided is scanField for a set with a stride (only literals of stride+3 bytes or
+// more): an ASCII value is tested at every stride-th position, a window of four bytes
+// read and folded at once.
+func (ls *litSet) scanStrided(st *state, i int, text string) {
+	n := len(text)
+	b := unsafe.Slice(unsafe.StringData(text), n)
+	var acc uint64
+	j := 0
+	for ; j+8 <= n; j += 8 {
+		acc |= binary.LittleEndian.Uint64(b[j:])
 	}
-	if ls.shortBit != nil || ls.one != nil {
-		fs.short(pos, w, winLen)
+	for ; j < n; j++ {
+		acc |= uint64(text[j])
 	}
-}
-
-// tail tests position pos when only rest bytes are left (w holds them).
-func (fs *fieldScan) tail(pos int, w uint32, rest int) {
-	if rest >= winLen {
-		fs.at(pos, w)
+	if acc&swarHigh != 0 {
+		// Folding may change lengths and positions: scan the folded value.
+		ls.scan(st.lowAt(i), st)
 		return
 	}
-	fs.short(pos, w, rest)
-}
-
-// short tests the literals of one to three bytes at pos.
-func (fs *fieldScan) short(pos int, w uint32, rest int) {
-	ls := fs.ls
-	if k := w & 0xffff; rest >= 2 && ls.shortBit != nil && ls.shortBit[k>>6]&(1<<(k&63)) != 0 {
-		ls.short.verify(fs.folded(), pos, k, fs.st)
+	if n < ls.minLen {
+		return // ASCII folds to as many bytes: too short for any literal
 	}
-	if ls.one != nil {
-		if ids := ls.one[byte(w)]; len(ids) > 0 {
-			if low := fs.folded(); pos < len(low) && low[pos] == byte(w) {
-				for _, id := range ids {
-					fs.st.hitLiteral(id)
-				}
+	bm, sh, mask, sd := ls.longBits, ls.longSh, ls.longMask, ls.stride
+	low := ""
+	for p := 0; p+winLen <= n; p += sd {
+		x := uint64(binary.LittleEndian.Uint32(b[p:]))
+		w := uint32(x | swarUpper(x)>>2)
+		if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
+			if low == "" {
+				low = st.lowAt(i)
 			}
+			ls.long.verify(low, p, w, st)
 		}
 	}
-}
-
-func (fs *fieldScan) folded() string {
-	if fs.low == "" {
-		fs.low = fs.st.lowAt(fs.i)
-	}
-	return fs.low
 }
 
 // scanShort finds the literals of one to three bytes.

@@ -87,22 +87,44 @@ func TestLitSetFindsEveryLiteral(t *testing.T) {
 			texts = append(texts, f.Value)
 		}
 	}
+	var kw []string
+	for _, k := range m.litKeys {
+		if k.slot == slotAll && !seen["\x00"+k.s] {
+			seen["\x00"+k.s] = true
+			kw = append(kw, k.s)
+		}
+	}
+	// Literals of nine bytes or more (stride 6) at every offset of texts of every length,
+	// in both cases and after a character whose folded form is longer.
+	long9 := []string{"sekurlsa::", "lsadump::", "\\mimilib.dll", "aaaaaaaaaaaaa"}
+	var placed []string
+	for off := 0; off < 14; off++ {
+		for _, l := range long9 {
+			for _, tail := range []string{"", "x", "xyz", "xyzxyzxy"} {
+				pre := strings.Repeat("-", off)
+				placed = append(placed, pre+l+tail, pre+strings.ToUpper(l)+tail, "Ⱥ"+pre+l+tail, pre+l[:len(l)-1]+tail)
+			}
+		}
+	}
 	cases := []struct {
-		name  string
-		pats  []string
-		texts []string
+		name   string
+		pats   []string
+		texts  []string
+		stride int // the stride newLitSet must choose (0: any)
 	}{
-		{"sigmahq CommandLine literals on regression events", real, texts},
+		{"sigmahq CommandLine literals on regression events", real, texts, 0},
+		{"sigmahq keyword literals on regression events", kw, append(texts, placed...), 0},
+		{"long literals at every offset (stride)", long9, placed, 6},
 		{"edges and overlaps", []string{"abcd", "bcde", "cdefg", "xyz", "ab", "a", "defgh"},
-			[]string{"", "a", "abc", "abcd", "abcdefgh", "zabcdez", "xyzxyz", "cdef", "bcd"}},
+			[]string{"", "a", "abc", "abcd", "abcdefgh", "zabcdez", "xyzxyz", "cdef", "bcd"}, 1},
 		{"shared windows at different offsets", []string{"1234abcd", "abcd5678", "xxabcdxx", "abcd"},
-			[]string{"1234abcd5678", "xxabcdx", "abcd", "zz1234abcdxx", "abc", "bcd5678"}},
+			[]string{"1234abcd5678", "xxabcdx", "abcd", "zz1234abcdxx", "abc", "bcd5678"}, 1},
 		{"repeated and non-ASCII", []string{"–enc", "\x00a\x00b", "ab", "\\\\"},
-			[]string{"–enc –enc", "\x00a\x00b\x00c", "c:\\\\x", "ababab"}},
+			[]string{"–enc –enc", "\x00a\x00b\x00c", "c:\\\\x", "ababab"}, 1},
 		// Folding changes lengths: Ⱥ (2 bytes) folds to ⱥ (3), the Kelvin sign (3) to k (1),
 		// so positions after them differ between the value and its folded form.
 		{"case and folding that moves positions", []string{"powershell", "-enc", "kelvin", "ⱥbcd", "cmd.exe", "x", "é"},
-			[]string{"POWERSHELL -ENC", "ȺBCD PowerShell", "\u212aelvin", "ȺȺȺȺ CMD.EXE", "É", "ÉX", "Ⱥ-Enc", "\u212a\u212aX", "\xffPOWERSHELL\xff"}},
+			[]string{"POWERSHELL -ENC", "ȺBCD PowerShell", "\u212aelvin", "ȺȺȺȺ CMD.EXE", "É", "ÉX", "Ⱥ-Enc", "\u212a\u212aX", "\xffPOWERSHELL\xff"}, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -111,6 +133,9 @@ func TestLitSetFindsEveryLiteral(t *testing.T) {
 				ids[i] = int32(i)
 			}
 			ls := newLitSet(c.pats, ids, windowFreq(m.litKeys))
+			if c.stride != 0 && ls.stride != c.stride {
+				t.Fatalf("stride %d, want %d", ls.stride, c.stride)
+			}
 			scan, scanField := litSetScanner(ls, len(c.pats)), litSetFieldScanner(ls, len(c.pats))
 			found := 0
 			for _, text := range c.texts {
@@ -126,7 +151,7 @@ func TestLitSetFindsEveryLiteral(t *testing.T) {
 			if found == 0 {
 				t.Error("no literal occurs in any text: the case tests nothing")
 			}
-			t.Logf("%d literals, %d texts, %d occurrences", len(c.pats), len(c.texts), found)
+			t.Logf("%d literals (stride %d), %d texts, %d occurrences", len(c.pats), ls.stride, len(c.texts), found)
 		})
 	}
 }
