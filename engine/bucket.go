@@ -110,7 +110,7 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 				slot := m.litKeys[vl.lit].slot
 				bySlot[slot] = append(bySlot[slot], vl.lit)
 			}
-			b.uses[id] = append(b.uses[id], litUse{v: vi, bit: vl.bit})
+			b.uses[id] = append(b.uses[id], litUse{v: vi, bit: vl.bit, full: m.variants[vi].full})
 		}
 	}
 	b.slotLits = make([]*litSet, m.nslots)

@@ -25,6 +25,9 @@ type compiler struct {
 type litUse struct {
 	v   int32
 	bit uint8
+	// full is the variant's full mask, copied here: hitLiteral reads it for every use,
+	// and the variant itself is elsewhere in memory.
+	full uint8
 }
 
 // varLit is one literal of one of a variant's required sets.

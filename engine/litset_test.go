@@ -15,7 +15,7 @@ func litSetScanner(ls *litSet, n int) func(string) []int32 {
 	b := &bucket{uses: make([][]litUse, n)}
 	for i := range n {
 		m.variants = append(m.variants, &variant{full: 1})
-		b.uses[i] = []litUse{{v: int32(i), bit: 1}}
+		b.uses[i] = []litUse{{v: int32(i), bit: 1, full: 1}}
 	}
 	st := newState(m).(*state)
 	st.b = b
@@ -37,7 +37,7 @@ func litSetFieldScanner(ls *litSet, n int) func(string) []int32 {
 	b := &bucket{uses: make([][]litUse, n)}
 	for i := range n {
 		m.variants = append(m.variants, &variant{full: 1})
-		b.uses[i] = []litUse{{v: int32(i), bit: 1}}
+		b.uses[i] = []litUse{{v: int32(i), bit: 1, full: 1}}
 	}
 	st := newState(m).(*state)
 	return func(text string) []int32 {

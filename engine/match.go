@@ -155,7 +155,7 @@ func (st *state) hitLiteral(id int32) {
 		if msk := st.candMsk[u.v]; msk&u.bit == 0 {
 			msk |= u.bit
 			st.candMsk[u.v] = msk
-			if msk == st.m.variants[u.v].full {
+			if msk == u.full {
 				st.cand = append(st.cand, u.v)
 			}
 		}
