@@ -229,9 +229,14 @@ func (m *Matcher) Correlations() []*rule.Rule { return m.correlations }
 // Compile builds a Matcher. Rules that cannot run are returned in Skipped with the
 // reason; correlation rules are kept for the Correlator.
 func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
+	return compile(rules, opts, precompileTests(rules, opts.Placeholders))
+}
+
+func compile(rules []*rule.Rule, opts Options, tests map[*rule.Pred][]valueTests) (*Matcher, []Skipped) {
 	m := &Matcher{slots: map[string]int32{}, bySignature: map[string]*bucket{},
 		bruteForce: opts.bruteForce}
-	c := &compiler{m: m, lits: map[litKey]int32{}, placeholders: opts.Placeholders}
+	c := &compiler{m: m, lits: map[litKey]int32{}, placeholders: opts.Placeholders,
+		tests: tests}
 	m.chanSlot = c.slot("Channel")
 	m.eidSlot = c.slot("EventID")
 	m.sysChanSlot = c.slot("System_Channel")
