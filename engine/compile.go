@@ -270,7 +270,8 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 
 // pred compiles one predicate.
 func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
-	cp := &cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1, alt: -1}
+	cp := &cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1, alt: -1, id: int32(c.m.npreds)}
+	c.m.npreds++
 	where := p.Native
 	if where == "" {
 		where = p.Field

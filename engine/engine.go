@@ -174,6 +174,7 @@ type Matcher struct {
 	slots    map[string]int32 // field name as written and folded -> slot
 	names    *nameTab         // slots, for the per-event lookups
 	nslots   int
+	npreds   int // compiled predicates (cpred.id)
 	chanSlot int32
 	eidSlot  int32
 	// sysChanSlot and sysEidSlot are the header's Channel and EventID when a data field

@@ -37,6 +37,10 @@ type state struct {
 	cand     []int32
 	fieldIdx []int32  // scratch for matchedFields
 	ruleGen  []uint32 // rule already reported when == gen
+	// predGen and predRes keep what eval found for each predicate (by cpred.id), for
+	// matchedFields, which reports the positive predicates that hold.
+	predGen []uint32
+	predRes []bool
 }
 
 func newState(m *Matcher) any {
@@ -48,6 +52,8 @@ func newState(m *Matcher) any {
 		candGen: make([]uint32, len(m.variants)),
 		candMsk: make([]uint8, len(m.variants)),
 		ruleGen: make([]uint32, len(m.rules)),
+		predGen: make([]uint32, m.npreds),
+		predRes: make([]bool, m.npreds),
 	}
 }
 
@@ -60,6 +66,7 @@ func (st *state) begin(ev *event.Event) {
 		clear(st.ruleGen)
 		clear(st.lowGen)
 		clear(st.litGen)
+		clear(st.predGen)
 		st.gen = 1
 	}
 	st.ev = ev
@@ -278,7 +285,15 @@ func (st *state) matchedFields(v *variant) []event.Field {
 			continue
 		}
 		i := st.slotIdx[slot]
-		if !has(i) && st.evalPred(p) {
+		if has(i) {
+			continue
+		}
+		holds := st.predRes[p.id]
+		if st.predGen[p.id] != st.gen {
+			// eval stopped before this predicate (an OR that held earlier).
+			holds = st.evalPred(p)
+		}
+		if holds {
 			idx = append(idx, i)
 		}
 	}
@@ -347,7 +362,9 @@ func atoi(s string) (int, bool) {
 func (st *state) eval(n *cnode) bool {
 	switch n.op {
 	case rule.OpPred:
-		return st.evalPred(n.p)
+		r := st.evalPred(n.p)
+		st.predGen[n.p.id], st.predRes[n.p.id] = st.gen, r
+		return r
 	case rule.OpAnd:
 		for _, k := range n.kids {
 			if !st.eval(k) {
