@@ -55,9 +55,29 @@ func checkFold(t *testing.T, s string) {
 	if j < len(s) && s[j] < utf8.RuneSelf && lowerASCII[s[j]] == s[j] {
 		t.Fatalf("firstToFold(%q) = %d, but byte %q needs no folding", s, j, s[j])
 	}
+	ascii := true
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < utf8.RuneSelf && lowerASCII[c] != byte(unicode.ToLower(rune(c))) {
 			t.Fatalf("lowerASCII[%q] = %q", c, lowerASCII[c])
+		}
+		ascii = ascii && s[i] < utf8.RuneSelf
+	}
+	if isASCII(s) != ascii {
+		t.Fatalf("isASCII(%q) = %v", s, !ascii)
+	}
+	if !ascii {
+		return
+	}
+	if !eqFoldASCII(s, want) {
+		t.Fatalf("eqFoldASCII(%q, %q) = false", s, want)
+	}
+	for i := 0; i < len(want); i++ {
+		// Another byte at i (the other case of a letter, a neighbour, a non-ASCII byte) fails.
+		for _, c := range []byte{want[i] ^ 0x20, want[i] + 1, 0x80} {
+			other := want[:i] + string([]byte{c}) + want[i+1:]
+			if eqFoldASCII(s, other) {
+				t.Fatalf("eqFoldASCII(%q, %q) = true", s, other)
+			}
 		}
 	}
 }

@@ -199,109 +199,110 @@ func (ls *litSet) scan(text string, st *state) {
 }
 
 // scanField reports every literal occurring in the folded value of event field i.
-// Most values hold no literal, and folding them would cost as much as scanning: an ASCII
-// value is folded byte by byte through lowerASCII as it is scanned, and folded whole
-// (lowAt) only when a window may be a literal, for the verification. A folded text
-// equal to a literal at some position holds that literal wherever the position came
-// from, so verification never reports a literal the value lacks; a value with a
-// non-ASCII byte, whose folded form may have other lengths and positions, is scanned
-// again folded (reporting a literal twice is harmless: hitLiteral keeps the first).
+// Most values hold no literal, and folding them costs as much as scanning: an ASCII
+// value, whose folded form has its bytes at the same positions, is folded byte by byte
+// as it is scanned, and literals are compared with it case-insensitively (eqFoldASCII).
+// Other values are folded and scanned folded.
 func (ls *litSet) scanField(st *state, i int) {
 	text := st.ev.Fields[i].Value
-	if st.lowGen[i] == st.gen || len(text) < winLen {
+	n := len(text)
+	if st.lowGen[i] == st.gen || n < winLen || !isASCII(text) {
 		ls.scan(st.lowAt(i), st)
 		return
 	}
 	if ls.stride > 1 {
-		ls.scanStrided(st, i, text)
+		ls.scanStrided(st, text)
 		return
 	}
-	var acc byte
-	low := ""
-	if ls.one != nil || ls.shortBit != nil {
-		var prev uint32
-		for j := 0; j < len(text); j++ {
-			c := lowerASCII[text[j]]
-			acc |= c
-			if ls.one != nil && len(ls.one[c]) > 0 {
-				if low == "" {
-					low = st.lowAt(i)
-				}
-				if j < len(low) && low[j] == c {
-					for _, id := range ls.one[c] {
-						st.hitLiteral(id)
-					}
-				}
-			}
-			k := prev | uint32(c)<<8
-			prev = uint32(c)
-			if j > 0 && ls.shortBit != nil && ls.shortBit[k>>6]&(1<<(k&63)) != 0 {
-				if low == "" {
-					low = st.lowAt(i)
-				}
-				ls.short.verify(low, j-1, k, st)
-			}
+	short := ls.one != nil || ls.shortBit != nil
+	var w uint32 // the last four folded bytes, the latest highest
+	for j := 0; j < winLen-1; j++ {
+		c := lowerASCII[text[j]]
+		w = w>>8 | uint32(c)<<24
+		if short {
+			ls.shortAt(text, j, w, st)
 		}
 	}
-	if ls.longBits != nil {
-		bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
-		lw := &lowerASCII
-		w := uint32(lw[text[0]])<<8 | uint32(lw[text[1]])<<16 | uint32(lw[text[2]])<<24
-		acc |= text[0] | text[1] | text[2]
-		for j := winLen - 1; j < len(text); j++ {
-			c := text[j]
-			acc |= c
-			w = w>>8 | uint32(lw[c])<<24
-			b := (w * winMul) >> sh
-			if bm[(b>>6)&mask]&(1<<(b&63)) != 0 {
-				if low == "" {
-					low = st.lowAt(i)
-				}
-				ls.long.verify(low, j-(winLen-1), w, st)
+	bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
+	for j := winLen - 1; j < n; j++ {
+		c := lowerASCII[text[j]]
+		w = w>>8 | uint32(c)<<24
+		if short {
+			ls.shortAt(text, j, w, st)
+		}
+		if bm != nil {
+			if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
+				ls.long.verifyFold(text, j-(winLen-1), w, st)
 			}
 		}
-	} else {
-		for j := 0; j < len(text); j++ {
-			acc |= text[j]
-		}
-	}
-	if acc >= 0x80 {
-		ls.scan(st.lowAt(i), st)
 	}
 }
 
-// scanStrided is scanField for a set with a stride (only literals of stride+3 bytes or
-// more): an ASCII value is tested at every stride-th position, a window of four bytes
-// read and folded at once.
-func (ls *litSet) scanStrided(st *state, i int, text string) {
-	n := len(text)
-	b := unsafe.Slice(unsafe.StringData(text), n)
+// shortAt tests the literals of one and two or three bytes that end and start at j of
+// an ASCII text; w holds its folded bytes up to j, the latest highest.
+func (ls *litSet) shortAt(text string, j int, w uint32, st *state) {
+	if ls.one != nil {
+		for _, id := range ls.one[byte(w>>24)] {
+			st.hitLiteral(id)
+		}
+	}
+	if k := w >> 16; j > 0 && ls.shortBit != nil && ls.shortBit[k>>6]&(1<<(k&63)) != 0 {
+		ls.short.verifyFold(text, j-1, k, st)
+	}
+}
+
+// isASCII reports whether s has no byte of 0x80 or more.
+func isASCII(s string) bool {
 	var acc uint64
-	j := 0
-	for ; j+8 <= n; j += 8 {
-		acc |= binary.LittleEndian.Uint64(b[j:])
+	i := 0
+	if len(s) >= 8 {
+		b := unsafe.Slice(unsafe.StringData(s), len(s))
+		for ; i+8 <= len(s); i += 8 {
+			acc |= binary.LittleEndian.Uint64(b[i:])
+		}
 	}
-	for ; j < n; j++ {
-		acc |= uint64(text[j])
+	for ; i < len(s); i++ {
+		acc |= uint64(s[i])
 	}
-	if acc&swarHigh != 0 {
-		// Folding may change lengths and positions: scan the folded value.
-		ls.scan(st.lowAt(i), st)
+	return acc&swarHigh == 0
+}
+
+// eqFoldASCII reports whether the ASCII text s folds to lit (len(s) == len(lit)).
+func eqFoldASCII(s, lit string) bool {
+	i := 0
+	if len(s) >= 8 {
+		a := unsafe.Slice(unsafe.StringData(s), len(s))
+		b := unsafe.Slice(unsafe.StringData(lit), len(lit))
+		for ; i+8 <= len(s); i += 8 {
+			x := binary.LittleEndian.Uint64(a[i:])
+			if x|swarUpper(x)>>2 != binary.LittleEndian.Uint64(b[i:]) {
+				return false
+			}
+		}
+	}
+	for ; i < len(s); i++ {
+		if lowerASCII[s[i]] != lit[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// scanStrided is scanField for a set with a stride (only literals of stride+3 bytes or
+// more) on an ASCII value: every stride-th position is tested, a window of four bytes
+// read and folded at once.
+func (ls *litSet) scanStrided(st *state, text string) {
+	n := len(text)
+	if n < ls.minLen {
 		return
 	}
-	if n < ls.minLen {
-		return // ASCII folds to as many bytes: too short for any literal
-	}
+	b := unsafe.Slice(unsafe.StringData(text), n)
 	bm, sh, mask, sd := ls.longBits, ls.longSh, ls.longMask, ls.stride
-	low := ""
 	for p := 0; p+winLen <= n; p += sd {
 		x := uint64(binary.LittleEndian.Uint32(b[p:]))
 		w := uint32(x | swarUpper(x)>>2)
 		if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
-			if low == "" {
-				low = st.lowAt(i)
-			}
-			ls.long.verify(low, p, w, st)
+			ls.long.verifyFold(text, p, w, st)
 		}
 	}
 }
@@ -336,6 +337,27 @@ func (t *winTable) verify(text string, pos int, w uint32, st *state) {
 			for _, e := range t.ents[s.lo:s.hi] {
 				start := pos - int(e.off)
 				if start >= 0 && start+len(e.lit) <= len(text) && text[start:start+len(e.lit)] == e.lit {
+					st.hitLiteral(e.id)
+				}
+			}
+			return
+		}
+		i = (i + 1) & t.mask
+	}
+}
+
+// verifyFold is verify on an ASCII text not yet folded.
+func (t *winTable) verifyFold(text string, pos int, w uint32, st *state) {
+	i := (w * winMul) >> t.sh
+	for {
+		s := &t.slots[i]
+		if s.hi == 0 {
+			return
+		}
+		if s.w == w {
+			for _, e := range t.ents[s.lo:s.hi] {
+				start := pos - int(e.off)
+				if start >= 0 && start+len(e.lit) <= len(text) && eqFoldASCII(text[start:start+len(e.lit)], e.lit) {
 					st.hitLiteral(e.id)
 				}
 			}
