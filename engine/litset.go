@@ -214,40 +214,29 @@ func (ls *litSet) scanField(st *state, i int) {
 		ls.scanStrided(st, text)
 		return
 	}
-	short := ls.one != nil || ls.shortBit != nil
+	// Windows that would start before the text (j < 3) hold zero bytes there; verifyFold
+	// rejects the literals they would place before position 0.
 	var w uint32 // the last four folded bytes, the latest highest
-	for j := 0; j < winLen-1; j++ {
-		c := lowerASCII[text[j]]
-		w = w>>8 | uint32(c)<<24
-		if short {
-			ls.shortAt(text, j, w, st)
-		}
-	}
 	bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
-	for j := winLen - 1; j < n; j++ {
+	one, sb := ls.one, ls.shortBit
+	for j := 0; j < n; j++ {
 		c := lowerASCII[text[j]]
 		w = w>>8 | uint32(c)<<24
-		if short {
-			ls.shortAt(text, j, w, st)
+		if one != nil {
+			for _, id := range one[c] {
+				st.hitLiteral(id)
+			}
+		}
+		if sb != nil {
+			if k := w >> 16; sb[k>>6]&(1<<(k&63)) != 0 {
+				ls.short.verifyFold(text, j-1, k, st)
+			}
 		}
 		if bm != nil {
 			if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
 				ls.long.verifyFold(text, j-(winLen-1), w, st)
 			}
 		}
-	}
-}
-
-// shortAt tests the literals of one and two or three bytes that end and start at j of
-// an ASCII text; w holds its folded bytes up to j, the latest highest.
-func (ls *litSet) shortAt(text string, j int, w uint32, st *state) {
-	if ls.one != nil {
-		for _, id := range ls.one[byte(w>>24)] {
-			st.hitLiteral(id)
-		}
-	}
-	if k := w >> 16; j > 0 && ls.shortBit != nil && ls.shortBit[k>>6]&(1<<(k&63)) != 0 {
-		ls.short.verifyFold(text, j-1, k, st)
 	}
 }
 

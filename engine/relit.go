@@ -43,6 +43,25 @@ func reqLits(re *syntax.Regexp, depth int) []string {
 				best = l
 			}
 		}
+		// Consecutive parts with few spellings (a literal, a small class) join: every
+		// match of `\.[ "']` holds one of ". ", ".\"", ".'", rarer than "." alone.
+		var run []string
+		for _, s := range re.Sub {
+			alts := spellings(s)
+			if alts == nil {
+				run = nil
+				continue
+			}
+			if run == nil {
+				run = alts
+			} else if run = joinAll(run, alts); run == nil {
+				// Too many spellings: start again from this part.
+				run = alts
+			}
+			if betterLits(run, best) {
+				best = run
+			}
+		}
 		return best
 	case syntax.OpAlternate:
 		var out []string
@@ -80,4 +99,56 @@ func minStrLen(a []string) int {
 		}
 	}
 	return m
+}
+
+// maxSpellings bounds the strings a part or a run of parts may stand for.
+const maxSpellings = 16
+
+// spellings returns every folded string re matches when they are few: a literal (as
+// reqLits folds it) or a class of a few runes; nil otherwise.
+func spellings(re *syntax.Regexp) []string {
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		if len(re.Rune) == 0 {
+			return nil
+		}
+		return []string{fold(string(re.Rune))}
+	case syntax.OpCharClass:
+		n := 0
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			n += int(re.Rune[i+1]-re.Rune[i]) + 1
+			if n > maxSpellings {
+				return nil
+			}
+		}
+		var out []string
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if f := fold(string(r)); !seen[f] {
+					seen[f] = true
+					out = append(out, f)
+				}
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// joinAll returns every a+b, or nil when they would be more than maxSpellings.
+func joinAll(as, bs []string) []string {
+	if len(as)*len(bs) > maxSpellings {
+		return nil
+	}
+	out := make([]string, 0, len(as)*len(bs))
+	for _, a := range as {
+		for _, b := range bs {
+			out = append(out, a+b)
+		}
+	}
+	return out
 }
