@@ -7,10 +7,11 @@
 //
 // An event's channel and event ID pick a bucket, built on first use: the variants whose
 // routes accept it, less those whose own `EventID: N` test excludes that ID (eidGuard),
-// and per field the literal set (litSet) of those variants' required literals. Only the
-// fields that have a set are scanned, each once, on its folded value; a variant becomes a
-// candidate when a literal of each of its (up to three) required sets was seen, and only
-// candidates and the few variants without literals are evaluated. Regexes pass a cheap
+// and per field the literal set (litSet) of those variants' required literals, with the
+// keyword literals (searched in every field) added. Each field value is scanned once
+// (ASCII values without folding them, see scanField); a variant becomes a candidate when
+// a literal of each of its (up to three) required sets was seen, and only candidates and
+// the few variants without literals are evaluated. Regexes pass a cheap
 // necessary test first (reGate). Field names resolve to slots through an immutable hash
 // table (nameTab). Nothing allocates for an event that matches no rule.
 //
