@@ -99,13 +99,9 @@ func walkPreds(n *rule.Node, depth int, f func(*rule.Pred)) {
 
 // litKey is a required literal: folded text that must occur in the folded value of a
 // field slot (slotAll: in any value).
-// litUse says hits of a literal count for set bit of variant v.
+// litUse says a hit of a literal makes variant v a candidate (see bucket.uses).
 type litUse struct {
-	v   int32
-	bit uint8
-	// full is the variant's full mask, copied here: hitLiteral reads it for every use,
-	// and the variant itself is elsewhere in memory.
-	full uint8
+	v int32
 }
 
 // varLit is one literal of one of a variant's required sets.

@@ -210,7 +210,6 @@ type variant struct {
 	eids  []int
 	via   string
 	preds []*cpred // positive predicates, for reporting matched fields
-	full  uint8    // mask of required literal sets; a candidate once all are hit
 	// guard, when not nil, are the event IDs the rule's own EventID test accepts (see
 	// eidGuard): the bucket of an event with another ID leaves the variant out.
 	guard []int
@@ -307,7 +306,6 @@ func compile(rules []*rule.Rule, opts Options, tests map[*rule.Pred][]valueTests
 			} else {
 				for si, set := range reqs[i] {
 					bit := uint8(1) << si
-					v.full |= bit
 					for _, k := range set {
 						lits = append(lits, varLit{lit: c.literal(k), bit: bit})
 					}

@@ -14,8 +14,8 @@ func litSetScanner(ls *litSet, n int) func(string) []int32 {
 	m := &Matcher{}
 	b := &bucket{uses: make([][]litUse, n)}
 	for i := range n {
-		m.variants = append(m.variants, &variant{full: 1})
-		b.uses[i] = []litUse{{v: int32(i), bit: 1, full: 1}}
+		m.variants = append(m.variants, &variant{})
+		b.uses[i] = []litUse{{v: int32(i)}}
 	}
 	st := newState(m).(*state)
 	st.b = b
@@ -36,8 +36,8 @@ func litSetFieldScanner(ls *litSet, n int) func(string) []int32 {
 	m := &Matcher{}
 	b := &bucket{uses: make([][]litUse, n)}
 	for i := range n {
-		m.variants = append(m.variants, &variant{full: 1})
-		b.uses[i] = []litUse{{v: int32(i), bit: 1, full: 1}}
+		m.variants = append(m.variants, &variant{})
+		b.uses[i] = []litUse{{v: int32(i)}}
 	}
 	st := newState(m).(*state)
 	return func(text string) []int32 {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/ruledex/ruledex/event"
@@ -32,8 +33,7 @@ type state struct {
 	lastB    *bucket // bucket of the previous event, for lastCh and lastKey (ch unset)
 	lastCh   []byte
 	lastKey  bucketKey
-	candGen  []uint32 // candMask valid when == gen
-	candMsk  []uint8  // required literal sets of the variant hit so far
+	candGen  []uint32 // variant already in cand when == gen
 	cand     []int32
 	fieldIdx []int32  // scratch for matchedFields
 	ruleGen  []uint32 // rule already reported when == gen
@@ -50,7 +50,6 @@ func newState(m *Matcher) any {
 		slotIdx: make([]int32, m.nslots),
 		dupGen:  make([]uint32, m.nslots),
 		candGen: make([]uint32, len(m.variants)),
-		candMsk: make([]uint8, len(m.variants)),
 		ruleGen: make([]uint32, len(m.rules)),
 		predGen: make([]uint32, m.npreds),
 		predRes: make([]bool, m.npreds),
@@ -157,14 +156,7 @@ func (st *state) hitLiteral(id int32) {
 	for _, u := range st.b.uses[id] {
 		if st.candGen[u.v] != st.gen {
 			st.candGen[u.v] = st.gen
-			st.candMsk[u.v] = 0
-		}
-		if msk := st.candMsk[u.v]; msk&u.bit == 0 {
-			msk |= u.bit
-			st.candMsk[u.v] = msk
-			if msk == u.full {
-				st.cand = append(st.cand, u.v)
-			}
+			st.cand = append(st.cand, u.v)
 		}
 	}
 }
@@ -241,10 +233,33 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	for _, vi := range b.always {
 		out = st.try(vi, out)
 	}
+	// Variant order, not the order literals were found in: the first route of a rule
+	// reports it when several match.
+	slices.Sort(st.cand)
 	for _, vi := range st.cand {
+		if sets := b.rest[vi]; sets != nil && !st.allHit(sets) {
+			continue
+		}
 		out = st.try(vi, out)
 	}
 	return out
+}
+
+// allHit reports whether some literal of each set (bucket-local ids) was found.
+func (st *state) allHit(sets [][]int32) bool {
+	for _, set := range sets {
+		found := false
+		for _, id := range set {
+			if st.litGen[id] == st.gen {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func (st *state) try(vi int32, out []Match) []Match {
