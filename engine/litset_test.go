@@ -20,6 +20,7 @@ func litSetScanner(ls *litSet, n int) func(string) []int32 {
 	st := newState(m).(*state)
 	st.b = b
 	st.litGen = make([]uint32, n)
+	st.litSeq = make([]uint32, n)
 	return func(text string) []int32 {
 		st.gen++
 		st.cand = st.cand[:0]
@@ -45,6 +46,7 @@ func litSetFieldScanner(ls *litSet, n int) func(string) []int32 {
 		st.begin(ev)
 		st.b = b
 		st.litGen = make([]uint32, n)
+		st.litSeq = make([]uint32, n)
 		ls.scanField(st, 0)
 		out := slices.Clone(st.cand)
 		slices.Sort(out)

@@ -34,6 +34,10 @@ type state struct {
 	lastCh   []byte
 	lastKey  bucketKey
 	candGen  []uint32 // variant already in cand when == gen
+	candSeq  []uint32 // litSeq of the literal that made the variant a candidate
+	litSeq   []uint32 // order in which the event's literals were first found
+	seq      uint32
+	candKey  []uint64 // scratch: candidates by the order their last set was hit
 	cand     []int32
 	fieldIdx []int32  // scratch for matchedFields
 	ruleGen  []uint32 // rule already reported when == gen
@@ -50,6 +54,7 @@ func newState(m *Matcher) any {
 		slotIdx: make([]int32, m.nslots),
 		dupGen:  make([]uint32, m.nslots),
 		candGen: make([]uint32, len(m.variants)),
+		candSeq: make([]uint32, len(m.variants)),
 		ruleGen: make([]uint32, len(m.rules)),
 		predGen: make([]uint32, m.npreds),
 		predRes: make([]bool, m.npreds),
@@ -153,9 +158,12 @@ func (st *state) hitLiteral(id int32) {
 		return
 	}
 	st.litGen[id] = st.gen
+	st.seq++
+	st.litSeq[id] = st.seq
 	for _, u := range st.b.uses[id] {
 		if st.candGen[u.v] != st.gen {
 			st.candGen[u.v] = st.gen
+			st.candSeq[u.v] = st.seq
 			st.cand = append(st.cand, u.v)
 		}
 	}
@@ -219,7 +227,9 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	st.b = b
 	if len(st.litGen) < len(b.uses) {
 		st.litGen = make([]uint32, len(b.uses))
+		st.litSeq = make([]uint32, len(b.uses))
 	}
+	st.seq = 0
 	// Prefilter: scan each field once, with its slot's literals and the keywords'.
 	for i := range ev.Fields {
 		ls := b.allLits
@@ -233,33 +243,43 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	for _, vi := range b.always {
 		out = st.try(vi, out)
 	}
-	// Variant order, not the order literals were found in: the first route of a rule
-	// reports it when several match.
-	slices.Sort(st.cand)
+	// Candidates are tried in the order their last required set was hit, then by
+	// variant: the order in which a literal completing several variants found them.
+	keys := st.candKey[:0]
 	for _, vi := range st.cand {
-		if sets := b.rest[vi]; sets != nil && !st.allHit(sets) {
-			continue
+		done := st.candSeq[vi]
+		if sets := b.rest[vi]; sets != nil {
+			var ok bool
+			if done, ok = st.completed(sets, done); !ok {
+				continue
+			}
 		}
-		out = st.try(vi, out)
+		keys = append(keys, uint64(done)<<32|uint64(uint32(vi)))
 	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		out = st.try(int32(uint32(k)), out)
+	}
+	st.candKey = keys
 	return out
 }
 
-// allHit reports whether some literal of each set (bucket-local ids) was found.
-func (st *state) allHit(sets [][]int32) bool {
+// completed reports whether some literal of each set (bucket-local ids) was found, and
+// when the last of the sets was first hit (at the latest done, the first set's hit).
+func (st *state) completed(sets [][]int32, done uint32) (uint32, bool) {
 	for _, set := range sets {
-		found := false
+		first := ^uint32(0)
 		for _, id := range set {
-			if st.litGen[id] == st.gen {
-				found = true
-				break
+			if st.litGen[id] == st.gen && st.litSeq[id] < first {
+				first = st.litSeq[id]
 			}
 		}
-		if !found {
-			return false
+		if first == ^uint32(0) {
+			return 0, false
 		}
+		done = max(done, first)
 	}
-	return true
+	return done, true
 }
 
 func (st *state) try(vi int32, out []Match) []Match {
