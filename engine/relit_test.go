@@ -35,6 +35,10 @@ func TestRegexAtomsNecessary(t *testing.T) {
 		{`(?i)[K]ey\.[s]`, "\u212aEY.\u017f"},
 		{`a[bB]c[\x{FFFD}]`, "aBc\xff"},
 		{`(?i)x[yz]Q`, "XZq"},
+		// (?i)s matches ſ (U+017F), which folds to itself; the Kelvin sign folds to k.
+		{`(?i)sekurlsa::logonpasswords`, "\u017fekurl\u017fa::LOGONPA\u017f\u017fWORDS"},
+		{`(?i)mimikatz`, "MIMI\u212aATZ"},
+		{`(?i)ss\.[a-z]`, "\u017fS.x"},
 	}
 	for _, c := range cases {
 		exprs = append(exprs, c.expr)
