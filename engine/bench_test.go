@@ -129,3 +129,22 @@ func TestNoAllocsOnNonMatchingEvents(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCompile compiles every Windows SigmaHQ rule with the catalog router (the
+// start-up cost of a hunt), then builds the buckets of the regression events, which the
+// first events of a hunt pay.
+func BenchmarkCompile(b *testing.B) {
+	rules, cat := windowsRules(b)
+	evs := regressionEvents(b)
+	b.ReportAllocs()
+	cpu0 := corpustest.CPUTime()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m, _ := Compile(rules, Options{Router: CatalogRouter{cat}})
+		for j := range evs {
+			m.Match(&evs[j], nil)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric((corpustest.CPUTime()-cpu0).Seconds()*1000/float64(b.N), "cpu-ms/op")
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -15,7 +16,13 @@ type bucket struct {
 	always   []int32
 	slotLits []*litSet
 	allLits  *litSet
-	uses     [][]litUse // bucket-local literal id -> variant sets
+	// uses: bucket-local literal id -> the variants whose first required set holds it.
+	// A hit makes them candidates; their other sets (rest, by local ids) are checked
+	// once the event is scanned. The first set is the most selective (pickSets), so the
+	// literals every event has ("\\powershell.exe" for hundreds of rules that also need
+	// a command line) mostly wake no variant.
+	uses [][]litUse
+	rest map[int32][][]int32
 }
 
 type bucketKey struct {
@@ -110,11 +117,29 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 				slot := m.litKeys[vl.lit].slot
 				bySlot[slot] = append(bySlot[slot], vl.lit)
 			}
-			b.uses[id] = append(b.uses[id], litUse{v: vi, bit: vl.bit})
+			if vl.bit == 1 {
+				b.uses[id] = append(b.uses[id], litUse{v: vi})
+				continue
+			}
+			if b.rest == nil {
+				b.rest = map[int32][][]int32{}
+			}
+			sets := b.rest[vi]
+			k := bits.TrailingZeros8(vl.bit) - 1 // index among the other sets
+			for len(sets) <= k {
+				sets = append(sets, nil)
+			}
+			sets[k] = append(sets[k], id)
+			b.rest[vi] = sets
 		}
 	}
 	b.slotLits = make([]*litSet, m.nslots)
+	kw := bySlot[slotAll]
 	for slot, lits := range bySlot {
+		if slot != slotAll {
+			// A field with literals of its own is scanned once, for the keywords' too.
+			lits = append(lits[:len(lits):len(lits)], kw...)
+		}
 		pats := make([]string, len(lits))
 		ids := make([]int32, len(lits))
 		for i, l := range lits {

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ruledex/ruledex/fieldmap"
 	"github.com/ruledex/ruledex/rule"
@@ -17,14 +20,88 @@ type compiler struct {
 	resolve func(string) (string, bool)
 	// placeholders are the values of %name% for the expand modifier.
 	placeholders map[string][]string
+	// tests are the value tests of predicates compiled ahead (precompileTests); a
+	// predicate not in it is compiled when met.
+	tests map[*rule.Pred][]valueTests
+}
+
+// valueTests is compileTests' result for one value of a predicate.
+type valueTests struct {
+	ts  []vtest
+	err error
+}
+
+// precompileTests compiles the value tests of every predicate of rules (the bulk of
+// Compile: globs, regexes, encodings) on all cores. A predicate's tests depend on the
+// predicate alone, so each rule is compiled apart and the result is the same in any
+// order; the routes of one rule share them. Compile reads the map in rule order, so the
+// Matcher does not depend on the schedule.
+func precompileTests(rules []*rule.Rule, placeholders map[string][]string) map[*rule.Pred][]valueTests {
+	per := make([]map[*rule.Pred][]valueTests, len(rules))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(rules)/64)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(rules) {
+					return
+				}
+				r := rules[i]
+				if r == nil || r.Root == nil || r.Correlation != nil {
+					continue
+				}
+				m := map[*rule.Pred][]valueTests{}
+				walkPreds(r.Root, 0, func(p *rule.Pred) {
+					if _, done := m[p]; done || !valueKinds[p.Kind] {
+						return
+					}
+					vt := make([]valueTests, len(p.Values))
+					for j, v := range p.Values {
+						vt[j].ts, vt[j].err = compileTests(p, v, placeholders)
+					}
+					m[p] = vt
+				})
+				per[i] = m
+			}
+		}()
+	}
+	wg.Wait()
+	out := map[*rule.Pred][]valueTests{}
+	for _, m := range per {
+		for p, vt := range m {
+			out[p] = vt
+		}
+	}
+	return out
+}
+
+// valueKinds are the predicate kinds whose values pred compiles with compileTests.
+var valueKinds = map[rule.Kind]bool{
+	rule.Eq: true, rule.Ne: true, rule.Match: true, rule.StartsW: true, rule.EndsW: true,
+	rule.Glob: true, rule.Regex: true, rule.CIDR: true, rule.In: true, rule.Gt: true,
+	rule.Ge: true, rule.Lt: true, rule.Le: true, rule.Keyword: true,
+}
+
+func walkPreds(n *rule.Node, depth int, f func(*rule.Pred)) {
+	if n == nil || depth > maxDepth {
+		return
+	}
+	if n.Op == rule.OpPred && n.Pred != nil {
+		f(n.Pred)
+	}
+	for _, k := range n.Children {
+		walkPreds(k, depth+1, f)
+	}
 }
 
 // litKey is a required literal: folded text that must occur in the folded value of a
 // field slot (slotAll: in any value).
-// litUse says hits of a literal count for set bit of variant v.
+// litUse says a hit of a literal makes variant v a candidate (see bucket.uses).
 type litUse struct {
-	v   int32
-	bit uint8
+	v int32
 }
 
 // varLit is one literal of one of a variant's required sets.
@@ -189,7 +266,8 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 
 // pred compiles one predicate.
 func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
-	cp := &cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1, alt: -1}
+	cp := &cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1, alt: -1, id: int32(c.m.npreds)}
+	c.m.npreds++
 	where := p.Native
 	if where == "" {
 		where = p.Field
@@ -261,8 +339,15 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 			}
 		}
 	}
-	for _, val := range p.Values {
-		ts, err := compileTests(p, val, c.placeholders)
+	pre, ok := c.tests[p]
+	for i, val := range p.Values {
+		var ts []vtest
+		var err error
+		if ok {
+			ts, err = pre[i].ts, pre[i].err
+		} else {
+			ts, err = compileTests(p, val, c.placeholders)
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -353,27 +438,27 @@ func requiredSets(n *cnode) [][]litKey {
 		}
 		return out
 	case rule.OpOr:
-		union := []litKey{}
+		// When an OR holds, some kid holds, and then every set of that kid has a hit: the
+		// union of one set per kid is necessary, for every choice. The choices are
+		// combined kid by kid, keeping the best few, so that `(Image: A and CommandLine: B)
+		// or CommandLine: C` waits for {A, C} and {B, C}, not for the likelier of them only.
+		out := [][]litKey{{}}
 		for _, k := range n.kids {
-			best := bestSet(requiredSets(k))
-			if best == nil {
+			sets := pickSets(requiredSets(k))
+			if len(sets) == 0 {
 				return nil
 			}
-			union = append(union, best...)
+			next := make([][]litKey, 0, len(out)*len(sets))
+			for _, u := range out {
+				for _, s := range sets {
+					next = append(next, append(u[:len(u):len(u)], s...))
+				}
+			}
+			out = pickSets(next)
 		}
-		return [][]litKey{union}
+		return out
 	}
 	return nil
-}
-
-func bestSet(sets [][]litKey) []litKey {
-	var best []litKey
-	for _, s := range sets {
-		if better(s, best) {
-			best = s
-		}
-	}
-	return best
 }
 
 // maxSets bounds the sets a variant waits for (one bit each in the per-event mask).

@@ -7,10 +7,11 @@
 //
 // An event's channel and event ID pick a bucket, built on first use: the variants whose
 // routes accept it, less those whose own `EventID: N` test excludes that ID (eidGuard),
-// and per field the literal set (litSet) of those variants' required literals. Only the
-// fields that have a set are scanned, each once, on its folded value; a variant becomes a
-// candidate when a literal of each of its (up to three) required sets was seen, and only
-// candidates and the few variants without literals are evaluated. Regexes pass a cheap
+// and per field the literal set (litSet) of those variants' required literals, with the
+// keyword literals (searched in every field) added. Each field value is scanned once
+// (ASCII values without folding them, see scanField); a variant becomes a candidate when
+// a literal of each of its (up to three) required sets was seen, and only candidates and
+// the few variants without literals are evaluated. Regexes pass a cheap
 // necessary test first (reGate). Field names resolve to slots through an immutable hash
 // table (nameTab). Nothing allocates for an event that matches no rule.
 //
@@ -174,6 +175,7 @@ type Matcher struct {
 	slots    map[string]int32 // field name as written and folded -> slot
 	names    *nameTab         // slots, for the per-event lookups
 	nslots   int
+	npreds   int // compiled predicates (cpred.id)
 	chanSlot int32
 	eidSlot  int32
 	// sysChanSlot and sysEidSlot are the header's Channel and EventID when a data field
@@ -208,7 +210,6 @@ type variant struct {
 	eids  []int
 	via   string
 	preds []*cpred // positive predicates, for reporting matched fields
-	full  uint8    // mask of required literal sets; a candidate once all are hit
 	// guard, when not nil, are the event IDs the rule's own EventID test accepts (see
 	// eidGuard): the bucket of an event with another ID leaves the variant out.
 	guard []int
@@ -229,9 +230,14 @@ func (m *Matcher) Correlations() []*rule.Rule { return m.correlations }
 // Compile builds a Matcher. Rules that cannot run are returned in Skipped with the
 // reason; correlation rules are kept for the Correlator.
 func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
+	return compile(rules, opts, precompileTests(rules, opts.Placeholders))
+}
+
+func compile(rules []*rule.Rule, opts Options, tests map[*rule.Pred][]valueTests) (*Matcher, []Skipped) {
 	m := &Matcher{slots: map[string]int32{}, bySignature: map[string]*bucket{},
 		bruteForce: opts.bruteForce}
-	c := &compiler{m: m, lits: map[litKey]int32{}, placeholders: opts.Placeholders}
+	c := &compiler{m: m, lits: map[litKey]int32{}, placeholders: opts.Placeholders,
+		tests: tests}
 	m.chanSlot = c.slot("Channel")
 	m.eidSlot = c.slot("EventID")
 	m.sysChanSlot = c.slot("System_Channel")
@@ -300,7 +306,6 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 			} else {
 				for si, set := range reqs[i] {
 					bit := uint8(1) << si
-					v.full |= bit
 					for _, k := range set {
 						lits = append(lits, varLit{lit: c.literal(k), bit: bit})
 					}

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"encoding/binary"
 	"math/bits"
-	"sort"
+	"slices"
 	"strings"
+	"unsafe"
 )
 
 // litSet reports which of a set of folded literals occur in a folded text: the
@@ -28,7 +30,17 @@ type litSet struct {
 	short    winTable // literals of 2 or 3 bytes, by their first two bytes
 	shortBit *[1 << 10]uint64
 	one      *[256][]int32 // one-byte literals
+	// stride > 1: every literal has at least stride+3 bytes, so each occurrence covers
+	// stride consecutive window positions, one of them a multiple of stride. Each literal
+	// is then anchored at stride consecutive windows, and scanField tests only every
+	// stride-th position. Keyword literals ("sekurlsa::", "\\mimilib.dll"), searched in
+	// every field of every event, make such sets.
+	stride int
+	minLen int // bytes of the shortest literal
 }
+
+// maxStride bounds the anchors per literal (and so the bitmap's load).
+const maxStride = 8
 
 // winTable finds the literals anchored at a window (open addressing on w*winMul).
 type winTable struct {
@@ -70,7 +82,13 @@ func (f winFreq) of(w uint32) uint16 { return f[(w*winMul)>>(32-winFreqBits)] }
 
 // newLitSet builds the set; literal i is reported as ids[i].
 func newLitSet(pats []string, ids []int32, freq winFreq) *litSet {
-	ls := &litSet{}
+	ls := &litSet{stride: 1, minLen: 1 << 30}
+	for _, p := range pats {
+		ls.minLen = min(ls.minLen, len(p))
+	}
+	if len(pats) > 0 && ls.minLen >= winLen+1 {
+		ls.stride = min(ls.minLen-(winLen-1), maxStride)
+	}
 	long := map[uint32][]winEnt{}
 	short := map[uint32][]winEnt{}
 	for i, p := range pats {
@@ -85,15 +103,23 @@ func newLitSet(pats []string, ids []int32, freq winFreq) *litSet {
 			k := uint32(p[0]) | uint32(p[1])<<8
 			short[k] = append(short[k], winEnt{lit: p, id: ids[i]})
 		default:
-			best, bestF := 0, uint16(1<<16-1)
-			for j := 0; j+winLen <= len(p); j++ {
+			// The stride consecutive windows from best, chosen the rarest in sum.
+			sd := ls.stride
+			best, bestF := 0, 1<<30
+			for j := 0; j+winLen-1+sd <= len(p); j++ {
+				f := 0
+				for k := j; k < j+sd; k++ {
+					f += int(freq.of(win4(p, k)))
+				}
 				// Later windows win ties: prefixes such as "c:\" and "\win" are shared more.
-				if f := freq.of(win4(p, j)); f <= bestF {
+				if f <= bestF {
 					best, bestF = j, f
 				}
 			}
-			w := win4(p, best)
-			long[w] = append(long[w], winEnt{lit: p, off: int32(best), id: ids[i]})
+			for k := best; k < best+sd; k++ {
+				w := win4(p, k)
+				long[w] = append(long[w], winEnt{lit: p, off: int32(k), id: ids[i]})
+			}
 		}
 	}
 	if len(long) > 0 {
@@ -127,7 +153,7 @@ func newWinTable(byWin map[uint32][]winEnt) winTable {
 	for w := range byWin {
 		wins = append(wins, w)
 	}
-	sort.Slice(wins, func(a, b int) bool { return wins[a] < wins[b] }) // deterministic layout
+	slices.Sort(wins) // deterministic layout
 	// The literals' bytes go into one string in entry order: a verification then touches
 	// the slot, the entries and the bytes right after them, not strings all over the heap.
 	var arena strings.Builder
@@ -172,6 +198,104 @@ func (ls *litSet) scan(text string, st *state) {
 	}
 }
 
+// scanField reports every literal occurring in the folded value of event field i.
+// Most values hold no literal, and folding them costs as much as scanning: an ASCII
+// value, whose folded form has its bytes at the same positions, is folded byte by byte
+// as it is scanned, and literals are compared with it case-insensitively (eqFoldASCII).
+// Other values are folded and scanned folded.
+func (ls *litSet) scanField(st *state, i int) {
+	text := st.ev.Fields[i].Value
+	n := len(text)
+	if st.lowGen[i] == st.gen || n < winLen || !isASCII(text) {
+		ls.scan(st.lowAt(i), st)
+		return
+	}
+	if ls.stride > 1 {
+		ls.scanStrided(st, text)
+		return
+	}
+	// Windows that would start before the text (j < 3) hold zero bytes there; verifyFold
+	// rejects the literals they would place before position 0.
+	var w uint32 // the last four folded bytes, the latest highest
+	bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
+	one, sb := ls.one, ls.shortBit
+	for j := 0; j < n; j++ {
+		c := lowerASCII[text[j]]
+		w = w>>8 | uint32(c)<<24
+		if one != nil {
+			for _, id := range one[c] {
+				st.hitLiteral(id)
+			}
+		}
+		if sb != nil {
+			if k := w >> 16; sb[k>>6]&(1<<(k&63)) != 0 {
+				ls.short.verifyFold(text, j-1, k, st)
+			}
+		}
+		if bm != nil {
+			if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
+				ls.long.verifyFold(text, j-(winLen-1), w, st)
+			}
+		}
+	}
+}
+
+// isASCII reports whether s has no byte of 0x80 or more.
+func isASCII(s string) bool {
+	var acc uint64
+	i := 0
+	if len(s) >= 8 {
+		b := unsafe.Slice(unsafe.StringData(s), len(s))
+		for ; i+8 <= len(s); i += 8 {
+			acc |= binary.LittleEndian.Uint64(b[i:])
+		}
+	}
+	for ; i < len(s); i++ {
+		acc |= uint64(s[i])
+	}
+	return acc&swarHigh == 0
+}
+
+// eqFoldASCII reports whether the ASCII text s folds to lit (len(s) == len(lit)).
+func eqFoldASCII(s, lit string) bool {
+	i := 0
+	if len(s) >= 8 {
+		a := unsafe.Slice(unsafe.StringData(s), len(s))
+		b := unsafe.Slice(unsafe.StringData(lit), len(lit))
+		for ; i+8 <= len(s); i += 8 {
+			x := binary.LittleEndian.Uint64(a[i:])
+			if x|swarUpper(x)>>2 != binary.LittleEndian.Uint64(b[i:]) {
+				return false
+			}
+		}
+	}
+	for ; i < len(s); i++ {
+		if lowerASCII[s[i]] != lit[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// scanStrided is scanField for a set with a stride (only literals of stride+3 bytes or
+// more) on an ASCII value: every stride-th position is tested, a window of four bytes
+// read and folded at once.
+func (ls *litSet) scanStrided(st *state, text string) {
+	n := len(text)
+	if n < ls.minLen {
+		return
+	}
+	b := unsafe.Slice(unsafe.StringData(text), n)
+	bm, sh, mask, sd := ls.longBits, ls.longSh, ls.longMask, ls.stride
+	for p := 0; p+winLen <= n; p += sd {
+		x := uint64(binary.LittleEndian.Uint32(b[p:]))
+		w := uint32(x | swarUpper(x)>>2)
+		if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
+			ls.long.verifyFold(text, p, w, st)
+		}
+	}
+}
+
 // scanShort finds the literals of one to three bytes.
 func (ls *litSet) scanShort(text string, st *state) {
 	var prev uint32
@@ -202,6 +326,27 @@ func (t *winTable) verify(text string, pos int, w uint32, st *state) {
 			for _, e := range t.ents[s.lo:s.hi] {
 				start := pos - int(e.off)
 				if start >= 0 && start+len(e.lit) <= len(text) && text[start:start+len(e.lit)] == e.lit {
+					st.hitLiteral(e.id)
+				}
+			}
+			return
+		}
+		i = (i + 1) & t.mask
+	}
+}
+
+// verifyFold is verify on an ASCII text not yet folded.
+func (t *winTable) verifyFold(text string, pos int, w uint32, st *state) {
+	i := (w * winMul) >> t.sh
+	for {
+		s := &t.slots[i]
+		if s.hi == 0 {
+			return
+		}
+		if s.w == w {
+			for _, e := range t.ents[s.lo:s.hi] {
+				start := pos - int(e.off)
+				if start >= 0 && start+len(e.lit) <= len(text) && eqFoldASCII(text[start:start+len(e.lit)], e.lit) {
 					st.hitLiteral(e.id)
 				}
 			}

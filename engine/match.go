@@ -1,8 +1,8 @@
 package engine
 
 import (
+	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/rule"
@@ -33,11 +33,18 @@ type state struct {
 	lastB    *bucket // bucket of the previous event, for lastCh and lastKey (ch unset)
 	lastCh   []byte
 	lastKey  bucketKey
-	candGen  []uint32 // candMask valid when == gen
-	candMsk  []uint8  // required literal sets of the variant hit so far
+	candGen  []uint32 // variant already in cand when == gen
+	candSeq  []uint32 // litSeq of the literal that made the variant a candidate
+	litSeq   []uint32 // order in which the event's literals were first found
+	seq      uint32
+	candKey  []uint64 // scratch: candidates by the order their last set was hit
 	cand     []int32
 	fieldIdx []int32  // scratch for matchedFields
 	ruleGen  []uint32 // rule already reported when == gen
+	// predGen and predRes keep what eval found for each predicate (by cpred.id), for
+	// matchedFields, which reports the positive predicates that hold.
+	predGen []uint32
+	predRes []bool
 }
 
 func newState(m *Matcher) any {
@@ -47,8 +54,10 @@ func newState(m *Matcher) any {
 		slotIdx: make([]int32, m.nslots),
 		dupGen:  make([]uint32, m.nslots),
 		candGen: make([]uint32, len(m.variants)),
-		candMsk: make([]uint8, len(m.variants)),
+		candSeq: make([]uint32, len(m.variants)),
 		ruleGen: make([]uint32, len(m.rules)),
+		predGen: make([]uint32, m.npreds),
+		predRes: make([]bool, m.npreds),
 	}
 }
 
@@ -61,6 +70,7 @@ func (st *state) begin(ev *event.Event) {
 		clear(st.ruleGen)
 		clear(st.lowGen)
 		clear(st.litGen)
+		clear(st.predGen)
 		st.gen = 1
 	}
 	st.ev = ev
@@ -128,16 +138,13 @@ func (st *state) lowAt(i int) string {
 	}
 	v := st.ev.Fields[i].Value
 	s := v
-	// Most values are folded already from some byte on (paths start "C:\\Windows"):
-	// copy the prefix as is, fold from the first byte that needs it.
-	for j := 0; j < len(v); j++ {
-		if c := v[j]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
-			start := len(st.buf)
-			st.buf = append(st.buf, v[:j]...)
-			st.buf = foldAppend(st.buf, v[j:])
-			s = bstr(st.buf[start:])
-			break
-		}
+	// Many values need no folding (numbers, GUIDs, lower-case names): keep them as they
+	// are; else copy the prefix that needs none and fold from the first byte that does.
+	if j := firstToFold(v); j < len(v) {
+		start := len(st.buf)
+		st.buf = append(st.buf, v[:j]...)
+		st.buf = foldAppend(st.buf, v[j:])
+		s = bstr(st.buf[start:])
 	}
 	st.low[i] = s
 	st.lowGen[i] = st.gen
@@ -151,17 +158,13 @@ func (st *state) hitLiteral(id int32) {
 		return
 	}
 	st.litGen[id] = st.gen
+	st.seq++
+	st.litSeq[id] = st.seq
 	for _, u := range st.b.uses[id] {
 		if st.candGen[u.v] != st.gen {
 			st.candGen[u.v] = st.gen
-			st.candMsk[u.v] = 0
-		}
-		if msk := st.candMsk[u.v]; msk&u.bit == 0 {
-			msk |= u.bit
-			st.candMsk[u.v] = msk
-			if msk == st.m.variants[u.v].full {
-				st.cand = append(st.cand, u.v)
-			}
+			st.candSeq[u.v] = st.seq
+			st.cand = append(st.cand, u.v)
 		}
 	}
 }
@@ -224,25 +227,59 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	st.b = b
 	if len(st.litGen) < len(b.uses) {
 		st.litGen = make([]uint32, len(b.uses))
+		st.litSeq = make([]uint32, len(b.uses))
 	}
-	// Prefilter: scan the fields that have required literals in this bucket.
+	st.seq = 0
+	// Prefilter: scan each field once, with its slot's literals and the keywords'.
 	for i := range ev.Fields {
+		ls := b.allLits
 		if s := st.fslot[i]; s >= 0 && int(s) < len(b.slotLits) && b.slotLits[s] != nil {
-			b.slotLits[s].scan(st.lowAt(i), st)
+			ls = b.slotLits[s]
 		}
-	}
-	if b.allLits != nil {
-		for i := range ev.Fields {
-			b.allLits.scan(st.lowAt(i), st)
+		if ls != nil {
+			ls.scanField(st, i)
 		}
 	}
 	for _, vi := range b.always {
 		out = st.try(vi, out)
 	}
+	// Candidates are tried in the order their last required set was hit, then by
+	// variant: the order in which a literal completing several variants found them.
+	keys := st.candKey[:0]
 	for _, vi := range st.cand {
-		out = st.try(vi, out)
+		done := st.candSeq[vi]
+		if sets := b.rest[vi]; sets != nil {
+			var ok bool
+			if done, ok = st.completed(sets, done); !ok {
+				continue
+			}
+		}
+		keys = append(keys, uint64(done)<<32|uint64(uint32(vi)))
 	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		out = st.try(int32(uint32(k)), out)
+	}
+	st.candKey = keys
 	return out
+}
+
+// completed reports whether some literal of each set (bucket-local ids) was found, and
+// when the last of the sets was first hit (at the latest done, the first set's hit).
+func (st *state) completed(sets [][]int32, done uint32) (uint32, bool) {
+	for _, set := range sets {
+		first := ^uint32(0)
+		for _, id := range set {
+			if st.litGen[id] == st.gen && st.litSeq[id] < first {
+				first = st.litSeq[id]
+			}
+		}
+		if first == ^uint32(0) {
+			return 0, false
+		}
+		done = max(done, first)
+	}
+	return done, true
 }
 
 func (st *state) try(vi int32, out []Match) []Match {
@@ -283,7 +320,15 @@ func (st *state) matchedFields(v *variant) []event.Field {
 			continue
 		}
 		i := st.slotIdx[slot]
-		if !has(i) && st.evalPred(p) {
+		if has(i) {
+			continue
+		}
+		holds := st.predRes[p.id]
+		if st.predGen[p.id] != st.gen {
+			// eval stopped before this predicate (an OR that held earlier).
+			holds = st.evalPred(p)
+		}
+		if holds {
 			idx = append(idx, i)
 		}
 	}
@@ -352,7 +397,9 @@ func atoi(s string) (int, bool) {
 func (st *state) eval(n *cnode) bool {
 	switch n.op {
 	case rule.OpPred:
-		return st.evalPred(n.p)
+		r := st.evalPred(n.p)
+		st.predGen[n.p.id], st.predRes[n.p.id] = st.gen, r
+		return r
 	case rule.OpAnd:
 		for _, k := range n.kids {
 			if !st.eval(k) {

@@ -52,6 +52,7 @@ type vtest struct {
 // cpred is a compiled predicate.
 type cpred struct {
 	src     *rule.Pred
+	id      int32 // index in the per-event results (state.predGen)
 	field   int32 // slot of the field; slotAll for keywords
 	kind    rule.Kind
 	neg     bool      // Ne: true when no value matches

@@ -1,0 +1,54 @@
+package engine
+
+import (
+	"runtime"
+	"slices"
+	"testing"
+
+	"github.com/ruledex/ruledex/rule"
+)
+
+// compileWithout is Compile with no value test compiled ahead.
+func compileWithout(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
+	return compile(rules, opts, nil)
+}
+
+// TestCompileScheduleFree compiles the SigmaHQ Windows rules with the value tests
+// compiled ahead on several goroutines and with none compiled ahead (each predicate
+// compiled when met, as before precompileTests): same rules, same skipped reasons in the
+// same order, same matches with the same fields on every regression event.
+func TestCompileScheduleFree(t *testing.T) {
+	rules, cat := windowsRules(t)
+	prev := runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(prev)
+	par, parSkip := Compile(rules, Options{Router: CatalogRouter{cat}})
+	lazy, lazySkip := compileWithout(rules, Options{Router: CatalogRouter{cat}})
+	if !slices.Equal(par.Rules(), lazy.Rules()) {
+		t.Fatalf("%d rules compiled ahead, %d when met", len(par.Rules()), len(lazy.Rules()))
+	}
+	if len(parSkip) != len(lazySkip) {
+		t.Fatalf("%d skipped ahead, %d when met", len(parSkip), len(lazySkip))
+	}
+	for i := range parSkip {
+		if parSkip[i].Rule != lazySkip[i].Rule || parSkip[i].Reason != lazySkip[i].Reason {
+			t.Errorf("skipped %d: %q vs %q", i, parSkip[i].Reason, lazySkip[i].Reason)
+		}
+	}
+	n := 0
+	for _, ev := range regressionEvents(t) {
+		a, b := par.Match(&ev, nil), lazy.Match(&ev, nil)
+		if len(a) != len(b) {
+			t.Fatalf("%s: %d matches vs %d", ev.File, len(a), len(b))
+		}
+		for i := range a {
+			if a[i].Rule != b[i].Rule || a[i].Via != b[i].Via || !slices.Equal(a[i].Fields, b[i].Fields) {
+				t.Errorf("%s: match %d differs: %s vs %s", ev.File, i, a[i].Rule.Title, b[i].Rule.Title)
+			}
+		}
+		n += len(a)
+	}
+	if n == 0 || len(parSkip) == 0 {
+		t.Fatalf("%d matches, %d skipped: the comparison tests nothing", n, len(parSkip))
+	}
+	t.Logf("%d rules, %d skipped, %d matches identical", len(par.Rules()), len(parSkip), n)
+}
