@@ -164,27 +164,23 @@ const maxConsecutiveErrors = 1000
 // Run hunts over inputs, writing records to out, and returns the summary. It returns
 // an error only when out cannot be written; read problems are in the summary.
 func (h *Hunter) Run(inputs []Input, out Output, o Options) (*Summary, error) {
+	return h.RunFeed(StartFeed(inputs, FeedOptions{}), out, o)
+}
+
+// RunFeed is Run over a feed started earlier (StartFeed), typically before the rules
+// were loaded. A feed runs once.
+func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
+	if f.used {
+		return nil, errFeedUsed
+	}
+	f.used = true
+	close(f.ready)
+	inputs := f.inputs
 	start := time.Now()
 	workers := max(1, o.Workers)
 	sum := &Summary{Files: len(inputs), ByLevel: map[string]int{}}
-	units := make(chan unit, workers*2)
 	results := make(chan result, workers*2)
 
-	go func() {
-		seq := 0
-		for i, in := range inputs {
-			err := in.Parts(func(p Part) bool {
-				units <- unit{seq: seq, input: i, part: p}
-				seq++
-				return true
-			})
-			if err != nil {
-				units <- unit{seq: seq, input: i, err: fmt.Errorf("%s: %w", in.Name(), err)}
-				seq++
-			}
-		}
-		close(units)
-	}()
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -192,7 +188,12 @@ func (h *Hunter) Run(inputs []Input, out Output, o Options) (*Summary, error) {
 			defer wg.Done()
 			var ev event.Event
 			var ms []engine.Match
-			for u := range units {
+			// Parts decoded ahead come first; parts have sequence numbers, and the
+			// results are put back in order below whoever took them.
+			for u := range f.ahead {
+				results <- h.part(u, inputs[u.input].Name(), out, o, &ev, &ms)
+			}
+			for u := range f.units {
 				results <- h.part(u, inputs[u.input].Name(), out, o, &ev, &ms)
 			}
 		}()
