@@ -208,6 +208,96 @@ func (d *fastDec) rawString() (raw []byte, esc bool, ok bool) {
 	return nil, false, false
 }
 
+// special returns the index of the first quote or backslash in d.b at or after k,
+// len(d.b) when there is none. Eight bytes at a time (SWAR): the lowest flagged byte
+// is exact, borrows only flag bytes above it.
+func (d *fastDec) special(k int) int {
+	b := d.b
+	for ; k+8 <= len(b); k += 8 {
+		x := binary.LittleEndian.Uint64(b[k:])
+		q := x ^ 0x2222222222222222
+		e := x ^ 0x5c5c5c5c5c5c5c5c
+		t := ((q - 0x0101010101010101) &^ q) | ((e - 0x0101010101010101) &^ e)
+		if t &= 0x8080808080808080; t != 0 {
+			return k + bits.TrailingZeros64(t)>>3
+		}
+	}
+	for ; k < len(b); k++ {
+		if c := b[k]; c == '"' || c == '\\' {
+			return k
+		}
+	}
+	return k
+}
+
+// appendString appends the string at d.i (on its quote) to dst, unescaped, in one
+// pass: the same text as fastjson's delimiting (the first quote not escaped) followed
+// by unescapeStringBestEffort (appendUnescaped), since escapes pair up the backslashes
+// the delimiting counts, and a \u escape never reaches past the closing quote (a
+// quote is not a hex digit, so such an escape stays as written in both).
+func (d *fastDec) appendString(dst []byte) ([]byte, bool) {
+	b := d.b
+	run := d.i + 1
+	for {
+		k := d.special(run)
+		if k >= len(b) {
+			return dst, false
+		}
+		dst = append(dst, b[run:k]...)
+		if b[k] == '"' {
+			d.i = k + 1
+			return dst, true
+		}
+		if k+1 >= len(b) {
+			return dst, false
+		}
+		ch := b[k+1]
+		k += 2
+		switch ch {
+		case '"', '\\', '/':
+			dst = append(dst, ch)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			x, ok := uint16(0), false
+			if k+4 <= len(b) {
+				x, ok = hex4(b[k : k+4])
+			}
+			if !ok {
+				dst = append(dst, `\u`...)
+				break
+			}
+			xs := b[k : k+4]
+			k += 4
+			if !utf16.IsSurrogate(rune(x)) {
+				dst = utf8.AppendRune(dst, rune(x))
+				break
+			}
+			x1, ok := uint16(0), false
+			if k+6 <= len(b) && b[k] == '\\' && b[k+1] == 'u' {
+				x1, ok = hex4(b[k+2 : k+6])
+			}
+			if !ok {
+				dst = append(append(dst, `\u`...), xs...)
+				break
+			}
+			dst = utf8.AppendRune(dst, utf16.DecodeRune(rune(x), rune(x1)))
+			k += 6
+		default:
+			dst = append(dst, '\\', ch)
+		}
+		run = k
+	}
+}
+
 func (d *fastDec) rawStringSlow(start int) (raw []byte, esc bool, ok bool) {
 	k := start
 	for {
@@ -327,23 +417,13 @@ func (d *fastDec) scalar() bool {
 	s := d.s
 	switch c := d.b[d.i]; {
 	case c == '"':
-		raw, esc, ok := d.rawString()
-		if !ok {
+		start := s.valueStart()
+		var ok bool
+		if s.arena, ok = d.appendString(s.arena); !ok {
 			return false
 		}
-		if !esc {
-			if isBareGUID(raw) {
-				s.textString("{")
-				s.arena = append(s.arena, raw...)
-				s.arena = append(s.arena, '}')
-				return true
-			}
-			s.text(raw)
-			return true
-		}
-		start := s.valueStart()
-		s.arena = appendUnescaped(s.arena, raw)
 		if isBareGUID(s.arena[start:]) {
+			// evtx_dump writes GUIDs without the braces Windows and the rules use.
 			s.arena = append(s.arena, 0)
 			copy(s.arena[start+1:], s.arena[start:])
 			s.arena[start] = '{'
@@ -654,15 +734,10 @@ func (d *fastDec) flat(k []byte, keyAt int) bool {
 			}
 		}
 	case c == '"':
-		raw, esc, ok := d.rawString()
-		if !ok {
-			return false
-		}
 		start := len(s.arena)
-		if esc {
-			s.arena = appendUnescaped(s.arena, raw)
-		} else {
-			s.arena = append(s.arena, raw...)
+		var ok bool
+		if s.arena, ok = d.appendString(s.arena); !ok {
+			return false
 		}
 		s.ev.Add(s.name(k), s.str(start))
 		return true
@@ -691,76 +766,6 @@ func (d *fastDec) flat(k []byte, keyAt int) bool {
 		s.ev.Add(s.name(k), s.str(start))
 		return true
 	}
-}
-
-// appendUnescaped appends raw JSON string text unescaped exactly as fastjson's
-// unescapeStringBestEffort does, malformed escapes included (kept as written).
-func appendUnescaped(dst, s []byte) []byte {
-	n := bytes.IndexByte(s, '\\')
-	if n < 0 {
-		return append(dst, s...)
-	}
-	dst = append(dst, s[:n]...)
-	s = s[n+1:]
-	for len(s) > 0 {
-		ch := s[0]
-		s = s[1:]
-		switch ch {
-		case '"', '\\', '/':
-			dst = append(dst, ch)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			if len(s) < 4 {
-				dst = append(dst, `\u`...)
-				break
-			}
-			x, ok := hex4(s[:4])
-			if !ok {
-				dst = append(dst, `\u`...)
-				break
-			}
-			xs := s[:4]
-			s = s[4:]
-			if !utf16.IsSurrogate(rune(x)) {
-				dst = utf8.AppendRune(dst, rune(x))
-				break
-			}
-			if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-				dst = append(append(dst, `\u`...), xs...)
-				break
-			}
-			x1, ok := hex4(s[2:6])
-			if !ok {
-				dst = append(append(dst, `\u`...), xs...)
-				break
-			}
-			dst = utf8.AppendRune(dst, utf16.DecodeRune(rune(x), rune(x1)))
-			s = s[6:]
-		default:
-			dst = append(dst, '\\', ch)
-		}
-		// Segments between escapes are short (path components): a byte loop beats
-		// IndexByte's set-up.
-		n = 0
-		for n < len(s) && s[n] != '\\' {
-			n++
-		}
-		dst = append(dst, s[:n]...)
-		if n == len(s) {
-			break
-		}
-		s = s[n+1:]
-	}
-	return dst
 }
 
 // hex4 parses four hex digits, as strconv.ParseUint(s, 16, 16) does.

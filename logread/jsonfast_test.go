@@ -95,6 +95,8 @@ var fastCases = []struct {
 	{"flat nesting", `{"winlog":{"event_id":1,"data":{"a":"b","c":[1,{"d":null},[]]},"e":{}},"x":[]}`, true},
 	{"flat GUID keeps no braces", `{"Guid":"5770385F-C22A-43E0-BF4C-06F5698FFBD9"}`, true},
 	{"escapes", `{"A":"C:\\x\"y\/z\b\f\n\r\t","B":"\u00e9\u4e2d\ud83d\ude00","C":"\q\u12","D":"\uzzzz\ud800x\ud800\u0041\udc00\uZZZZ"}`, true},
+	{"escapes at the closing quote", `{"A":"\u12","B":"\ud800\u12","C":"\ud800\\","D":"x\\","E":"\u","F":"\ud800\u004","G":"\\\"\\"}`, true},
+	{"escapes in evtx_dump text", `{"Event":{"EventData":{"A":"\u12","B":"\ud83d\ude00","C":"\"q\"","D":{"#attributes":{"Name":"\\x"},"#text":"\ttab"}}}}`, true},
 	{"invalid UTF-8 and control bytes", "{\"A\":\"\xff\xfe\x01\",\"Event.EventData.B\":\"\xc3\"}", true},
 	{"odd numbers", `{"A":-1.5e+10,"B":1-2,"C":0,"D":12.,"E":-0}`, true},
 	{"duplicate keys", `{"A":1,"A":2,"Event.EventData.X":1,"Event.EventData.X":2}`, true},
