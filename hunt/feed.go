@@ -42,7 +42,7 @@ type FeedOptions struct {
 
 // DefaultAheadBytes is enough for the idle core of a start-up over the SigmaHQ
 // Windows rules (a 1 MiB batch of JSON lines decodes to about 1.5 MiB).
-const DefaultAheadBytes = 32 << 20
+const DefaultAheadBytes = 16 << 20
 
 // maxAheadParts bounds the parts decoded ahead by number as well (EVTX chunks are
 // small).

@@ -189,10 +189,15 @@ func (s *sink) textString(b string) {
 	s.arena = append(s.arena, b...)
 }
 
+// flushAttr ends a pending attribute; inlined, so that the calls with none pending
+// (most: every open and close) cost a test.
 func (s *sink) flushAttr() {
-	if !s.inAttr {
-		return
+	if s.inAttr {
+		s.flushAttrSlow()
 	}
+}
+
+func (s *sink) flushAttrSlow() {
 	s.inAttr = false
 	v := s.str(s.attrStart)
 	n := len(s.stack)
