@@ -17,7 +17,7 @@
 //
 // Cost, where it goes (bench/huntcli, 200,000 evtx_dump JSON lines, 2,400 SigmaHQ
 // Windows rules): JSON-lines batches are read straight into pooled 1 MiB buffers and
-// decoded in place (logread.NewJSONBytesReader, one fastjson parser per worker); a
+// decoded in place (logread.NewJSONBytesReader, a single-pass decoder); a
 // match is encoded at once, over the event's own strings, into the part's pooled
 // output buffer (append-style JSON, no reflection), and the part's records are put in
 // time order by moving bytes, so a match costs no string copies beyond the fields the
@@ -28,6 +28,8 @@
 // keyed by each file's content and the parsers' build (see cache.go), so that a hunt
 // over unchanged rules decodes them instead of parsing YAML: about half the CPU time
 // of loading the SigmaHQ Windows rules; compiling them (engine.Compile) is the rest.
+// Meanwhile the inputs are already being read and their first parts decoded, within a
+// memory budget (StartFeed, RunFeed): start-up leaves a core idle.
 package hunt
 
 import (

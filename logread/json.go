@@ -17,8 +17,11 @@ import (
 // Keys written as "Event.EventData.X" or "Event.System.Provider.#attributes.Name" are
 // routed like the nested form, so they get the same names as EVTX.
 //
-// The input is split into top-level values by a bracket scanner and each value is
-// parsed by a fastjson.Parser owned by the reader (use one reader per goroutine).
+// The input is split into top-level values (a JSON line, else by a bracket scanner)
+// and each value is decoded in one pass straight into the event (jsonfast.go); the
+// few values that decoder declines are parsed by a fastjson.Parser owned by the
+// reader and walked (event, the reference both must agree with). Use one reader per
+// goroutine.
 // A syntax error is reported with its line and byte offset and reading resumes at the
 // next line that starts a value no deeper than the broken one.
 type JSONReader struct {
