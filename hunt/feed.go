@@ -52,7 +52,7 @@ const maxAheadParts = 2048
 // or after Discard.
 func StartFeed(inputs []Input, o FeedOptions) *Feed {
 	f := &Feed{inputs: inputs, ready: make(chan struct{}), stop: make(chan struct{}), ahead: make(chan unit, maxAheadParts), units: make(chan unit, 4), aheadDone: make(chan struct{})}
-	raw := make(chan unit, 4)
+	raw := make(chan unit, 1)
 	go func() {
 		seq := 0
 		for i, in := range inputs {
