@@ -57,6 +57,10 @@ func NewJSONBytesReader(name string, b []byte) *JSONReader {
 
 // Close closes the underlying file when the reader opened it.
 func (j *JSONReader) Close() error {
+	if j.s != nil {
+		j.s.release()
+		j.s = nil
+	}
 	if j.closer != nil {
 		return j.closer.Close()
 	}
@@ -103,6 +107,9 @@ func (j *JSONReader) advance(to int) {
 
 // Next reads the next event.
 func (j *JSONReader) Next(ev *event.Event) error {
+	if j.s == nil {
+		return io.EOF // closed
+	}
 	for {
 		// Skip blanks (and separators inside a top-level array).
 		i := j.start

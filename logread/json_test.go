@@ -341,6 +341,7 @@ func BenchmarkReadJSONLines(b *testing.B) {
 					}
 					n++
 				}
+				r.Close() // as hunt does after each part
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/float64(b.N), "ns/event")

@@ -1,6 +1,7 @@
 package logread
 
 import (
+	"sync"
 	"unsafe"
 
 	"github.com/ruledex/ruledex/event"
@@ -74,7 +75,30 @@ const (
 const maxIntern = 1 << 14
 
 func newSink() *sink {
+	if n, ok := namePool.Get().(*names); ok {
+		return &sink{intern: n.intern, seq: n.seq, attrStart: -1}
+	}
 	return &sink{intern: make(map[string]string, 256), attrStart: -1}
+}
+
+// names are a closed reader's interned names, for the next reader: hunt opens a
+// reader per part (a 1 MiB batch, an EVTX chunk), and interning the same names again
+// for each was most of the allocations of decoding. Names are immutable strings, safe
+// to share; the arena, which the last record's values may still point into, is not
+// passed on.
+type names struct {
+	intern map[string]string
+	seq    []string
+}
+
+var namePool sync.Pool
+
+// release hands the sink's names to the next reader; the sink must not be used after.
+func (s *sink) release() {
+	if s.intern != nil {
+		namePool.Put(&names{intern: s.intern, seq: s.seq})
+		s.intern, s.seq = nil, nil
+	}
 }
 
 // begin starts a record.
