@@ -176,36 +176,18 @@ func (d *fastDec) key() ([]byte, bool) {
 // holds a backslash (to unescape).
 func (d *fastDec) rawString() (raw []byte, esc bool, ok bool) {
 	start := d.i + 1
-	// Eight bytes at a time, looking for a quote or a backslash (SWAR): most strings
-	// are short names and values, where IndexByte's set-up costs more than the scan.
-	// A backslash sends the string to the slow path, which knows escapes.
-	b := d.b
-	k := start
-	for ; k+8 <= len(b); k += 8 {
-		x := binary.LittleEndian.Uint64(b[k:])
-		q := x ^ 0x2222222222222222
-		e := x ^ 0x5c5c5c5c5c5c5c5c
-		t := ((q - 0x0101010101010101) &^ q) | ((e - 0x0101010101010101) &^ e)
-		if t &= 0x8080808080808080; t != 0 {
-			// The lowest flagged byte is exact (borrows only flag bytes above it).
-			k += bits.TrailingZeros64(t) >> 3
-			if b[k] == '\\' {
-				return d.rawStringSlow(start)
-			}
-			d.i = k + 1
-			return b[start:k], false, true
-		}
+	// Names and values are mostly short: special's eight-bytes-at-a-time scan beats
+	// IndexByte's set-up. A backslash sends the string to the slow path, which knows
+	// escapes.
+	k := d.special(start)
+	if k >= len(d.b) {
+		return nil, false, false
 	}
-	for ; k < len(b); k++ {
-		switch b[k] {
-		case '"':
-			d.i = k + 1
-			return b[start:k], false, true
-		case '\\':
-			return d.rawStringSlow(start)
-		}
+	if d.b[k] == '\\' {
+		return d.rawStringSlow(start)
 	}
-	return nil, false, false
+	d.i = k + 1
+	return d.b[start:k], false, true
 }
 
 // special returns the index of the first quote or backslash in d.b at or after k,
