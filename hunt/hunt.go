@@ -17,7 +17,7 @@
 //
 // Cost, where it goes (bench/huntcli, 200,000 evtx_dump JSON lines, 2,400 SigmaHQ
 // Windows rules): JSON-lines batches are read straight into pooled 1 MiB buffers and
-// decoded in place (logread.NewJSONBytesReader, one fastjson parser per worker); a
+// decoded in place (logread.NewJSONBytesReader, a single-pass decoder); a
 // match is encoded at once, over the event's own strings, into the part's pooled
 // output buffer (append-style JSON, no reflection), and the part's records are put in
 // time order by moving bytes, so a match costs no string copies beyond the fields the
@@ -28,6 +28,8 @@
 // keyed by each file's content and the parsers' build (see cache.go), so that a hunt
 // over unchanged rules decodes them instead of parsing YAML: about half the CPU time
 // of loading the SigmaHQ Windows rules; compiling them (engine.Compile) is the rest.
+// Meanwhile the inputs are already being read and their first parts decoded, within a
+// memory budget (StartFeed, RunFeed): start-up leaves a core idle.
 package hunt
 
 import (
@@ -164,27 +166,23 @@ const maxConsecutiveErrors = 1000
 // Run hunts over inputs, writing records to out, and returns the summary. It returns
 // an error only when out cannot be written; read problems are in the summary.
 func (h *Hunter) Run(inputs []Input, out Output, o Options) (*Summary, error) {
+	return h.RunFeed(StartFeed(inputs, FeedOptions{}), out, o)
+}
+
+// RunFeed is Run over a feed started earlier (StartFeed), typically before the rules
+// were loaded. A feed runs once.
+func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
+	if f.used {
+		return nil, errFeedUsed
+	}
+	f.used = true
+	close(f.ready)
+	inputs := f.inputs
 	start := time.Now()
 	workers := max(1, o.Workers)
 	sum := &Summary{Files: len(inputs), ByLevel: map[string]int{}}
-	units := make(chan unit, workers*2)
 	results := make(chan result, workers*2)
 
-	go func() {
-		seq := 0
-		for i, in := range inputs {
-			err := in.Parts(func(p Part) bool {
-				units <- unit{seq: seq, input: i, part: p}
-				seq++
-				return true
-			})
-			if err != nil {
-				units <- unit{seq: seq, input: i, err: fmt.Errorf("%s: %w", in.Name(), err)}
-				seq++
-			}
-		}
-		close(units)
-	}()
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -192,7 +190,12 @@ func (h *Hunter) Run(inputs []Input, out Output, o Options) (*Summary, error) {
 			defer wg.Done()
 			var ev event.Event
 			var ms []engine.Match
-			for u := range units {
+			// Parts decoded ahead come first; parts have sequence numbers, and the
+			// results are put back in order below whoever took them.
+			for u := range f.ahead {
+				results <- h.part(u, inputs[u.input].Name(), out, o, &ev, &ms)
+			}
+			for u := range f.units {
 				results <- h.part(u, inputs[u.input].Name(), out, o, &ev, &ms)
 			}
 		}()

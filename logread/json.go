@@ -17,8 +17,11 @@ import (
 // Keys written as "Event.EventData.X" or "Event.System.Provider.#attributes.Name" are
 // routed like the nested form, so they get the same names as EVTX.
 //
-// The input is split into top-level values by a bracket scanner and each value is
-// parsed by a fastjson.Parser owned by the reader (use one reader per goroutine).
+// The input is split into top-level values (a JSON line, else by a bracket scanner)
+// and each value is decoded in one pass straight into the event (jsonfast.go); the
+// few values that decoder declines are parsed by a fastjson.Parser owned by the
+// reader and walked (event, the reference both must agree with). Use one reader per
+// goroutine.
 // A syntax error is reported with its line and byte offset and reading resumes at the
 // next line that starts a value no deeper than the broken one.
 type JSONReader struct {
@@ -36,6 +39,9 @@ type JSONReader struct {
 
 	p fastjson.Parser
 	s *sink
+
+	fast   fastDec
+	noFast bool // tests: decode with the tree (the reference) only
 }
 
 // NewJSONReader reads JSON events from r; name is used in errors and events.
@@ -51,6 +57,10 @@ func NewJSONBytesReader(name string, b []byte) *JSONReader {
 
 // Close closes the underlying file when the reader opened it.
 func (j *JSONReader) Close() error {
+	if j.s != nil {
+		j.s.release()
+		j.s = nil
+	}
 	if j.closer != nil {
 		return j.closer.Close()
 	}
@@ -97,6 +107,9 @@ func (j *JSONReader) advance(to int) {
 
 // Next reads the next event.
 func (j *JSONReader) Next(ev *event.Event) error {
+	if j.s == nil {
+		return io.EOF // closed
+	}
 	for {
 		// Skip blanks (and separators inside a top-level array).
 		i := j.start
@@ -156,6 +169,10 @@ func (j *JSONReader) Next(ev *event.Event) error {
 				end--
 			}
 			if j.buf[end-1] == '}' {
+				if j.tryFast(ev, i, end) {
+					j.start = end
+					return nil
+				}
 				if v, err := j.p.ParseBytes(j.buf[i:end]); err == nil {
 					ev.Reset()
 					ev.File = j.name
@@ -178,6 +195,10 @@ func (j *JSONReader) Next(ev *event.Event) error {
 			j.resync(i)
 			return err
 		}
+		if j.tryFast(ev, i, end) {
+			j.advance(end)
+			return nil
+		}
 		v, err := j.p.ParseBytes(j.buf[i:end])
 		if err != nil {
 			e := j.errAt(i, err)
@@ -192,6 +213,19 @@ func (j *JSONReader) Next(ev *event.Event) error {
 		j.event(v)
 		return nil
 	}
+}
+
+// tryFast decodes the object buf[i:end] with the fast decoder; false when it
+// declines (ev is then refilled by the tree decoder, or the value is an error).
+func (j *JSONReader) tryFast(ev *event.Event, i, end int) bool {
+	if j.noFast {
+		return false
+	}
+	ev.Reset()
+	ev.File = j.name
+	ev.Offset = j.base + int64(i)
+	j.s.begin(ev)
+	return j.fastEvent(j.buf[i:end])
 }
 
 // scan finds the end of the object starting at buf[i]; false when the buffer ends
@@ -492,20 +526,28 @@ func (j *JSONReader) flat(k []byte, v *fastjson.Value) {
 
 // isBareGUID tells a GUID written 8-4-4-4-12 hex digits without braces.
 func isBareGUID(b []byte) bool {
-	if len(b) != 36 {
+	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return false
 	}
+	// Every event has a few GUIDs: a table lookup per digit, no range tests.
+	var bad byte
 	for i, c := range b {
 		switch i {
 		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
 		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
+			bad |= notHex[c]
 		}
 	}
-	return true
+	return bad == 0
 }
+
+// notHex is 1 for bytes that are not hexadecimal digits.
+var notHex = func() (t [256]byte) {
+	for i := range t {
+		c := byte(i)
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			t[i] = 1
+		}
+	}
+	return t
+}()

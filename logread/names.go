@@ -1,6 +1,7 @@
 package logread
 
 import (
+	"sync"
 	"unsafe"
 
 	"github.com/ruledex/ruledex/event"
@@ -57,12 +58,47 @@ type sink struct {
 	scratch []byte
 	// sysEnd is the number of fields the System section added (it comes first).
 	sysEnd int
+	// sec is the kind of stack[1], the section (set when it opens: comparing its
+	// name on every element cost a tenth of JSON decoding).
+	sec section
 }
+
+type section uint8
+
+const (
+	secOther section = iota
+	secSystem
+	secEventData
+	secUserData
+)
 
 const maxIntern = 1 << 14
 
 func newSink() *sink {
+	if n, ok := namePool.Get().(*names); ok {
+		return &sink{intern: n.intern, seq: n.seq, attrStart: -1}
+	}
 	return &sink{intern: make(map[string]string, 256), attrStart: -1}
+}
+
+// names are a closed reader's interned names, for the next reader: hunt opens a
+// reader per part (a 1 MiB batch, an EVTX chunk), and interning the same names again
+// for each was most of the allocations of decoding. Names are immutable strings, safe
+// to share; the arena, which the last record's values may still point into, is not
+// passed on.
+type names struct {
+	intern map[string]string
+	seq    []string
+}
+
+var namePool sync.Pool
+
+// release hands the sink's names to the next reader; the sink must not be used after.
+func (s *sink) release() {
+	if s.intern != nil {
+		namePool.Put(&names{intern: s.intern, seq: s.seq})
+		s.intern, s.seq = nil, nil
+	}
 }
 
 // begin starts a record.
@@ -126,7 +162,20 @@ func (s *sink) open(name string) {
 	if n := len(s.stack); n > 0 {
 		s.stack[n-1].hasChild = true
 	}
-	isData := len(s.stack) == 2 && s.stack[1].name == "EventData" && name == "Data"
+	switch len(s.stack) {
+	case 1:
+		switch name {
+		case "System":
+			s.sec = secSystem
+		case "EventData":
+			s.sec = secEventData
+		case "UserData":
+			s.sec = secUserData
+		default:
+			s.sec = secOther
+		}
+	}
+	isData := len(s.stack) == 2 && s.sec == secEventData && name == "Data"
 	s.stack = append(s.stack, level{name: name, textStart: -1, isData: isData})
 }
 
@@ -164,10 +213,15 @@ func (s *sink) textString(b string) {
 	s.arena = append(s.arena, b...)
 }
 
+// flushAttr ends a pending attribute; inlined, so that the calls with none pending
+// (most: every open and close) cost a test.
 func (s *sink) flushAttr() {
-	if !s.inAttr {
-		return
+	if s.inAttr {
+		s.flushAttrSlow()
 	}
+}
+
+func (s *sink) flushAttrSlow() {
 	s.inAttr = false
 	v := s.str(s.attrStart)
 	n := len(s.stack)
@@ -182,14 +236,14 @@ func (s *sink) flushAttr() {
 		s.arena = s.arena[:s.attrStart]
 		return
 	}
-	if n == 3 && s.stack[1].name == "System" {
+	if n == 3 && s.sec == secSystem {
 		s.ev.Add(s.systemAttr(top.name, s.attrName), v)
 		s.sysEnd = len(s.ev.Fields)
 		return
 	}
 	// UserData elements often carry their values as attributes only (CAPI2 70:
 	// <EventAuxInfo ProcessName="mimikatz.exe"/>); they are data like leaf text.
-	if n >= 3 && s.stack[1].name == "UserData" && !isXMLNS(s.attrName) {
+	if n >= 3 && s.sec == secUserData && !isXMLNS(s.attrName) {
 		s.addData(s.attrName, v)
 	}
 }
@@ -246,7 +300,7 @@ func (s *sink) close() {
 	if n == 0 {
 		return
 	}
-	top := s.stack[n-1]
+	top := &s.stack[n-1]
 	s.stack = s.stack[:n-1]
 	if n < 3 || top.hasChild {
 		return
@@ -255,18 +309,17 @@ func (s *sink) close() {
 	if top.textStart >= 0 {
 		val = s.str(top.textStart)
 	}
-	section := s.stack[1].name
-	switch section {
-	case "System":
+	switch s.sec {
+	case secSystem:
 		if n == 3 && top.textStart >= 0 {
 			s.ev.Add(top.name, val)
 			s.sysEnd = len(s.ev.Fields)
 		}
-	case "EventData", "UserData":
+	case secEventData, secUserData:
 		s.addData(top.name, val)
 	default:
 		if top.textStart >= 0 {
-			s.ev.Add(s.join(section, top.name), val)
+			s.ev.Add(s.join(s.stack[1].name, top.name), val)
 		}
 	}
 	// Later siblings' text starts a new range; nothing to reset in the arena.

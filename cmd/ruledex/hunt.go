@@ -181,6 +181,11 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	}
 
 	start := time.Now()
+	// Inputs are read, and the first parts decoded, while the rules load and compile
+	// (a core is idle for much of that).
+	inputs, bad := huntpkg.Expand(args, os.Stdin)
+	feed := huntpkg.StartFeed(inputs, huntpkg.FeedOptions{AheadBytes: huntpkg.DefaultAheadBytes})
+	defer feed.Discard()
 	lo := huntpkg.LoadOptions{Parsers: huntParsers(), Filter: huntpkg.Filter{MinLevel: o.minLevel, Status: o.status, Tags: o.tags, Exclude: o.exclude}}
 	if !o.noCache {
 		lo.CacheDir = huntpkg.DefaultCacheDir()
@@ -192,7 +197,6 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 		return withCode(exitFailure, err)
 	}
 	h := huntpkg.New(loaded.Rules, opts)
-	inputs, bad := huntpkg.Expand(args, os.Stdin)
 	for _, e := range bad {
 		fmt.Fprintf(stderr, "ruledex hunt: %v\n", e)
 	}
@@ -236,7 +240,7 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	}
 	var sum *huntpkg.Summary
 	if h.Loaded() > 0 {
-		sum, err = h.Run(inputs, out, hopts)
+		sum, err = h.RunFeed(feed, out, hopts)
 		if err != nil {
 			return fmt.Errorf("writing matches: %w", err)
 		}
