@@ -48,7 +48,7 @@ func scanSummary(sc interface{ Scan(...any) error }, extra ...any) (Summary, err
 }
 
 func (c *Catalog) summaries(ctx context.Context, q string, args ...any) ([]Summary, error) {
-	rows, err := c.db.QueryContext(ctx, q, args...)
+	rows, err := c.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (c *Catalog) summaries(ctx context.Context, q string, args ...any) ([]Summa
 func (c *Catalog) Rule(ctx context.Context, lang rule.Language, id string) (*rule.Rule, error) {
 	var pk int64
 	var ir []byte
-	err := c.db.QueryRowContext(ctx, `SELECT pk, ir FROM rules WHERE language=? AND id=?`, string(lang), id).Scan(&pk, &ir)
+	err := c.queryRow(ctx, `SELECT pk, ir FROM rules WHERE language=? AND id=?`, string(lang), id).Scan(&pk, &ir)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("rule %s/%s: %w", lang, id, ErrNotFound)
 	}
@@ -90,7 +90,7 @@ func (c *Catalog) decode(ctx context.Context, pk int64, id string, ir []byte) (*
 		return nil, fmt.Errorf("rule %s: stored IR: %w", id, err)
 	}
 	r.ID = id
-	rows, err := c.db.QueryContext(ctx, `SELECT severity, code, file, line, col, message FROM diagnostics WHERE rule_pk=? AND derived=1`, pk)
+	rows, err := c.query(ctx, `SELECT severity, code, file, line, col, message FROM diagnostics WHERE rule_pk=? AND derived=1`, pk)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +350,7 @@ func (c *Catalog) RulesByIndicatorKey(ctx context.Context, key string, limit int
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT `+summaryCols+`, i.field, i.kind, i.value, i.negated, i.stage
+	rows, err := c.query(ctx, `SELECT `+summaryCols+`, i.field, i.kind, i.value, i.negated, i.stage
 		FROM indicators i JOIN rules r ON r.pk=i.rule_pk WHERE i.key=?
 		ORDER BY i.negated, r.language, r.title_fold, r.id LIMIT ?`, key, limit)
 	if err != nil {

@@ -73,7 +73,7 @@ technique links point there (without it the layer has no links to the wiki).`,
 			if err != nil {
 				return err
 			}
-			o := web.Options{Catalog: cat, Attack: am, Events: events, BaseURL: baseURL, NoPrerender: true,
+			o := web.Options{Catalog: cat, Attack: am, Events: events, BaseURL: baseURL, NoPrerender: true, Export: true,
 				Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 			if !noTranslations {
 				o.Translate = translations
