@@ -260,12 +260,26 @@ func (c *Catalog) IndicatorCounts(ctx context.Context, keys []string, negated bo
 	const batch = 400
 	for i := 0; i < len(keys); i += batch {
 		part := keys[i:min(i+batch, len(keys))]
-		args := []any{b2i(negated)}
+		// The list is padded to one of a few lengths with its last key (a repeat
+		// changes nothing in IN), so a handful of statements serve every rule page
+		// prepared.
+		n := batch
+		for _, size := range []int{8, 32, 128} {
+			if len(part) <= size {
+				n = size
+				break
+			}
+		}
+		args := make([]any, 0, n+1)
+		args = append(args, b2i(negated))
 		for _, k := range part {
 			args = append(args, k)
 		}
-		rows, err := c.db.QueryContext(ctx, `SELECT key, language, rules FROM indicator_counts WHERE negated=? AND key IN (?`+
-			strings.Repeat(",?", len(part)-1)+`)`, args...)
+		for len(args) < n+1 {
+			args = append(args, part[len(part)-1])
+		}
+		rows, err := c.query(ctx, `SELECT key, language, rules FROM indicator_counts WHERE negated=? AND key IN (?`+
+			strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("indicator counts: %w", err)
 		}

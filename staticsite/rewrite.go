@@ -5,7 +5,6 @@ import (
 	"html"
 	"net/url"
 	"regexp"
-	"strings"
 )
 
 // urlAttrs are the attributes holding URLs in the server's HTML. html/template writes
@@ -103,7 +102,8 @@ func (x *exporter) rewrite(out []byte, j job, body []byte) []byte {
 		ins = i + len(headAt[1])
 	}
 	rel := newRelBase(j.file)
-	fn := func(raw []byte) (string, bool) { return x.rewriteLink(base, rel, raw) }
+	basePath := base.EscapedPath()
+	fn := func(raw []byte) (string, bool) { return x.rewriteLink(base, basePath, rel, raw) }
 	start := len(out)
 	if ins >= 0 {
 		out = rewriteAttrs(out, body[:ins], fn)
@@ -128,9 +128,9 @@ func (x *exporter) rewrite(out []byte, j job, body []byte) []byte {
 // headAt are where the static pages' head elements go, in order of preference.
 var headAt = [][]byte{[]byte("<meta charset=\"utf-8\">\n"), []byte("<head>\n")}
 
-// linkTarget is what an attribute value that does not depend on its page (an
-// absolute path, an external URL) becomes: the same on every page but for the
-// relative path to file.
+// linkTarget is what an attribute value becomes on every page of one URL path (for an
+// absolute path or an external URL, on every page), but for the relative path from
+// the page's file to the target's.
 type linkTarget struct {
 	keep bool   // false: drop the attribute
 	same string // the value as it stays (external, fragment-only), escaped; "" for a page
@@ -139,31 +139,41 @@ type linkTarget struct {
 }
 
 // rewriteLink returns the new value of a URL attribute written as raw (escaped) on
-// the page at base, whose file's folder rel is, or keep false to drop the attribute.
-func (x *exporter) rewriteLink(base *url.URL, rel relBase, raw []byte) (string, bool) {
+// the page at base (basePath its escaped path), whose file's folder is rel, or keep
+// false to drop the attribute.
+func (x *exporter) rewriteLink(base *url.URL, basePath string, rel relBase, raw []byte) (string, bool) {
+	// Most links (navigation, fields, techniques, the facets of the 6,000 browse pages)
+	// recur on thousands of pages: each is decided once. A value starting with '/' (so
+	// does its unescaped form) resolves the same on every page; any other, the same on
+	// every page of one path.
+	ns := basePath
+	if len(raw) > 0 && raw[0] == '/' {
+		ns = ""
+	}
 	x.attrMu.RLock()
-	t, ok := x.attrs[string(raw)]
+	t, ok := x.attrs[ns][string(raw)]
 	x.attrMu.RUnlock()
 	if !ok {
-		val := html.UnescapeString(string(raw))
-		var pageDependent bool
-		t, pageDependent = x.decideLink(base, val)
-		if pageDependent {
-			return x.finish(t, rel, raw)
+		var cacheable bool
+		t, cacheable = x.decideLink(base, html.UnescapeString(string(raw)))
+		if cacheable {
+			x.attrMu.Lock()
+			if x.attrs == nil {
+				x.attrs = map[string]map[string]linkTarget{}
+			}
+			m := x.attrs[ns]
+			if m == nil {
+				m = map[string]linkTarget{}
+				x.attrs[ns] = m
+			}
+			m[string(raw)] = t
+			x.attrMu.Unlock()
 		}
-		// Most links (navigation, fields, techniques) recur on thousands of pages:
-		// decide each once.
-		x.attrMu.Lock()
-		if x.attrs == nil {
-			x.attrs = map[string]linkTarget{}
-		}
-		x.attrs[string(raw)] = t
-		x.attrMu.Unlock()
 	}
-	return x.finish(t, rel, raw)
+	return x.finish(t, rel)
 }
 
-func (x *exporter) finish(t linkTarget, rel relBase, raw []byte) (string, bool) {
+func (x *exporter) finish(t linkTarget, rel relBase) (string, bool) {
 	switch {
 	case !t.keep:
 		return "", false
@@ -178,24 +188,26 @@ func (x *exporter) finish(t linkTarget, rel relBase, raw []byte) (string, bool) 
 }
 
 // decideLink decides what becomes of a link to val (unescaped) on the page at base,
-// and whether that depends on the page (a relative reference resolves against it).
+// and whether the decision holds for every page of base's path: it does unless val has
+// neither a path nor a query, whose resolution keeps base's query.
 func (x *exporter) decideLink(base *url.URL, val string) (linkTarget, bool) {
 	if val == "" {
-		return linkTarget{keep: true}, false
+		return linkTarget{keep: true}, true
 	}
 	if val[0] == '#' {
-		return linkTarget{keep: true, same: html.EscapeString(val)}, false
+		return linkTarget{keep: true, same: html.EscapeString(val)}, true
 	}
 	u, err := url.Parse(val)
 	if err != nil {
-		return linkTarget{}, false // not a URL the page can follow: drop the attribute
+		return linkTarget{}, true // not a URL the page can follow: drop the attribute
 	}
 	if u.Scheme != "" || u.Host != "" {
-		return linkTarget{keep: true, same: html.EscapeString(val)}, false // external
+		return linkTarget{keep: true, same: html.EscapeString(val)}, true // external
 	}
-	// The page's URL is a path and query: it only matters to a reference whose path
-	// does not start at the root.
-	pageDependent := !strings.HasPrefix(u.Path, "/")
+	// Pages are fetched by path and query, so base has no scheme, host or user: the
+	// reference resolves against base's path, and only when it has neither a path nor
+	// a query also against base's query.
+	cacheable := u.Path != "" || u.RawQuery != "" || u.ForceQuery
 	abs := base.ResolveReference(u)
 	frag := abs.Fragment
 	abs.Fragment, abs.RawFragment = "", ""
@@ -208,11 +220,11 @@ func (x *exporter) decideLink(base *url.URL, val string) (linkTarget, bool) {
 		x.links.Store(key, l)
 	}
 	if l.file == "" {
-		return linkTarget{}, pageDependent
+		return linkTarget{}, cacheable
 	}
 	t := linkTarget{keep: true, l: l}
 	if frag != "" {
 		t.frag = "#" + url.PathEscape(frag)
 	}
-	return t, pageDependent
+	return t, cacheable
 }

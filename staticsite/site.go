@@ -95,10 +95,10 @@ type exporter struct {
 	byKind  map[string]int
 	kindDur map[string]time.Duration
 	links   sync.Map // resolved link URL -> link, see rewrite
-	// attrs holds the decision for each URL attribute value (as written) that means the
-	// same on every page; see rewriteLink.
+	// attrs holds the decision for each URL attribute value, by the page path it holds
+	// for ("" for every page) and the value as written; see rewriteLink.
 	attrMu sync.RWMutex
-	attrs  map[string]linkTarget
+	attrs  map[string]map[string]linkTarget
 	// dirs are the folders known to exist, so each is made once.
 	dirs    sync.Map
 	failed  []string
