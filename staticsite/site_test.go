@@ -34,6 +34,9 @@ const seedTitle = "BITS payload downloaded via commandline"
 var exported struct {
 	dir     string
 	sum     *Summary
+	// plainDir is the same export through the server as it serves readers (page
+	// cache, nothing shared), one page at a time.
+	plainDir string
 	rules   int
 	seedURL string
 	shared  map[string]bool
@@ -87,12 +90,21 @@ func exportCorpus(tmp string) error {
 	if _, err := derive.Neighbors(ctx, cat, nil); err != nil {
 		return fmt.Errorf("neighbors: %w", err)
 	}
-	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: ev, NoPrerender: true,
+	// As ruledex export site renders: results shared across pages, no page cache.
+	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: ev, NoPrerender: true, Export: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	// The same pages from the server as it serves readers, exported again by
+	// TestExportServerSameSite.
+	plain, err := web.New(web.Options{Catalog: cat, Attack: am, Events: ev, NoPrerender: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer plain.Close()
 	paths, err := cat.RulePaths(ctx)
 	if err != nil {
 		return err
@@ -120,6 +132,13 @@ func exportCorpus(tmp string) error {
 	}
 	exported.dir = filepath.Join(tmp, "site")
 	exported.sum, err = Export(ctx, Options{Handler: srv, Dir: exported.dir, Seeds: seeds,
+		Files: map[string][]byte{IndexFile: index, "attack/navigator.json": []byte("{}\n")},
+		Skip:  OnlySharedIndicators(exported.shared)})
+	if err != nil {
+		return err
+	}
+	exported.plainDir = filepath.Join(tmp, "site-plain")
+	_, err = Export(ctx, Options{Handler: plain, Dir: exported.plainDir, Seeds: seeds, Workers: 1,
 		Files: map[string][]byte{IndexFile: index, "attack/navigator.json": []byte("{}\n")},
 		Skip:  OnlySharedIndicators(exported.shared)})
 	return err
