@@ -32,15 +32,15 @@ const seedTitle = "BITS payload downloaded via commandline"
 // rules of mdecrevoisier (the seed rule's repository) and one KQL collection, so
 // pages link across languages.
 var exported struct {
-	dir     string
-	sum     *Summary
+	dir string
+	sum *Summary
 	// plainDir is the same export through the server as it serves readers (page
 	// cache, nothing shared), one page at a time.
 	plainDir string
-	rules   int
-	seedURL string
-	shared  map[string]bool
-	err     error
+	rules    int
+	seedURL  string
+	shared   map[string]bool
+	err      error
 }
 
 func TestMain(m *testing.M) {
