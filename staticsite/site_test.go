@@ -52,6 +52,11 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(tmp)
 		exportTmp = tmp
+		defer func() {
+			if exported.plainDir != "" {
+				os.RemoveAll(exported.plainDir)
+			}
+		}()
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -97,14 +102,6 @@ func exportCorpus(tmp string) error {
 		return err
 	}
 	defer srv.Close()
-	// The same pages from the server as it serves readers, exported again by
-	// TestExportServerSameSite.
-	plain, err := web.New(web.Options{Catalog: cat, Attack: am, Events: ev, NoPrerender: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		return err
-	}
-	defer plain.Close()
 	paths, err := cat.RulePaths(ctx)
 	if err != nil {
 		return err
@@ -137,7 +134,19 @@ func exportCorpus(tmp string) error {
 	if err != nil {
 		return err
 	}
-	exported.plainDir = filepath.Join(tmp, "site-plain")
+	// The same pages from the server as it serves readers, for TestExportServerSameSite.
+	// One server at a time: each holds a connection of the catalog's small pool.
+	srv.Close()
+	plain, err := web.New(web.Options{Catalog: cat, Attack: am, Events: ev, NoPrerender: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer plain.Close()
+	// Outside tmp: TestHostileRule looks there for anything the hostile rule wrote.
+	if exported.plainDir, err = os.MkdirTemp("", "ruledex-site-plain"); err != nil {
+		return err
+	}
 	_, err = Export(ctx, Options{Handler: plain, Dir: exported.plainDir, Seeds: seeds, Workers: 1,
 		Files: map[string][]byte{IndexFile: index, "attack/navigator.json": []byte("{}\n")},
 		Skip:  OnlySharedIndicators(exported.shared)})
