@@ -42,6 +42,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -51,6 +53,11 @@ import (
 type Catalog struct {
 	db   *sql.DB
 	path string
+	// stmts holds the read statements prepared once (see prepared).
+	stmts sync.Map // query text -> *sql.Stmt
+	// neighborSchemaOK is set once ensureNeighborSchema succeeded: the schema only
+	// grows, so it need not be checked again on every rule page.
+	neighborSchemaOK atomic.Bool
 }
 
 // Open opens (creating when missing) the catalog at path. A catalog written with an
@@ -135,7 +142,13 @@ func (c *Catalog) dropAll(ctx context.Context) error {
 }
 
 // Close closes the catalog.
-func (c *Catalog) Close() error { return c.db.Close() }
+func (c *Catalog) Close() error {
+	c.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return c.db.Close()
+}
 
 // Path is the catalog file.
 func (c *Catalog) Path() string { return c.path }

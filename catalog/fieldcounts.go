@@ -269,7 +269,7 @@ func (c *Catalog) SyncRuleEvents(ctx context.Context, fingerprint string, cover 
 // answer "no rules" rather than failing before it has.
 func (c *Catalog) hasEventTables(ctx context.Context) bool {
 	var n int
-	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='event_indicator_counts'`).Scan(&n)
+	err := c.queryRow(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='event_indicator_counts'`).Scan(&n)
 	return err == nil && n > 0
 }
 
@@ -287,7 +287,7 @@ func (c *Catalog) EventRuleCounts(ctx context.Context) ([]EventCount, error) {
 	if !c.hasEventTables(ctx) {
 		return nil, nil
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT provider, event_id, language, rules FROM event_rule_counts`)
+	rows, err := c.query(ctx, `SELECT provider, event_id, language, rules FROM event_rule_counts`)
 	if err != nil {
 		return nil, fmt.Errorf("event rule counts: %w", err)
 	}
@@ -329,7 +329,7 @@ func (c *Catalog) ProviderRuleCounts(ctx context.Context) (map[string]int, error
 	if !c.hasEventTables(ctx) {
 		return out, nil
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT provider, rules FROM provider_rule_counts`)
+	rows, err := c.query(ctx, `SELECT provider, rules FROM provider_rule_counts`)
 	if err != nil {
 		return nil, fmt.Errorf("provider rule counts: %w", err)
 	}
@@ -362,7 +362,7 @@ func (c *Catalog) EventFieldCounts(ctx context.Context, provider string, eventID
 	if !c.hasEventTables(ctx) {
 		return out, nil
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT event_field, language, rules FROM event_field_counts
+	rows, err := c.query(ctx, `SELECT event_field, language, rules FROM event_field_counts
 		WHERE provider=? AND event_id=?`, provider, eventID)
 	if err != nil {
 		return nil, fmt.Errorf("event field counts: %w", err)
@@ -409,7 +409,7 @@ func (c *Catalog) EventIndicators(ctx context.Context, provider string, eventID,
 	if !c.hasEventTables(ctx) {
 		return nil, nil
 	}
-	rows, err := c.db.QueryContext(ctx, `WITH top AS (
+	rows, err := c.query(ctx, `WITH top AS (
 			SELECT event_field, key, rules AS n FROM event_indicator_totals
 			WHERE provider=? AND event_id=? ORDER BY rules DESC, event_field, key LIMIT ?)
 		SELECT t.event_field, t.key, '', '', c.language, c.rules, t.n

@@ -42,6 +42,9 @@ const metaNeighborsSig = "neighbors_sig"
 // tables an older ruledex created (their rows are recomputed by the next sync, which
 // a new logic version forces).
 func (c *Catalog) ensureNeighborSchema(ctx context.Context) error {
+	if c.neighborSchemaOK.Load() {
+		return nil
+	}
 	if _, err := c.db.ExecContext(ctx, neighborsSchema); err != nil {
 		return fmt.Errorf("neighbors schema: %w", err)
 	}
@@ -56,6 +59,7 @@ func (c *Catalog) ensureNeighborSchema(ctx context.Context) error {
 			}
 		}
 	}
+	c.neighborSchemaOK.Store(true)
 	return nil
 }
 
@@ -226,7 +230,7 @@ func allRules(ctx context.Context, tx *sql.Tx) ([]StoredRule, error) {
 // hasNeighborTables reports whether SyncNeighbors ever ran.
 func (c *Catalog) hasNeighborTables(ctx context.Context) bool {
 	var n int
-	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='neighbors'`).Scan(&n)
+	err := c.queryRow(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='neighbors'`).Scan(&n)
 	return err == nil && n > 0
 }
 
@@ -253,7 +257,7 @@ type NeighborSet struct {
 
 func (c *Catalog) rulePK(ctx context.Context, lang rule.Language, id string) (int64, error) {
 	var pk int64
-	err := c.db.QueryRowContext(ctx, `SELECT pk FROM rules WHERE language=? AND id=?`, string(lang), id).Scan(&pk)
+	err := c.queryRow(ctx, `SELECT pk FROM rules WHERE language=? AND id=?`, string(lang), id).Scan(&pk)
 	if err == sql.ErrNoRows {
 		return 0, &LookupError{Ref: string(lang) + "/" + id}
 	}
@@ -274,7 +278,7 @@ func (c *Catalog) Neighbors(ctx context.Context, lang rule.Language, id string) 
 	if err := c.ensureNeighborSchema(ctx); err != nil {
 		return nil, err
 	}
-	err = c.db.QueryRowContext(ctx, `SELECT e.class_id, e.shape, e.basis, (SELECT count(*) FROM eq_classes x WHERE x.class_id=e.class_id)
+	err = c.queryRow(ctx, `SELECT e.class_id, e.shape, e.basis, (SELECT count(*) FROM eq_classes x WHERE x.class_id=e.class_id)
 		FROM eq_classes e WHERE e.rule_pk=?`, pk).Scan(&out.ClassID, &out.Shape, &out.ClassBasis, &out.ClassSize)
 	if err != nil && err != sql.ErrNoRows {
 		return nil, err
@@ -283,7 +287,7 @@ func (c *Catalog) Neighbors(ctx context.Context, lang rule.Language, id string) 
 		// A rule alone is no class: pages never show "1 rules".
 		out.ClassID, out.ClassSize, out.ClassBasis = "", 0, ""
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT `+summaryCols+`, n.relation, n.difference, n.basis
+	rows, err := c.query(ctx, `SELECT `+summaryCols+`, n.relation, n.difference, n.basis
 		FROM neighbors n JOIN rules r ON r.pk = n.other_pk WHERE n.rule_pk=? ORDER BY n.relation, r.language, r.title`, pk)
 	if err != nil {
 		return nil, err

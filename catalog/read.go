@@ -48,7 +48,7 @@ func scanSummary(sc interface{ Scan(...any) error }, extra ...any) (Summary, err
 }
 
 func (c *Catalog) summaries(ctx context.Context, q string, args ...any) ([]Summary, error) {
-	rows, err := c.db.QueryContext(ctx, q, args...)
+	rows, err := c.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func (c *Catalog) summaries(ctx context.Context, q string, args ...any) ([]Summa
 func (c *Catalog) Rule(ctx context.Context, lang rule.Language, id string) (*rule.Rule, error) {
 	var pk int64
 	var ir []byte
-	err := c.db.QueryRowContext(ctx, `SELECT pk, ir FROM rules WHERE language=? AND id=?`, string(lang), id).Scan(&pk, &ir)
+	err := c.queryRow(ctx, `SELECT pk, ir FROM rules WHERE language=? AND id=?`, string(lang), id).Scan(&pk, &ir)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("rule %s/%s: %w", lang, id, ErrNotFound)
 	}
@@ -90,7 +90,7 @@ func (c *Catalog) decode(ctx context.Context, pk int64, id string, ir []byte) (*
 		return nil, fmt.Errorf("rule %s: stored IR: %w", id, err)
 	}
 	r.ID = id
-	rows, err := c.db.QueryContext(ctx, `SELECT severity, code, file, line, col, message FROM diagnostics WHERE rule_pk=? AND derived=1`, pk)
+	rows, err := c.query(ctx, `SELECT severity, code, file, line, col, message FROM diagnostics WHERE rule_pk=? AND derived=1`, pk)
 	if err != nil {
 		return nil, err
 	}
@@ -260,12 +260,26 @@ func (c *Catalog) IndicatorCounts(ctx context.Context, keys []string, negated bo
 	const batch = 400
 	for i := 0; i < len(keys); i += batch {
 		part := keys[i:min(i+batch, len(keys))]
-		args := []any{b2i(negated)}
+		// The list is padded to one of a few lengths with its last key (a repeat
+		// changes nothing in IN), so a handful of statements serve every rule page
+		// prepared.
+		n := batch
+		for _, size := range []int{8, 32, 128} {
+			if len(part) <= size {
+				n = size
+				break
+			}
+		}
+		args := make([]any, 0, n+1)
+		args = append(args, b2i(negated))
 		for _, k := range part {
 			args = append(args, k)
 		}
-		rows, err := c.db.QueryContext(ctx, `SELECT key, language, rules FROM indicator_counts WHERE negated=? AND key IN (?`+
-			strings.Repeat(",?", len(part)-1)+`)`, args...)
+		for len(args) < n+1 {
+			args = append(args, part[len(part)-1])
+		}
+		rows, err := c.query(ctx, `SELECT key, language, rules FROM indicator_counts WHERE negated=? AND key IN (?`+
+			strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("indicator counts: %w", err)
 		}
@@ -350,7 +364,7 @@ func (c *Catalog) RulesByIndicatorKey(ctx context.Context, key string, limit int
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT `+summaryCols+`, i.field, i.kind, i.value, i.negated, i.stage
+	rows, err := c.query(ctx, `SELECT `+summaryCols+`, i.field, i.kind, i.value, i.negated, i.stage
 		FROM indicators i JOIN rules r ON r.pk=i.rule_pk WHERE i.key=?
 		ORDER BY i.negated, r.language, r.title_fold, r.id LIMIT ?`, key, limit)
 	if err != nil {

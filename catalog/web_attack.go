@@ -57,7 +57,7 @@ type RuleRef struct {
 }
 
 func (c *Catalog) ruleRefs(ctx context.Context, q string, args ...any) ([]RuleRef, error) {
-	rows, err := c.db.QueryContext(ctx, q, args...)
+	rows, err := c.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

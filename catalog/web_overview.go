@@ -208,7 +208,7 @@ type IndicatorRule struct {
 // IndicatorRules lists every rule with an indicator of the given key (both positive
 // tests and exclusions), by language then title.
 func (c *Catalog) IndicatorRules(ctx context.Context, key string) ([]IndicatorRule, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+ruleRefCols+`, i.field, i.kind, i.value, i.transforms, i.negated, i.stage
+	rows, err := c.query(ctx, `SELECT `+ruleRefCols+`, i.field, i.kind, i.value, i.transforms, i.negated, i.stage
 		FROM indicators i JOIN rules r ON r.pk = i.rule_pk WHERE i.key = ?
 		ORDER BY r.language, i.negated, r.title_fold, r.id`, key)
 	if err != nil {

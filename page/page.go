@@ -604,7 +604,12 @@ func indicators(r *rule.Rule, counts map[string]catalog.Count) []IndicatorRow {
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind
 		}
-		return strings.Join(a.Transforms, "|") < strings.Join(b.Transforms, "|")
+		if ta, tb := strings.Join(a.Transforms, "|"), strings.Join(b.Transforms, "|"); ta != tb {
+			return ta < tb
+		}
+		// Fields written in two cases (eventType, eventtype) are two rows: without this
+		// their order was the map's, so two exports of one catalog differed.
+		return a.Field < b.Field
 	})
 	return out
 }

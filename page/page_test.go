@@ -179,3 +179,23 @@ func TestBannerForNonDetections(t *testing.T) {
 		t.Errorf("detection has banner %q", b)
 	}
 }
+
+// TestIndicatorRowsOrderFixed: rows of one field written in two cases (SPL rules test
+// eventType and eventtype) come in one order every time, so two exports of a catalog
+// are the same files.
+func TestIndicatorRowsOrderFixed(t *testing.T) {
+	r := &rule.Rule{}
+	for _, f := range []string{"eventtype", "eventType", "EventType", "Web.url", "web.url"} {
+		r.Indicators = append(r.Indicators, rule.Indicator{Field: f, Canonical: "EventType", Kind: rule.Eq, Value: "v-" + f, Key: f})
+	}
+	want := []string{"EventType", "eventType", "eventtype", "Web.url", "web.url"}
+	for range 50 {
+		var got []string
+		for _, row := range indicators(r, nil) {
+			got = append(got, row.Field)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("row order (-want +got):\n%s", d)
+		}
+	}
+}

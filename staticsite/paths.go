@@ -119,24 +119,42 @@ func assetFile(u *url.URL) string {
 
 // relative is the link from the page file from (slash path relative to DIR) to the
 // file to, both relative to DIR.
-func relative(from, to string) string {
+func relative(from, to string) string { return newRelBase(from).to(to) }
+
+// relBase is a page file's folder, split once for the many links of the page.
+type relBase struct{ dir []string }
+
+func newRelBase(from string) relBase {
 	fromDir := path.Dir(from)
-	if fromDir == "." {
-		fromDir = ""
+	if fromDir == "." || fromDir == "" {
+		return relBase{}
 	}
-	var up int
-	dirParts := strings.Split(fromDir, "/")
-	if fromDir == "" {
-		dirParts = nil
-	}
-	toParts := strings.Split(to, "/")
-	common := 0
-	for common < len(dirParts) && common < len(toParts)-1 && dirParts[common] == toParts[common] {
+	return relBase{dir: strings.Split(fromDir, "/")}
+}
+
+// to is the link from the folder to the file to (relative to DIR).
+func (b relBase) to(to string) string {
+	// Skip the folders both paths start with, then go up from the rest of the page's.
+	common, rest := 0, to
+	for common < len(b.dir) {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 || rest[:i] != b.dir[common] {
+			break
+		}
+		rest = rest[i+1:]
 		common++
 	}
-	up = len(dirParts) - common
-	rel := strings.Repeat("../", up) + strings.Join(toParts[common:], "/")
-	return rel
+	up := len(b.dir) - common
+	if up == 0 {
+		return rest
+	}
+	var sb strings.Builder
+	sb.Grow(3*up + len(rest))
+	for range up {
+		sb.WriteString("../")
+	}
+	sb.WriteString(rest)
+	return sb.String()
 }
 
 // rootOf is the relative path from the page file to DIR ("" at the top, "../" below).

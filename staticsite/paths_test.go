@@ -1,6 +1,7 @@
 package staticsite
 
 import (
+	"html"
 	"net/url"
 	"path"
 	"strings"
@@ -134,11 +135,12 @@ func TestClassify(t *testing.T) {
 // attributes leave the element.
 func TestRewriteAttrs(t *testing.T) {
 	in := `<a href="/x?a=1&amp;b=2">t</a> <p>href=&#34;/evil&#34;</p> <a href="/api/">API</a> <script src="/s.js"></script> <form action="/rules/">`
-	got := string(rewriteAttrs([]byte(in), func(v string) (string, bool) {
+	got := string(rewriteAttrs(nil, []byte(in), func(raw []byte) (string, bool) {
+		v := html.UnescapeString(string(raw))
 		if v == "/api/" {
 			return "", false
 		}
-		return "R" + v + "<\"", true
+		return html.EscapeString("R" + v + "<\""), true
 	}))
 	want := `<a href="R/x?a=1&amp;b=2&lt;&#34;">t</a> <p>href=&#34;/evil&#34;</p> <a>API</a> <script src="R/s.js&lt;&#34;"></script> <form action="R/rules/&lt;&#34;">`
 	if got != want {

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -94,6 +95,12 @@ type exporter struct {
 	byKind  map[string]int
 	kindDur map[string]time.Duration
 	links   sync.Map // resolved link URL -> link, see rewrite
+	// attrs holds the decision for each URL attribute value, by the page path it holds
+	// for ("" for every page) and the value as written; see rewriteLink.
+	attrMu sync.RWMutex
+	attrs  map[string]map[string]linkTarget
+	// dirs are the folders known to exist, so each is made once.
+	dirs    sync.Map
 	failed  []string
 	missing []string
 	errMu   sync.Mutex
@@ -342,11 +349,30 @@ func classify(u *url.URL) classified {
 	return classified{}
 }
 
+// pageBuffers recycle the buffers a page is rendered and rewritten into (tens of KB,
+// two a page).
+var pageBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledPage: larger buffers (a few big pages) are left to the collector.
+const maxPooledPage = 1 << 20
+
+func getBuffer() *[]byte { return pageBuffers.Get().(*[]byte) }
+
+func putBuffer(bp *[]byte, b []byte) {
+	if cap(b) <= maxPooledPage {
+		*bp = b[:0]
+		pageBuffers.Put(bp)
+	}
+}
+
 // render fetches one page through the handler, rewrites it and writes it.
 func (x *exporter) render(ctx context.Context, j job) error {
 	start := time.Now()
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, j.fetch, nil)
 	rec := &recorder{header: http.Header{}}
+	rbp := getBuffer()
+	rec.body = bytes.NewBuffer((*rbp)[:0])
+	defer func() { putBuffer(rbp, rec.body.Bytes()) }()
 	x.o.Handler.ServeHTTP(rec, req)
 	x.mu.Lock()
 	x.kindDur[j.kind] += time.Since(start)
@@ -365,13 +391,17 @@ func (x *exporter) render(ctx context.Context, j job) error {
 		// Keep links to it resolving: a page saying what went wrong.
 		body := rec.body.Bytes()
 		if strings.HasPrefix(rec.header.Get("Content-Type"), "text/html") {
-			body = x.rewrite(j, body)
+			obp := getBuffer()
+			body = x.rewrite((*obp)[:0], j, body)
+			defer putBuffer(obp, body)
 		}
 		return x.write(j.file, body)
 	}
 	body := rec.body.Bytes()
 	if j.kind != "asset" {
-		body = x.rewrite(j, body)
+		obp := getBuffer()
+		body = x.rewrite((*obp)[:0], j, body)
+		defer putBuffer(obp, body)
 		x.mu.Lock()
 		x.byKind[j.kind]++
 		x.mu.Unlock()
@@ -386,7 +416,7 @@ func (x *exporter) write(name string, b []byte) error {
 		return fmt.Errorf("export site: refusing to write %q outside the folder", name)
 	}
 	full := filepath.Join(x.o.Dir, clean)
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+	if err := x.mkdir(filepath.Dir(full)); err != nil {
 		return fmt.Errorf("export site: %w", err)
 	}
 	if err := os.WriteFile(full, b, 0o644); err != nil {
@@ -397,12 +427,34 @@ func (x *exporter) write(name string, b []byte) error {
 	return nil
 }
 
+// mkdir makes dir and its parents, asking the filesystem once per folder: nearly
+// every rule page has a folder of its own, whose parent was made for the page before.
+func (x *exporter) mkdir(dir string) error {
+	if _, ok := x.dirs.Load(dir); ok {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if _, ok := x.dirs.Load(parent); ok {
+			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			x.dirs.Store(dir, true)
+			return nil
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	x.dirs.Store(dir, true)
+	return nil
+}
+
 // recorder is a minimal ResponseWriter (httptest.ResponseRecorder does more work
 // per response than pages need).
 type recorder struct {
 	header http.Header
 	status int
-	body   bytes.Buffer
+	body   *bytes.Buffer
 }
 
 func (r *recorder) Header() http.Header { return r.header }

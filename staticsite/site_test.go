@@ -32,12 +32,15 @@ const seedTitle = "BITS payload downloaded via commandline"
 // rules of mdecrevoisier (the seed rule's repository) and one KQL collection, so
 // pages link across languages.
 var exported struct {
-	dir     string
-	sum     *Summary
-	rules   int
-	seedURL string
-	shared  map[string]bool
-	err     error
+	dir string
+	sum *Summary
+	// plainDir is the same export through the server as it serves readers (page
+	// cache, nothing shared), one page at a time.
+	plainDir string
+	rules    int
+	seedURL  string
+	shared   map[string]bool
+	err      error
 }
 
 func TestMain(m *testing.M) {
@@ -49,6 +52,11 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(tmp)
 		exportTmp = tmp
+		defer func() {
+			if exported.plainDir != "" {
+				os.RemoveAll(exported.plainDir)
+			}
+		}()
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -87,7 +95,8 @@ func exportCorpus(tmp string) error {
 	if _, err := derive.Neighbors(ctx, cat, nil); err != nil {
 		return fmt.Errorf("neighbors: %w", err)
 	}
-	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: ev, NoPrerender: true,
+	// As ruledex export site renders: results shared across pages, no page cache.
+	srv, err := web.New(web.Options{Catalog: cat, Attack: am, Events: ev, NoPrerender: true, Export: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
@@ -120,6 +129,25 @@ func exportCorpus(tmp string) error {
 	}
 	exported.dir = filepath.Join(tmp, "site")
 	exported.sum, err = Export(ctx, Options{Handler: srv, Dir: exported.dir, Seeds: seeds,
+		Files: map[string][]byte{IndexFile: index, "attack/navigator.json": []byte("{}\n")},
+		Skip:  OnlySharedIndicators(exported.shared)})
+	if err != nil {
+		return err
+	}
+	// The same pages from the server as it serves readers, for TestExportServerSameSite.
+	// One server at a time: each holds a connection of the catalog's small pool.
+	srv.Close()
+	plain, err := web.New(web.Options{Catalog: cat, Attack: am, Events: ev, NoPrerender: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer plain.Close()
+	// Outside tmp: TestHostileRule looks there for anything the hostile rule wrote.
+	if exported.plainDir, err = os.MkdirTemp("", "ruledex-site-plain"); err != nil {
+		return err
+	}
+	_, err = Export(ctx, Options{Handler: plain, Dir: exported.plainDir, Seeds: seeds, Workers: 1,
 		Files: map[string][]byte{IndexFile: index, "attack/navigator.json": []byte("{}\n")},
 		Skip:  OnlySharedIndicators(exported.shared)})
 	return err

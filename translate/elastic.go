@@ -157,9 +157,13 @@ func eqlWildcard(a atom) string {
 	return b.String()
 }
 
+// quoteEscaper escapes a string for the double-quoted literals of EQL, TOML, KQL and
+// YARA-L. Built once: a Replacer builds its tables on first use, which cost more than
+// the replacing when every rule page translates its rule.
+var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+
 func eqlString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-	return `"` + r.Replace(s) + `"`
+	return `"` + quoteEscaper.Replace(s) + `"`
 }
 
 var esqlBool = boolStyle{and: "and", or: "or", not: func(s string) string { return "not " + parenthesize(s) },
@@ -259,9 +263,11 @@ func esqlAtom(w *writer, a atom) (string, error) {
 	return s, nil
 }
 
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`)
+
 // esqlLike writes a LIKE pattern: `*` any run, `?` one character, `\` escapes.
 func esqlLike(a atom, lower bool) string {
-	esc := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`)
+	esc := likeEscaper
 	var b strings.Builder
 	if a.kind == rule.Match || a.kind == rule.EndsW {
 		b.WriteByte('*')
@@ -335,8 +341,7 @@ func elasticFile(w *writer, r *rule.Rule, src *prepared, q string) string {
 }
 
 func tomlString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-	return `"` + r.Replace(s) + `"`
+	return `"` + quoteEscaper.Replace(s) + `"`
 }
 
 func tomlList(xs []string) string {

@@ -103,7 +103,7 @@ func kqlString(s string) string {
 	if strings.Contains(s, `\`) && !strings.ContainsAny(s, "\n\r\t") {
 		return `@"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`).Replace(s) + `"`
+	return `"` + quoteEscaper.Replace(s) + `"`
 }
 
 // kqlIdent brackets column names that are not plain identifiers.

@@ -7,6 +7,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// splQuoteEscaper escapes a value inside SPL double quotes (built once, see quoteEscaper).
+var splQuoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 var splBool = boolStyle{and: "AND", or: "OR", not: func(s string) string { return "NOT (" + trimOuter(s) + ")" }}
 
 // writeSPL writes an ESCU-style accelerated search: tstats over the CIM data model,
@@ -84,7 +87,7 @@ func splPattern(w *writer, a atom) (string, error) {
 			// A closing backslash right before the closing quote is read as escaping it.
 			return "", fail(w.t, "%s: SPL cannot quote a value that ends in a backslash (%q)", a.canon, a.v.S)
 		default:
-			b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p.Lit))
+			b.WriteString(splQuoteEscaper.Replace(p.Lit))
 		}
 	}
 	if a.kind == rule.Match || a.kind == rule.StartsW {

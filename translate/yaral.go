@@ -117,8 +117,7 @@ func yaralPattern(a atom) (string, bool) {
 }
 
 func yaralString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-	return `"` + r.Replace(s) + `"`
+	return `"` + quoteEscaper.Replace(s) + `"`
 }
 
 // yaralFile writes a complete YARA-L 2.0 rule.

@@ -255,7 +255,8 @@ func (b *bufferWriter) Write(p []byte) (int, error) {
 // cached serves h through the page cache, keyed by the request URI.
 func (s *Server) cached(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.cache.enabled() {
+		if !s.cache.enabled() || s.shared != nil {
+			// An export asks for each page once: caching would only copy it.
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -229,7 +229,11 @@ func (s *Server) event(r *http.Request, provider, id string) (*EventResponse, er
 		}
 	}
 	ctx := r.Context()
-	fc, err := s.cat.EventFieldCounts(ctx, p.Name, e.ID)
+	// Every filter and page of the event shares these (see sharedResults).
+	ek := p.Name + "\x00" + strconv.Itoa(e.ID)
+	fc, err := memoized(s, "event-fields\x00"+ek, func() (map[string]catalog.FieldCount, error) {
+		return s.cat.EventFieldCounts(ctx, p.Name, e.ID)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -252,21 +256,28 @@ func (s *Server) event(r *http.Request, provider, id string) (*EventResponse, er
 		}
 		out.Fields = append(out.Fields, ef)
 	}
-	inds, err := s.cat.EventIndicators(ctx, p.Name, e.ID, 25)
+	inds, err := memoized(s, "event-indicators\x00"+ek, func() ([]catalog.EventIndicator, error) {
+		return s.cat.EventIndicators(ctx, p.Name, e.ID, 25)
+	})
 	if err != nil {
 		return nil, err
 	}
 	for _, in := range inds {
 		out.Indicators = append(out.Indicators, EventIndicatorView{EventIndicator: in, URL: "/indicators/?key=" + url.QueryEscape(in.Key)})
 	}
-	all, err := s.cat.RulesForEvent(ctx, p.Name, e.ID, "", 0)
+	all, err := memoized(s, "event-rules\x00"+ek, func() ([]catalog.Summary, error) {
+		return s.cat.RulesForEvent(ctx, p.Name, e.ID, "", 0)
+	})
 	if err != nil {
 		return nil, err
 	}
 	out.Rules = len(all)
 	list := all
 	if field != "" {
-		if list, err = s.cat.RulesForEvent(ctx, p.Name, e.ID, field, 0); err != nil {
+		list, err = memoized(s, "event-field-rules\x00"+ek+"\x00"+field, func() ([]catalog.Summary, error) {
+			return s.cat.RulesForEvent(ctx, p.Name, e.ID, field, 0)
+		})
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -35,6 +35,11 @@ type Options struct {
 	// NoPrerender turns off rendering every rule page into the page cache at start and
 	// after each catalog change (tests that do not measure the cold path).
 	NoPrerender bool
+	// Export marks a server that renders every page once, for a static export:
+	// results many pages share (an event's rule list, field counts and common
+	// indicators) are computed once and kept while the catalog does not change,
+	// instead of per page. Tens of MB for the full catalog.
+	Export bool
 }
 
 // Server is the wiki's http.Handler.
@@ -54,6 +59,7 @@ type Server struct {
 	stop      chan struct{} // closed by Close: stops pre-rendering
 	bgDone    chan struct{}
 	closeOnce sync.Once
+	shared    *sharedResults // nil unless Options.Export
 }
 
 // New prepares a server; templates are parsed once here so a broken template fails
@@ -75,6 +81,9 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{cat: o.Catalog, att: o.Attack, log: o.Logger, baseURL: o.BaseURL, tmpl: t,
 		cache: newPageCache(o.Catalog, 96<<20), events: o.Events, translate: o.Translate}
+	if o.Export {
+		s.shared = &sharedResults{}
+	}
 	for _, t := range o.Attack.Tactics() {
 		s.tactics = append(s.tactics, catalog.Tactic{Short: t.Short, ID: t.ID, Name: t.Name, URL: t.URL, Order: t.Order})
 	}
