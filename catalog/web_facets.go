@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -144,6 +145,9 @@ type webState struct {
 	termGen  [2]int64
 	termRows int
 
+	// gate queues searches for SQLite (see searchGate).
+	gate searchGate
+
 	// Statements prepared once: parsing SQL costs as much as running these.
 	prepOnce sync.Once
 	prepErr  error
@@ -181,6 +185,33 @@ func (c *Catalog) stmt(ctx context.Context, tx *sql.Tx, name string) (*sql.Stmt,
 		return nil, s.prepErr
 	}
 	return tx.StmtContext(ctx, s.stmts[name]), nil
+}
+
+// searchGate lets a few searches at a time into their read transaction, first come first
+// served. database/sql hands a freed connection to a random waiter, so when dozens of
+// searches wait for a few connections an unlucky one waits many turns: under load the
+// slowest searches were those, not the most expensive ones. A search waits here, in
+// order, instead, and finds a connection free.
+type searchGate struct {
+	once  sync.Once
+	slots chan struct{}
+}
+
+// searchSlots is how many searches may hold a connection at once: one per core and one
+// more (for a search waiting on the disk), leaving a connection of the pool to the
+// rest of the server (the page cache's poller holds one for good).
+func searchSlots() int { return max(1, min(runtime.GOMAXPROCS(0)+1, maxOpenConns()-2)) }
+
+// acquire waits for a slot (in arrival order: a channel's blocked senders are woken
+// first in, first out) and returns its release.
+func (g *searchGate) acquire(ctx context.Context) (func(), error) {
+	g.once.Do(func() { g.slots = make(chan struct{}, searchSlots()) })
+	select {
+	case g.slots <- struct{}{}:
+		return func() { <-g.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 var webStates sync.Map // *Catalog -> *webState

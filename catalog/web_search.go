@@ -352,11 +352,26 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 			return res, nil // no searchable word: nothing matches
 		}
 	}
-	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	// Only what needs SQLite happens inside the read transaction (and the gate); the
+	// facet counts and snippets are worked out from memory after it ends, so a
+	// connection is held for as short a time as possible.
+	release, err := c.web().gate.acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
-	defer tx.Rollback()
+	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	end := func() {
+		if tx != nil {
+			tx.Rollback()
+			tx = nil
+			release()
+		}
+	}
+	defer end()
 
 	// The generation noted and the largest rule pk seen through tx identify the catalog
 	// the transaction reads.
@@ -391,8 +406,8 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	// The pages of one search share its matches and facets: computed for the first page
 	// asked, kept with the index they point into.
 	key := q.resultKey(fts)
-	matches, facets, ok := idx.resultGet(key)
-	if !ok {
+	matches, facets, cached := idx.resultGet(key)
+	if !cached {
 		if fts != "" {
 			matches = make([]*facetRule, 0, len(ranked))
 			for _, pk := range ranked {
@@ -407,13 +422,24 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 				}
 			}
 		}
+	}
+	from := min((q.Page-1)*q.PerPage, len(matches))
+	shown := matches[from:min(from+q.PerPage, len(matches))]
+	var docs []*ftsDoc
+	if fts != "" && len(shown) > 0 {
+		// Snippets only for the shown page.
+		if docs, err = c.docs(ctx, tx, idx, shown); err != nil {
+			return nil, err
+		}
+	}
+	end()
+
+	if !cached {
 		facets = idx.count(matches, q.FacetLimit)
 		idx.resultPut(key, matches, facets)
 	}
 	res.Total = len(matches)
 	res.Facets = facets
-	from := min((q.Page-1)*q.PerPage, len(matches))
-	shown := matches[from:min(from+q.PerPage, len(matches))]
 	if len(shown) == 0 {
 		return res, nil
 	}
@@ -424,11 +450,6 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	}
 	if fts == "" {
 		return res, nil
-	}
-	// Snippets only for the shown page.
-	docs, err := c.docs(ctx, tx, idx, shown)
-	if err != nil {
-		return nil, err
 	}
 	terms := snippetTerms(q.Text)
 	for i, d := range docs {

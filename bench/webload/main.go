@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ruledex/ruledex/bench/internal/coldset"
 )
 
 var queries = []string{
@@ -28,38 +30,6 @@ var queries = []string{
 	"registry run key", "defender", "psexec", "net user", "whoami", "vssadmin", "cobalt", "bloodhound",
 	"CommandLine", "ParentImage", "sysmon", "office macro", "lateral movement", "amsi", "kerberos",
 }
-
-// vocabulary are the words cold searches combine: tools, fields, techniques and terms a
-// detection engineer types.
-var vocabulary = []string{
-	"bitsadmin", "powershell", "mimikatz", "lsass", "rundll32", "certutil", "schtasks", "wmic",
-	"regsvr32", "mshta", "encoded", "credential", "T1059", "T1003", "scheduled", "registry", "defender",
-	"psexec", "whoami", "vssadmin", "cobalt", "bloodhound", "CommandLine", "ParentImage", "sysmon",
-	"office", "lateral", "amsi", "kerberos", "cmd", "download", "service", "token", "dll", "script",
-	"base64", "temp", "appdata", "network", "dns", "http", "password", "admin", "remote", "shadow",
-	"process", "injection", "driver", "firewall", "audit", "logon", "user", "group", "policy",
-	"task", "wscript", "cscript", "msiexec", "ntds", "sam",
-}
-
-// coldSearch returns the i-th of many distinct searches: single words with a filter
-// and a result page, and two-word searches.
-func coldSearch(i int) string {
-	v := len(vocabulary)
-	if i%2 == 0 {
-		j := i / 2
-		w := vocabulary[j%v]
-		f := coldFilters[(j/v)%len(coldFilters)]
-		page := (j/(v*len(coldFilters)))%10 + 1
-		return fmt.Sprintf("/api/search?q=%s%s&page=%d", url.QueryEscape(w), f, page)
-	}
-	j := i / 2
-	a := j % v
-	b := (a + 1 + (j/v)%(v-1)) % v
-	return "/api/search?q=" + url.QueryEscape(vocabulary[a]+" "+vocabulary[b])
-}
-
-// coldFilters are distinct filters for cold searches.
-var coldFilters = []string{"", "&language=sigma", "&severity=high", "&tactic=execution", "&field=CommandLine", "&language=kusto"}
 
 // searchFilters are added to some searches so facets and filters are exercised too.
 var searchFilters = []string{"", "", "&language=sigma", "&severity=high", "&tactic=execution", "&field=CommandLine"}
@@ -104,7 +74,7 @@ func main() {
 			*base, *clients, len(rules), *nSearches)
 		memory(*pid, "before")
 		report(run(c, *base, "rule page (cold)", func(i int) string { return rules[i] }, *clients, len(rules), 10*(*maxTime), *pid))
-		report(run(c, *base, "search API (cold)", coldSearch, *clients, *nSearches, 10*(*maxTime), *pid))
+		report(run(c, *base, "search API (cold)", coldset.Search, *clients, *nSearches, 10*(*maxTime), *pid))
 		memory(*pid, "after")
 		return
 	}
