@@ -26,7 +26,11 @@ type facetIndex struct {
 	gen     int64 // Catalog generation it was built for
 	token   int64 // the largest rules.pk when built
 	rules   []facetRule
-	byPK    map[int64]int32 // pk -> index in rules
+	// pos maps a pk to its index in rules (-1 for none) when pks are dense enough (they
+	// are rowids: a catalog ingested once numbers its rules from 1), else byPK does: a
+	// search looks up every matching rule, and indexing a slice is cheaper than a map.
+	pos  []int32
+	byPK map[int64]int32
 	// tallies recycles the counting arrays (one int32 per id) across searches.
 	tallies sync.Pool
 	// docs holds the full-text documents read for snippets so far (at most the whole
@@ -276,20 +280,19 @@ func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, token int64, must []in
 	// The token (the largest pk) catches an ingest that added rules even before the
 	// poller notes it; with the check below that every matched pk is known, a search
 	// only mixes catalogs in the poll interval after an ingest that only deleted rules.
+	// The check runs outside the lock (an index never changes once built): every search
+	// makes it, over thousands of pks for a common word.
 	s := c.web()
 	s.mu.Lock()
+	idx, gen := s.idx, s.gen
+	s.mu.Unlock()
+	if idx != nil && idx.gen == gen && idx.token == token && idx.knowsAll(must) {
+		return idx, nil
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if idx := s.idx; idx != nil && idx.gen == s.gen && idx.token == token {
-		ok := true
-		for _, pk := range must {
-			if _, found := idx.byPK[pk]; !found {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return idx, nil
-		}
+	if cur := s.idx; cur != nil && cur != idx && cur.gen == s.gen && cur.token == token && cur.knowsAll(must) {
+		return cur, nil // another search has just rebuilt it
 	}
 	idx, err := buildFacetIndex(ctx, tx)
 	if err != nil {
@@ -300,8 +303,31 @@ func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, token int64, must []in
 	return idx, nil
 }
 
+// at returns the index in rules of the rule with pk.
+func (idx *facetIndex) at(pk int64) (int32, bool) {
+	if idx.pos != nil {
+		if pk < 0 || pk >= int64(len(idx.pos)) {
+			return 0, false
+		}
+		i := idx.pos[pk]
+		return i, i >= 0
+	}
+	i, ok := idx.byPK[pk]
+	return i, ok
+}
+
+// knowsAll reports whether every pk is a rule of the index.
+func (idx *facetIndex) knowsAll(pks []int64) bool {
+	for _, pk := range pks {
+		if _, ok := idx.at(pk); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
-	idx := &facetIndex{byPK: map[int64]int32{}}
+	idx := &facetIndex{}
 	// No ORDER BY: Go sorts. The columns read all precede the IR blob in a row, so the
 	// scan never follows a blob's overflow pages.
 	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class, r.language, r.repo, r.severity, r.status, `+logSourceExpr+`,
@@ -364,9 +390,24 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 		}
 		return a.id < b.id
 	})
+	var minPK, maxPK int64
 	for i := range idx.rules {
-		idx.byPK[idx.rules[i].pk] = int32(i)
+		minPK, maxPK = min(minPK, idx.rules[i].pk), max(maxPK, idx.rules[i].pk)
 		idx.rules[i].fold = "" // only needed to sort
+	}
+	if minPK >= 0 && maxPK < 4*int64(len(idx.rules))+4096 {
+		idx.pos = make([]int32, maxPK+1)
+		for i := range idx.pos {
+			idx.pos[i] = -1
+		}
+		for i := range idx.rules {
+			idx.pos[idx.rules[i].pk] = int32(i)
+		}
+	} else {
+		idx.byPK = make(map[int64]int32, len(idx.rules))
+		for i := range idx.rules {
+			idx.byPK[idx.rules[i].pk] = int32(i)
+		}
 	}
 	multi := func(q string, set func(f *facetRule, v string)) error {
 		rows, err := tx.QueryContext(ctx, q)
@@ -380,7 +421,7 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 			if err := rows.Scan(&pk, &v); err != nil {
 				return err
 			}
-			if i, ok := idx.byPK[pk]; ok && v != "" {
+			if i, ok := idx.at(pk); ok && v != "" {
 				set(&idx.rules[i], in(v))
 			}
 		}

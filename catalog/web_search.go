@@ -411,7 +411,7 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		if fts != "" {
 			matches = make([]*facetRule, 0, len(ranked))
 			for _, pk := range ranked {
-				if i, ok := idx.byPK[pk]; ok && q.match(&idx.rules[i]) {
+				if i, ok := idx.at(pk); ok && q.match(&idx.rules[i]) {
 					matches = append(matches, &idx.rules[i])
 				}
 			}
@@ -451,11 +451,11 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if fts == "" {
 		return res, nil
 	}
-	terms := snippetTerms(q.Text)
+	sc := newTermScanner(snippetTerms(q.Text))
 	for i, d := range docs {
 		if d != nil {
 			h := &res.Hits[i]
-			h.Marked = buildDocSnippet(d, terms)
+			h.Marked = buildDocSnippet(d, sc)
 			h.Snippet = snippetUnmark.Replace(h.Marked)
 		}
 	}

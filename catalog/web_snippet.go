@@ -143,15 +143,16 @@ const snippetWindow = 12
 func buildSnippet(cols []string, terms []snippetTerm) string {
 	var d [5]string
 	copy(d[:], cols)
-	return buildDocSnippet(newFTSDoc(d), terms)
+	return buildDocSnippet(newFTSDoc(d), newTermScanner(terms))
 }
 
-// buildDocSnippet is buildSnippet over a document read for snippets.
-func buildDocSnippet(d *ftsDoc, terms []snippetTerm) string {
+// buildDocSnippet is buildSnippet over a document read for snippets, with the scanner
+// of the search's terms (one for all its hits).
+func buildDocSnippet(d *ftsDoc, sc *termScanner) string {
+	terms := sc.terms
 	if len(terms) == 0 {
 		return ""
 	}
-	sc := newTermScanner(terms)
 	best, bestHits, first := -1, 0, 0
 	for c, text := range d.cols {
 		var hits, at int
@@ -226,8 +227,8 @@ func buildDocSnippet(d *ftsDoc, terms []snippetTerm) string {
 func prevWord(s string, end int) (start, e int) {
 	i := end
 	for i > 0 {
-		r, n := utf8.DecodeLastRuneInString(s[:i])
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+		ok, n := isWordBefore(s, i)
+		if ok {
 			break
 		}
 		i -= n
@@ -237,13 +238,23 @@ func prevWord(s string, end int) (start, e int) {
 	}
 	e = i
 	for i > 0 {
-		r, n := utf8.DecodeLastRuneInString(s[:i])
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
+		ok, n := isWordBefore(s, i)
+		if !ok {
 			break
 		}
 		i -= n
 	}
 	return i, e
+}
+
+// isWordBefore reports whether the character ending at s[i-1] is a letter or digit, and
+// its size in bytes (isWordAt backwards).
+func isWordBefore(s string, i int) (bool, int) {
+	if c := s[i-1]; c < utf8.RuneSelf {
+		return wordByte[c], 1
+	}
+	r, n := utf8.DecodeLastRuneInString(s[:i])
+	return unicode.IsLetter(r) || unicode.IsDigit(r), n
 }
 
 // termScanner counts the matches of the search terms in a text. With ASCII terms

@@ -22,6 +22,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,8 +42,9 @@ func main() {
 	top := flag.Int("top", 25, "slowest searches listed")
 	dump := flag.String("dump", "", "write every response body here, one line each")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the searches")
+	clients := flag.Int("c", 1, "searches served at once (the times then include waiting for each other)")
 	flag.Parse()
-	if err := run(*dbPath, *data, *n, *warm, *top, *dump, *cpuProfile); err != nil {
+	if err := run(*dbPath, *data, *n, *warm, *top, *dump, *cpuProfile, *clients); err != nil {
 		fmt.Fprintln(os.Stderr, "searchcost:", err)
 		os.Exit(1)
 	}
@@ -53,7 +56,7 @@ type timed struct {
 	d     time.Duration
 }
 
-func run(dbPath, data string, n, warm, top int, dump, cpuProfile string) error {
+func run(dbPath, data string, n, warm, top int, dump, cpuProfile string, clients int) error {
 	if dbPath == "" {
 		return fmt.Errorf("-db is required")
 	}
@@ -121,16 +124,41 @@ func run(dbPath, data string, n, warm, top int, dump, cpuProfile string) error {
 	var all []timed
 	cpu0 := cpuTime()
 	start := time.Now()
-	for i := 0; i < n; i++ {
-		p := coldset.Search(i)
-		t := time.Now()
-		w, err := get(p)
-		d := time.Since(t)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s\t%s\n", p, strings.TrimSpace(w.Body.String()))
-		all = append(all, timed{p, shape(p), d})
+	all = make([]timed, n)
+	bodies := make([]string, n)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range max(1, clients) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				p := coldset.Search(i)
+				t := time.Now()
+				w, err := get(p)
+				d := time.Since(t)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				if dump != "" {
+					bodies[i] = strings.TrimSpace(w.Body.String())
+				}
+				all[i] = timed{p, shape(p), d}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return err
+	}
+	for i, b := range bodies {
+		fmt.Fprintf(out, "%s\t%s\n", all[i].path, b)
 	}
 	wall, cpu := time.Since(start), cpuTime()-cpu0
 	fmt.Printf("%d searches in %v wall, %v CPU (%.3f ms CPU a search)\n", n, wall.Round(time.Millisecond),
@@ -139,6 +167,7 @@ func run(dbPath, data string, n, warm, top int, dump, cpuProfile string) error {
 	byShape := map[string][]time.Duration{}
 	for _, t := range all {
 		byShape[t.shape] = append(byShape[t.shape], t.d)
+		byShape["(all)"] = append(byShape["(all)"], t.d)
 	}
 	var shapes []string
 	for s := range byShape {
