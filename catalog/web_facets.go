@@ -37,11 +37,49 @@ type facetIndex struct {
 	// index, a few MB): pages of results overlap, so after a while a search reads none.
 	docsMu sync.Mutex
 	docs   map[int64]*ftsDoc
+	// hits holds where one search term matches in a document's columns, for snippets:
+	// scanning long documents (hundreds of KB of values) for each shown hit was most of
+	// a search, and a new search mostly combines terms searched before (see separable).
+	hitsMu sync.Mutex
+	hits   map[termDoc]colHits
 	// results caches recent searches' matches and facet counts (read-only once stored),
 	// for their other pages; resultRefs bounds the rules they point to in all.
 	resultsMu  sync.Mutex
 	results    map[string]*searchResult
 	resultRefs int
+}
+
+type termDoc struct {
+	term string
+	pk   int64
+}
+
+// maxTermHits bounds the term hits cache (about 80 bytes an entry).
+const maxTermHits = 1 << 17
+
+// termHits returns the hits of the one term sc scans for in the document of rule pk.
+func (idx *facetIndex) termHits(sc *termScanner, pk int64, d *ftsDoc) colHits {
+	k := termDoc{sc.terms[0].tok, pk}
+	idx.hitsMu.Lock()
+	h, ok := idx.hits[k]
+	idx.hitsMu.Unlock()
+	if ok {
+		return h
+	}
+	h = sc.colHits(d)
+	idx.hitsMu.Lock()
+	defer idx.hitsMu.Unlock()
+	if idx.hits == nil {
+		idx.hits = map[termDoc]colHits{}
+	}
+	for old := range idx.hits {
+		if len(idx.hits) < maxTermHits {
+			break
+		}
+		delete(idx.hits, old) // map order is random enough to evict by
+	}
+	idx.hits[k] = h
+	return h
 }
 
 type searchResult struct {

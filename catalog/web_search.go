@@ -451,13 +451,32 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if fts == "" {
 		return res, nil
 	}
-	sc := newTermScanner(snippetTerms(q.Text))
-	for i, d := range docs {
-		if d != nil {
-			h := &res.Hits[i]
-			h.Marked = buildDocSnippet(d, sc)
-			h.Snippet = snippetUnmark.Replace(h.Marked)
+	terms := snippetTerms(q.Text)
+	if len(terms) == 0 {
+		return res, nil
+	}
+	sc := newTermScanner(terms)
+	var each []*termScanner // one scanner a term, when their hits add up
+	if separable(terms) {
+		for i := range terms {
+			each = append(each, newTermScanner(terms[i:i+1]))
 		}
+	}
+	for i, d := range docs {
+		if d == nil {
+			continue
+		}
+		var hits colHits
+		if each != nil {
+			for _, one := range each {
+				hits.add(idx.termHits(one, shown[i].pk, d))
+			}
+		} else {
+			hits = sc.colHits(d)
+		}
+		h := &res.Hits[i]
+		h.Marked = snippetFrom(d, terms, hits)
+		h.Snippet = snippetUnmark.Replace(h.Marked)
 	}
 	return res, nil
 }

@@ -149,11 +149,19 @@ func buildSnippet(cols []string, terms []snippetTerm) string {
 // buildDocSnippet is buildSnippet over a document read for snippets, with the scanner
 // of the search's terms (one for all its hits).
 func buildDocSnippet(d *ftsDoc, sc *termScanner) string {
-	terms := sc.terms
-	if len(terms) == 0 {
+	if len(sc.terms) == 0 {
 		return ""
 	}
-	best, bestHits, first := -1, 0, 0
+	return snippetFrom(d, sc.terms, sc.colHits(d))
+}
+
+// colHits is where the search terms match in each column of a document: how many words,
+// and where the first one starts.
+type colHits [5]struct{ n, first int32 }
+
+// colHits scans every column of d.
+func (sc *termScanner) colHits(d *ftsDoc) colHits {
+	var h colHits
 	for c, text := range d.cols {
 		var hits, at int
 		if sc.ascii && (d.lower[c] != "" || text == "") {
@@ -161,8 +169,49 @@ func buildDocSnippet(d *ftsDoc, sc *termScanner) string {
 		} else {
 			hits, at = sc.count(text)
 		}
-		if hits > bestHits {
-			best, bestHits, first = c, hits, at
+		h[c].n, h[c].first = int32(hits), int32(at)
+	}
+	return h
+}
+
+// separable reports whether the terms' hits in a column are the sums of each term's
+// own (and the first the earliest of theirs): with whole-word terms only, all ASCII
+// and all different, no word matches two terms, so none is counted twice. The hits of
+// one term in one document can then be kept and reused by every search that has it.
+func separable(terms []snippetTerm) bool {
+	for i, t := range terms {
+		if t.prefix || t.tok == "" || !isASCII(t.tok) {
+			return false
+		}
+		for _, u := range terms[:i] {
+			if u.tok == t.tok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// addHits adds one term's hits to those of the others.
+func (h *colHits) add(o colHits) {
+	for c := range h {
+		if o[c].n == 0 {
+			continue
+		}
+		if h[c].n == 0 || o[c].first < h[c].first {
+			h[c].first = o[c].first
+		}
+		h[c].n += o[c].n
+	}
+}
+
+// snippetFrom builds the snippet of d from its terms' hits: buildSnippet's choice of
+// column and window.
+func snippetFrom(d *ftsDoc, terms []snippetTerm, h colHits) string {
+	best, bestHits, first := -1, 0, 0
+	for c := range d.cols {
+		if hits := int(h[c].n); hits > bestHits {
+			best, bestHits, first = c, hits, int(h[c].first)
 		}
 	}
 	if best < 0 {
