@@ -132,7 +132,7 @@ func TestSeparableHitsMatchScan(t *testing.T) {
 		for _, d := range docs {
 			var h colHits
 			for i := range terms {
-				h.add(newTermScanner(terms[i:i+1]).colHits(d))
+				h.add(newTermScanner(terms[i : i+1]).colHits(d))
 			}
 			want := buildDocSnippet(d, all)
 			if got := snippetFrom(d, terms, h); got != want {
