@@ -221,22 +221,34 @@ func snippetFrom(d *ftsDoc, terms []snippetTerm, h colHits) string {
 	// Up to a window of words on each side of the first match (one more, to know
 	// whether the text goes on), then two before it and the rest after, more before
 	// when the text ends early.
+	// Words before the match are read only as far as needed: the window takes two
+	// (three tell whether there are more), unless the text ends early after it.
 	var back, fwd [snippetWindow + 1]token
 	nb, nf := 0, 0
-	for end := first; nb < len(back); {
-		start, e := prevWord(text, end)
-		if start < 0 {
-			break
+	backTo := func(limit int) {
+		end := first
+		if nb > 0 {
+			end = back[nb-1].start
 		}
-		back[nb] = token{text[start:e], start, e}
-		nb++
-		end = start
+		for nb < limit {
+			start, e := prevWord(text, end)
+			if start < 0 {
+				break
+			}
+			back[nb] = token{text[start:e], start, e}
+			nb++
+			end = start
+		}
 	}
+	backTo(3)
 	for start, end := nextWord(text, first); start >= 0 && nf < len(fwd); start, end = nextWord(text, end) {
 		fwd[nf] = token{text[start:end], start, end}
 		nf++
 	}
 	takeF := min(nf, snippetWindow-min(2, nb))
+	if nb == 3 {
+		backTo(snippetWindow - takeF + 1)
+	}
 	takeB := min(nb, snippetWindow-takeF)
 	var win [snippetWindow]token
 	n := 0

@@ -24,6 +24,10 @@ func TestBuildSnippet(t *testing.T) {
 			`\` + m("bitsadmin") + ".exe " + m("bitsadmin") + ".exe /" + m("transfer") + " /create /addfile http"},
 		{"window around a late match", "lsass", []string{"", "one two three four five six seven eight nine ten eleven twelve thirteen LSASS dump and more words follow here", "", "", ""},
 			"…nine ten eleven twelve thirteen " + m("LSASS") + " dump and more words follow here"}, // the window fills backwards at the end
+		{"words before a match at the end, all of them", "lsass", []string{"", "a b c d e LSASS z", "", "", ""},
+			"a b c d e " + m("LSASS") + " z"},
+		{"words before a match at the end, one too many", "lsass", []string{"", "a b c d e f g h i j k LSASS z", "", "", ""},
+			"…b c d e f g h i j k " + m("LSASS") + " z"},
 		{"prefix", "credential*", []string{"Credentials dumped", "", "", "", ""}, m("Credentials") + " dumped"},
 		{"phrase words and exclusions", `"scheduled task" -schtasks`, []string{"Scheduled Task Created by schtasks", "", "", "", ""},
 			m("Scheduled") + " " + m("Task") + " Created by schtasks"},
