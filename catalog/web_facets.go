@@ -41,7 +41,8 @@ type facetIndex struct {
 	// scanning long documents (hundreds of KB of values) for each shown hit was most of
 	// a search, and a new search mostly combines terms searched before (see separable).
 	hitsMu sync.Mutex
-	hits   map[termDoc]colHits
+	hits   map[string]map[int64]colHits // by term, then pk
+	nHits  int
 	// results caches recent searches' matches and facet counts (read-only once stored),
 	// for their other pages; resultRefs bounds the rules they point to in all.
 	resultsMu  sync.Mutex
@@ -49,19 +50,14 @@ type facetIndex struct {
 	resultRefs int
 }
 
-type termDoc struct {
-	term string
-	pk   int64
-}
-
 // maxTermHits bounds the term hits cache (about 80 bytes an entry).
 const maxTermHits = 1 << 17
 
 // termHits returns the hits of the one term sc scans for in the document of rule pk.
 func (idx *facetIndex) termHits(sc *termScanner, pk int64, d *ftsDoc) colHits {
-	k := termDoc{sc.terms[0].tok, pk}
+	term := sc.terms[0].tok
 	idx.hitsMu.Lock()
-	h, ok := idx.hits[k]
+	h, ok := idx.hits[term][pk]
 	idx.hitsMu.Unlock()
 	if ok {
 		return h
@@ -70,15 +66,24 @@ func (idx *facetIndex) termHits(sc *termScanner, pk int64, d *ftsDoc) colHits {
 	idx.hitsMu.Lock()
 	defer idx.hitsMu.Unlock()
 	if idx.hits == nil {
-		idx.hits = map[termDoc]colHits{}
+		idx.hits = map[string]map[int64]colHits{}
 	}
-	for old := range idx.hits {
-		if len(idx.hits) < maxTermHits {
+	for old, m := range idx.hits {
+		if idx.nHits < maxTermHits {
 			break
 		}
+		idx.nHits -= len(m)
 		delete(idx.hits, old) // map order is random enough to evict by
 	}
-	idx.hits[k] = h
+	m := idx.hits[term]
+	if m == nil {
+		m = map[int64]colHits{}
+		idx.hits[term] = m
+	}
+	if _, ok := m[pk]; !ok {
+		m[pk] = h
+		idx.nHits++
+	}
 	return h
 }
 
