@@ -53,38 +53,56 @@ type facetIndex struct {
 // maxTermHits bounds the term hits cache (about 80 bytes an entry).
 const maxTermHits = 1 << 17
 
-// termHits returns the hits of the one term sc scans for in the document of rule pk.
-func (idx *facetIndex) termHits(sc *termScanner, pk int64, d *ftsDoc) colHits {
+// addTermHits adds to hits[i] the hits of the one term sc scans for in docs[i], the
+// document of rules[i] (nil when it has none). The cache is locked twice a term, not
+// twice a hit: dozens of searches at once would otherwise queue on it.
+func (idx *facetIndex) addTermHits(sc *termScanner, rules []*facetRule, docs []*ftsDoc, hits []colHits) {
 	term := sc.terms[0].tok
+	var missing []int
 	idx.hitsMu.Lock()
-	h, ok := idx.hits[term][pk]
-	idx.hitsMu.Unlock()
-	if ok {
-		return h
+	m := idx.hits[term]
+	for i, d := range docs {
+		if d == nil {
+			continue
+		}
+		if h, ok := m[rules[i].pk]; ok {
+			hits[i].add(h)
+		} else {
+			missing = append(missing, i)
+		}
 	}
-	h = sc.colHits(d)
+	idx.hitsMu.Unlock()
+	if len(missing) == 0 {
+		return
+	}
+	found := make([]colHits, len(missing))
+	for k, i := range missing {
+		found[k] = sc.colHits(docs[i])
+		hits[i].add(found[k])
+	}
 	idx.hitsMu.Lock()
 	defer idx.hitsMu.Unlock()
 	if idx.hits == nil {
 		idx.hits = map[string]map[int64]colHits{}
 	}
 	for old, m := range idx.hits {
-		if idx.nHits < maxTermHits {
+		if idx.nHits+len(missing) <= maxTermHits {
 			break
 		}
 		idx.nHits -= len(m)
 		delete(idx.hits, old) // map order is random enough to evict by
 	}
-	m := idx.hits[term]
+	m = idx.hits[term]
 	if m == nil {
 		m = map[int64]colHits{}
 		idx.hits[term] = m
 	}
-	if _, ok := m[pk]; !ok {
-		m[pk] = h
-		idx.nHits++
+	for k, i := range missing {
+		if _, ok := m[rules[i].pk]; !ok {
+			m[rules[i].pk] = found[k]
+			idx.nHits++
+		}
 	}
-	return h
 }
 
 type searchResult struct {

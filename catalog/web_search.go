@@ -462,20 +462,19 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 			each = append(each, newTermScanner(terms[i:i+1]))
 		}
 	}
+	hits := make([]colHits, len(docs))
+	for _, one := range each {
+		idx.addTermHits(one, shown, docs, hits)
+	}
 	for i, d := range docs {
 		if d == nil {
 			continue
 		}
-		var hits colHits
-		if each != nil {
-			for _, one := range each {
-				hits.add(idx.termHits(one, shown[i].pk, d))
-			}
-		} else {
-			hits = sc.colHits(d)
+		if each == nil {
+			hits[i] = sc.colHits(d)
 		}
 		h := &res.Hits[i]
-		h.Marked = snippetFrom(d, terms, hits)
+		h.Marked = snippetFrom(d, terms, hits[i])
 		h.Snippet = snippetUnmark.Replace(h.Marked)
 	}
 	return res, nil

@@ -306,7 +306,7 @@ func compareCold(c *http.Client, a, b string, pidA, pidB int, rules []string, nS
 		a, b, clients, len(rules), nSearches)
 	memory(pidA, "A before")
 	memory(pidB, "B before")
-	const slices = 10
+	const slices = 20
 	phase := func(name string, path func(int) string, n int) error {
 		res := [2]*result{{name: name + " A"}, {name: name + " B"}}
 		sums := [2][]uint64{make([]uint64, n), make([]uint64, n)}
