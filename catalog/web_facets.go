@@ -232,8 +232,21 @@ var webSQL = map[string]string{
 	"docs": `SELECT rowid, title, description, tags, fields, vals FROM rules_fts WHERE rowid IN (SELECT value FROM json_each(?))`,
 }
 
-// stmt returns the prepared statement name bound to tx.
+// stmt returns the prepared statement name bound to tx; errNeedSQL without a tx (a
+// search answered from memory that finds something missing).
 func (c *Catalog) stmt(ctx context.Context, tx *sql.Tx, name string) (*sql.Stmt, error) {
+	if tx == nil {
+		return nil, errNeedSQL
+	}
+	st, err := c.prepared(name)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// prepared returns the statement name, prepared once for the pool.
+func (c *Catalog) prepared(name string) (*sql.Stmt, error) {
 	s := c.web()
 	s.prepOnce.Do(func() {
 		s.stmts = map[string]*sql.Stmt{}
@@ -249,7 +262,7 @@ func (c *Catalog) stmt(ctx context.Context, tx *sql.Tx, name string) (*sql.Stmt,
 	if s.prepErr != nil {
 		return nil, s.prepErr
 	}
-	return tx.StmtContext(ctx, s.stmts[name]), nil
+	return s.stmts[name], nil
 }
 
 // searchGate lets a few searches at a time into their read transaction, first come first
@@ -354,6 +367,9 @@ func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, token int64, must []in
 	defer s.mu.Unlock()
 	if cur := s.idx; cur != nil && cur != idx && cur.gen == s.gen && cur.token == token && cur.knowsAll(must) {
 		return cur, nil // another search has just rebuilt it
+	}
+	if tx == nil {
+		return nil, errNeedSQL
 	}
 	idx, err := buildFacetIndex(ctx, tx)
 	if err != nil {
