@@ -463,6 +463,10 @@ func (c *Catalog) token(ctx context.Context, tx *sql.Tx) (int64, error) {
 
 // searchReadTx is searchRead in a read transaction, taken in turn (see searchGate).
 func (c *Catalog) searchReadTx(ctx context.Context, q *SearchQuery, plan queryPlan, fts string) (*searchRead, error) {
+	// Statements are prepared before a connection is held (see WarmSearch).
+	if _, err := c.prepared("token"); err != nil {
+		return nil, err
+	}
 	release, err := c.web().gate.acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
