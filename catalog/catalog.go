@@ -80,7 +80,7 @@ func Open(path string) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)+2))
+	db.SetMaxOpenConns(maxOpenConns())
 	db.SetMaxIdleConns(4)
 	c := &Catalog{db: db, path: path}
 	if err := c.init(context.Background()); err != nil {
@@ -140,6 +140,10 @@ func (c *Catalog) dropAll(ctx context.Context) error {
 	}
 	return nil
 }
+
+// maxOpenConns sizes the connection pool to the cores: more connections than cores only
+// queue CPU work inside SQLite, and each holds its own page cache.
+func maxOpenConns() int { return max(4, runtime.GOMAXPROCS(0)+2) }
 
 // Close closes the catalog.
 func (c *Catalog) Close() error {

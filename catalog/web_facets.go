@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,18 +26,83 @@ type facetIndex struct {
 	gen     int64 // Catalog generation it was built for
 	token   int64 // the largest rules.pk when built
 	rules   []facetRule
-	byPK    map[int64]int32 // pk -> index in rules
+	// pos maps a pk to its index in rules (-1 for none) when pks are dense enough (they
+	// are rowids: a catalog ingested once numbers its rules from 1), else byPK does: a
+	// search looks up every matching rule, and indexing a slice is cheaper than a map.
+	pos  []int32
+	byPK map[int64]int32
 	// tallies recycles the counting arrays (one int32 per id) across searches.
 	tallies sync.Pool
 	// docs holds the full-text documents read for snippets so far (at most the whole
 	// index, a few MB): pages of results overlap, so after a while a search reads none.
 	docsMu sync.Mutex
 	docs   map[int64]*ftsDoc
+	// hits holds where one search term matches in a document's columns, for snippets:
+	// scanning long documents (hundreds of KB of values) for each shown hit was most of
+	// a search, and a new search mostly combines terms searched before (see separable).
+	hitsMu sync.Mutex
+	hits   map[string]map[int64]colHits // by term, then pk
+	nHits  int
 	// results caches recent searches' matches and facet counts (read-only once stored),
 	// for their other pages; resultRefs bounds the rules they point to in all.
 	resultsMu  sync.Mutex
 	results    map[string]*searchResult
 	resultRefs int
+}
+
+// maxTermHits bounds the term hits cache (about 80 bytes an entry).
+const maxTermHits = 1 << 17
+
+// addTermHits adds to hits[i] the hits of the one term sc scans for in docs[i], the
+// document of rules[i] (nil when it has none). The cache is locked twice a term, not
+// twice a hit: dozens of searches at once would otherwise queue on it.
+func (idx *facetIndex) addTermHits(sc *termScanner, rules []*facetRule, docs []*ftsDoc, hits []colHits) {
+	term := sc.terms[0].tok
+	var missing []int
+	idx.hitsMu.Lock()
+	m := idx.hits[term]
+	for i, d := range docs {
+		if d == nil {
+			continue
+		}
+		if h, ok := m[rules[i].pk]; ok {
+			hits[i].add(h)
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	idx.hitsMu.Unlock()
+	if len(missing) == 0 {
+		return
+	}
+	found := make([]colHits, len(missing))
+	for k, i := range missing {
+		found[k] = sc.colHits(docs[i])
+		hits[i].add(found[k])
+	}
+	idx.hitsMu.Lock()
+	defer idx.hitsMu.Unlock()
+	if idx.hits == nil {
+		idx.hits = map[string]map[int64]colHits{}
+	}
+	for old, m := range idx.hits {
+		if idx.nHits+len(missing) <= maxTermHits {
+			break
+		}
+		idx.nHits -= len(m)
+		delete(idx.hits, old) // map order is random enough to evict by
+	}
+	m = idx.hits[term]
+	if m == nil {
+		m = map[int64]colHits{}
+		idx.hits[term] = m
+	}
+	for k, i := range missing {
+		if _, ok := m[rules[i].pk]; !ok {
+			m[rules[i].pk] = found[k]
+			idx.nHits++
+		}
+	}
 }
 
 type searchResult struct {
@@ -144,6 +210,9 @@ type webState struct {
 	termGen  [2]int64
 	termRows int
 
+	// gate queues searches for SQLite (see searchGate).
+	gate searchGate
+
 	// Statements prepared once: parsing SQL costs as much as running these.
 	prepOnce sync.Once
 	prepErr  error
@@ -163,8 +232,21 @@ var webSQL = map[string]string{
 	"docs": `SELECT rowid, title, description, tags, fields, vals FROM rules_fts WHERE rowid IN (SELECT value FROM json_each(?))`,
 }
 
-// stmt returns the prepared statement name bound to tx.
+// stmt returns the prepared statement name bound to tx; errNeedSQL without a tx (a
+// search answered from memory that finds something missing).
 func (c *Catalog) stmt(ctx context.Context, tx *sql.Tx, name string) (*sql.Stmt, error) {
+	if tx == nil {
+		return nil, errNeedSQL
+	}
+	st, err := c.prepared(name)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// prepared returns the statement name, prepared once for the pool.
+func (c *Catalog) prepared(name string) (*sql.Stmt, error) {
 	s := c.web()
 	s.prepOnce.Do(func() {
 		s.stmts = map[string]*sql.Stmt{}
@@ -180,7 +262,34 @@ func (c *Catalog) stmt(ctx context.Context, tx *sql.Tx, name string) (*sql.Stmt,
 	if s.prepErr != nil {
 		return nil, s.prepErr
 	}
-	return tx.StmtContext(ctx, s.stmts[name]), nil
+	return s.stmts[name], nil
+}
+
+// searchGate lets a few searches at a time into their read transaction, first come first
+// served. database/sql hands a freed connection to a random waiter, so when dozens of
+// searches wait for a few connections an unlucky one waits many turns: under load the
+// slowest searches were those, not the most expensive ones. A search waits here, in
+// order, instead, and finds a connection free.
+type searchGate struct {
+	once  sync.Once
+	slots chan struct{}
+}
+
+// searchSlots is how many searches may hold a connection at once: one per core and one
+// more (for a search waiting on the disk), leaving a connection of the pool to the
+// rest of the server (the page cache's poller holds one for good).
+func searchSlots() int { return max(1, min(runtime.GOMAXPROCS(0)+1, maxOpenConns()-2)) }
+
+// acquire waits for a slot (in arrival order: a channel's blocked senders are woken
+// first in, first out) and returns its release.
+func (g *searchGate) acquire(ctx context.Context) (func(), error) {
+	g.once.Do(func() { g.slots = make(chan struct{}, searchSlots()) })
+	select {
+	case g.slots <- struct{}{}:
+		return func() { <-g.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 var webStates sync.Map // *Catalog -> *webState
@@ -245,20 +354,22 @@ func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, token int64, must []in
 	// The token (the largest pk) catches an ingest that added rules even before the
 	// poller notes it; with the check below that every matched pk is known, a search
 	// only mixes catalogs in the poll interval after an ingest that only deleted rules.
+	// The check runs outside the lock (an index never changes once built): every search
+	// makes it, over thousands of pks for a common word.
 	s := c.web()
 	s.mu.Lock()
+	idx, gen := s.idx, s.gen
+	s.mu.Unlock()
+	if idx != nil && idx.gen == gen && idx.token == token && idx.knowsAll(must) {
+		return idx, nil
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if idx := s.idx; idx != nil && idx.gen == s.gen && idx.token == token {
-		ok := true
-		for _, pk := range must {
-			if _, found := idx.byPK[pk]; !found {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return idx, nil
-		}
+	if cur := s.idx; cur != nil && cur != idx && cur.gen == s.gen && cur.token == token && cur.knowsAll(must) {
+		return cur, nil // another search has just rebuilt it
+	}
+	if tx == nil {
+		return nil, errNeedSQL
 	}
 	idx, err := buildFacetIndex(ctx, tx)
 	if err != nil {
@@ -269,8 +380,31 @@ func (c *Catalog) facets(ctx context.Context, tx *sql.Tx, token int64, must []in
 	return idx, nil
 }
 
+// at returns the index in rules of the rule with pk.
+func (idx *facetIndex) at(pk int64) (int32, bool) {
+	if idx.pos != nil {
+		if pk < 0 || pk >= int64(len(idx.pos)) {
+			return 0, false
+		}
+		i := idx.pos[pk]
+		return i, i >= 0
+	}
+	i, ok := idx.byPK[pk]
+	return i, ok
+}
+
+// knowsAll reports whether every pk is a rule of the index.
+func (idx *facetIndex) knowsAll(pks []int64) bool {
+	for _, pk := range pks {
+		if _, ok := idx.at(pk); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
-	idx := &facetIndex{byPK: map[int64]int32{}}
+	idx := &facetIndex{}
 	// No ORDER BY: Go sorts. The columns read all precede the IR blob in a row, so the
 	// scan never follows a blob's overflow pages.
 	rows, err := tx.QueryContext(ctx, `SELECT r.pk, r.class, r.language, r.repo, r.severity, r.status, `+logSourceExpr+`,
@@ -333,9 +467,24 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 		}
 		return a.id < b.id
 	})
+	var minPK, maxPK int64
 	for i := range idx.rules {
-		idx.byPK[idx.rules[i].pk] = int32(i)
+		minPK, maxPK = min(minPK, idx.rules[i].pk), max(maxPK, idx.rules[i].pk)
 		idx.rules[i].fold = "" // only needed to sort
+	}
+	if minPK >= 0 && maxPK < 4*int64(len(idx.rules))+4096 {
+		idx.pos = make([]int32, maxPK+1)
+		for i := range idx.pos {
+			idx.pos[i] = -1
+		}
+		for i := range idx.rules {
+			idx.pos[idx.rules[i].pk] = int32(i)
+		}
+	} else {
+		idx.byPK = make(map[int64]int32, len(idx.rules))
+		for i := range idx.rules {
+			idx.byPK[idx.rules[i].pk] = int32(i)
+		}
 	}
 	multi := func(q string, set func(f *facetRule, v string)) error {
 		rows, err := tx.QueryContext(ctx, q)
@@ -349,7 +498,7 @@ func buildFacetIndex(ctx context.Context, tx *sql.Tx) (*facetIndex, error) {
 			if err := rows.Scan(&pk, &v); err != nil {
 				return err
 			}
-			if i, ok := idx.byPK[pk]; ok && v != "" {
+			if i, ok := idx.at(pk); ok && v != "" {
 				set(&idx.rules[i], in(v))
 			}
 		}

@@ -196,6 +196,12 @@ next:
 // server calls it in the background after start-up and after each catalog change; it
 // stops early when ctx ends. It returns how many words it scored.
 func (c *Catalog) WarmSearch(ctx context.Context, n int) (int, error) {
+	// The statements are prepared (once, on a connection of their own) before this holds
+	// two: preparing them later, with the pool's other connections held by the page
+	// cache's pollers and by searches waiting for one, would wait for ever.
+	if _, err := c.prepared("token"); err != nil {
+		return 0, fmt.Errorf("warm search: %w", err)
+	}
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("warm search: %w", err)

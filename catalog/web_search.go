@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -352,23 +353,142 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 			return res, nil // no searchable word: nothing matches
 		}
 	}
+	// Most searches need nothing but what earlier searches left in memory (the scores of
+	// their words, the facet index, the documents of their hits), valid for the catalog
+	// the token names: they are answered from memory, after one small query for the
+	// token. The rest run in a read transaction, as short as possible: the facet counts
+	// and snippets are worked out after it ends.
+	s := c.web()
+	release, err := s.gate.acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	token, err := c.token(ctx, nil)
+	release()
+	if err != nil {
+		return nil, err
+	}
+	rd, err := c.searchRead(ctx, nil, &q, plan, fts, token)
+	if errors.Is(err, errNeedSQL) {
+		rd, err = c.searchReadTx(ctx, &q, plan, fts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	idx, matches, facets, cached, shown, docs := rd.idx, rd.matches, rd.facets, rd.cached, rd.shown, rd.docs
+	if !cached {
+		facets = idx.count(matches, q.FacetLimit)
+		idx.resultPut(q.resultKey(fts), matches, facets)
+	}
+	res.Total = len(matches)
+	res.Facets = facets
+	if len(shown) == 0 {
+		return res, nil
+	}
+	res.Hits = make([]SearchHit, len(shown))
+	for i, f := range shown {
+		res.Hits[i] = SearchHit{ID: f.id, Language: f.language, Title: f.title, Description: f.description,
+			Severity: f.severity, Status: f.status, Class: f.class, Source: f.repo, Path: f.path, LogSource: f.logsource}
+	}
+	if fts == "" {
+		return res, nil
+	}
+	terms := snippetTerms(q.Text)
+	if len(terms) == 0 {
+		return res, nil
+	}
+	sc := newTermScanner(terms)
+	var each []*termScanner // one scanner a term, when their hits add up
+	if separable(terms) {
+		for i := range terms {
+			each = append(each, newTermScanner(terms[i:i+1]))
+		}
+	}
+	hits := make([]colHits, len(docs))
+	for _, one := range each {
+		idx.addTermHits(one, shown, docs, hits)
+	}
+	for i, d := range docs {
+		if d == nil {
+			continue
+		}
+		if each == nil {
+			hits[i] = sc.colHits(d)
+		}
+		h := &res.Hits[i]
+		h.Marked = snippetFrom(d, terms, hits[i])
+		h.Snippet = snippetUnmark.Replace(h.Marked)
+	}
+	return res, nil
+}
+
+// errNeedSQL: the search needs the catalog itself (a word never scored, documents never
+// read, a stale facet index); it is then read in a transaction.
+var errNeedSQL = errors.New("search: not all in memory")
+
+// searchRead is what a search reads: the facet index, the matches and their facets
+// (facets only when cached), the shown page and its documents (full-text searches).
+type searchRead struct {
+	idx     *facetIndex
+	matches []*facetRule
+	facets  map[string][]FacetValue
+	cached  bool
+	shown   []*facetRule
+	docs    []*ftsDoc
+}
+
+// token identifies the catalog the search reads, with the generation noted: the largest
+// rule pk, read through tx (nil: on its own, outside any transaction).
+func (c *Catalog) token(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var row *sql.Row
+	if tx == nil {
+		st, err := c.prepared("token")
+		if err != nil {
+			return 0, err
+		}
+		row = st.QueryRowContext(ctx)
+	} else {
+		st, err := c.stmt(ctx, tx, "token")
+		if err != nil {
+			return 0, err
+		}
+		row = st.QueryRowContext(ctx)
+	}
+	var token int64
+	if err := row.Scan(&token); err != nil {
+		return 0, fmt.Errorf("catalog token: %w", err)
+	}
+	return token, nil
+}
+
+// searchReadTx is searchRead in a read transaction, taken in turn (see searchGate).
+func (c *Catalog) searchReadTx(ctx context.Context, q *SearchQuery, plan queryPlan, fts string) (*searchRead, error) {
+	// Statements are prepared before a connection is held (see WarmSearch).
+	if _, err := c.prepared("token"); err != nil {
+		return nil, err
+	}
+	release, err := c.web().gate.acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	defer release()
 	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	defer tx.Rollback()
-
-	// The generation noted and the largest rule pk seen through tx identify the catalog
-	// the transaction reads.
-	tok, err := c.stmt(ctx, tx, "token")
+	token, err := c.token(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	var token int64
-	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
-		return nil, fmt.Errorf("catalog token: %w", err)
-	}
+	return c.searchRead(ctx, tx, q, plan, fts, token)
+}
+
+// searchRead reads what the search needs for the catalog token names, through tx; with
+// a nil tx from memory only, failing with errNeedSQL on anything missing.
+func (c *Catalog) searchRead(ctx context.Context, tx *sql.Tx, q *SearchQuery, plan queryPlan, fts string, token int64) (*searchRead, error) {
 	var ranked []int64
+	var err error
 	if fts != "" {
 		gen := c.web().generation()
 		var ok bool
@@ -390,55 +510,33 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	}
 	// The pages of one search share its matches and facets: computed for the first page
 	// asked, kept with the index they point into.
-	key := q.resultKey(fts)
-	matches, facets, ok := idx.resultGet(key)
-	if !ok {
+	rd := &searchRead{idx: idx}
+	rd.matches, rd.facets, rd.cached = idx.resultGet(q.resultKey(fts))
+	if !rd.cached {
 		if fts != "" {
-			matches = make([]*facetRule, 0, len(ranked))
+			rd.matches = make([]*facetRule, 0, len(ranked))
 			for _, pk := range ranked {
-				if i, ok := idx.byPK[pk]; ok && q.match(&idx.rules[i]) {
-					matches = append(matches, &idx.rules[i])
+				if i, ok := idx.at(pk); ok && q.match(&idx.rules[i]) {
+					rd.matches = append(rd.matches, &idx.rules[i])
 				}
 			}
 		} else {
 			for i := range idx.rules {
 				if f := &idx.rules[i]; (f.detection || q.Class != "") && q.match(f) {
-					matches = append(matches, f)
+					rd.matches = append(rd.matches, f)
 				}
 			}
 		}
-		facets = idx.count(matches, q.FacetLimit)
-		idx.resultPut(key, matches, facets)
 	}
-	res.Total = len(matches)
-	res.Facets = facets
-	from := min((q.Page-1)*q.PerPage, len(matches))
-	shown := matches[from:min(from+q.PerPage, len(matches))]
-	if len(shown) == 0 {
-		return res, nil
-	}
-	res.Hits = make([]SearchHit, len(shown))
-	for i, f := range shown {
-		res.Hits[i] = SearchHit{ID: f.id, Language: f.language, Title: f.title, Description: f.description,
-			Severity: f.severity, Status: f.status, Class: f.class, Source: f.repo, Path: f.path, LogSource: f.logsource}
-	}
-	if fts == "" {
-		return res, nil
-	}
-	// Snippets only for the shown page.
-	docs, err := c.docs(ctx, tx, idx, shown)
-	if err != nil {
-		return nil, err
-	}
-	terms := snippetTerms(q.Text)
-	for i, d := range docs {
-		if d != nil {
-			h := &res.Hits[i]
-			h.Marked = buildDocSnippet(d, terms)
-			h.Snippet = snippetUnmark.Replace(h.Marked)
+	from := min((q.Page-1)*q.PerPage, len(rd.matches))
+	rd.shown = rd.matches[from:min(from+q.PerPage, len(rd.matches))]
+	if fts != "" && len(rd.shown) > 0 {
+		// Snippets only for the shown page.
+		if rd.docs, err = c.docs(ctx, tx, idx, rd.shown); err != nil {
+			return nil, err
 		}
 	}
-	return res, nil
+	return rd, nil
 }
 
 // docs returns the full-text documents of rules (nil where there is none): from idx's

@@ -143,16 +143,25 @@ const snippetWindow = 12
 func buildSnippet(cols []string, terms []snippetTerm) string {
 	var d [5]string
 	copy(d[:], cols)
-	return buildDocSnippet(newFTSDoc(d), terms)
+	return buildDocSnippet(newFTSDoc(d), newTermScanner(terms))
 }
 
-// buildDocSnippet is buildSnippet over a document read for snippets.
-func buildDocSnippet(d *ftsDoc, terms []snippetTerm) string {
-	if len(terms) == 0 {
+// buildDocSnippet is buildSnippet over a document read for snippets, with the scanner
+// of the search's terms (one for all its hits).
+func buildDocSnippet(d *ftsDoc, sc *termScanner) string {
+	if len(sc.terms) == 0 {
 		return ""
 	}
-	sc := newTermScanner(terms)
-	best, bestHits, first := -1, 0, 0
+	return snippetFrom(d, sc.terms, sc.colHits(d))
+}
+
+// colHits is where the search terms match in each column of a document: how many words,
+// and where the first one starts.
+type colHits [5]struct{ n, first int32 }
+
+// colHits scans every column of d.
+func (sc *termScanner) colHits(d *ftsDoc) colHits {
+	var h colHits
 	for c, text := range d.cols {
 		var hits, at int
 		if sc.ascii && (d.lower[c] != "" || text == "") {
@@ -160,8 +169,49 @@ func buildDocSnippet(d *ftsDoc, terms []snippetTerm) string {
 		} else {
 			hits, at = sc.count(text)
 		}
-		if hits > bestHits {
-			best, bestHits, first = c, hits, at
+		h[c].n, h[c].first = int32(hits), int32(at)
+	}
+	return h
+}
+
+// separable reports whether the terms' hits in a column are the sums of each term's
+// own (and the first the earliest of theirs): with whole-word terms only, all ASCII
+// and all different, no word matches two terms, so none is counted twice. The hits of
+// one term in one document can then be kept and reused by every search that has it.
+func separable(terms []snippetTerm) bool {
+	for i, t := range terms {
+		if t.prefix || t.tok == "" || !isASCII(t.tok) {
+			return false
+		}
+		for _, u := range terms[:i] {
+			if u.tok == t.tok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// addHits adds one term's hits to those of the others.
+func (h *colHits) add(o colHits) {
+	for c := range h {
+		if o[c].n == 0 {
+			continue
+		}
+		if h[c].n == 0 || o[c].first < h[c].first {
+			h[c].first = o[c].first
+		}
+		h[c].n += o[c].n
+	}
+}
+
+// snippetFrom builds the snippet of d from its terms' hits: buildSnippet's choice of
+// column and window.
+func snippetFrom(d *ftsDoc, terms []snippetTerm, h colHits) string {
+	best, bestHits, first := -1, 0, 0
+	for c := range d.cols {
+		if hits := int(h[c].n); hits > bestHits {
+			best, bestHits, first = c, hits, int(h[c].first)
 		}
 	}
 	if best < 0 {
@@ -171,22 +221,34 @@ func buildDocSnippet(d *ftsDoc, terms []snippetTerm) string {
 	// Up to a window of words on each side of the first match (one more, to know
 	// whether the text goes on), then two before it and the rest after, more before
 	// when the text ends early.
+	// Words before the match are read only as far as needed: the window takes two
+	// (three tell whether there are more), unless the text ends early after it.
 	var back, fwd [snippetWindow + 1]token
 	nb, nf := 0, 0
-	for end := first; nb < len(back); {
-		start, e := prevWord(text, end)
-		if start < 0 {
-			break
+	backTo := func(limit int) {
+		end := first
+		if nb > 0 {
+			end = back[nb-1].start
 		}
-		back[nb] = token{text[start:e], start, e}
-		nb++
-		end = start
+		for nb < limit {
+			start, e := prevWord(text, end)
+			if start < 0 {
+				break
+			}
+			back[nb] = token{text[start:e], start, e}
+			nb++
+			end = start
+		}
 	}
+	backTo(3)
 	for start, end := nextWord(text, first); start >= 0 && nf < len(fwd); start, end = nextWord(text, end) {
 		fwd[nf] = token{text[start:end], start, end}
 		nf++
 	}
 	takeF := min(nf, snippetWindow-min(2, nb))
+	if nb == 3 {
+		backTo(snippetWindow - takeF + 1)
+	}
 	takeB := min(nb, snippetWindow-takeF)
 	var win [snippetWindow]token
 	n := 0
@@ -226,8 +288,8 @@ func buildDocSnippet(d *ftsDoc, terms []snippetTerm) string {
 func prevWord(s string, end int) (start, e int) {
 	i := end
 	for i > 0 {
-		r, n := utf8.DecodeLastRuneInString(s[:i])
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+		ok, n := isWordBefore(s, i)
+		if ok {
 			break
 		}
 		i -= n
@@ -237,13 +299,23 @@ func prevWord(s string, end int) (start, e int) {
 	}
 	e = i
 	for i > 0 {
-		r, n := utf8.DecodeLastRuneInString(s[:i])
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
+		ok, n := isWordBefore(s, i)
+		if !ok {
 			break
 		}
 		i -= n
 	}
 	return i, e
+}
+
+// isWordBefore reports whether the character ending at s[i-1] is a letter or digit, and
+// its size in bytes (isWordAt backwards).
+func isWordBefore(s string, i int) (bool, int) {
+	if c := s[i-1]; c < utf8.RuneSelf {
+		return wordByte[c], 1
+	}
+	r, n := utf8.DecodeLastRuneInString(s[:i])
+	return unicode.IsLetter(r) || unicode.IsDigit(r), n
 }
 
 // termScanner counts the matches of the search terms in a text. With ASCII terms

@@ -24,6 +24,8 @@ type SearchResponse struct {
 	Pages   int                             `json:"pages"`
 	Results []SearchHit                     `json:"results"`
 	Facets  map[string][]catalog.FacetValue `json:"facets"`
+	// hitJSON is the server's cache of encoded hits (nil: none).
+	hitJSON *hitJSONCache
 }
 
 func (s *Server) search(r *http.Request) (*SearchResponse, catalog.SearchQuery, error) {
@@ -36,7 +38,8 @@ func (s *Server) search(r *http.Request) (*SearchResponse, catalog.SearchQuery, 
 		return nil, sq, err
 	}
 	out := &SearchResponse{Query: sq.Text, Filters: map[string]string{}, Total: res.Total, Page: sq.Page, PerPage: sq.PerPage,
-		Pages: (res.Total + sq.PerPage - 1) / sq.PerPage, Results: make([]SearchHit, len(res.Hits)), Facets: res.Facets}
+		Pages: (res.Total + sq.PerPage - 1) / sq.PerPage, Results: make([]SearchHit, len(res.Hits)), Facets: res.Facets,
+		hitJSON: &s.hitJSON}
 	for i, h := range res.Hits {
 		out.Results[i] = SearchHit{SearchHit: h, URL: RuleURL(h.Language, h.ID)}
 	}

@@ -3,6 +3,8 @@ package web
 import (
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/ruledex/ruledex/catalog"
@@ -58,7 +60,7 @@ func (r *SearchResponse) appendJSON(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = r.Results[i].appendJSON(b)
+			b = r.hitJSON.appendHit(b, &r.Results[i])
 		}
 		b = append(b, ']')
 	}
@@ -128,6 +130,56 @@ func (h *SearchHit) appendJSON(b []byte) []byte {
 	field("snippet", h.Snippet, true)
 	field("url", h.URL, false)
 	return append(b, '}')
+}
+
+// hitJSONCache keeps each rule's hit encoded, but for its snippet: the same rules come
+// back in search after search, and escaping their titles and descriptions again was
+// most of the encoding. An entry is used only for a hit whose fields are the ones it
+// was encoded from (compared, not assumed: a catalog change may keep the URL).
+type hitJSONCache struct {
+	m sync.Map     // URL -> *hitJSON
+	n atomic.Int64 // entries, to bound the memory (a few hundred bytes each)
+}
+
+type hitJSON struct {
+	src        catalog.SearchHit // the hit's fields, Snippet and Marked left empty
+	head, tail []byte            // the hit's JSON before and after the snippet field
+}
+
+// maxHitJSON bounds the hit cache: past it, it starts again empty.
+const maxHitJSON = 1 << 14
+
+// appendHit appends h as h.appendJSON does, from the cache when it can (c may be nil).
+func (c *hitJSONCache) appendHit(b []byte, h *SearchHit) []byte {
+	if c == nil {
+		return h.appendJSON(b)
+	}
+	src := h.SearchHit
+	src.Snippet, src.Marked = "", ""
+	var e *hitJSON
+	if v, ok := c.m.Load(h.URL); ok {
+		e = v.(*hitJSON)
+	}
+	if e == nil || e.src != src {
+		e = &hitJSON{src: src}
+		// Encoded without the snippet, the hit ends with its URL field: that end is the
+		// tail, the rest the head, and a snippet goes between them (appendJSON's order).
+		full := (&SearchHit{SearchHit: src, URL: h.URL}).appendJSON(nil)
+		tail := appendJSONString([]byte(`,"url":`), h.URL)
+		tail = append(tail, '}')
+		e.head, e.tail = full[:len(full)-len(tail):len(full)-len(tail)], tail
+		if c.n.Add(1) > maxHitJSON {
+			c.m.Clear()
+			c.n.Store(1)
+		}
+		c.m.Store(h.URL, e)
+	}
+	b = append(b, e.head...)
+	if h.Snippet != "" {
+		b = append(b, `,"snippet":`...)
+		b = appendJSONString(b, h.Snippet)
+	}
+	return append(b, e.tail...)
 }
 
 // jsonSafe marks the ASCII bytes encoding/json writes as they are (with HTML escaping).

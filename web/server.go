@@ -44,6 +44,7 @@ type Options struct {
 
 // Server is the wiki's http.Handler.
 type Server struct {
+	hitJSON   hitJSONCache // search hits encoded, for the search API
 	cat       *catalog.Catalog
 	att       *attack.Matrix
 	log       *slog.Logger

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"net/url"
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ruledex/ruledex/bench/internal/coldset"
 )
 
 var queries = []string{
@@ -28,38 +31,6 @@ var queries = []string{
 	"registry run key", "defender", "psexec", "net user", "whoami", "vssadmin", "cobalt", "bloodhound",
 	"CommandLine", "ParentImage", "sysmon", "office macro", "lateral movement", "amsi", "kerberos",
 }
-
-// vocabulary are the words cold searches combine: tools, fields, techniques and terms a
-// detection engineer types.
-var vocabulary = []string{
-	"bitsadmin", "powershell", "mimikatz", "lsass", "rundll32", "certutil", "schtasks", "wmic",
-	"regsvr32", "mshta", "encoded", "credential", "T1059", "T1003", "scheduled", "registry", "defender",
-	"psexec", "whoami", "vssadmin", "cobalt", "bloodhound", "CommandLine", "ParentImage", "sysmon",
-	"office", "lateral", "amsi", "kerberos", "cmd", "download", "service", "token", "dll", "script",
-	"base64", "temp", "appdata", "network", "dns", "http", "password", "admin", "remote", "shadow",
-	"process", "injection", "driver", "firewall", "audit", "logon", "user", "group", "policy",
-	"task", "wscript", "cscript", "msiexec", "ntds", "sam",
-}
-
-// coldSearch returns the i-th of many distinct searches: single words with a filter
-// and a result page, and two-word searches.
-func coldSearch(i int) string {
-	v := len(vocabulary)
-	if i%2 == 0 {
-		j := i / 2
-		w := vocabulary[j%v]
-		f := coldFilters[(j/v)%len(coldFilters)]
-		page := (j/(v*len(coldFilters)))%10 + 1
-		return fmt.Sprintf("/api/search?q=%s%s&page=%d", url.QueryEscape(w), f, page)
-	}
-	j := i / 2
-	a := j % v
-	b := (a + 1 + (j/v)%(v-1)) % v
-	return "/api/search?q=" + url.QueryEscape(vocabulary[a]+" "+vocabulary[b])
-}
-
-// coldFilters are distinct filters for cold searches.
-var coldFilters = []string{"", "&language=sigma", "&severity=high", "&tactic=execution", "&field=CommandLine", "&language=kusto"}
 
 // searchFilters are added to some searches so facets and filters are exercised too.
 var searchFilters = []string{"", "", "&language=sigma", "&severity=high", "&tactic=execution", "&field=CommandLine"}
@@ -83,6 +54,8 @@ func main() {
 	unique := flag.Bool("uncached", false, "also run each scenario with a unique query parameter per request, bypassing the server's page cache")
 	cold := flag.Bool("cold", false, "cold path only: every rule page once, then -searches distinct searches once (no warm-up, every URL distinct)")
 	nSearches := flag.Int("searches", 4700, "distinct searches in -cold mode")
+	base2 := flag.String("url2", "", "with -cold: a second server (another build, on the same catalog) loaded in turn with the first, slice by slice, so both see the same machine; their responses are compared byte for byte")
+	pid2 := flag.Int("pid2", 0, "the second server's process id")
 	flag.Parse()
 
 	c := &http.Client{
@@ -98,13 +71,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "webload:", err)
 		os.Exit(1)
 	}
+	if *cold && *base2 != "" {
+		if err := compareCold(c, *base, *base2, *pid, *pid2, rules, *nSearches, *clients, 10*(*maxTime)); err != nil {
+			fmt.Fprintln(os.Stderr, "webload:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cold {
 		// Crawlers and first-time readers: each URL once, nothing requested before.
 		fmt.Printf("server %s, %d clients, cold path: %d rule pages once each, then %d distinct searches\n",
 			*base, *clients, len(rules), *nSearches)
 		memory(*pid, "before")
 		report(run(c, *base, "rule page (cold)", func(i int) string { return rules[i] }, *clients, len(rules), 10*(*maxTime), *pid))
-		report(run(c, *base, "search API (cold)", coldSearch, *clients, *nSearches, 10*(*maxTime), *pid))
+		report(run(c, *base, "search API (cold)", coldset.Search, *clients, *nSearches, 10*(*maxTime), *pid))
 		memory(*pid, "after")
 		return
 	}
@@ -183,6 +163,12 @@ func discoverRules(c *http.Client, base string, want int) ([]string, error) {
 }
 
 func run(c *http.Client, base, name string, path func(int) string, clients, n int, maxTime time.Duration, pid int) *result {
+	return runSums(c, base, name, path, clients, n, maxTime, pid, nil)
+}
+
+// runSums is run that also records a hash of each response body in sums[i] (when sums
+// is not nil).
+func runSums(c *http.Client, base, name string, path func(int) string, clients, n int, maxTime time.Duration, pid int, sums []uint64) *result {
 	cpu0 := serverCPU(pid)
 	ctx, cancel := context.WithTimeout(context.Background(), maxTime)
 	defer cancel()
@@ -204,7 +190,13 @@ func run(c *http.Client, base, name string, path func(int) string, clients, n in
 				t0 := time.Now()
 				resp, err := c.Get(base + path(i))
 				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
+					if sums != nil {
+						h := fnv.New64a()
+						_, err = io.Copy(h, resp.Body)
+						sums[i] = h.Sum64()
+					} else {
+						_, err = io.Copy(io.Discard, resp.Body)
+					}
 					resp.Body.Close()
 					if err == nil && resp.StatusCode != http.StatusOK {
 						err = fmt.Errorf("%s: status %d", path(i), resp.StatusCode)
@@ -303,4 +295,65 @@ func memory(pid int, when string) {
 		}
 	}
 	fmt.Printf("server memory %s: RSS %s, peak RSS %s\n", when, rss, hwm)
+}
+
+// compareCold runs the cold path against two servers on the same catalog in turns: each
+// slice of the URLs goes to one, then the other (which one first alternates), so a busy
+// machine weighs on both alike. Each server still sees every URL once. The response
+// bodies must be the same, byte for byte.
+func compareCold(c *http.Client, a, b string, pidA, pidB int, rules []string, nSearches, clients int, maxTime time.Duration) error {
+	fmt.Printf("servers A %s and B %s in turns, %d clients, cold path: %d rule pages once each, then %d distinct searches\n",
+		a, b, clients, len(rules), nSearches)
+	memory(pidA, "A before")
+	memory(pidB, "B before")
+	const slices = 20
+	phase := func(name string, path func(int) string, n int) error {
+		res := [2]*result{{name: name + " A"}, {name: name + " B"}}
+		sums := [2][]uint64{make([]uint64, n), make([]uint64, n)}
+		for k := 0; k < slices; k++ {
+			lo, hi := k*n/slices, (k+1)*n/slices
+			sub := func(i int) string { return path(lo + i) }
+			for j := 0; j < 2; j++ {
+				s := (j + k) % 2
+				url, pid := a, pidA
+				if s == 1 {
+					url, pid = b, pidB
+				}
+				r := runSums(c, url, name, sub, clients, hi-lo, maxTime, pid, sums[s][lo:hi])
+				res[s].n += r.n
+				res[s].errs += r.errs
+				res[s].elapsed += r.elapsed
+				res[s].cpu += r.cpu
+				res[s].lat = append(res[s].lat, r.lat...)
+				if res[s].firstErr == "" {
+					res[s].firstErr = r.firstErr
+				}
+			}
+		}
+		report(res[0])
+		report(res[1])
+		diff := 0
+		for i := range sums[0] {
+			if sums[0][i] != sums[1][i] {
+				if diff < 5 {
+					fmt.Printf("  differs: %s\n", path(i))
+				}
+				diff++
+			}
+		}
+		fmt.Printf("  %d of %d responses identical on A and B\n", n-diff, n)
+		if res[0].errs+res[1].errs > 0 {
+			return fmt.Errorf("%s: %d errors on A, %d on B", name, res[0].errs, res[1].errs)
+		}
+		return nil
+	}
+	if err := phase("rule page (cold)", func(i int) string { return rules[i] }, len(rules)); err != nil {
+		return err
+	}
+	if err := phase("search API (cold)", coldset.Search, nSearches); err != nil {
+		return err
+	}
+	memory(pidA, "A after")
+	memory(pidB, "B after")
+	return nil
 }

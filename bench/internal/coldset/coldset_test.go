@@ -1,4 +1,4 @@
-package main
+package coldset
 
 import "testing"
 
@@ -6,7 +6,7 @@ import "testing"
 func TestColdSearchesDistinct(t *testing.T) {
 	seen := map[string]int{}
 	for i := 0; i < 7000; i++ {
-		u := coldSearch(i)
+		u := Search(i)
 		if j, ok := seen[u]; ok {
 			t.Fatalf("search %d repeats search %d: %s", i, j, u)
 		}
