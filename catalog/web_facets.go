@@ -238,15 +238,16 @@ func (c *Catalog) stmt(ctx context.Context, tx *sql.Tx, name string) (*sql.Stmt,
 	if tx == nil {
 		return nil, errNeedSQL
 	}
-	st, err := c.prepared(name)
+	st, err := c.webPrepared(name)
 	if err != nil {
 		return nil, err
 	}
 	return tx.StmtContext(ctx, st), nil
 }
 
-// prepared returns the statement name, prepared once for the pool.
-func (c *Catalog) prepared(name string) (*sql.Stmt, error) {
+// webPrepared returns the search statement name, prepared once for the pool (all of
+// webSQL at once, before any connection is held: see WarmSearch).
+func (c *Catalog) webPrepared(name string) (*sql.Stmt, error) {
 	s := c.web()
 	s.prepOnce.Do(func() {
 		s.stmts = map[string]*sql.Stmt{}

@@ -199,7 +199,7 @@ func (c *Catalog) WarmSearch(ctx context.Context, n int) (int, error) {
 	// The statements are prepared (once, on a connection of their own) before this holds
 	// two: preparing them later, with the pool's other connections held by the page
 	// cache's pollers and by searches waiting for one, would wait for ever.
-	if _, err := c.prepared("token"); err != nil {
+	if _, err := c.webPrepared("token"); err != nil {
 		return 0, fmt.Errorf("warm search: %w", err)
 	}
 	conn, err := c.db.Conn(ctx)

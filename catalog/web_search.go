@@ -442,7 +442,7 @@ type searchRead struct {
 func (c *Catalog) token(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var row *sql.Row
 	if tx == nil {
-		st, err := c.prepared("token")
+		st, err := c.webPrepared("token")
 		if err != nil {
 			return 0, err
 		}
@@ -464,7 +464,7 @@ func (c *Catalog) token(ctx context.Context, tx *sql.Tx) (int64, error) {
 // searchReadTx is searchRead in a read transaction, taken in turn (see searchGate).
 func (c *Catalog) searchReadTx(ctx context.Context, q *SearchQuery, plan queryPlan, fts string) (*searchRead, error) {
 	// Statements are prepared before a connection is held (see WarmSearch).
-	if _, err := c.prepared("token"); err != nil {
+	if _, err := c.webPrepared("token"); err != nil {
 		return nil, err
 	}
 	release, err := c.web().gate.acquire(ctx)
