@@ -359,15 +359,8 @@ func (d *fastDec) skip() bool {
 		if c == '[' {
 			close = ']'
 		}
-		if d.depth++; d.depth > maxFastDepth {
-			return false
-		}
-		d.i++
-		d.ws()
-		if d.i < len(d.b) && d.b[d.i] == close {
-			d.i++
-			d.depth--
-			return true
+		if more, ok := d.enter(close); !more {
+			return ok
 		}
 		for {
 			if c == '{' {
@@ -454,15 +447,8 @@ func (d *fastDec) element(name string) bool {
 	}
 	c := d.b[d.i]
 	if c == '[' {
-		if d.depth++; d.depth > maxFastDepth {
-			return false
-		}
-		d.i++
-		d.ws()
-		if d.i < len(d.b) && d.b[d.i] == ']' {
-			d.i++
-			d.depth--
-			return true
+		if more, ok := d.enter(']'); !more {
+			return ok
 		}
 		for {
 			if !d.element(name) || !d.sep(']') {
@@ -482,14 +468,10 @@ func (d *fastDec) element(name string) bool {
 		s.close()
 		return true
 	}
-	if d.depth++; d.depth > maxFastDepth {
-		return false
-	}
-	d.i++
-	d.ws()
-	if d.i < len(d.b) && d.b[d.i] == '}' {
-		d.i++
-		d.depth--
+	if more, ok := d.enter('}'); !more {
+		if !ok {
+			return false
+		}
 		s.closeStart()
 		s.close()
 		return true
@@ -551,14 +533,10 @@ func (d *fastDec) element(name string) bool {
 // attributes reads an "#attributes" object: members in order, nulls left out.
 func (d *fastDec) attributes() bool {
 	s := d.s
-	if d.depth++; d.depth > maxFastDepth {
-		return false
-	}
-	d.i++
-	d.ws()
-	if d.i < len(d.b) && d.b[d.i] == '}' {
-		d.i++
-		d.depth--
+	if more, ok := d.enter('}'); !more {
+		if !ok {
+			return false
+		}
 		s.closeStart()
 		return true
 	}
@@ -587,15 +565,8 @@ func (d *fastDec) attributes() bool {
 // textArray is a "#text" array: each value after the first repeats the element.
 func (d *fastDec) textArray(name string) bool {
 	s := d.s
-	if d.depth++; d.depth > maxFastDepth {
-		return false
-	}
-	d.i++
-	d.ws()
-	if d.i < len(d.b) && d.b[d.i] == ']' {
-		d.i++
-		d.depth--
-		return true
+	if more, ok := d.enter(']'); !more {
+		return ok
 	}
 	for n := 0; ; n++ {
 		if d.i >= len(d.b) {
@@ -658,15 +629,8 @@ func (d *fastDec) flat(k []byte, keyAt int) bool {
 	}
 	switch c := d.b[d.i]; {
 	case c == '{':
-		if d.depth++; d.depth > maxFastDepth {
-			return false
-		}
-		d.i++
-		d.ws()
-		if d.i < len(d.b) && d.b[d.i] == '}' {
-			d.i++
-			d.depth--
-			return true
+		if more, ok := d.enter('}'); !more {
+			return ok
 		}
 		// The members' names are k + "." + name, built in d.keys after the prefix
 		// already there (k itself may be that prefix).
@@ -696,15 +660,8 @@ func (d *fastDec) flat(k []byte, keyAt int) bool {
 		d.depth--
 		return true
 	case c == '[':
-		if d.depth++; d.depth > maxFastDepth {
-			return false
-		}
-		d.i++
-		d.ws()
-		if d.i < len(d.b) && d.b[d.i] == ']' {
-			d.i++
-			d.depth--
-			return true
+		if more, ok := d.enter(']'); !more {
+			return ok
 		}
 		for {
 			if !d.flat(k, keyAt) || !d.sep(']') {
@@ -767,4 +724,20 @@ func hex4(s []byte) (uint16, bool) {
 		x = x<<4 | uint16(c)
 	}
 	return x, true
+}
+
+// enter steps into the array or object at d.i, whose closing byte is close: more is
+// false when it is empty (then stepped over) or nested too deep (ok false).
+func (d *fastDec) enter(close byte) (more, ok bool) {
+	if d.depth++; d.depth > maxFastDepth {
+		return false, false
+	}
+	d.i++
+	d.ws()
+	if d.i < len(d.b) && d.b[d.i] == close {
+		d.i++
+		d.depth--
+		return false, true
+	}
+	return true, true
 }
