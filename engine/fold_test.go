@@ -71,7 +71,13 @@ func checkFold(t *testing.T, s string) {
 	if !eqFoldASCII(s, want) {
 		t.Fatalf("eqFoldASCII(%q, %q) = false", s, want)
 	}
+	// Each changed position costs a copy and a comparison: on the fuzzer's long inputs,
+	// every position made one input quadratic and stalled the fuzzer, so only the
+	// positions near both ends are changed there (where the 8-byte loop and its tail are).
 	for i := 0; i < len(want); i++ {
+		if i == 64 && len(want) > 128 {
+			i = len(want) - 64
+		}
 		// Another byte at i (the other case of a letter, a neighbour, a non-ASCII byte) fails.
 		for _, c := range []byte{want[i] ^ 0x20, want[i] + 1, 0x80} {
 			other := want[:i] + string([]byte{c}) + want[i+1:]
