@@ -314,45 +314,38 @@ func (ls *litSet) scanShort(text string, st *state) {
 	}
 }
 
-// verify reports the literals anchored at window w found at position pos of text.
-func (t *winTable) verify(text string, pos int, w uint32, st *state) {
+// lookup returns the literals anchored at window w (none when w anchors nothing).
+func (t *winTable) lookup(w uint32) []winEnt {
 	i := (w * winMul) >> t.sh
 	for {
 		s := &t.slots[i]
 		if s.hi == 0 {
-			return
+			return nil
 		}
 		if s.w == w {
-			for _, e := range t.ents[s.lo:s.hi] {
-				start := pos - int(e.off)
-				if start >= 0 && start+len(e.lit) <= len(text) && text[start:start+len(e.lit)] == e.lit {
-					st.hitLiteral(e.id)
-				}
-			}
-			return
+			return t.ents[s.lo:s.hi]
 		}
 		i = (i + 1) & t.mask
 	}
 }
 
+// verify reports the literals anchored at window w found at position pos of text.
+func (t *winTable) verify(text string, pos int, w uint32, st *state) {
+	for _, e := range t.lookup(w) {
+		start := pos - int(e.off)
+		if start >= 0 && start+len(e.lit) <= len(text) && text[start:start+len(e.lit)] == e.lit {
+			st.hitLiteral(e.id)
+		}
+	}
+}
+
 // verifyFold is verify on an ASCII text not yet folded.
 func (t *winTable) verifyFold(text string, pos int, w uint32, st *state) {
-	i := (w * winMul) >> t.sh
-	for {
-		s := &t.slots[i]
-		if s.hi == 0 {
-			return
+	for _, e := range t.lookup(w) {
+		start := pos - int(e.off)
+		if start >= 0 && start+len(e.lit) <= len(text) && eqFoldASCII(text[start:start+len(e.lit)], e.lit) {
+			st.hitLiteral(e.id)
 		}
-		if s.w == w {
-			for _, e := range t.ents[s.lo:s.hi] {
-				start := pos - int(e.off)
-				if start >= 0 && start+len(e.lit) <= len(text) && eqFoldASCII(text[start:start+len(e.lit)], e.lit) {
-					st.hitLiteral(e.id)
-				}
-			}
-			return
-		}
-		i = (i + 1) & t.mask
 	}
 }
 

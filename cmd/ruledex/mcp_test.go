@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -131,34 +129,7 @@ func TestCLIMCPStdio(t *testing.T) {
 func TestCLIServeMCP(t *testing.T) {
 	cliSetup(t)
 	cmd := exec.Command(cliBin, "--db", cliDB, "--data", corpustest.Dir(t), "serve", "--mcp", "--addr", "127.0.0.1:0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	urlRE := regexp.MustCompile(`msg=serving url=(http://\S+/)`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-		close(found)
-	}()
-	var base string
-	select {
-	case base = <-found:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("serve did not start")
-	}
-	if base == "" {
-		t.Fatal("serve exited")
-	}
+	base, _ := startServe(t, cmd)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	client := mcp.NewClient(&mcp.Implementation{Name: "ruledex-http-test", Version: "1"}, nil)
