@@ -440,20 +440,14 @@ type searchRead struct {
 // token identifies the catalog the search reads, with the generation noted: the largest
 // rule pk, read through tx (nil: on its own, outside any transaction).
 func (c *Catalog) token(ctx context.Context, tx *sql.Tx) (int64, error) {
-	var row *sql.Row
-	if tx == nil {
-		st, err := c.webPrepared("token")
-		if err != nil {
-			return 0, err
-		}
-		row = st.QueryRowContext(ctx)
-	} else {
-		st, err := c.stmt(ctx, tx, "token")
-		if err != nil {
-			return 0, err
-		}
-		row = st.QueryRowContext(ctx)
+	st, err := c.webPrepared("token")
+	if err != nil {
+		return 0, err
 	}
+	if tx != nil {
+		st = tx.StmtContext(ctx, st)
+	}
+	row := st.QueryRowContext(ctx)
 	var token int64
 	if err := row.Scan(&token); err != nil {
 		return 0, fmt.Errorf("catalog token: %w", err)
