@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -76,5 +77,78 @@ func TestRankByTermsMatchesBM25(t *testing.T) {
 				t.Errorf("%q (%s): %d results, bm25 gives %d; they differ from position %d", tt.search, pass, len(got), len(want), n)
 			}
 		}
+	}
+}
+
+// TestWarmSearchSameResults: what is worked out ahead (word scores, every rule's
+// snippet document, every rule's hit) must change no answer. Two catalogs on one file,
+// one warmed and one not, answer the same searches with the same hits, snippets and
+// facets; and Hits lists every rule as a search shows it.
+func TestWarmSearchSameResults(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	cold, err := catalog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cold.Close()
+	if _, err := ingest.Run(ctx, cold, []string{corpustest.Path(t, "kql")}, ingest.Options{Parsers: []ingest.Parser{kql.Parser{}}}); err != nil {
+		t.Fatal(err)
+	}
+	warm, err := catalog.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer warm.Close()
+	if _, err := warm.WarmSearch(ctx, 50); err != nil {
+		t.Fatal(err)
+	}
+	hits, err := warm.Hits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := cold.DB().QueryRowContext(ctx, `SELECT count(*) FROM rules`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != n || n < 100 {
+		t.Fatalf("Hits lists %d rules, the catalog has %d", len(hits), n)
+	}
+	byID := map[string]catalog.SearchHit{}
+	for _, h := range hits {
+		byID[h.Language+"/"+h.ID] = h
+	}
+	snippets := 0
+	for _, q := range []catalog.SearchQuery{
+		{Text: "powershell"}, {Text: "user credential"}, {Text: "process", Page: 2},
+		{Text: "download OR encoded", Language: "kusto"}, {Text: `"command line"`}, {Text: "logon -failed"},
+	} {
+		a, err := cold.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := warm.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Hits) == 0 {
+			t.Errorf("%+v: no hits; not a test", q)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%+v: warmed catalog answers differently", q)
+		}
+		for _, h := range b.Hits {
+			if h.Snippet != "" {
+				snippets++
+			}
+			want := h
+			want.Snippet, want.Marked = "", ""
+			if got := byID[h.Language+"/"+h.ID]; got != want {
+				t.Errorf("%+v: Hits gives %+v for %s/%s, the search %+v", q, got, h.Language, h.ID, want)
+			}
+		}
+	}
+	if snippets == 0 {
+		t.Error("no snippet in any answer; the documents read ahead are not tested")
 	}
 }

@@ -387,8 +387,7 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	}
 	res.Hits = make([]SearchHit, len(shown))
 	for i, f := range shown {
-		res.Hits[i] = SearchHit{ID: f.id, Language: f.language, Title: f.title, Description: f.description,
-			Severity: f.severity, Status: f.status, Class: f.class, Source: f.repo, Path: f.path, LogSource: f.logsource}
+		res.Hits[i] = f.hit()
 	}
 	if fts == "" {
 		return res, nil
@@ -420,6 +419,35 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 		h.Snippet = snippetUnmark.Replace(h.Marked)
 	}
 	return res, nil
+}
+
+// hit is f as a search result, without a snippet.
+func (f *facetRule) hit() SearchHit {
+	return SearchHit{ID: f.id, Language: f.language, Title: f.title, Description: f.description,
+		Severity: f.severity, Status: f.status, Class: f.class, Source: f.repo, Path: f.path, LogSource: f.logsource}
+}
+
+// Hits returns every rule of the catalog as a search shows it (no snippet), in catalog
+// order: what a server encodes ahead of its first searches.
+func (c *Catalog) Hits(ctx context.Context) ([]SearchHit, error) {
+	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("search hits: %w", err)
+	}
+	defer tx.Rollback()
+	token, err := c.token(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := c.facets(ctx, tx, token, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SearchHit, len(idx.rules))
+	for i := range idx.rules {
+		out[i] = idx.rules[i].hit()
+	}
+	return out, nil
 }
 
 // errNeedSQL: the search needs the catalog itself (a word never scored, documents never

@@ -431,5 +431,15 @@ func (s *Server) warmSearch() {
 		s.log.Warn("search words not scored ahead", "err", err, "words", n)
 		return
 	}
-	s.log.Info("search words scored ahead", "words", n, "seconds", time.Since(start).Seconds())
+	// Every rule's hit is encoded too: the first searches, in a burst of crawlers or of
+	// readers after a restart, would otherwise each encode fifty.
+	hits, err := s.cat.Hits(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("search hits not encoded ahead", "err", err)
+	}
+	for i := range hits {
+		h := SearchHit{SearchHit: hits[i], URL: RuleURL(hits[i].Language, hits[i].ID)}
+		s.hitJSON.appendHit(nil, &h)
+	}
+	s.log.Info("search words scored ahead", "words", n, "hits", len(hits), "seconds", time.Since(start).Seconds())
 }
