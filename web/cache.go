@@ -426,20 +426,30 @@ func (s *Server) warmSearch() {
 		}
 	}()
 	start := time.Now()
-	n, err := s.cat.WarmSearch(ctx, warmWords)
+	n, hits, err := s.WarmSearch(ctx)
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("search words not scored ahead", "err", err, "words", n)
 		return
 	}
-	// Every rule's hit is encoded too: the first searches, in a burst of crawlers or of
-	// readers after a restart, would otherwise each encode fifty.
-	hits, err := s.cat.Hits(ctx)
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("search hits not encoded ahead", "err", err)
+	s.log.Info("search words scored ahead", "words", n, "hits", hits, "seconds", time.Since(start).Seconds())
+}
+
+// WarmSearch works out ahead what the first searches would each pay for: the scores of
+// the catalog's common words, every rule's snippet document (catalog.WarmSearch) and
+// every rule's hit encoded (the first searches, in a burst of crawlers or of readers
+// after a restart, would otherwise each encode fifty). It returns the words scored and
+// the hits encoded; the server calls it once its pages are rendered.
+func (s *Server) WarmSearch(ctx context.Context) (words, hits int, err error) {
+	if words, err = s.cat.WarmSearch(ctx, warmWords); err != nil {
+		return words, 0, err
 	}
-	for i := range hits {
-		h := SearchHit{SearchHit: hits[i], URL: RuleURL(hits[i].Language, hits[i].ID)}
+	all, err := s.cat.Hits(ctx)
+	if err != nil {
+		return words, 0, err
+	}
+	for i := range all[:min(len(all), maxHitJSON)] {
+		h := SearchHit{SearchHit: all[i], URL: RuleURL(all[i].Language, all[i].ID)}
 		s.hitJSON.appendHit(nil, &h)
 	}
-	s.log.Info("search words scored ahead", "words", n, "hits", len(hits), "seconds", time.Since(start).Seconds())
+	return words, min(len(all), maxHitJSON), nil
 }
