@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -421,5 +422,42 @@ func TestJSONLinesLongLine(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), strings.Repeat("A", 5*batchBytes)+`"`) {
 		t.Error("the long command line is not in the output whole")
+	}
+}
+
+// TestPartTimeOrder: within a part, records follow event time, and records of equal
+// time keep their order in the input (the sort is stable), whatever the number of
+// ties and however long the part.
+func TestPartTimeOrder(t *testing.T) {
+	h := compileText(t, seedRuleText)
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	// 300 events: times cycle backwards over 7 values, so each time has about 43 ties
+	// scattered through the part.
+	var lines []string
+	type key struct {
+		at time.Time
+		i  int
+	}
+	var want []key
+	for i := 0; i < 300; i++ {
+		at := t0.Add(time.Duration(6-i%7) * time.Second)
+		lines = append(lines, bitsLine(i, true, at))
+		want = append(want, key{at, i})
+	}
+	slices.SortStableFunc(want, func(a, b key) int { return a.at.Compare(b.at) })
+	var buf bytes.Buffer
+	out := NewOutput(&buf, JSON)
+	if _, err := h.Run([]Input{jsonInput(t, lines...)}, out, Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	got := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for k, l := range got {
+		if !strings.Contains(l, fmt.Sprintf(`"computer":"pc%d"`, want[k].i)) {
+			t.Fatalf("record %d is %s, want pc%d at %s", k, l, want[k].i, want[k].at.Format(time.RFC3339))
+		}
 	}
 }
