@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -294,6 +295,29 @@ func TestAppendJSONString(t *testing.T) {
 		enc.Encode(s)
 		if got := string(appendJSONString(nil, s)); got != strings.TrimSuffix(want.String(), "\n") {
 			t.Errorf("%q: %s, encoding/json %s", s, got, want.String())
+		}
+	}
+	// Every byte that needs escaping at every offset of a word, among plain bytes and
+	// after other such bytes (the encoder jumps from word to word and to the first byte
+	// that may need a look).
+	specials := []string{`\`, `"`, "\x00", "\x1f", "\n", "é", "\xff", "\u2028", "😀", "\x7f", " ", "~"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 20000; n++ {
+		var sb strings.Builder
+		for sb.Len() < 40 {
+			if rng.IntN(3) == 0 {
+				sb.WriteString(specials[rng.IntN(len(specials))])
+			} else {
+				sb.WriteString("Cx/:9"[rng.IntN(5):][:1])
+			}
+		}
+		s := sb.String()[rng.IntN(8):]
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		enc.Encode(s)
+		if got := string(appendJSONString([]byte("x"), s)); got != "x"+strings.TrimSuffix(want.String(), "\n") {
+			t.Fatalf("%q: %s, encoding/json %s", s, got, want.String())
 		}
 	}
 }
