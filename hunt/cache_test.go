@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/lang/sigma"
 	"github.com/ruledex/ruledex/rule"
 )
@@ -208,5 +209,42 @@ func TestRuleCachePrune(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Error("a file that is not a cache file was removed")
+	}
+}
+
+// TestLoadUnreadableRuleFiles: a rule file that cannot be read, or is larger than
+// ingest's limit, is listed as skipped with its path and the reason, with and without
+// the rule cache, and the other rules load.
+func TestLoadUnreadableRuleFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ok.yml"), []byte(seedRuleText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big, err := os.Create(filepath.Join(dir, "big.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.Truncate(ingest.DefaultMaxFileSize + 1); err != nil {
+		t.Fatal(err)
+	}
+	big.Close()
+	if err := os.Symlink(filepath.Join(dir, "missing"), filepath.Join(dir, "dangling.yml")); err != nil {
+		t.Fatal(err)
+	}
+	for _, cache := range []string{"", t.TempDir()} {
+		for run := 0; run < 2; run++ {
+			l, err := Load([]string{dir}, LoadOptions{Parsers: []Parser{sigma.Parser{}}, CacheDir: cache, Fingerprint: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Rules) != 1 || l.Rules[0].Title != "BITS download" {
+				t.Errorf("cache %q run %d: %d rules", cache, run, len(l.Rules))
+			}
+			skipped := strings.Join(l.Skipped, "\n")
+			if len(l.Skipped) != 2 || !strings.Contains(skipped, filepath.Join(dir, "big.yml")+": skipped: larger than 8 MiB") ||
+				!strings.Contains(skipped, filepath.Join(dir, "dangling.yml")+": open ") {
+				t.Errorf("cache %q run %d: skipped %q", cache, run, l.Skipped)
+			}
+		}
 	}
 }

@@ -33,6 +33,7 @@
 package hunt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -415,7 +416,15 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 		}
 	}
 	if timed && !sorted {
-		sort.SliceStable(spans, func(i, j int) bool { return spans[i].t.Before(spans[j].t) })
+		// Stable by construction: ties keep record order through start, which grows
+		// with it (sort.SliceStable's in-place merging cost more than matching a
+		// part's events took to encode).
+		slices.SortFunc(spans, func(a, b span) int {
+			if c := a.t.Compare(b.t); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.start, b.start)
+		})
 		ordered := slices.Grow(getOut(), len(res.out))
 		for _, sp := range spans {
 			ordered = append(ordered, res.out[sp.start:sp.end]...)

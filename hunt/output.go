@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 	"sort"
 	"strconv"
@@ -226,15 +227,16 @@ var jsonPlain = func() (t [256]bool) {
 	return t
 }()
 
-// plain8 reports whether none of the eight bytes in x needs a look: none is below
-// 0x20, '"', '\\' or non-ASCII (the usual SWAR tests for a byte below n and a zero
-// byte, which may report a byte that is fine, never miss one that is not).
-func plain8(x uint64) bool {
+// special8 flags, in the high bit of each byte, the bytes of x that need a look: every
+// byte below 0x20, '"', '\\' or non-ASCII is flagged (the usual SWAR tests for a byte
+// below n and a zero byte); a byte after a flagged one may be flagged too, never one
+// before it, so the lowest flag is at or before the first byte that needs a look.
+func special8(x uint64) uint64 {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	below := (x - lo*0x20) &^ x
 	quote := x ^ (lo * '"')
 	bslash := x ^ (lo * '\\')
-	return (below|(quote-lo)&^quote|(bslash-lo)&^bslash|x)&hi == 0
+	return (below | (quote-lo)&^quote | (bslash-lo)&^bslash | x) & hi
 }
 
 // appendJSONString quotes s as encoding/json does without HTML escaping: invalid UTF-8
@@ -245,9 +247,16 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		// Eight plain bytes at a time (long command lines and paths are most of the
-		// output), then byte by byte from the first one that needs a look.
-		for i+8 <= len(s) && plain8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
-			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+		// output), then straight to the first byte that may need a look: Windows paths
+		// have a backslash every few bytes, and stepping to it byte by byte was most
+		// of this function's time.
+		for i+8 <= len(s) {
+			m := special8(uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56)
+			if m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		if i >= len(s) {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -295,6 +297,29 @@ func TestAppendJSONString(t *testing.T) {
 			t.Errorf("%q: %s, encoding/json %s", s, got, want.String())
 		}
 	}
+	// Every byte that needs escaping at every offset of a word, among plain bytes and
+	// after other such bytes (the encoder jumps from word to word and to the first byte
+	// that may need a look).
+	specials := []string{`\`, `"`, "\x00", "\x1f", "\n", "é", "\xff", "\u2028", "😀", "\x7f", " ", "~"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 20000; n++ {
+		var sb strings.Builder
+		for sb.Len() < 40 {
+			if rng.IntN(3) == 0 {
+				sb.WriteString(specials[rng.IntN(len(specials))])
+			} else {
+				sb.WriteString("Cx/:9"[rng.IntN(5):][:1])
+			}
+		}
+		s := sb.String()[rng.IntN(8):]
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		enc.Encode(s)
+		if got := string(appendJSONString([]byte("x"), s)); got != "x"+strings.TrimSuffix(want.String(), "\n") {
+			t.Fatalf("%q: %s, encoding/json %s", s, got, want.String())
+		}
+	}
 }
 
 // TestSummaryOutputs (item 9): per-level and per-rule counts, inputs without events,
@@ -421,5 +446,42 @@ func TestJSONLinesLongLine(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), strings.Repeat("A", 5*batchBytes)+`"`) {
 		t.Error("the long command line is not in the output whole")
+	}
+}
+
+// TestPartTimeOrder: within a part, records follow event time, and records of equal
+// time keep their order in the input (the sort is stable), whatever the number of
+// ties and however long the part.
+func TestPartTimeOrder(t *testing.T) {
+	h := compileText(t, seedRuleText)
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	// 300 events: times cycle backwards over 7 values, so each time has about 43 ties
+	// scattered through the part.
+	var lines []string
+	type key struct {
+		at time.Time
+		i  int
+	}
+	var want []key
+	for i := 0; i < 300; i++ {
+		at := t0.Add(time.Duration(6-i%7) * time.Second)
+		lines = append(lines, bitsLine(i, true, at))
+		want = append(want, key{at, i})
+	}
+	slices.SortStableFunc(want, func(a, b key) int { return a.at.Compare(b.at) })
+	var buf bytes.Buffer
+	out := NewOutput(&buf, JSON)
+	if _, err := h.Run([]Input{jsonInput(t, lines...)}, out, Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	got := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for k, l := range got {
+		if !strings.Contains(l, fmt.Sprintf(`"computer":"pc%d"`, want[k].i)) {
+			t.Fatalf("record %d is %s, want pc%d at %s", k, l, want[k].i, want[k].at.Format(time.RFC3339))
+		}
 	}
 }

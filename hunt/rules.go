@@ -3,6 +3,7 @@ package hunt
 import (
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -201,16 +202,42 @@ type parsed struct {
 // readRuleFile reads a rule file; ok is false when it cannot be read or is too large,
 // and p then says why.
 func readRuleFile(path string) (data []byte, p parsed, ok bool) {
-	if st, err := os.Stat(path); err == nil && st.Size() > ingest.DefaultMaxFileSize {
+	// One open and one fstat per file (os.Stat then os.ReadFile looked the path up
+	// twice and stat'ed it twice): a hunt reads every rule file at start-up, to hash it
+	// for the rule cache.
+	f, err := os.Open(path)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s: %v", path, err))
+		return nil, p, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err == nil && st.Size() > ingest.DefaultMaxFileSize {
 		// The same limit as ingest: no rule file is that large, and reading one would
 		// echo megabytes of non-rule text into the skipped list.
 		p.errs = append(p.errs, fmt.Sprintf("%s: skipped: larger than %d MiB", path, ingest.DefaultMaxFileSize>>20))
 		return nil, p, false
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		p.errs = append(p.errs, fmt.Sprintf("%s: %v", path, err))
-		return nil, p, false
+	size := 0
+	if err == nil && st.Mode().IsRegular() {
+		size = int(st.Size())
+	}
+	// One byte more than the size, so that reading the whole file ends with EOF
+	// without growing the buffer; a file that grew meanwhile is still read whole.
+	data = make([]byte, 0, size+1)
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			p.errs = append(p.errs, fmt.Sprintf("%s: %v", path, err))
+			return nil, p, false
+		}
+		if len(data) == cap(data) {
+			data = slices.Grow(data, max(512, len(data)))
+		}
 	}
 	return data, p, true
 }
