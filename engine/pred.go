@@ -44,7 +44,7 @@ type vtest struct {
 	cased bool
 	s     string // folded unless cased
 	num   float64
-	*vext        // tGlob, tRegex and tCIDR only
+	*vext // tGlob, tRegex and tCIDR only
 }
 
 // vext is the data of the rarer test kinds.
