@@ -358,6 +358,17 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 		}
 		cp.groups = append(cp.groups, ts)
 	}
+	if !cp.all {
+		// Any alternative of any value decides: one contiguous list, not a slice per value.
+		n := 0
+		for _, g := range cp.groups {
+			n += len(g)
+		}
+		cp.flat = make([]vtest, 0, n)
+		for _, g := range cp.groups {
+			cp.flat = append(cp.flat, g...)
+		}
+	}
 	return cp, nil
 }
 

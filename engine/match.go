@@ -565,6 +565,14 @@ func (p *cpred) matchAbsent() bool {
 
 // evalValue tests one field value against the values (OR, or AND with all).
 func (p *cpred) evalValue(orig, low string) bool {
+	if !p.all {
+		for i := range p.flat {
+			if p.flat[i].test(orig, low) {
+				return true
+			}
+		}
+		return false
+	}
 	for gi := range p.groups {
 		g := p.groups[gi]
 		ok := false

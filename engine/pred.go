@@ -66,6 +66,7 @@ type cpred struct {
 	neg     bool      // Ne: true when no value matches
 	all     bool      // every group must match (Sigma |all)
 	groups  [][]vtest // one group per rule value: its alternatives (OR)
+	flat    []vtest   // without all: the groups' tests in order, one list (evalValue)
 	ref     int32     // FieldRef: slot of the other field
 	refCase bool
 	refPos  testKind // FieldRef: tEq, tContains, tPrefix or tSuffix
