@@ -340,6 +340,8 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 		}
 	}
 	pre, ok := c.tests[p]
+	all := make([][]vtest, 0, len(p.Values))
+	n := 0
 	for i, val := range p.Values {
 		var ts []vtest
 		var err error
@@ -356,18 +358,17 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 				cp.hasNull = true
 			}
 		}
-		cp.groups = append(cp.groups, ts)
+		all = append(all, ts)
+		n += len(ts)
 	}
-	if !cp.all {
-		// Any alternative of any value decides: one contiguous list, not a slice per value.
-		n := 0
-		for _, g := range cp.groups {
-			n += len(g)
-		}
-		cp.flat = make([]vtest, 0, n)
-		for _, g := range cp.groups {
-			cp.flat = append(cp.flat, g...)
-		}
+	// The groups are consecutive parts of one list (flat): without all, any alternative
+	// of any value decides, and evalValue walks the list.
+	cp.flat = make([]vtest, 0, n)
+	cp.groups = make([][]vtest, len(all))
+	for i, ts := range all {
+		lo := len(cp.flat)
+		cp.flat = append(cp.flat, ts...)
+		cp.groups[i] = cp.flat[lo:len(cp.flat):len(cp.flat)]
 	}
 	return cp, nil
 }

@@ -236,7 +236,9 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 func compile(rules []*rule.Rule, opts Options, tests map[*rule.Pred][]valueTests) (*Matcher, []Skipped) {
 	m := &Matcher{slots: map[string]int32{}, bySignature: map[string]*bucket{},
 		bruteForce: opts.bruteForce}
-	c := &compiler{m: m, lits: map[litKey]int32{}, placeholders: opts.Placeholders,
+	// About six literals per variant (SigmaHQ): sized ahead, the map is not rehashed
+	// as it grows, which was an eighth of compile's serial time.
+	c := &compiler{m: m, lits: make(map[litKey]int32, 8*len(rules)), placeholders: opts.Placeholders,
 		tests: tests}
 	m.chanSlot = c.slot("Channel")
 	m.eidSlot = c.slot("EventID")
