@@ -194,14 +194,14 @@ func (c *compiler) compileVariant(r *rule.Rule, ri int32, rt Route) (*variant, [
 	}
 	if len(rt.Where) > 0 {
 		c.resolve = nil // Where names the event's own fields
-		and := c.newNode(cnode{op: rule.OpAnd})
+		and := c.newNode(cnode{op: opAnd})
 		for f, val := range rt.Where {
 			p := &rule.Pred{Field: f, Kind: rule.Eq, Values: []rule.Value{{S: val}}}
 			cp, err := c.pred(p)
 			if err != nil {
 				return nil, nil, err
 			}
-			and.kids = append(and.kids, c.newNode(cnode{op: rule.OpPred, p: cp}))
+			and.kids = append(and.kids, c.newNode(cnode{op: opPred, p: cp}))
 		}
 		and.kids = append(and.kids, root)
 		root = and
@@ -239,7 +239,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		if len(ks) == 1 {
 			return ks[0], nil
 		}
-		return c.newNode(cnode{op: n.Op, kids: ks}), nil
+		return c.newNode(cnode{op: nodeOpOf(n.Op), kids: ks}), nil
 	case rule.OpNot:
 		if len(n.Children) != 1 {
 			return nil, fmt.Errorf("not with %d operands", len(n.Children))
@@ -248,7 +248,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		if err != nil {
 			return nil, err
 		}
-		return c.newNode(cnode{op: rule.OpNot, kids: ks}), nil
+		return c.newNode(cnode{op: opNot, kids: ks}), nil
 	case rule.OpRef:
 		if len(n.Children) == 0 {
 			return nil, fmt.Errorf("selection %q has no body", n.Name)
@@ -260,7 +260,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		if len(ks) == 1 {
 			return ks[0], nil
 		}
-		return c.newNode(cnode{op: rule.OpAnd, kids: ks}), nil
+		return c.newNode(cnode{op: opAnd, kids: ks}), nil
 	case rule.OpQuant:
 		ks, err := kids(neg)
 		if err != nil {
@@ -268,13 +268,13 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		}
 		switch n.Quant {
 		case "all":
-			return c.newNode(cnode{op: rule.OpAnd, kids: ks}), nil
+			return c.newNode(cnode{op: opAnd, kids: ks}), nil
 		case "1", "any", "":
-			return c.newNode(cnode{op: rule.OpOr, kids: ks}), nil
+			return c.newNode(cnode{op: opOr, kids: ks}), nil
 		}
 		return nil, fmt.Errorf("quantifier %q of %s is not supported", n.Quant, n.Name)
 	case rule.OpTrue:
-		return c.newNode(cnode{op: rule.OpTrue}), nil
+		return c.newNode(cnode{op: opTrue}), nil
 	case rule.OpPred:
 		if n.Pred == nil {
 			return nil, fmt.Errorf("predicate node without predicate")
@@ -286,7 +286,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		if !neg {
 			v.preds = append(v.preds, p)
 		}
-		return c.newNode(cnode{op: rule.OpPred, p: p}), nil
+		return c.newNode(cnode{op: opPred, p: p}), nil
 	case rule.OpOpaque:
 		return nil, fmt.Errorf("condition part the parser could not model: %q", n.Text)
 	}
@@ -468,17 +468,17 @@ func (p *cpred) atoms() []litKey {
 // must always run.
 func requiredSets(n *cnode) [][]litKey {
 	switch n.op {
-	case rule.OpPred:
+	case opPred:
 		if a := n.p.atoms(); a != nil {
 			return [][]litKey{a}
 		}
-	case rule.OpAnd:
+	case opAnd:
 		var out [][]litKey
 		for _, k := range n.kids {
 			out = append(out, requiredSets(k)...)
 		}
 		return out
-	case rule.OpOr:
+	case opOr:
 		// When an OR holds, some kid holds, and then every set of that kid has a hit: the
 		// union of one set per kid is necessary, for every choice. The choices are
 		// combined kid by kid, keeping the best few, so that `(Image: A and CommandLine: B)

@@ -216,9 +216,38 @@ type variant struct {
 }
 
 type cnode struct {
-	op   rule.Op
+	op   nodeOp
 	kids []*cnode
 	p    *cpred
+}
+
+// nodeOp is a cnode's operator: a byte where rule.Op is a string, which eval compared
+// at every node.
+type nodeOp uint8
+
+const (
+	opInvalid nodeOp = iota // never holds
+	opPred
+	opAnd
+	opOr
+	opNot
+	opTrue
+)
+
+func nodeOpOf(op rule.Op) nodeOp {
+	switch op {
+	case rule.OpPred:
+		return opPred
+	case rule.OpAnd:
+		return opAnd
+	case rule.OpOr:
+		return opOr
+	case rule.OpNot:
+		return opNot
+	case rule.OpTrue:
+		return opTrue
+	}
+	return opInvalid
 }
 
 // Rules returns the rules compiled in (not the skipped ones).
