@@ -168,13 +168,13 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 // on the EventID field itself. nil when there is none.
 func eidGuard(n *cnode, eidSlot int32) []int {
 	switch n.op {
-	case rule.OpAnd:
+	case opAnd:
 		for _, k := range n.kids {
 			if g := eidGuard(k, eidSlot); g != nil {
 				return g
 			}
 		}
-	case rule.OpPred:
+	case opPred:
 		p := n.p
 		if p.field != eidSlot || p.alt >= 0 || p.nameOnly || p.neg || p.all || p.exists ||
 			p.ref >= 0 || p.elem || p.argsFrom != nil || p.hasNull ||

@@ -23,6 +23,35 @@ type compiler struct {
 	// tests are the value tests of predicates compiled ahead (precompileTests); a
 	// predicate not in it is compiled when met.
 	tests map[*rule.Pred][]valueTests
+	// nodes and preds are the unused rest of the current blocks (newNode, newPred).
+	nodes []cnode
+	preds []cpred
+}
+
+// slabSize is how many nodes (predicates) newNode (newPred) allocates at once.
+const slabSize = 256
+
+// newNode and newPred place the condition trees in few large blocks, in compile order:
+// evaluation walks thousands of trees per second, and nodes next to each other share
+// cache lines instead of sitting between the maps and strings compiled with them.
+func (c *compiler) newNode(n cnode) *cnode {
+	if len(c.nodes) == 0 {
+		c.nodes = make([]cnode, slabSize)
+	}
+	p := &c.nodes[0]
+	*p = n
+	c.nodes = c.nodes[1:]
+	return p
+}
+
+func (c *compiler) newPred(cp cpred) *cpred {
+	if len(c.preds) == 0 {
+		c.preds = make([]cpred, slabSize)
+	}
+	p := &c.preds[0]
+	*p = cp
+	c.preds = c.preds[1:]
+	return p
 }
 
 // valueTests is compileTests' result for one value of a predicate.
@@ -165,14 +194,14 @@ func (c *compiler) compileVariant(r *rule.Rule, ri int32, rt Route) (*variant, [
 	}
 	if len(rt.Where) > 0 {
 		c.resolve = nil // Where names the event's own fields
-		and := &cnode{op: rule.OpAnd}
+		and := c.newNode(cnode{op: opAnd})
 		for f, val := range rt.Where {
 			p := &rule.Pred{Field: f, Kind: rule.Eq, Values: []rule.Value{{S: val}}}
 			cp, err := c.pred(p)
 			if err != nil {
 				return nil, nil, err
 			}
-			and.kids = append(and.kids, &cnode{op: rule.OpPred, p: cp})
+			and.kids = append(and.kids, c.newNode(cnode{op: opPred, p: cp}))
 		}
 		and.kids = append(and.kids, root)
 		root = and
@@ -210,7 +239,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		if len(ks) == 1 {
 			return ks[0], nil
 		}
-		return &cnode{op: n.Op, kids: ks}, nil
+		return c.newNode(cnode{op: nodeOpOf(n.Op), kids: ks}), nil
 	case rule.OpNot:
 		if len(n.Children) != 1 {
 			return nil, fmt.Errorf("not with %d operands", len(n.Children))
@@ -219,7 +248,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		if err != nil {
 			return nil, err
 		}
-		return &cnode{op: rule.OpNot, kids: ks}, nil
+		return c.newNode(cnode{op: opNot, kids: ks}), nil
 	case rule.OpRef:
 		if len(n.Children) == 0 {
 			return nil, fmt.Errorf("selection %q has no body", n.Name)
@@ -231,7 +260,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		if len(ks) == 1 {
 			return ks[0], nil
 		}
-		return &cnode{op: rule.OpAnd, kids: ks}, nil
+		return c.newNode(cnode{op: opAnd, kids: ks}), nil
 	case rule.OpQuant:
 		ks, err := kids(neg)
 		if err != nil {
@@ -239,13 +268,13 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		}
 		switch n.Quant {
 		case "all":
-			return &cnode{op: rule.OpAnd, kids: ks}, nil
+			return c.newNode(cnode{op: opAnd, kids: ks}), nil
 		case "1", "any", "":
-			return &cnode{op: rule.OpOr, kids: ks}, nil
+			return c.newNode(cnode{op: opOr, kids: ks}), nil
 		}
 		return nil, fmt.Errorf("quantifier %q of %s is not supported", n.Quant, n.Name)
 	case rule.OpTrue:
-		return &cnode{op: rule.OpTrue}, nil
+		return c.newNode(cnode{op: opTrue}), nil
 	case rule.OpPred:
 		if n.Pred == nil {
 			return nil, fmt.Errorf("predicate node without predicate")
@@ -257,7 +286,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 		if !neg {
 			v.preds = append(v.preds, p)
 		}
-		return &cnode{op: rule.OpPred, p: p}, nil
+		return c.newNode(cnode{op: opPred, p: p}), nil
 	case rule.OpOpaque:
 		return nil, fmt.Errorf("condition part the parser could not model: %q", n.Text)
 	}
@@ -266,7 +295,7 @@ func (c *compiler) node(n *rule.Node, v *variant, neg bool, depth int) (*cnode, 
 
 // pred compiles one predicate.
 func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
-	cp := &cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1, alt: -1, id: int32(c.m.npreds)}
+	cp := c.newPred(cpred{src: p, kind: p.Kind, all: p.All, field: slotAll, ref: -1, alt: -1, id: int32(c.m.npreds)})
 	c.m.npreds++
 	where := p.Native
 	if where == "" {
@@ -340,6 +369,8 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 		}
 	}
 	pre, ok := c.tests[p]
+	all := make([][]vtest, 0, len(p.Values))
+	n := 0
 	for i, val := range p.Values {
 		var ts []vtest
 		var err error
@@ -356,7 +387,17 @@ func (c *compiler) pred(p *rule.Pred) (*cpred, error) {
 				cp.hasNull = true
 			}
 		}
-		cp.groups = append(cp.groups, ts)
+		all = append(all, ts)
+		n += len(ts)
+	}
+	// The groups are consecutive parts of one list (flat): without all, any alternative
+	// of any value decides, and evalValue walks the list.
+	cp.flat = make([]vtest, 0, n)
+	cp.groups = make([][]vtest, len(all))
+	for i, ts := range all {
+		lo := len(cp.flat)
+		cp.flat = append(cp.flat, ts...)
+		cp.groups[i] = cp.flat[lo:len(cp.flat):len(cp.flat)]
 	}
 	return cp, nil
 }
@@ -427,17 +468,17 @@ func (p *cpred) atoms() []litKey {
 // must always run.
 func requiredSets(n *cnode) [][]litKey {
 	switch n.op {
-	case rule.OpPred:
+	case opPred:
 		if a := n.p.atoms(); a != nil {
 			return [][]litKey{a}
 		}
-	case rule.OpAnd:
+	case opAnd:
 		var out [][]litKey
 		for _, k := range n.kids {
 			out = append(out, requiredSets(k)...)
 		}
 		return out
-	case rule.OpOr:
+	case opOr:
 		// When an OR holds, some kid holds, and then every set of that kid has a hit: the
 		// union of one set per kid is necessary, for every choice. The choices are
 		// combined kid by kid, keeping the best few, so that `(Image: A and CommandLine: B)

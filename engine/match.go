@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/ruledex/ruledex/event"
-	"github.com/ruledex/ruledex/rule"
 )
 
 // state is the per-goroutine scratch space of Match. Per-slot and per-variant marks
@@ -396,27 +395,27 @@ func atoi(s string) (int, bool) {
 
 func (st *state) eval(n *cnode) bool {
 	switch n.op {
-	case rule.OpPred:
+	case opPred:
 		r := st.evalPred(n.p)
 		st.predGen[n.p.id], st.predRes[n.p.id] = st.gen, r
 		return r
-	case rule.OpAnd:
+	case opAnd:
 		for _, k := range n.kids {
 			if !st.eval(k) {
 				return false
 			}
 		}
 		return true
-	case rule.OpOr:
+	case opOr:
 		for _, k := range n.kids {
 			if st.eval(k) {
 				return true
 			}
 		}
 		return false
-	case rule.OpNot:
+	case opNot:
 		return !st.eval(n.kids[0])
-	case rule.OpTrue:
+	case opTrue:
 		return true
 	}
 	return false
@@ -565,6 +564,14 @@ func (p *cpred) matchAbsent() bool {
 
 // evalValue tests one field value against the values (OR, or AND with all).
 func (p *cpred) evalValue(orig, low string) bool {
+	if !p.all {
+		for i := range p.flat {
+			if p.flat[i].test(orig, low) {
+				return true
+			}
+		}
+		return false
+	}
 	for gi := range p.groups {
 		g := p.groups[gi]
 		ok := false
