@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/gob"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,18 +36,15 @@ import (
 
 // cacheFormat is part of every cache key: bump it when the stored encoding or what
 // LoadRules derives from parser output changes.
-const cacheFormat = "hunt-rules-1"
+const cacheFormat = "hunt-rules-2"
 
 type cacheEntry struct {
-	Path string
-	Sum  [32]byte
-	P    parsedGob
-	// rules are P.Rules restored, filled when the entry is decoded.
+	Path  string
+	Sum   [32]byte
+	errs  []string
+	warns []string
 	rules []*rule.Rule
 }
-
-// Gob does not tell an empty slice from a nil one: rules from the cache have nil where
-// a parser wrote an empty slice. Nothing in ruledex tells them apart (len, range).
 
 // trim drops what a hunt never reads from a rule: its text and documentation (about
 // two thirds of a Sigma rule's IR). Load trims every rule when it has a cache, hit or
@@ -55,87 +52,6 @@ type cacheEntry struct {
 func trim(r *rule.Rule) {
 	r.Body, r.Bodies, r.Description, r.References, r.FalsePositives = "", nil, "", nil, nil
 	r.Docs, r.Indicators, r.Authors = nil, nil, nil
-}
-
-// parsedGob is parsed with exported fields for gob.
-type parsedGob struct {
-	Rules []storedRule
-	Errs  []string
-	Warns []string
-}
-
-// storedRule is a rule whose stages point into its Root by path: a stage's Node is
-// the conjunct as it stands in Root (shared, not copied), which gob would store twice
-// and decode as a copy. StageNodes[i] is 0 followed by the child-index path from Root
-// to Stages[i].Node, nil when the stage keeps its own Node (or has none).
-type storedRule struct {
-	R          *rule.Rule
-	StageNodes [][]int
-}
-
-func toStored(r *rule.Rule) storedRule {
-	sr := storedRule{R: r}
-	if r.Root == nil || len(r.Stages) == 0 {
-		return sr
-	}
-	paths := map[*rule.Node][]int{}
-	var walk func(n *rule.Node, path []int)
-	walk = func(n *rule.Node, path []int) {
-		if n == nil {
-			return
-		}
-		if _, seen := paths[n]; seen {
-			return
-		}
-		paths[n] = path
-		for i, c := range n.Children {
-			walk(c, append(path[:len(path):len(path)], i))
-		}
-	}
-	walk(r.Root, []int{})
-	var stages []rule.Stage
-	for i, st := range r.Stages {
-		p, ok := paths[st.Node]
-		if st.Node == nil || !ok {
-			continue
-		}
-		if stages == nil {
-			c := *r
-			stages = append([]rule.Stage(nil), r.Stages...)
-			c.Stages = stages
-			sr.R = &c
-			sr.StageNodes = make([][]int, len(stages))
-		}
-		stages[i].Node = nil
-		// A leading 0 keeps the path of Root itself non-empty: gob decodes an empty
-		// slice as nil, which means "own Node".
-		sr.StageNodes[i] = append([]int{0}, p...)
-	}
-	return sr
-}
-
-func fromStored(sr storedRule) (*rule.Rule, error) {
-	r := sr.R
-	if r == nil {
-		return nil, errors.New("damaged rule cache: empty rule")
-	}
-	for i, p := range sr.StageNodes {
-		if p == nil {
-			continue
-		}
-		if i >= len(r.Stages) {
-			return nil, errors.New("damaged rule cache: stage out of range")
-		}
-		n := r.Root
-		for _, k := range p[1:] {
-			if n == nil || k < 0 || k >= len(n.Children) {
-				return nil, errors.New("damaged rule cache: bad stage path")
-			}
-			n = n.Children[k]
-		}
-		r.Stages[i].Node = n
-	}
-	return r, nil
 }
 
 // BuildFingerprint identifies the running executable's build: its module versions,
@@ -197,7 +113,7 @@ func openCache(dir, fingerprint string, roots []string) *ruleCache {
 	sort.Strings(abs)
 	h := sha256.Sum256([]byte(fingerprint + "\x00" + strings.Join(abs, "\x00")))
 	key := hex.EncodeToString(h[:])
-	c := &ruleCache{path: filepath.Join(dir, key[:32]+".gob"), key: key, old: map[string]cacheEntry{}}
+	c := &ruleCache{path: filepath.Join(dir, key[:32]+".rules"), key: key, old: map[string]cacheEntry{}}
 	data, err := os.ReadFile(c.path)
 	if err != nil {
 		return c
@@ -209,9 +125,11 @@ func openCache(dir, fingerprint string, roots []string) *ruleCache {
 }
 
 // A cache file is cacheMagic, the key and a newline, then cacheShards shards, each a
-// big-endian uint64 length and a gob stream (an entry count, then one message per
-// entry: one message for the whole set made the decoder copy it around in pieces).
+// big-endian uint64 length, a CRC-32C of the shard (a damaged byte inside a string
+// would otherwise decode, as a wrong rule) and the shard in the encoding of codec.go.
 // Shards decode in parallel.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 const (
 	cacheMagic  = "ruledex hunt rule cache\n"
 	cacheShards = 8
@@ -232,8 +150,13 @@ func decodeCache(data []byte, key string) (map[string]cacheEntry, error) {
 		}
 		n := binary.BigEndian.Uint64(data)
 		data = data[8:]
-		if n > uint64(len(data)) {
+		if len(data) < 4 || n > uint64(len(data)-4) {
 			return nil, errors.New("damaged rule cache: truncated")
+		}
+		sum := binary.BigEndian.Uint32(data)
+		data = data[4:]
+		if crc32.Checksum(data[:n], castagnoli) != sum {
+			return nil, errors.New("damaged rule cache: checksum mismatch")
 		}
 		shards = append(shards, data[:n])
 		data = data[n:]
@@ -266,44 +189,13 @@ func decodeCache(data []byte, key string) (map[string]cacheEntry, error) {
 	return old, nil
 }
 
-func decodeShard(b []byte) (es []cacheEntry, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("damaged rule cache: %v", v)
-		}
-	}()
-	dec := gob.NewDecoder(bytes.NewReader(b))
-	var n int
-	if err := dec.Decode(&n); err != nil {
-		return nil, err
-	}
-	if n < 0 || n > len(b) {
-		return nil, errors.New("damaged rule cache: bad entry count")
-	}
-	es = make([]cacheEntry, n)
-	for i := range es {
-		e := &es[i]
-		if err := dec.Decode(e); err != nil {
-			return nil, err
-		}
-		e.rules = make([]*rule.Rule, len(e.P.Rules))
-		for j, sr := range e.P.Rules {
-			if e.rules[j], err = fromStored(sr); err != nil {
-				return nil, err
-			}
-		}
-		e.P.Rules = nil
-	}
-	return es, nil
-}
-
 // lookup returns the cached parse of path when its content hashes to sum.
 func (c *ruleCache) lookup(path string, sum [32]byte) (parsed, bool) {
 	e, ok := c.old[path]
 	if !ok || e.Sum != sum {
 		return parsed{}, false
 	}
-	return parsed{rules: e.rules, errs: e.P.Errs, warns: e.P.Warns}, true
+	return parsed{rules: e.rules, errs: e.errs, warns: e.warns}, true
 }
 
 // save writes the cache file for files (in load order) when it differs from what was
@@ -334,22 +226,18 @@ func (c *ruleCache) save(files []string, sums [][32]byte, res []parsed, dirty bo
 	}
 	bw := bufio.NewWriterSize(tmp, 256<<10)
 	bw.WriteString(cacheMagic + c.key + "\n")
-	for sh := 0; sh < cacheShards && err == nil; sh++ {
-		var buf bytes.Buffer
-		enc := gob.NewEncoder(&buf)
+	for sh := 0; sh < cacheShards; sh++ {
+		enc := newEncoder()
 		lo, hi := sh*len(files)/cacheShards, (sh+1)*len(files)/cacheShards
-		err = enc.Encode(hi - lo)
-		for i := lo; i < hi && err == nil; i++ {
-			e := cacheEntry{Path: files[i], Sum: sums[i], P: parsedGob{Errs: res[i].errs, Warns: res[i].warns}}
-			for _, r := range res[i].rules {
-				e.P.Rules = append(e.P.Rules, toStored(r))
-			}
-			err = enc.Encode(e)
+		for i := lo; i < hi; i++ {
+			enc.entry(files[i], sums[i], res[i])
 		}
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(buf.Len()))
+		b := enc.shard(hi - lo)
+		var n [12]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		binary.BigEndian.PutUint32(n[8:], crc32.Checksum(b, castagnoli))
 		bw.Write(n[:])
-		bw.Write(buf.Bytes())
+		bw.Write(b)
 	}
 	if err == nil {
 		err = bw.Flush()
@@ -403,7 +291,7 @@ func prune(dir, keep string, now time.Time) {
 			if now.Sub(info.ModTime()) > time.Hour {
 				os.Remove(p)
 			}
-		case strings.HasSuffix(e.Name(), ".gob"):
+		case strings.HasSuffix(e.Name(), ".rules"), strings.HasSuffix(e.Name(), ".gob"): // .gob: format 1
 			fs = append(fs, file{p, info.ModTime()})
 		}
 	}

@@ -117,7 +117,7 @@ func TestRuleCacheInvalidation(t *testing.T) {
 		}, check: title("Edited title", false)},
 		{name: "other build", fp: "b", cached: 0},
 		{name: "damaged cache", fp: "b", cached: 0, change: func(t *testing.T, _, cacheDir string) {
-			ms, _ := filepath.Glob(filepath.Join(cacheDir, "*.gob"))
+			ms, _ := filepath.Glob(filepath.Join(cacheDir, "*.rules"))
 			for _, m := range ms {
 				b, _ := os.ReadFile(m)
 				os.WriteFile(m, b[:len(b)/2], 0o644)
@@ -125,7 +125,7 @@ func TestRuleCacheInvalidation(t *testing.T) {
 		}},
 		{name: "rewritten after damage", fp: "b", cached: 2},
 		{name: "garbage cache", fp: "b", cached: 0, change: func(t *testing.T, _, cacheDir string) {
-			ms, _ := filepath.Glob(filepath.Join(cacheDir, "*.gob"))
+			ms, _ := filepath.Glob(filepath.Join(cacheDir, "*.rules"))
 			for _, m := range ms {
 				b, _ := os.ReadFile(m)
 				for i := len(cacheMagic) + 100; i < len(b); i += 7 {
@@ -184,7 +184,7 @@ func TestRuleCachePrune(t *testing.T) {
 		6 * time.Hour, 7 * time.Hour, 8 * time.Hour, 40 * 24 * time.Hour}
 	var names []string
 	for i, a := range ages {
-		n := filepath.Join(dir, strings.Repeat(string(rune('a'+i)), 4)+".gob")
+		n := filepath.Join(dir, strings.Repeat(string(rune('a'+i)), 4)+".rules")
 		os.WriteFile(n, []byte("x"), 0o644)
 		os.Chtimes(n, now.Add(-a), now.Add(-a))
 		names = append(names, n)
