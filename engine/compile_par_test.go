@@ -52,3 +52,37 @@ func TestCompileScheduleFree(t *testing.T) {
 	}
 	t.Logf("%d rules, %d skipped, %d matches identical", len(par.Rules()), len(parSkip), n)
 }
+
+// TestMatchFieldsKept: a match's fields stay as they were after later matches (they
+// are carved from chunks shared by many matches): every regression event's matches,
+// kept while all the others are matched, equal the same event matched on its own by
+// a fresh matcher.
+func TestMatchFieldsKept(t *testing.T) {
+	rules, cat := windowsRules(t)
+	m, _ := Compile(rules, Options{Router: CatalogRouter{cat}})
+	evs := regressionEvents(t)
+	kept := make([][]Match, len(evs))
+	for i := range evs {
+		kept[i] = m.Match(&evs[i], nil)
+	}
+	fields := 0
+	for i := range evs {
+		fresh, _ := Compile(rules, Options{Router: CatalogRouter{cat}})
+		want := fresh.Match(&evs[i], nil)
+		if len(want) != len(kept[i]) {
+			t.Fatalf("%s: %d matches kept, %d fresh", evs[i].File, len(kept[i]), len(want))
+		}
+		for k := range want {
+			if !slices.Equal(kept[i][k].Fields, want[k].Fields) {
+				t.Errorf("%s: %s: fields kept %v, fresh %v", evs[i].File, want[k].Rule.Title, kept[i][k].Fields, want[k].Fields)
+			}
+			fields += len(want[k].Fields)
+		}
+		if i > 40 && fields > 0 {
+			break // a fresh compile per event: the first events are enough to compare
+		}
+	}
+	if fields == 0 {
+		t.Fatal("no matched field compared")
+	}
+}

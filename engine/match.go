@@ -39,6 +39,11 @@ type state struct {
 	candKey  []uint64 // scratch: candidates by the order their last set was hit
 	cand     []int32
 	fieldIdx []int32  // scratch for matchedFields
+	// matchedFields carves its results from these chunks, which are never written
+	// again once carved: a Match may be kept after the next one (hunt's correlations,
+	// the stream's windows), and one allocation serves a few hundred matches.
+	fieldChunk []event.Field
+	byteChunk  []byte
 	ruleGen  []uint32 // rule already reported when == gen
 	// predGen and predRes keep what eval found for each predicate (by cpred.id), for
 	// matchedFields, which reports the positive predicates that hold.
@@ -290,8 +295,8 @@ func (st *state) try(vi int32, out []Match) []Match {
 	return append(out, Match{Rule: st.m.rules[v.rule], Fields: st.matchedFields(v), Via: v.via})
 }
 
-// matchedFields copies the fields of the variant's positive predicates that hold. The
-// copies share one allocation: the reader reuses the event's strings.
+// matchedFields copies the fields of the variant's positive predicates that hold (the
+// reader reuses the event's strings), into memory carved from the state's chunks.
 func (st *state) matchedFields(v *variant) []event.Field {
 	idx := st.fieldIdx[:0]
 	has := func(i int32) bool {
@@ -340,8 +345,16 @@ func (st *state) matchedFields(v *variant) []event.Field {
 		f := &st.ev.Fields[i]
 		n += len(f.Name) + len(f.Value)
 	}
-	arena := make([]byte, 0, n)
-	out := make([]event.Field, len(idx))
+	if cap(st.byteChunk)-len(st.byteChunk) < n {
+		st.byteChunk = make([]byte, 0, max(n, matchChunkBytes))
+	}
+	arena := st.byteChunk[len(st.byteChunk) : len(st.byteChunk) : len(st.byteChunk)+n]
+	st.byteChunk = st.byteChunk[:len(st.byteChunk)+n]
+	if cap(st.fieldChunk)-len(st.fieldChunk) < len(idx) {
+		st.fieldChunk = make([]event.Field, 0, max(len(idx), matchChunkFields))
+	}
+	out := st.fieldChunk[len(st.fieldChunk) : len(st.fieldChunk)+len(idx) : len(st.fieldChunk)+len(idx)]
+	st.fieldChunk = st.fieldChunk[:len(st.fieldChunk)+len(idx)]
 	for k, i := range idx {
 		f := &st.ev.Fields[i]
 		start := len(arena)
@@ -352,6 +365,13 @@ func (st *state) matchedFields(v *variant) []event.Field {
 	}
 	return out
 }
+
+// Chunk sizes for matchedFields: a SigmaHQ match copies two or three fields of about
+// a hundred bytes.
+const (
+	matchChunkBytes  = 16 << 10
+	matchChunkFields = 256
+)
 
 func (v *variant) accepts(ch string, chKnown bool, eid int, eidKnown bool) bool {
 	if chKnown && len(v.chans) > 0 {

@@ -2,8 +2,8 @@ package hunt
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -202,45 +202,21 @@ type parsed struct {
 // readRuleFile reads a rule file; ok is false when it cannot be read or is too large,
 // and p then says why.
 func readRuleFile(path string) (data []byte, p parsed, ok bool) {
-	// One open and one fstat per file (os.Stat then os.ReadFile looked the path up
-	// twice and stat'ed it twice): a hunt reads every rule file at start-up, to hash it
-	// for the rule cache.
-	f, err := os.Open(path)
-	if err != nil {
-		p.errs = append(p.errs, fmt.Sprintf("%s: %v", path, err))
-		return nil, p, false
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err == nil && st.Size() > ingest.DefaultMaxFileSize {
+	data, err := readFile(path, ingest.DefaultMaxFileSize)
+	switch {
+	case errors.Is(err, errTooLarge):
 		// The same limit as ingest: no rule file is that large, and reading one would
 		// echo megabytes of non-rule text into the skipped list.
 		p.errs = append(p.errs, fmt.Sprintf("%s: skipped: larger than %d MiB", path, ingest.DefaultMaxFileSize>>20))
 		return nil, p, false
-	}
-	size := 0
-	if err == nil && st.Mode().IsRegular() {
-		size = int(st.Size())
-	}
-	// One byte more than the size, so that reading the whole file ends with EOF
-	// without growing the buffer; a file that grew meanwhile is still read whole.
-	data = make([]byte, 0, size+1)
-	for {
-		n, err := f.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			p.errs = append(p.errs, fmt.Sprintf("%s: %v", path, err))
-			return nil, p, false
-		}
-		if len(data) == cap(data) {
-			data = slices.Grow(data, max(512, len(data)))
-		}
+	case err != nil:
+		p.errs = append(p.errs, fmt.Sprintf("%s: %v", path, err))
+		return nil, p, false
 	}
 	return data, p, true
 }
+
+var errTooLarge = errors.New("file too large")
 
 func parseData(path string, data []byte, parsers []Parser) (p parsed) {
 	slashed := filepath.ToSlash(path)
