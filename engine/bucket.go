@@ -61,19 +61,13 @@ func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown, eidExact bo
 			sig = append(sig, ',')
 		}
 	}
+	b := m.bucketBySignature(string(sig), accepted)
 	m.bucketMu.Lock()
 	defer m.bucketMu.Unlock()
 	cur := m.buckets.Load()
 	if cur != nil {
 		if b, ok := (*cur)[k]; ok {
 			return b
-		}
-	}
-	b, ok := m.bySignature[string(sig)]
-	if !ok {
-		b = m.buildBucket(accepted)
-		if len(m.bySignature) < maxBuckets {
-			m.bySignature[string(sig)] = b
 		}
 	}
 	if cur == nil || len(*cur) < maxBuckets {
@@ -89,6 +83,43 @@ func (m *Matcher) bucket(ch string, chKnown bool, eid int, eidKnown, eidExact bo
 		m.buckets.Store(&next)
 	}
 	return b
+}
+
+// pendingBucket is a bucket being built; done is closed once b is set.
+type pendingBucket struct {
+	done chan struct{}
+	b    *bucket
+}
+
+// bucketBySignature returns the bucket of the accepted variants, building it once.
+// It is built outside bucketMu: building process_creation's bucket takes tens of
+// milliseconds, during which the other workers' first events of other kinds would
+// otherwise wait (a hunt's cores sat half idle for a tenth of a second after start).
+// Only the workers that need the same bucket wait for it.
+func (m *Matcher) bucketBySignature(sig string, accepted []int32) *bucket {
+	m.bucketMu.Lock()
+	if b, ok := m.bySignature[sig]; ok {
+		m.bucketMu.Unlock()
+		return b
+	}
+	if p, ok := m.building[sig]; ok {
+		m.bucketMu.Unlock()
+		<-p.done
+		return p.b
+	}
+	p := &pendingBucket{done: make(chan struct{})}
+	m.building[sig] = p
+	m.bucketMu.Unlock()
+
+	p.b = m.buildBucket(accepted)
+	m.bucketMu.Lock()
+	delete(m.building, sig)
+	if len(m.bySignature) < maxBuckets {
+		m.bySignature[sig] = p.b
+	}
+	m.bucketMu.Unlock()
+	close(p.done)
+	return p.b
 }
 
 func lenMap(p *map[bucketKey]*bucket) int {
@@ -146,10 +177,8 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 			pats[i] = m.litKeys[l].s
 			ids[i] = local[l]
 		}
-		if m.winFreq == nil {
-			// Computed on first use: only buckets with large literal sets need it.
-			m.winFreq = windowFreq(m.litKeys)
-		}
+		// Computed on first use: only buckets with large literal sets need it.
+		m.winFreqOnce.Do(func() { m.winFreq = windowFreq(m.litKeys) })
 		a := newLitSet(pats, ids, m.winFreq)
 		if slot == slotAll {
 			b.allLits = a

@@ -3,6 +3,7 @@ package engine
 import (
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/ruledex/ruledex/rule"
@@ -84,5 +85,46 @@ func TestMatchFieldsKept(t *testing.T) {
 	}
 	if fields == 0 {
 		t.Fatal("no matched field compared")
+	}
+}
+
+// TestMatchConcurrentFirstUse: workers that meet new kinds of events at once (each
+// builds its bucket while the others wait only for the same bucket) find what one
+// worker finds alone, on a fresh matcher each time.
+func TestMatchConcurrentFirstUse(t *testing.T) {
+	rules, cat := windowsRules(t)
+	evs := regressionEvents(t)
+	alone, _ := Compile(rules, Options{Router: CatalogRouter{cat}})
+	want := make([][]Match, len(evs))
+	for i := range evs {
+		want[i] = alone.Match(&evs[i], nil)
+	}
+	for round := range 3 {
+		m, _ := Compile(rules, Options{Router: CatalogRouter{cat}})
+		got := make([][]Match, len(evs))
+		var wg sync.WaitGroup
+		const workers = 4
+		for w := range workers {
+			wg.Go(func() {
+				// Each worker starts at its own place, so that first uses overlap.
+				for k := range evs {
+					i := (k + w*len(evs)/workers + round) % len(evs)
+					if i%workers == w {
+						got[i] = m.Match(&evs[i], nil)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for i := range evs {
+			if len(got[i]) != len(want[i]) {
+				t.Fatalf("round %d, %s: %d matches concurrently, %d alone", round, evs[i].File, len(got[i]), len(want[i]))
+			}
+			for k := range got[i] {
+				if got[i][k].Rule != want[i][k].Rule || !slices.Equal(got[i][k].Fields, want[i][k].Fields) {
+					t.Errorf("round %d, %s: match %d differs", round, evs[i].File, k)
+				}
+			}
+		}
 	}
 }

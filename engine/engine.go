@@ -193,9 +193,12 @@ type Matcher struct {
 	bucketMu      sync.Mutex
 	buckets       atomic.Pointer[map[bucketKey]*bucket]
 	bySignature   map[string]*bucket
+	// building: buckets being built, by signature, outside bucketMu (see bucket).
+	building map[string]*pendingBucket
 	// winFreq counts literals per 4-byte window (see windowFreq); built with the first
-	// bucket, under bucketMu.
-	winFreq winFreq
+	// bucket that needs it.
+	winFreq     winFreq
+	winFreqOnce sync.Once
 	// correlations are kept for the Correlator.
 	correlations []*rule.Rule
 	pool         sync.Pool
@@ -263,7 +266,7 @@ func Compile(rules []*rule.Rule, opts Options) (*Matcher, []Skipped) {
 }
 
 func compile(rules []*rule.Rule, opts Options, tests map[*rule.Pred][]valueTests) (*Matcher, []Skipped) {
-	m := &Matcher{slots: map[string]int32{}, bySignature: map[string]*bucket{},
+	m := &Matcher{slots: map[string]int32{}, bySignature: map[string]*bucket{}, building: map[string]*pendingBucket{},
 		bruteForce: opts.bruteForce}
 	// About six literals per variant (SigmaHQ): sized ahead, the map is not rehashed
 	// as it grows, which was an eighth of compile's serial time.
