@@ -284,21 +284,8 @@ func (c *Catalog) warmDocs(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("warm search: %w", err)
 	}
-	defer rows.Close()
-	read := map[int64]*ftsDoc{}
-	var raw [5]sql.NullString
-	for rows.Next() {
-		var pk int64
-		if err := rows.Scan(&pk, &raw[0], &raw[1], &raw[2], &raw[3], &raw[4]); err != nil {
-			return fmt.Errorf("warm search: %w", err)
-		}
-		var cols [5]string
-		for k := range raw {
-			cols[k] = raw[k].String
-		}
-		read[pk] = newFTSDoc(cols)
-	}
-	if err := rows.Err(); err != nil {
+	read, err := readFTSDocs(rows)
+	if err != nil {
 		return fmt.Errorf("warm search: %w", err)
 	}
 	idx.docsMu.Lock()

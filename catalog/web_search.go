@@ -596,21 +596,8 @@ func (c *Catalog) docs(ctx context.Context, tx *sql.Tx, idx *facetIndex, rules [
 	if err != nil {
 		return nil, fmt.Errorf("search snippets: %w", err)
 	}
-	defer rows.Close()
-	read := map[int64]*ftsDoc{}
-	var raw [5]sql.NullString
-	for rows.Next() {
-		var pk int64
-		if err := rows.Scan(&pk, &raw[0], &raw[1], &raw[2], &raw[3], &raw[4]); err != nil {
-			return nil, fmt.Errorf("search snippets: %w", err)
-		}
-		var cols [5]string
-		for k := range raw {
-			cols[k] = raw[k].String
-		}
-		read[pk] = newFTSDoc(cols)
-	}
-	if err := rows.Err(); err != nil {
+	read, err := readFTSDocs(rows)
+	if err != nil {
 		return nil, fmt.Errorf("search snippets: %w", err)
 	}
 	idx.docsMu.Lock()
@@ -624,6 +611,26 @@ func (c *Catalog) docs(ctx context.Context, tx *sql.Tx, idx *facetIndex, rules [
 		}
 	}
 	return out, nil
+}
+
+// readFTSDocs reads rows of (rowid, title, description, tags, fields, vals) from
+// rules_fts into snippet documents by rowid, and closes rows.
+func readFTSDocs(rows *sql.Rows) (map[int64]*ftsDoc, error) {
+	defer rows.Close()
+	read := map[int64]*ftsDoc{}
+	var raw [5]sql.NullString
+	for rows.Next() {
+		var pk int64
+		if err := rows.Scan(&pk, &raw[0], &raw[1], &raw[2], &raw[3], &raw[4]); err != nil {
+			return nil, err
+		}
+		var cols [5]string
+		for k := range raw {
+			cols[k] = raw[k].String
+		}
+		read[pk] = newFTSDoc(cols)
+	}
+	return read, rows.Err()
 }
 
 var snippetUnmark = strings.NewReplacer(SnippetMark, "", SnippetEnd, "")
