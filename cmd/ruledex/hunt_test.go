@@ -325,7 +325,7 @@ func TestHuntRuleCache(t *testing.T) {
 			t.Errorf("run %d with the cache: %v\n%s\nwant\n%s", i, err, got, want)
 		}
 	}
-	if ms, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "ruledex", "hunt-rules", "*.gob")); len(ms) != 1 {
+	if ms, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "ruledex", "hunt-rules", "*.rules")); len(ms) != 1 {
 		t.Errorf("cache files %v, want one", ms)
 	}
 	seed := filepath.Join(rules, filepath.Base(seedRulePath(t)))
