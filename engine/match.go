@@ -38,13 +38,13 @@ type state struct {
 	seq      uint32
 	candKey  []uint64 // scratch: candidates by the order their last set was hit
 	cand     []int32
-	fieldIdx []int32  // scratch for matchedFields
+	fieldIdx []int32 // scratch for matchedFields
 	// matchedFields carves its results from these chunks, which are never written
 	// again once carved: a Match may be kept after the next one (hunt's correlations,
 	// the stream's windows), and one allocation serves a few hundred matches.
 	fieldChunk []event.Field
 	byteChunk  []byte
-	ruleGen  []uint32 // rule already reported when == gen
+	ruleGen    []uint32 // rule already reported when == gen
 	// predGen and predRes keep what eval found for each predicate (by cpred.id), for
 	// matchedFields, which reports the positive predicates that hold.
 	predGen []uint32

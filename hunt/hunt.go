@@ -189,15 +189,14 @@ func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ev event.Event
-			var ms []engine.Match
+			var sc scratch
 			// Parts decoded ahead come first; parts have sequence numbers, and the
 			// results are put back in order below whoever took them.
 			for u := range f.ahead {
-				results <- h.part(u, inputs[u.input].Name(), out, o, &ev, &ms)
+				results <- h.part(u, inputs[u.input].Name(), out, o, &sc)
 			}
 			for u := range f.units {
-				results <- h.part(u, inputs[u.input].Name(), out, o, &ev, &ms)
+				results <- h.part(u, inputs[u.input].Name(), out, o, &sc)
 			}
 		}()
 	}
@@ -307,8 +306,36 @@ func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
 	return sum, nil
 }
 
+// scratch is a worker's memory, reused from part to part.
+type scratch struct {
+	ev    event.Event
+	ms    []engine.Match
+	spans []span
+}
+
+// span is where a part's output holds one record, and the time of its event: seconds
+// and nanoseconds (comparing them is what time.Time.Compare does, without its
+// wall/monotonic decoding, which showed in profiles of the sort below).
+type span struct {
+	sec        int64
+	nsec       int32
+	timed      bool // the event has a time (not time.Time's zero)
+	start, end int
+}
+
+func (a *span) compare(b *span) int {
+	if c := cmp.Compare(a.sec, b.sec); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.nsec, b.nsec); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.start, b.start)
+}
+
 // part decodes and matches one part.
-func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Event, ms *[]engine.Match) result {
+func (h *Hunter) part(u unit, name string, out Output, o Options, sc *scratch) result {
+	ev, ms := &sc.ev, &sc.ms
 	res := result{seq: u.seq, input: u.input, out: getOut()}
 	if u.err != nil {
 		res.errs = []error{u.err}
@@ -324,11 +351,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 	defer r.Close()
 	// Records are encoded as they are found, while the event's strings are valid (no
 	// copies); spans remember where each one is, to put them in time order at the end.
-	type span struct {
-		t          time.Time
-		start, end int
-	}
-	var spans []span
+	spans := sc.spans[:0]
 	ranged := !o.From.IsZero() || !o.To.IsZero()
 	consecutive := 0
 	for {
@@ -370,6 +393,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 		if file == "" {
 			file = name
 		}
+		tsec, tnsec, timed := t.Unix(), int32(t.Nanosecond()), !t.IsZero()
 		var forCorr []engine.Match
 		var hd eventHeader
 		hdDone := false
@@ -388,7 +412,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 				rec := eventRecord(x, &hd, file, t)
 				start := len(res.out)
 				res.out = out.Encode(res.out, &rec)
-				spans = append(spans, span{t, start, len(res.out)})
+				spans = append(spans, span{sec: tsec, nsec: tnsec, timed: timed, start: start, end: len(res.out)})
 			}
 		}
 		if len(forCorr) > 0 {
@@ -407,11 +431,11 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 	// with events without a time keeps record order: there is nothing to sort them by.
 	timed, sorted := true, true
 	for i := range spans {
-		if spans[i].t.IsZero() {
+		if !spans[i].timed {
 			timed = false
 			break
 		}
-		if i > 0 && spans[i].t.Before(spans[i-1].t) {
+		if i > 0 && (spans[i].sec < spans[i-1].sec || spans[i].sec == spans[i-1].sec && spans[i].nsec < spans[i-1].nsec) {
 			sorted = false
 		}
 	}
@@ -419,12 +443,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 		// Stable by construction: ties keep record order through start, which grows
 		// with it (sort.SliceStable's in-place merging cost more than matching a
 		// part's events took to encode).
-		slices.SortFunc(spans, func(a, b span) int {
-			if c := a.t.Compare(b.t); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.start, b.start)
-		})
+		slices.SortFunc(spans, func(a, b span) int { return a.compare(&b) })
 		ordered := slices.Grow(getOut(), len(res.out))
 		for _, sp := range spans {
 			ordered = append(ordered, res.out[sp.start:sp.end]...)
@@ -432,6 +451,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, ev *event.Even
 		putOut(res.out)
 		res.out = ordered
 	}
+	sc.spans = spans[:0]
 	return res
 }
 
