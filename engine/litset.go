@@ -219,6 +219,17 @@ func (ls *litSet) scanField(st *state, i int) {
 	var w uint32 // the last four folded bytes, the latest highest
 	bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
 	one, sb := ls.one, ls.shortBit
+	if one == nil && sb == nil && bm != nil {
+		// Only literals of four bytes or more: the loop below without its other two
+		// tests, which kept its variables in registers no longer.
+		for j := 0; j < n; j++ {
+			w = w>>8 | uint32(lowerASCII[text[j]])<<24
+			if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
+				ls.long.verifyFold(text, j-(winLen-1), w, st)
+			}
+		}
+		return
+	}
 	for j := 0; j < n; j++ {
 		c := lowerASCII[text[j]]
 		w = w>>8 | uint32(c)<<24
