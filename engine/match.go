@@ -295,7 +295,7 @@ func (st *state) try(vi int32, out []Match) []Match {
 		return out
 	}
 	st.ruleGen[v.rule] = st.gen
-	return append(out, Match{Rule: st.m.rules[v.rule], Fields: st.matchedFields(v), Via: v.via})
+	return append(out, Match{Rule: st.m.rules[v.rule], RuleIndex: int(v.rule), Fields: st.matchedFields(v), Via: v.via})
 }
 
 // matchedFields copies the fields of the variant's positive predicates that hold (the

@@ -72,6 +72,9 @@ type Hunter struct {
 	m         *engine.Matcher
 	co        *engine.Correlator
 	feedsCorr map[*rule.Rule]bool
+	// flags has ruleFeedsCorr and ruleSuppressed per rule, by Match.RuleIndex: two map
+	// lookups per match cost more than a slice.
+	flags     []uint8
 	skipped   []engine.Skipped
 	readsMu   sync.Mutex
 	readsMemo map[string]bool
@@ -111,8 +114,22 @@ func New(rules []*rule.Rule, opts engine.Options) *Hunter {
 			}
 		}
 	}
+	h.flags = make([]uint8, len(m.Rules()))
+	for i, r := range m.Rules() {
+		if h.feedsCorr[r] {
+			h.flags[i] |= ruleFeedsCorr
+		}
+		if co.Suppressed(r) {
+			h.flags[i] |= ruleSuppressed
+		}
+	}
 	return h
 }
+
+const (
+	ruleFeedsCorr  = 1 << iota // its matches feed a correlation
+	ruleSuppressed             // its matches are not output (only correlations read them)
+)
 
 // Skipped lists the rules the engine cannot run, with the reason.
 func (h *Hunter) Skipped() []engine.Skipped { return h.skipped }
@@ -150,7 +167,6 @@ type result struct {
 	outOfRange int64
 	errs       []error
 	failed     bool
-	counts     map[*rule.Rule]int
 	corr       []corrEvent
 }
 
@@ -185,18 +201,21 @@ func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
 	results := make(chan result, workers*2)
 
 	var wg sync.WaitGroup
+	// Each worker counts matches per rule in its own slice, summed once all are done.
+	scs := make([]*scratch, workers)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
+		sc := &scratch{counts: make([]int, len(h.flags))}
+		scs[w] = sc
 		go func() {
 			defer wg.Done()
-			var sc scratch
 			// Parts decoded ahead come first; parts have sequence numbers, and the
 			// results are put back in order below whoever took them.
 			for u := range f.ahead {
-				results <- h.part(u, inputs[u.input].Name(), out, o, &sc)
+				results <- h.part(u, inputs[u.input].Name(), out, o, sc)
 			}
 			for u := range f.units {
-				results <- h.part(u, inputs[u.input].Name(), out, o, &sc)
+				results <- h.part(u, inputs[u.input].Name(), out, o, sc)
 			}
 		}()
 	}
@@ -238,9 +257,6 @@ func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
 				werr = out.Write(r.out)
 			}
 			putOut(r.out)
-			for k, v := range r.counts {
-				counts[k] += v
-			}
 			corr = append(corr, r.corr...)
 			if o.Progress != nil {
 				o.Progress(sum.Events)
@@ -249,6 +265,15 @@ func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
 	}
 	if werr != nil {
 		return sum, werr
+	}
+	// The workers are done (results is closed after them).
+	rules := h.m.Rules()
+	for _, sc := range scs {
+		for i, n := range sc.counts {
+			if n > 0 {
+				counts[rules[i]] += n
+			}
+		}
 	}
 	for i, in := range inputs {
 		if failed[i] {
@@ -308,9 +333,10 @@ func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
 
 // scratch is a worker's memory, reused from part to part.
 type scratch struct {
-	ev    event.Event
-	ms    []engine.Match
-	spans []span
+	ev     event.Event
+	ms     []engine.Match
+	spans  []span
+	counts []int // matches per rule, by Match.RuleIndex
 }
 
 // span is where a part's output holds one record, and the time of its event: seconds
@@ -398,14 +424,12 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, sc *scratch) r
 		var hd eventHeader
 		hdDone := false
 		for _, x := range *ms {
-			if h.feedsCorr[x.Rule] {
+			fl := h.flags[x.RuleIndex]
+			if fl&ruleFeedsCorr != 0 {
 				forCorr = append(forCorr, x)
 			}
-			if res.counts == nil {
-				res.counts = map[*rule.Rule]int{}
-			}
-			res.counts[x.Rule]++
-			if !h.co.Suppressed(x.Rule) {
+			sc.counts[x.RuleIndex]++
+			if fl&ruleSuppressed == 0 {
 				if !hdDone {
 					hd, hdDone = headerOf(ev), true
 				}
