@@ -290,53 +290,32 @@ var timeFields = timeFieldsArr[:]
 // event has (by getFold: the first field of that name, else the first with it in
 // another case) whose value parses.
 //
-// One pass over the fields finds every candidate, where a getFold per name scanned the
-// event twice for each name it lacks (most events lack System_TimeCreated, the first):
-// hunt asks the time of every matched event. eventTimeSlow is the reference
-// (TestEventTimeSameAsSlow).
+// One pass finds the names as written, by length; only a name the event lacks as
+// written is looked for in other cases, among the fields whose length allows it. A
+// getFold per name scanned the event twice for each name it lacks (most events lack
+// System_TimeCreated, the first), and hunt asks the time of every matched event.
+// eventTimeSlow is the reference (TestEventTimeSameAsSlow).
 func EventTime(ev *event.Event) (time.Time, bool) {
 	const none = -1
-	var exact, folded [len(timeFieldsArr)]int32
+	var exact [len(timeFieldsArr)]int32
 	for k := range exact {
-		exact[k], folded[k] = none, none
+		exact[k] = none
 	}
 	for i := range ev.Fields {
 		name := ev.Fields[i].Name
-		if len(name) < minTimeField || len(name) > maxTimeFieldFold {
+		if len(name) >= len(timeFieldsByLen) {
 			continue
 		}
-		ascii := -1 // unknown yet
-		for k, tn := range timeFieldsArr {
-			if exact[k] != none {
-				continue
-			}
-			if len(name) != len(tn) {
-				// A name of another length folds to tn only through non-ASCII letters
-				// (U+017F folds to s, U+212A to k), which are longer in UTF-8.
-				if len(name) < len(tn) {
-					continue
-				}
-				if ascii < 0 {
-					ascii = 0
-					if isASCII(name) {
-						ascii = 1
-					}
-				}
-				if ascii == 1 {
-					continue
-				}
-			}
-			if name == tn {
+		for _, k := range timeFieldsByLen[len(name)] {
+			if exact[k] == none && name == timeFieldsArr[k] {
 				exact[k] = int32(i)
-			} else if folded[k] == none && strings.EqualFold(name, tn) {
-				folded[k] = int32(i)
 			}
 		}
 	}
-	for k := range timeFieldsArr {
-		i := exact[k]
+	for k, tn := range timeFieldsArr {
+		i := int(exact[k])
 		if i == none {
-			i = folded[k]
+			i = foldIndex(ev, tn)
 		}
 		if i == none {
 			continue
@@ -350,17 +329,35 @@ func EventTime(ev *event.Event) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// foldIndex is the index of the first field whose name equals name (ASCII) under
+// Unicode case folding, -1 when none does. A name of another length can fold to it
+// only through non-ASCII letters (U+017F folds to s, U+212A to k), longer in UTF-8.
+func foldIndex(ev *event.Event, name string) int {
+	for i := range ev.Fields {
+		f := ev.Fields[i].Name
+		if len(f) != len(name) && (len(f) < len(name) || len(f) > 3*len(name) || isASCII(f)) {
+			continue
+		}
+		if strings.EqualFold(f, name) {
+			return i
+		}
+	}
+	return -1
+}
+
 // timeFieldsArr is timeFields with a length EventTime can size its arrays by.
 var timeFieldsArr = [...]string{"System_TimeCreated", "TimeCreated", "SystemTime", "@timestamp", "timestamp", "UtcTime", "EventTime", "time"}
 
-// minTimeField and maxTimeFieldFold bound the byte lengths of names that can fold to a
-// time field: non-ASCII letters folding to ASCII ones take at most three bytes.
-var minTimeField, maxTimeFieldFold = func() (lo, hi int) {
-	lo = 1 << 30
-	for _, n := range timeFieldsArr {
-		lo, hi = min(lo, len(n)), max(hi, 3*len(n))
+// timeFieldsByLen lists, by byte length, the indexes of the time fields of that length.
+var timeFieldsByLen = func() [][]int8 {
+	var t [][]int8
+	for k, n := range timeFieldsArr {
+		for len(t) <= len(n) {
+			t = append(t, nil)
+		}
+		t[len(n)] = append(t[len(n)], int8(k))
 	}
-	return lo, hi
+	return t
 }()
 
 // eventTimeSlow is EventTime as first written, the reference its tests compare with.
