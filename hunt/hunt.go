@@ -337,6 +337,7 @@ type scratch struct {
 	ms     []engine.Match
 	spans  []span
 	counts []int // matches per rule, by Match.RuleIndex
+	rec    Record
 }
 
 // span is where a part's output holds one record, and the time of its event: seconds
@@ -433,9 +434,11 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, sc *scratch) r
 				if !hdDone {
 					hd, hdDone = headerOf(ev), true
 				}
-				rec := eventRecord(x, &hd, file, t)
+				// The record lives in the worker's scratch: a local escapes through the
+				// Output interface, one allocation per match.
+				sc.rec = eventRecord(x, &hd, file, t)
 				start := len(res.out)
-				res.out = out.Encode(res.out, &rec)
+				res.out = out.Encode(res.out, &sc.rec)
 				spans = append(spans, span{sec: tsec, nsec: tnsec, timed: timed, start: start, end: len(res.out)})
 			}
 		}
@@ -476,6 +479,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, sc *scratch) r
 		res.out = ordered
 	}
 	sc.spans = spans[:0]
+	sc.rec = Record{} // holds the last event's strings
 	return res
 }
 
