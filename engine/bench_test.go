@@ -148,3 +148,19 @@ func BenchmarkCompile(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric((corpustest.CPUTime()-cpu0).Seconds()*1000/float64(b.N), "cpu-ms/op")
 }
+
+// BenchmarkEventTime reads the time of every regression event (hunt does it for each
+// matched event); the "slow" case is the reference implementation, for comparison.
+func BenchmarkEventTime(b *testing.B) {
+	_, evs := benchSetup(b)
+	for _, c := range []struct {
+		name string
+		f    func(*event.Event) (time.Time, bool)
+	}{{"onepass", EventTime}, {"slow", eventTimeSlow}} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				c.f(&evs[i%len(evs)])
+			}
+		})
+	}
+}

@@ -22,7 +22,7 @@ type bucket struct {
 	// literals every event has ("\\powershell.exe" for hundreds of rules that also need
 	// a command line) mostly wake no variant.
 	uses [][]litUse
-	rest map[int32][][]int32
+	rest [][][]int32 // by litUse.rest: a slice, where a map by variant cost a hash per candidate
 }
 
 type bucketKey struct {
@@ -133,6 +133,7 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 	b := &bucket{always: []int32{}}
 	local := map[int32]int32{}
 	bySlot := map[int32][]int32{}
+	restOf := map[int32]int32{} // variant -> its index in b.rest
 	for _, vi := range accepted {
 		lits := m.varLits[vi]
 		if len(lits) == 0 {
@@ -152,16 +153,27 @@ func (m *Matcher) buildBucket(accepted []int32) *bucket {
 				b.uses[id] = append(b.uses[id], litUse{v: vi})
 				continue
 			}
-			if b.rest == nil {
-				b.rest = map[int32][][]int32{}
+			r, ok := restOf[vi]
+			if !ok {
+				r = int32(len(b.rest))
+				restOf[vi] = r
+				b.rest = append(b.rest, nil)
 			}
-			sets := b.rest[vi]
+			sets := b.rest[r]
 			k := bits.TrailingZeros8(vl.bit) - 1 // index among the other sets
 			for len(sets) <= k {
 				sets = append(sets, nil)
 			}
 			sets[k] = append(sets[k], id)
-			b.rest[vi] = sets
+			b.rest[r] = sets
+		}
+	}
+	for _, us := range b.uses {
+		for i := range us {
+			us[i].rest = -1
+			if r, ok := restOf[us[i].v]; ok {
+				us[i].rest = r
+			}
 		}
 	}
 	b.slotLits = make([]*litSet, m.nslots)

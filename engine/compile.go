@@ -131,6 +131,9 @@ func walkPreds(n *rule.Node, depth int, f func(*rule.Pred)) {
 // litUse says a hit of a literal makes variant v a candidate (see bucket.uses).
 type litUse struct {
 	v int32
+	// rest indexes the bucket's rest: the variant's other required sets, -1 when it
+	// has none (the same for every literal of the variant in the bucket).
+	rest int32
 }
 
 // varLit is one literal of one of a variant's required sets.

@@ -284,10 +284,84 @@ func ParseTimespan(s string) (time.Duration, error) {
 
 // timeFields are the event fields tried, in order, for an event's time.
 // System_TimeCreated: the header time when a data field is also named TimeCreated (logread).
-var timeFields = []string{"System_TimeCreated", "TimeCreated", "SystemTime", "@timestamp", "timestamp", "UtcTime", "EventTime", "time"}
+var timeFields = timeFieldsArr[:]
 
-// EventTime returns the event's time, if it carries one.
+// EventTime returns the event's time, if it carries one: the first of timeFields the
+// event has (by getFold: the first field of that name, else the first with it in
+// another case) whose value parses.
+//
+// One pass finds the names as written, by length; only a name the event lacks as
+// written is looked for in other cases, among the fields whose length allows it. A
+// getFold per name scanned the event twice for each name it lacks (most events lack
+// System_TimeCreated, the first), and hunt asks the time of every matched event.
+// eventTimeSlow is the reference (TestEventTimeSameAsSlow).
 func EventTime(ev *event.Event) (time.Time, bool) {
+	const none = -1
+	var exact [len(timeFieldsArr)]int32
+	for k := range exact {
+		exact[k] = none
+	}
+	for i := range ev.Fields {
+		name := ev.Fields[i].Name
+		if len(name) >= len(timeFieldsByLen) {
+			continue
+		}
+		for _, k := range timeFieldsByLen[len(name)] {
+			if exact[k] == none && name == timeFieldsArr[k] {
+				exact[k] = int32(i)
+			}
+		}
+	}
+	for k, tn := range timeFieldsArr {
+		i := int(exact[k])
+		if i == none {
+			i = foldIndex(ev, tn)
+		}
+		if i == none {
+			continue
+		}
+		if v := ev.Fields[i].Value; v != "" {
+			if t, ok := parseTime(v); ok {
+				return t, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// foldIndex is the index of the first field whose name equals name (ASCII) under
+// Unicode case folding, -1 when none does. A name of another length can fold to it
+// only through non-ASCII letters (U+017F folds to s, U+212A to k), longer in UTF-8.
+func foldIndex(ev *event.Event, name string) int {
+	for i := range ev.Fields {
+		f := ev.Fields[i].Name
+		if len(f) != len(name) && (len(f) < len(name) || len(f) > 3*len(name) || isASCII(f)) {
+			continue
+		}
+		if strings.EqualFold(f, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// timeFieldsArr is timeFields with a length EventTime can size its arrays by.
+var timeFieldsArr = [...]string{"System_TimeCreated", "TimeCreated", "SystemTime", "@timestamp", "timestamp", "UtcTime", "EventTime", "time"}
+
+// timeFieldsByLen lists, by byte length, the indexes of the time fields of that length.
+var timeFieldsByLen = func() [][]int8 {
+	var t [][]int8
+	for k, n := range timeFieldsArr {
+		for len(t) <= len(n) {
+			t = append(t, nil)
+		}
+		t[len(n)] = append(t[len(n)], int8(k))
+	}
+	return t
+}()
+
+// eventTimeSlow is EventTime as first written, the reference its tests compare with.
+func eventTimeSlow(ev *event.Event) (time.Time, bool) {
 	for _, name := range timeFields {
 		if v, ok := getFold(ev, name); ok && v != "" {
 			if t, ok := parseTime(v); ok {

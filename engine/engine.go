@@ -161,6 +161,9 @@ type Skipped struct {
 // Correlator (see Correlator.Suppressed), not alerts.
 type Match struct {
 	Rule *rule.Rule
+	// RuleIndex is Rule's index in Matcher.Rules(), for callers that keep per-rule
+	// figures in slices rather than maps keyed by the rule.
+	RuleIndex int
 	// Fields are the event fields the rule's positive predicates test, copied out of the
 	// event (which the reader reuses), in rule order.
 	Fields []event.Field

@@ -25,11 +25,16 @@ import (
 type litSet struct {
 	long     winTable // literals of winLen bytes or more, by their anchor window
 	longBits []uint64 // bit (w*winMul)>>longSh set when some anchor hashes there
-	longSh   uint32
-	longMask uint32
-	short    winTable // literals of 2 or 3 bytes, by their first two bytes
-	shortBit *[1 << 10]uint64
-	one      *[256][]int32 // one-byte literals
+	// longBits2 is a second bitmap, on another hash (w*winMul2), tested only when the
+	// first bit is set: about 3% of a text's windows pass the first, and looking each
+	// up in the table (a cache miss for the slot, most often to find nothing) was
+	// half of the verification's time.
+	longBits2 []uint64
+	longSh    uint32
+	longMask  uint32
+	short     winTable // literals of 2 or 3 bytes, by their first two bytes
+	shortBit  *[1 << 10]uint64
+	one       *[256][]int32 // one-byte literals
 	// stride > 1: every literal has at least stride+3 bytes, so each occurrence covers
 	// stride consecutive window positions, one of them a multiple of stride. Each literal
 	// is then anchored at stride consecutive windows, and scanField tests only every
@@ -127,11 +132,14 @@ func newLitSet(pats []string, ids []int32, freq winFreq) *litSet {
 		bl := bits.Len(uint(len(long)*32 - 1))
 		bl = max(12, min(bl, 22))
 		ls.longBits = make([]uint64, 1<<(bl-6))
+		ls.longBits2 = make([]uint64, 1<<(bl-6))
 		ls.longSh = uint32(32 - bl)
 		ls.longMask = uint32(len(ls.longBits) - 1)
 		for w := range long {
 			b := (w * winMul) >> ls.longSh
 			ls.longBits[b>>6] |= 1 << (b & 63)
+			b = (w * winMul2) >> ls.longSh
+			ls.longBits2[b>>6] |= 1 << (b & 63)
 		}
 		ls.long = newWinTable(long)
 	}
@@ -192,7 +200,7 @@ func (ls *litSet) scan(text string, st *state) {
 	for i := winLen - 1; i < len(text); i++ {
 		w = w>>8 | uint32(text[i])<<24
 		b := (w * winMul) >> sh
-		if bm[(b>>6)&mask]&(1<<(b&63)) != 0 {
+		if bm[(b>>6)&mask]&(1<<(b&63)) != 0 && ls.second(w) {
 			ls.long.verify(text, i-(winLen-1), w, st)
 		}
 	}
@@ -219,6 +227,17 @@ func (ls *litSet) scanField(st *state, i int) {
 	var w uint32 // the last four folded bytes, the latest highest
 	bm, sh, mask := ls.longBits, ls.longSh, ls.longMask
 	one, sb := ls.one, ls.shortBit
+	if one == nil && sb == nil && bm != nil {
+		// Only literals of four bytes or more: the loop below without its other two
+		// tests, which kept its variables in registers no longer.
+		for j := 0; j < n; j++ {
+			w = w>>8 | uint32(lowerASCII[text[j]])<<24
+			if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 && ls.second(w) {
+				ls.long.verifyFold(text, j-(winLen-1), w, st)
+			}
+		}
+		return
+	}
 	for j := 0; j < n; j++ {
 		c := lowerASCII[text[j]]
 		w = w>>8 | uint32(c)<<24
@@ -233,11 +252,17 @@ func (ls *litSet) scanField(st *state, i int) {
 			}
 		}
 		if bm != nil {
-			if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
+			if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 && ls.second(w) {
 				ls.long.verifyFold(text, j-(winLen-1), w, st)
 			}
 		}
 	}
+}
+
+// second tests window w in longBits2, after its bit in longBits was found set.
+func (ls *litSet) second(w uint32) bool {
+	h := (w * winMul2) >> ls.longSh
+	return ls.longBits2[(h>>6)&ls.longMask]&(1<<(h&63)) != 0
 }
 
 // isASCII reports whether s has no byte of 0x80 or more.
@@ -290,7 +315,7 @@ func (ls *litSet) scanStrided(st *state, text string) {
 	for p := 0; p+winLen <= n; p += sd {
 		x := uint64(binary.LittleEndian.Uint32(b[p:]))
 		w := uint32(x | swarUpper(x)>>2)
-		if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 {
+		if h := (w * winMul) >> sh; bm[(h>>6)&mask]&(1<<(h&63)) != 0 && ls.second(w) {
 			ls.long.verifyFold(text, p, w, st)
 		}
 	}
@@ -352,6 +377,10 @@ func (t *winTable) verifyFold(text string, pos int, w uint32, st *state) {
 const (
 	winLen = 4
 	winMul = 0x9E3779B1 // Fibonacci hashing: the high bits of w*winMul mix every byte of w
+	// winMul2 is longBits2's multiplier (odd, from murmur3's finalizer): its high bits
+	// are independent enough of winMul's that the two bitmaps' false positives rarely
+	// coincide.
+	winMul2 = 0x85EBCA6B
 )
 
 // winSlot is one anchor window: the literals anchored there are ents[lo:hi].

@@ -34,6 +34,7 @@ type state struct {
 	lastKey  bucketKey
 	candGen  []uint32 // variant already in cand when == gen
 	candSeq  []uint32 // litSeq of the literal that made the variant a candidate
+	candRest []int32  // the candidate's litUse.rest
 	litSeq   []uint32 // order in which the event's literals were first found
 	seq      uint32
 	candKey  []uint64 // scratch: candidates by the order their last set was hit
@@ -53,15 +54,16 @@ type state struct {
 
 func newState(m *Matcher) any {
 	return &state{
-		m:       m,
-		slotGen: make([]uint32, m.nslots),
-		slotIdx: make([]int32, m.nslots),
-		dupGen:  make([]uint32, m.nslots),
-		candGen: make([]uint32, len(m.variants)),
-		candSeq: make([]uint32, len(m.variants)),
-		ruleGen: make([]uint32, len(m.rules)),
-		predGen: make([]uint32, m.npreds),
-		predRes: make([]bool, m.npreds),
+		m:        m,
+		slotGen:  make([]uint32, m.nslots),
+		slotIdx:  make([]int32, m.nslots),
+		dupGen:   make([]uint32, m.nslots),
+		candGen:  make([]uint32, len(m.variants)),
+		candSeq:  make([]uint32, len(m.variants)),
+		candRest: make([]int32, len(m.variants)),
+		ruleGen:  make([]uint32, len(m.rules)),
+		predGen:  make([]uint32, m.npreds),
+		predRes:  make([]bool, m.npreds),
 	}
 }
 
@@ -168,6 +170,7 @@ func (st *state) hitLiteral(id int32) {
 		if st.candGen[u.v] != st.gen {
 			st.candGen[u.v] = st.gen
 			st.candSeq[u.v] = st.seq
+			st.candRest[u.v] = u.rest
 			st.cand = append(st.cand, u.v)
 		}
 	}
@@ -252,9 +255,9 @@ func (st *state) match(ev *event.Event, out []Match) []Match {
 	keys := st.candKey[:0]
 	for _, vi := range st.cand {
 		done := st.candSeq[vi]
-		if sets := b.rest[vi]; sets != nil {
+		if r := st.candRest[vi]; r >= 0 {
 			var ok bool
-			if done, ok = st.completed(sets, done); !ok {
+			if done, ok = st.completed(b.rest[r], done); !ok {
 				continue
 			}
 		}
@@ -292,7 +295,7 @@ func (st *state) try(vi int32, out []Match) []Match {
 		return out
 	}
 	st.ruleGen[v.rule] = st.gen
-	return append(out, Match{Rule: st.m.rules[v.rule], Fields: st.matchedFields(v), Via: v.via})
+	return append(out, Match{Rule: st.m.rules[v.rule], RuleIndex: int(v.rule), Fields: st.matchedFields(v), Via: v.via})
 }
 
 // matchedFields copies the fields of the variant's positive predicates that hold (the

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -67,9 +68,25 @@ func NewOutput(w io.Writer, f Format) Output {
 type streamOutput struct {
 	f  Format
 	bw *bufio.Writer
+	// heads holds each rule's JSON head (rule_id, title, level), encoded once: a
+	// SigmaHQ rule matches thousands of events, and quoting its title for each was a
+	// quarter of the output's bytes to scan.
+	heads sync.Map // *rule.Rule -> []byte
 }
 
-func (o *streamOutput) Encode(dst []byte, r *Record) []byte { return encode(dst, o.f, r) }
+func (o *streamOutput) Encode(dst []byte, r *Record) []byte {
+	if o.f != JSON {
+		return encode(dst, o.f, r)
+	}
+	var head []byte
+	if h, ok := o.heads.Load(r.Rule); ok {
+		head = h.([]byte)
+	} else {
+		head = appendJSONHead(nil, r)
+		o.heads.Store(r.Rule, head)
+	}
+	return appendJSONBody(append(dst, head...), r)
+}
 func (o *streamOutput) Write(p []byte) error {
 	_, err := o.bw.Write(p)
 	return err
@@ -171,12 +188,21 @@ func (r *Record) timeText() string {
 // title, level, time, computer, channel, event_id (a number when it is one), file,
 // fields (an object in rule order; a repeated name keeps its first value).
 func appendJSON(b []byte, r *Record) []byte {
+	return appendJSONBody(appendJSONHead(b, r), r)
+}
+
+// appendJSONHead writes the part of a JSON record that depends only on its rule.
+func appendJSONHead(b []byte, r *Record) []byte {
 	b = append(b, `{"rule_id":`...)
 	b = appendJSONString(b, r.ruleID())
 	b = append(b, `,"title":`...)
 	b = appendJSONString(b, r.Rule.Title)
 	b = append(b, `,"level":`...)
-	b = appendJSONString(b, r.Rule.Severity)
+	return appendJSONString(b, r.Rule.Severity)
+}
+
+// appendJSONBody writes the rest of a JSON record, after appendJSONHead.
+func appendJSONBody(b []byte, r *Record) []byte {
 	b = append(b, `,"time":`...)
 	b = appendJSONString(b, r.timeText())
 	b = append(b, `,"computer":`...)

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/internal/corpustest"
+	"github.com/ruledex/ruledex/rule"
 )
 
 // appendJSONString quotes as encoding/json does without HTML escaping, on every string
@@ -73,5 +75,41 @@ func TestAppendJSONStringSameAsEncodingJSON(t *testing.T) {
 		if string(got) != "prefix"+strings.TrimSuffix(want.String(), "\n") {
 			t.Fatalf("appendJSONString(%q) = %s, want %s", s, got[6:], want.String())
 		}
+	}
+}
+
+// The JSON output encodes each rule's head once and reuses it: records of several
+// rules, interleaved and repeated, must come out as appendJSON writes each on its own,
+// and as encoding/json reads them back (rule_id, title and level of their own rule).
+func TestJSONOutputRuleHeadsSameAsAppendJSON(t *testing.T) {
+	rules := []*rule.Rule{
+		{ID: "r1", Title: "One \"quoted\" <title>", Severity: "high"},
+		{ID: "r2", Title: `C:\path\title`, Severity: "low"},
+		{ID: "r3", Title: "same title", Severity: "medium"},
+		{ID: "r4", Title: "same title", Severity: "medium"},
+	}
+	o := NewOutput(&bytes.Buffer{}, JSON)
+	var got, want []byte
+	for i := 0; i < 40; i++ {
+		r := rules[(i*7)%len(rules)]
+		rec := Record{Rule: r, TimeText: "2024-01-02T03:04:05Z", Computer: "pc", Channel: "Security",
+			EventID: "4688", File: "f.jsonl", Fields: []event.Field{{Name: "Image", Value: `C:\x.exe`}}}
+		start := len(got)
+		got = o.Encode(got, &rec)
+		want = appendJSON(want, &rec)
+		var back struct {
+			ID    string `json:"rule_id"`
+			Title string `json:"title"`
+			Level string `json:"level"`
+		}
+		if err := json.Unmarshal(got[start:], &back); err != nil {
+			t.Fatalf("record %d: %v: %s", i, err, got[start:])
+		}
+		if back.ID != r.ID || back.Title != r.Title || back.Level != r.Severity {
+			t.Fatalf("record %d of rule %s: read back %+v", i, r.ID, back)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Encode differs from appendJSON:\n%s\nwant\n%s", got, want)
 	}
 }
