@@ -34,23 +34,19 @@ const slabSize = 256
 // newNode and newPred place the condition trees in few large blocks, in compile order:
 // evaluation walks thousands of trees per second, and nodes next to each other share
 // cache lines instead of sitting between the maps and strings compiled with them.
-func (c *compiler) newNode(n cnode) *cnode {
-	if len(c.nodes) == 0 {
-		c.nodes = make([]cnode, slabSize)
-	}
-	p := &c.nodes[0]
-	*p = n
-	c.nodes = c.nodes[1:]
-	return p
-}
+func (c *compiler) newNode(n cnode) *cnode { return slabNew(&c.nodes, n) }
 
-func (c *compiler) newPred(cp cpred) *cpred {
-	if len(c.preds) == 0 {
-		c.preds = make([]cpred, slabSize)
+func (c *compiler) newPred(cp cpred) *cpred { return slabNew(&c.preds, cp) }
+
+// slabNew stores v in the next free element of *slab, a fresh slab of slabSize when
+// it is used up.
+func slabNew[T any](slab *[]T, v T) *T {
+	if len(*slab) == 0 {
+		*slab = make([]T, slabSize)
 	}
-	p := &c.preds[0]
-	*p = cp
-	c.preds = c.preds[1:]
+	p := &(*slab)[0]
+	*p = v
+	*slab = (*slab)[1:]
 	return p
 }
 
