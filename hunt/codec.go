@@ -3,6 +3,7 @@ package hunt
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"math"
 	"slices"
 
@@ -79,19 +80,10 @@ func (e *encoder) strs(ss []string) {
 
 func (e *encoder) strMap(m map[string]string) {
 	e.uint(len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		e.str(k)
 		e.str(m[k])
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func (e *encoder) pos(p rule.Pos) {
@@ -223,7 +215,7 @@ func (e *encoder) rule(r *rule.Rule) {
 		}
 		e.str(c.Field)
 		e.uint(len(c.Aliases))
-		for _, k := range sortedKeys(c.Aliases) {
+		for _, k := range slices.Sorted(maps.Keys(c.Aliases)) {
 			e.str(k)
 			e.strMap(c.Aliases[k])
 		}
