@@ -17,6 +17,7 @@ import (
 	"github.com/ruledex/ruledex/engine"
 	huntpkg "github.com/ruledex/ruledex/hunt"
 	"github.com/ruledex/ruledex/ingest"
+	"github.com/ruledex/ruledex/internal/hugeheap"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -181,6 +182,7 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	}
 
 	start := time.Now()
+	defer hugeheap.Keep(5 * time.Millisecond)()
 	// Inputs are read, and the first parts decoded, while the rules load and compile
 	// (a core is idle for much of that).
 	inputs, bad := huntpkg.Expand(args, os.Stdin)
