@@ -175,6 +175,7 @@ func TestTolerance(t *testing.T) {
 		{"list as a condition", `process where not ("a", "b")`, rule.Warning, "eql/expr/not-boolean", 10, true},
 		{"bad sub-query keeps the others", "sequence [process where ] [file where file.name : \"x\"]", rule.Error, "eql/syntax", 10, false},
 		{"unknown pipe", `process where true | frobnicate 3`, rule.Warning, "eql/pipe/unknown", 10, false},
+		{"empty backquoted name", "process where ``=0", rule.Error, "eql/syntax", 10, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
