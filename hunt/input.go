@@ -76,6 +76,9 @@ func (f FileInput) Parts(send func(Part) bool) error {
 			return err
 		}
 		defer fh.Close()
+		if ok, err := mapParts(path, fh, send); ok || err != nil {
+			return err
+		}
 		return jsonParts(path, fh, func() (io.ReadCloser, error) { return os.Open(path) }, send)
 	}
 	return fmt.Errorf("%s: unknown format (want EVTX or JSON)", path)
@@ -174,17 +177,22 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 }
 
 // firstLine reads up to and including the first newline that ends a non-blank line.
+// Only the line being read is tested for blankness: testing all that was read made
+// a file of a million blank lines take minutes.
 func firstLine(br *bufio.Reader) ([]byte, error) {
 	var out []byte
+	blank := true // the current line so far
 	for {
 		chunk, err := br.ReadSlice('\n')
 		out = append(out, chunk...)
+		blank = blank && len(bytes.TrimSpace(chunk)) == 0
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		if err != nil || !blank {
 			return out, err
 		}
+		blank = true
 	}
 }
 
