@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
@@ -58,7 +57,7 @@ technique links point there (without it the layer has no links to the wiki).`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			defer exportGC()()
+			defer tuneGC(exportGCPercent, exportMemoryLimit)()
 			cat, err := openDerived()
 			if err != nil {
 				return err
@@ -175,16 +174,3 @@ const (
 	exportMemoryLimit = 1 << 30
 )
 
-// exportGC applies the export's collector settings and returns what restores the
-// previous ones. GOGC or GOMEMLIMIT in the environment win: whoever set them meant it.
-func exportGC() (restore func()) {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
-	}
-	gc := debug.SetGCPercent(exportGCPercent)
-	lim := debug.SetMemoryLimit(exportMemoryLimit)
-	return func() {
-		debug.SetGCPercent(gc)
-		debug.SetMemoryLimit(lim)
-	}
-}

@@ -23,7 +23,7 @@ func TestExportSiteGC(t *testing.T) {
 		t.Setenv(k, "") // restored after the test
 		os.Unsetenv(k)
 	}
-	restore := exportGC()
+	restore := tuneGC(exportGCPercent, exportMemoryLimit)
 	if gcPercent() != exportGCPercent || debug.SetMemoryLimit(-1) != exportMemoryLimit {
 		t.Errorf("during an export: GOGC %d, limit %d; want %d, %d", gcPercent(), debug.SetMemoryLimit(-1), exportGCPercent, exportMemoryLimit)
 	}
@@ -32,7 +32,7 @@ func TestExportSiteGC(t *testing.T) {
 		t.Errorf("after: GOGC %d, limit %d; want the settings from before", gcPercent(), debug.SetMemoryLimit(-1))
 	}
 	t.Setenv("GOGC", "50")
-	restore = exportGC()
+	restore = tuneGC(exportGCPercent, exportMemoryLimit)
 	if gcPercent() != 100 || debug.SetMemoryLimit(-1) != math.MaxInt64 {
 		t.Errorf("with GOGC set: GOGC %d, limit %d; the environment's settings must win", gcPercent(), debug.SetMemoryLimit(-1))
 	}
