@@ -173,4 +173,3 @@ const (
 	exportGCPercent   = 800
 	exportMemoryLimit = 1 << 30
 )
-
