@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"database/sql"
 	"hash/fnv"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/ruledex/ruledex/catalog"
 )
@@ -173,6 +174,10 @@ func (pc *pageCache) has(key string) bool {
 	return e != nil
 }
 
+// gzipWriters compress with klauspost/compress, whose fastest level takes about half
+// the CPU of compress/gzip's BestSpeed: every cold search response is compressed, and
+// compressing was an eighth of the server's CPU under the cold search load (search
+// CPU per request 0.229 vs 0.255 ms in an A/B run, responses identical once inflated).
 var gzipWriters = sync.Pool{New: func() any {
 	w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	return w
