@@ -358,13 +358,14 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	// the token names: they are answered from memory, after one small query for the
 	// token. The rest run in a read transaction, as short as possible: the facet counts
 	// and snippets are worked out after it ends.
-	s := c.web()
-	release, err := s.gate.acquire(ctx)
+	// The whole search holds one slot of the gate (see searchGate): its work, from
+	// memory or SQLite, is a core's for a fraction of a millisecond to a few.
+	release, err := c.web().gate.acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
+	defer release()
 	token, err := c.token(ctx, nil)
-	release()
 	if err != nil {
 		return nil, err
 	}
@@ -483,17 +484,13 @@ func (c *Catalog) token(ctx context.Context, tx *sql.Tx) (int64, error) {
 	return token, nil
 }
 
-// searchReadTx is searchRead in a read transaction, taken in turn (see searchGate).
+// searchReadTx is searchRead in a read transaction. The caller holds a slot of the
+// gate, so there is a connection free for it (see searchSlots).
 func (c *Catalog) searchReadTx(ctx context.Context, q *SearchQuery, plan queryPlan, fts string) (*searchRead, error) {
 	// Statements are prepared before a connection is held (see WarmSearch).
 	if _, err := c.webPrepared("token"); err != nil {
 		return nil, err
 	}
-	release, err := c.web().gate.acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	defer release()
 	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,7 +33,7 @@ func (s *Server) search(r *http.Request) (*SearchResponse, catalog.SearchQuery, 
 	if err != nil {
 		return nil, sq, err
 	}
-	res, err := s.searchInTurn(r.Context(), sq)
+	res, err := s.cat.Search(r.Context(), sq)
 	if err != nil {
 		return nil, sq, err
 	}
@@ -51,23 +50,6 @@ func (s *Server) search(r *http.Request) (*SearchResponse, catalog.SearchQuery, 
 		}
 	}
 	return out, sq, nil
-}
-
-// searchInTurn runs a search once a core is free, the searches waiting their turn in
-// arrival order. A search is CPU work of 0.1 to a few milliseconds; run all at once,
-// the Go scheduler shares the cores among them, so a search needing 3 ms among 50
-// clients took 25 times that (75 ms), where in a queue it waits for what the searches
-// before it need and then takes its 3 ms: on the cold path (bench/webload -cold, 50
-// clients, full catalog) p99 went from 48 ms to 26 ms (quiet machine), and from 40 to 29 ms against the
-// previous build loaded in turns on a busy one, at the same throughput.
-func (s *Server) searchInTurn(ctx context.Context, sq catalog.SearchQuery) (*catalog.SearchResult, error) {
-	select {
-	case s.searchGate <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-s.searchGate }()
-	return s.cat.Search(ctx, sq)
 }
 
 func (s *Server) searchAPI(r *http.Request) (any, error) {

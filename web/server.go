@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -62,8 +61,6 @@ type Server struct {
 	bgDone    chan struct{}
 	closeOnce sync.Once
 	shared    *sharedResults // nil unless Options.Export
-	// searchGate admits searches one per core, first come first served (see search).
-	searchGate chan struct{}
 }
 
 // New prepares a server; templates are parsed once here so a broken template fails
@@ -84,8 +81,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cat: o.Catalog, att: o.Attack, log: o.Logger, baseURL: o.BaseURL, tmpl: t,
-		cache: newPageCache(o.Catalog, 96<<20), events: o.Events, translate: o.Translate,
-		searchGate: make(chan struct{}, runtime.GOMAXPROCS(0))}
+		cache: newPageCache(o.Catalog, 96<<20), events: o.Events, translate: o.Translate}
 	if o.Export {
 		s.shared = &sharedResults{}
 	}
