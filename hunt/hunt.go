@@ -335,6 +335,7 @@ func (h *Hunter) RunFeed(f *Feed, out Output, o Options) (*Summary, error) {
 type scratch struct {
 	ev     event.Event
 	ms     []engine.Match
+	fields []event.Field // the matches' field lists (engine.MatchInto)
 	spans  []span
 	counts []int // matches per rule, by Match.RuleIndex
 	rec    Record
@@ -409,7 +410,8 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, sc *scratch) r
 				continue
 			}
 		}
-		*ms = h.m.Match(ev, (*ms)[:0])
+		// Records are encoded before the next event: the matched fields need no copies.
+		*ms, sc.fields = h.m.MatchInto(ev, (*ms)[:0], sc.fields[:0])
 		if len(*ms) == 0 {
 			continue
 		}
@@ -427,7 +429,11 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, sc *scratch) r
 		for _, x := range *ms {
 			fl := h.flags[x.RuleIndex]
 			if fl&ruleFeedsCorr != 0 {
-				forCorr = append(forCorr, x)
+				// Kept past this event: without its fields, which are the event's
+				// (MatchTransient); the correlator reads the event's copy.
+				kept := x
+				kept.Fields = nil
+				forCorr = append(forCorr, kept)
 			}
 			sc.counts[x.RuleIndex]++
 			if fl&ruleSuppressed == 0 {
