@@ -137,7 +137,30 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 			return &pooled{Reader: logread.NewJSONBytesReader(name, b), b: b}, nil
 		}})
 	}
+	// The batch ends with the first line that reaches batchBytes, wherever reads happen
+	// to stop: the parts, and so the order of matches within them, depend only on the
+	// input. One read can bring several parts (into a large pooled buffer): cut cuts
+	// all of them, and reports false when the receiver stopped.
+	cut := func() bool {
+		for len(batch) >= batchBytes {
+			nl := bytes.IndexByte(batch[batchBytes-1:], '\n')
+			if nl < 0 {
+				return true
+			}
+			nl += batchBytes - 1
+			next := append(getBatch(), batch[nl+1:]...)
+			if !send1(batch[:nl+1]) {
+				batches.Put(next[:0])
+				return false
+			}
+			batch = next
+		}
+		return true
+	}
 	for {
+		if !cut() {
+			return nil
+		}
 		if cap(batch)-len(batch) < 64<<10 {
 			// A line longer than a batch: grow (doubling) until it ends.
 			batch = slices.Grow(batch, max(batchBytes, len(batch)))
@@ -145,6 +168,9 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 		n, err := r.Read(batch[len(batch):cap(batch)])
 		batch = batch[:len(batch)+n]
 		if err != nil {
+			if !cut() {
+				return nil
+			}
 			var ok bool
 			if len(batch) > 0 {
 				ok = send1(batch)
@@ -156,23 +182,6 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 			}
 			return err
 		}
-		if len(batch) < batchBytes {
-			continue
-		}
-		// The batch ends with the first line that reaches batchBytes, wherever reads
-		// happen to stop: the parts, and so the order of matches within them, depend
-		// only on the input.
-		nl := bytes.IndexByte(batch[batchBytes-1:], '\n')
-		if nl < 0 {
-			continue
-		}
-		nl += batchBytes - 1
-		next := append(getBatch(), batch[nl+1:]...)
-		if !send1(batch[:nl+1]) {
-			batches.Put(next[:0])
-			return nil
-		}
-		batch = next
 	}
 }
 
