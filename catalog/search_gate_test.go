@@ -3,14 +3,12 @@ package catalog_test
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ruledex/ruledex/catalog"
 	"github.com/ruledex/ruledex/ingest"
-	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/lang/kql"
 )
 
@@ -21,15 +19,7 @@ import (
 func TestSearchInTurn(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	var files []string
-	if err := filepath.WalkDir(corpustest.Path(t, "kql"), func(p string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() && filepath.Ext(p) == ".kql" && len(files) < 300 {
-			files = append(files, p)
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	files := kqlFiles(t, 300)
 	cat, err := catalog.Open(filepath.Join(dir, "c.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -21,16 +21,7 @@ func TestSearchFromMemorySeesIngest(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "rules")
-	var files []string
-	root := corpustest.Path(t, "kql")
-	if err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() && filepath.Ext(p) == ".kql" && len(files) < 400 {
-			files = append(files, p)
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	files := kqlFiles(t, 400)
 	copyFiles := func(ps []string) {
 		for _, p := range ps {
 			b, err := os.ReadFile(p)
@@ -103,4 +94,22 @@ func TestSearchFromMemorySeesIngest(t *testing.T) {
 	if grew == 0 {
 		t.Fatal("the ingest adds no rule with any of the words: not a test")
 	}
+}
+
+// kqlFiles lists up to n .kql files of the corpus.
+func kqlFiles(t *testing.T, n int) []string {
+	t.Helper()
+	var files []string
+	if err := filepath.WalkDir(corpustest.Path(t, "kql"), func(p string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && filepath.Ext(p) == ".kql" && len(files) < n {
+			files = append(files, p)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no .kql file in the corpus")
+	}
+	return files
 }
