@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -41,9 +42,10 @@ func main() {
 	top := flag.Int("top", 25, "slowest searches listed")
 	dump := flag.String("dump", "", "write every response body here, one line each")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the searches")
+	memProfile := flag.String("memprofile", "", "write an allocation profile of the searches (every allocation sampled)")
 	clients := flag.Int("c", 1, "searches served at once (the times then include waiting for each other)")
 	flag.Parse()
-	if err := run(*dbPath, *data, *n, *top, *dump, *cpuProfile, *clients); err != nil {
+	if err := run(*dbPath, *data, *n, *top, *dump, *cpuProfile, *memProfile, *clients); err != nil {
 		fmt.Fprintln(os.Stderr, "searchcost:", err)
 		os.Exit(1)
 	}
@@ -55,7 +57,7 @@ type timed struct {
 	d     time.Duration
 }
 
-func run(dbPath, data string, n, top int, dump, cpuProfile string, clients int) error {
+func run(dbPath, data string, n, top int, dump, cpuProfile, memProfile string, clients int) error {
 	if dbPath == "" {
 		return fmt.Errorf("-db is required")
 	}
@@ -119,6 +121,18 @@ func run(dbPath, data string, n, top int, dump, cpuProfile string, clients int) 
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if memProfile != "" {
+		// Every allocation of the searches, none of the warm-up's.
+		runtime.GC()
+		runtime.MemProfileRate = 1
+		defer func() {
+			f, err := os.Create(memProfile)
+			if err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	var all []timed
 	cpu0 := cpuTime()
