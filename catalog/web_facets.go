@@ -284,12 +284,17 @@ type searchGate struct {
 // the rest of the server needs one).
 func searchSlots() int { return max(1, min(runtime.GOMAXPROCS(0), maxOpenConns()-2)) }
 
+// ch is the gate's channel of slots, made on first use.
+func (g *searchGate) ch() chan struct{} {
+	g.once.Do(func() { g.slots = make(chan struct{}, searchSlots()) })
+	return g.slots
+}
+
 // acquire waits for a slot (in arrival order: a channel's blocked senders are woken
 // first in, first out) and returns its release.
 func (g *searchGate) acquire(ctx context.Context) (func(), error) {
-	g.once.Do(func() { g.slots = make(chan struct{}, searchSlots()) })
 	select {
-	case g.slots <- struct{}{}:
+	case g.ch() <- struct{}{}:
 		return func() { <-g.slots }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -430,7 +430,7 @@ func (h *Hunter) part(u unit, name string, out Output, o Options, sc *scratch) r
 			fl := h.flags[x.RuleIndex]
 			if fl&ruleFeedsCorr != 0 {
 				// Kept past this event: without its fields, which are the event's
-				// (MatchTransient); the correlator reads the event's copy.
+				// (MatchInto); the correlator reads the event's copy.
 				kept := x
 				kept.Fields = nil
 				forCorr = append(forCorr, kept)

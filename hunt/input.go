@@ -137,25 +137,21 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 			return &pooled{Reader: logread.NewJSONBytesReader(name, b), b: b}, nil
 		}})
 	}
-	// The batch ends with the first line that reaches batchBytes, wherever reads happen
-	// to stop: the parts, and so the order of matches within them, depend only on the
-	// input. One read can bring several parts (into a large pooled buffer): cut cuts
-	// all of them, and reports false when the receiver stopped.
+	// One read can bring several parts (into a large pooled buffer): cut cuts all of
+	// them, and reports false when the receiver stopped.
 	cut := func() bool {
-		for len(batch) >= batchBytes {
-			nl := bytes.IndexByte(batch[batchBytes-1:], '\n')
-			if nl < 0 {
+		for {
+			end := partEnd(batch)
+			if end < 0 {
 				return true
 			}
-			nl += batchBytes - 1
-			next := append(getBatch(), batch[nl+1:]...)
-			if !send1(batch[:nl+1]) {
+			next := append(getBatch(), batch[end:]...)
+			if !send1(batch[:end]) {
 				batches.Put(next[:0])
 				return false
 			}
 			batch = next
 		}
-		return true
 	}
 	for {
 		if !cut() {
@@ -183,6 +179,20 @@ func jsonParts(name string, r io.Reader, reopen func() (io.ReadCloser, error), s
 			return err
 		}
 	}
+}
+
+// partEnd is where the part at the start of b ends: after the first line that reaches
+// batchBytes, wherever reads happen to stop, so that the parts, and the order of
+// matches within them, depend only on the input; -1 when b holds no such line yet.
+func partEnd(b []byte) int {
+	if len(b) < batchBytes {
+		return -1
+	}
+	nl := bytes.IndexByte(b[batchBytes-1:], '\n')
+	if nl < 0 {
+		return -1
+	}
+	return batchBytes + nl
 }
 
 // firstLine reads up to and including the first newline that ends a non-blank line.

@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	"github.com/ruledex/ruledex/event"
 	"github.com/ruledex/ruledex/logread"
@@ -20,7 +19,7 @@ import (
 // (same boundaries, same line numbers), reading it through one read-only mapping
 // instead of read(2) into batch buffers. Read copied every byte in the kernel and
 // faulted in fresh buffer pages; mapped, the workers decode the page cache in place:
-// a 200,000-event hunt took 4-5% less CPU.
+// a 200,000-event hunt took 3% less CPU and 5% less time.
 //
 // It reports false, having read nothing, when it does not apply: not a regular
 // file, empty, not JSON lines, or a mapping refused (some filesystems); the caller
@@ -62,19 +61,16 @@ func mapParts(path string, fh *os.File, send func(Part) bool) (ok bool, err erro
 	}
 	line := 0
 	for start := 0; start < len(data); {
-		// As jsonParts: a part ends with the first line that reaches batchBytes.
 		end := len(data)
-		if start+batchBytes <= len(data) {
-			if nl := bytes.IndexByte(data[start+batchBytes-1:], '\n'); nl >= 0 {
-				end = start + batchBytes + nl
-			}
+		if n := partEnd(data[start:]); n >= 0 {
+			end = start + n
 		}
-		b := data[start:end:end]
+		b, off := data[start:end:end], start
 		base := line
 		line += bytes.Count(b, []byte{'\n'})
 		m.refs.Add(1)
 		if !send(Part{Line: base, Open: func() (logread.Reader, error) {
-			return &mappedPart{r: logread.NewJSONBytesReader(path, b), m: m, b: b, name: path}, nil
+			return &mappedPart{r: logread.NewJSONBytesReader(path, b), m: m, off: off, n: len(b), name: path}, nil
 		}}) {
 			m.release()
 			return true, nil
@@ -100,7 +96,7 @@ func (m *mapping) release() {
 type mappedPart struct {
 	r      *logread.JSONReader
 	m      *mapping
-	b      []byte
+	off, n int // the part's bytes in the mapping
 	name   string
 	failed bool
 }
@@ -129,8 +125,7 @@ func (p *mappedPart) Close() error {
 	// file would otherwise keep all of it resident until its last part. Pages shared
 	// with a neighbouring part stay until the mapping goes.
 	page := os.Getpagesize()
-	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(p.b))) - uintptr(unsafe.Pointer(unsafe.SliceData(p.m.data))))
-	lo, hi := (off+page-1)/page*page, (off+len(p.b))/page*page
+	lo, hi := (p.off+page-1)/page*page, (p.off+p.n)/page*page
 	if hi > lo {
 		syscall.Madvise(p.m.data[lo:hi], syscall.MADV_DONTNEED)
 	}
