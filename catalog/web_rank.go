@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // Ranking a search with FTS5's bm25() costs milliseconds for a common word (thousands
@@ -23,6 +24,29 @@ import (
 type termScores struct {
 	pks    []int64 // ascending
 	scores []float64
+	// ranked is pks best first, for a search of this phrase alone: sorting thousands of
+	// rows was a third of a common word's first search (see rankedAlone).
+	rankOnce sync.Once
+	ranked   []int64
+}
+
+// rankedAlone returns the rows best (lowest bm25) first, then by pk: rankByTerms's order
+// for a query of this one phrase (a sum of one score from 0 is that score). The slice is
+// shared: read only.
+func (t *termScores) rankedAlone() []int64 {
+	t.rankOnce.Do(func() {
+		order := make([]int32, len(t.pks))
+		for i := range order {
+			order[i] = int32(i)
+		}
+		// pks ascend, so a stable sort by score leaves ties in pk order.
+		slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(t.scores[a], t.scores[b]) })
+		t.ranked = make([]int64, len(order))
+		for i, j := range order {
+			t.ranked[i] = t.pks[j]
+		}
+	})
+	return t.ranked
 }
 
 func (t *termScores) score(pk int64) (float64, bool) {
@@ -126,6 +150,9 @@ func (c *Catalog) rankByTerms(ctx context.Context, tx *sql.Tx, p queryPlan, gen,
 			groups[i] = append(groups[i], t)
 		}
 	}
+	if len(groups) == 1 && len(groups[0]) == 1 && len(p.neg) == 0 {
+		return groups[0][0].rankedAlone(), nil
+	}
 	var neg []*termScores
 	for _, ph := range p.neg {
 		t, err := c.phraseScores(ctx, tx, ph, gen, token)
@@ -134,12 +161,27 @@ func (c *Catalog) rankByTerms(ctx context.Context, tx *sql.Tx, p queryPlan, gen,
 		}
 		neg = append(neg, t)
 	}
-	// Candidates: the rows of the first group (each once).
-	var cand []int64
-	for _, t := range groups[0] {
-		cand = append(cand, t.pks...)
+	// Candidates: the rows of the smallest group (each once), as a row must be in every
+	// group; checking a few hundred rows against a common word's thousands costs less
+	// than the other way round. Scores are still summed in query order below.
+	c0 := 0
+	size := func(g []*termScores) (n int) {
+		for _, t := range g {
+			n += len(t.pks)
+		}
+		return n
 	}
-	if len(groups[0]) > 1 {
+	for i := range groups[1:] {
+		if size(groups[i+1]) < size(groups[c0]) {
+			c0 = i + 1
+		}
+	}
+	cand := groups[c0][0].pks // read only
+	if len(groups[c0]) > 1 {
+		cand = nil
+		for _, t := range groups[c0] {
+			cand = append(cand, t.pks...)
+		}
 		slices.Sort(cand)
 		cand = slices.Compact(cand)
 	}
@@ -150,7 +192,10 @@ func (c *Catalog) rankByTerms(ctx context.Context, tx *sql.Tx, p queryPlan, gen,
 	out := make([]scored, 0, len(cand))
 next:
 	for _, pk := range cand {
-		for _, g := range groups[1:] {
+		for i, g := range groups {
+			if i == c0 {
+				continue
+			}
 			found := false
 			for _, t := range g {
 				if _, ok := t.score(pk); ok {
@@ -259,8 +304,12 @@ func (c *Catalog) warmTerm(ctx context.Context, term string) error {
 	if err := tok.QueryRowContext(ctx).Scan(&token); err != nil {
 		return fmt.Errorf("warm search: %w", err)
 	}
-	_, err = c.phraseScores(ctx, tx, quoteFTS(term, false), c.web().generation(), token)
-	return err
+	t, err := c.phraseScores(ctx, tx, quoteFTS(term, false), c.web().generation(), token)
+	if err != nil {
+		return err
+	}
+	t.rankedAlone() // the word searched alone: ranked ahead too
+	return nil
 }
 
 // warmDocs reads every rule's full-text document into the facet index, for snippets: a

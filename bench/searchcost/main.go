@@ -44,8 +44,13 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the searches")
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the searches (every allocation sampled)")
 	clients := flag.Int("c", 1, "searches served at once (the times then include waiting for each other)")
+	heapProfile := flag.String("heapprofile", "", "write the live heap once the server is warm (what every GC cycle marks)")
+	only := flag.String("shape", "", "only the searches of this shape (as the table names them, e.g. \"1 words\"), to profile one kind")
 	flag.Parse()
-	if err := run(*dbPath, *data, *n, *top, *dump, *cpuProfile, *memProfile, *clients); err != nil {
+	if *heapProfile != "" {
+		runtime.MemProfileRate = 4096
+	}
+	if err := run(*dbPath, *data, *n, *top, *dump, *cpuProfile, *memProfile, *heapProfile, *clients, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "searchcost:", err)
 		os.Exit(1)
 	}
@@ -57,7 +62,7 @@ type timed struct {
 	d     time.Duration
 }
 
-func run(dbPath, data string, n, top int, dump, cpuProfile, memProfile string, clients int) error {
+func run(dbPath, data string, n, top int, dump, cpuProfile, memProfile, heapProfile string, clients int, only string) error {
 	if dbPath == "" {
 		return fmt.Errorf("-db is required")
 	}
@@ -102,6 +107,18 @@ func run(dbPath, data string, n, top int, dump, cpuProfile, memProfile string, c
 	}
 	fmt.Printf("%d words scored and %d hits encoded ahead in %v\n", words, hits, time.Since(t0).Round(time.Millisecond))
 
+	if heapProfile != "" {
+		runtime.GC()
+		f, err := os.Create(heapProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 	var out io.Writer = io.Discard
 	if dump != "" {
 		f, err := os.Create(dump)
@@ -134,6 +151,16 @@ func run(dbPath, data string, n, top int, dump, cpuProfile, memProfile string, c
 			}
 		}()
 	}
+	var paths []string
+	for i := range n {
+		if p := coldset.Search(i); only == "" || shape(p) == only {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		return fmt.Errorf("no search of shape %q among the first %d", only, n)
+	}
+	n = len(paths)
 	var all []timed
 	cpu0 := cpuTime()
 	start := time.Now()
@@ -151,7 +178,7 @@ func run(dbPath, data string, n, top int, dump, cpuProfile, memProfile string, c
 				if i >= n {
 					return
 				}
-				p := coldset.Search(i)
+				p := paths[i]
 				t := time.Now()
 				w, err := get(p)
 				d := time.Since(t)
