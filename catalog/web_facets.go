@@ -633,6 +633,7 @@ func hasString(xs []string, x string, fold bool) bool {
 type tally struct {
 	counts  []int32
 	touched []int32
+	per     []int32 // values counted a facet
 }
 
 // count tallies the facets of the matching rules.
@@ -646,7 +647,23 @@ func (idx *facetIndex) count(matches []*facetRule, limit int) map[string][]Facet
 			t.counts[v]++
 		}
 	}
+	// One array for every facet's values, cut by facet: appending to each facet's own
+	// slice left a trail of outgrown arrays, a fifth of a search's garbage.
+	per := t.per[:0]
+	for range FacetNames {
+		per = append(per, 0)
+	}
+	t.per = per
+	for _, v := range t.touched {
+		per[idx.facetOf[v]]++
+	}
+	all := make([]FacetValue, len(t.touched))
 	byFacet := make([][]FacetValue, len(FacetNames))
+	off := 0
+	for k := range byFacet {
+		byFacet[k] = all[off : off : off+int(per[k])]
+		off += int(per[k])
+	}
 	for _, v := range t.touched {
 		k := idx.facetOf[v]
 		byFacet[k] = append(byFacet[k], FacetValue{Value: idx.names[v], Count: int(t.counts[v])})
@@ -657,9 +674,6 @@ func (idx *facetIndex) count(matches []*facetRule, limit int) map[string][]Facet
 	out := make(map[string][]FacetValue, len(FacetNames))
 	for k, name := range FacetNames {
 		vals := byFacet[k]
-		if vals == nil {
-			vals = []FacetValue{}
-		}
 		if len(vals) > limit {
 			// Only the top counts are shown: drop what cannot be among them before the
 			// sort (hundreds of fields or techniques, most counted once).

@@ -137,6 +137,18 @@ func (b byPK) Swap(i, j int) {
 	b.t.scores[i], b.t.scores[j] = b.t.scores[j], b.t.scores[i]
 }
 
+// scored is a candidate row of rankByTerms with its summed score.
+type scored struct {
+	pk    int64
+	score float64
+}
+
+// scoredScratch recycles rankByTerms's candidate lists: only the ranked pks outlive it.
+var scoredScratch = sync.Pool{New: func() any { s := make([]scored, 0, 1024); return &s }}
+
+// maxPooledScored: longer lists (a query of common words) are left to the collector.
+const maxPooledScored = 1 << 16
+
 // rankByTerms ranks a query of plain phrases from per-phrase scores: the rows in every
 // group and in none of the exclusions, best (lowest bm25) first, then by pk, as rank.
 func (c *Catalog) rankByTerms(ctx context.Context, tx *sql.Tx, p queryPlan, gen, token int64) ([]int64, error) {
@@ -185,11 +197,14 @@ func (c *Catalog) rankByTerms(ctx context.Context, tx *sql.Tx, p queryPlan, gen,
 		slices.Sort(cand)
 		cand = slices.Compact(cand)
 	}
-	type scored struct {
-		pk    int64
-		score float64
-	}
-	out := make([]scored, 0, len(cand))
+	sp := scoredScratch.Get().(*[]scored)
+	out := (*sp)[:0]
+	defer func() {
+		if cap(out) <= maxPooledScored {
+			*sp = out[:0]
+			scoredScratch.Put(sp)
+		}
+	}()
 next:
 	for _, pk := range cand {
 		for i, g := range groups {

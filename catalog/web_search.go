@@ -341,15 +341,16 @@ func (c *Catalog) Search(ctx context.Context, q SearchQuery) (*SearchResult, err
 	if q.FacetLimit <= 0 {
 		q.FacetLimit = 25
 	}
-	res := &SearchResult{Hits: []SearchHit{}, Facets: map[string][]FacetValue{}}
-	for _, f := range FacetNames {
-		res.Facets[f] = []FacetValue{}
-	}
+	res := &SearchResult{Hits: []SearchHit{}}
 	fts := ""
 	var plan queryPlan
 	if strings.TrimSpace(q.Text) != "" {
 		plan = planQuery(q.Text)
 		if fts = plan.String(); fts == "" {
+			res.Facets = map[string][]FacetValue{}
+			for _, f := range FacetNames {
+				res.Facets[f] = []FacetValue{}
+			}
 			return res, nil // no searchable word: nothing matches
 		}
 	}
