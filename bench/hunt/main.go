@@ -78,7 +78,7 @@ func main() {
 	res.events = len(evs)
 	runRuledex(root, ruleFiles, cases, evs, caseEvents, &res)
 	if !*flagNoSigma {
-		runSigmaGo(ruleFiles, cases, evs, caseEvents, &res)
+		runSigmaGo(root, ruleFiles, cases, evs, caseEvents, &res)
 	}
 	res.print()
 }
@@ -358,6 +358,14 @@ func runRuledex(root string, files []string, cases []regressionCase, evs []event
 	endToEnd(m, evtx, 1, 0)
 	res.rdWarm = time.Since(t0)
 	fmt.Printf("warm-up pass over the EVTX samples (first sight of each channel/event ID): %v\n", res.rdWarm.Round(time.Millisecond))
+	// What the rules find in corpus/evtx (the mdecrevoisier samples), outside the
+	// timings: few matches, each checked by hand in hunt.TestMdecrevoisierSamples.
+	var sampleRecs, sampleMatches int64
+	logread.Scan(more, 1, func(_ int, ev *event.Event) {
+		sampleRecs++
+		sampleMatches += int64(len(m.Match(ev, nil)))
+	}, nil)
+	fmt.Printf("corpus/evtx samples: %d files, %d records, %d matches\n", len(more), sampleRecs, sampleMatches)
 	rd := endToEnd(nil, evtx, 1, *flagRuledex)
 	fmt.Printf("EVTX read only (%d files): %.0f MB/s (%.0f per CPU-second), %.0f records/s on 1 core\n",
 		len(evtx), rd.mbps(), rd.mbpsCPU(), rd.rps())
@@ -488,7 +496,7 @@ func measureRuledex(evs []event.Event, workers int, budget time.Duration, fn fun
 
 // ---- sigma-go ----
 
-func runSigmaGo(files []string, cases []regressionCase, evs []event.Event, caseEvents [][]int, res *results) {
+func runSigmaGo(root string, files []string, cases []regressionCase, evs []event.Event, caseEvents [][]int, res *results) {
 	fmt.Println("== sigma-go v0.6.6 ==")
 	heap0 := measure.LiveHeap()
 	var rules []sigma.Rule
@@ -527,16 +535,7 @@ func runSigmaGo(files []string, cases []regressionCase, evs []event.Event, caseE
 	}
 
 	// sigma-go takes map events; build them once, outside the timings.
-	maps := make([]map[string]string, len(evs))
-	for i := range evs {
-		mp := make(map[string]string, len(evs[i].Fields))
-		for _, f := range evs[i].Fields {
-			if _, dup := mp[f.Name]; !dup {
-				mp[f.Name] = f.Value
-			}
-		}
-		maps[i] = mp
-	}
+	maps := toMaps(evs)
 
 	ctx := context.Background()
 	for i, c := range cases {
@@ -565,6 +564,26 @@ func runSigmaGo(files []string, cases []regressionCase, evs []event.Event, caseE
 	}
 	fmt.Printf("regression: %d/%d cases fire\n", res.sgPass, res.sgCases)
 
+	// What it finds in corpus/evtx (the mdecrevoisier samples), every rule on every
+	// event, outside the timings. Events keep their own field names: Security 4688's
+	// NewProcessName is not the Image that SigmaHQ's process_creation rules test,
+	// which ruledex's field renames supply, so its two 4688 matches are not found here.
+	var sampleCases []regressionCase
+	more, _ := logread.Files(filepath.Join(root, "evtx"))
+	for _, f := range more {
+		sampleCases = append(sampleCases, regressionCase{evtx: f})
+	}
+	sampleEvs, _ := decodeCases(sampleCases)
+	sampleMatches := 0
+	for _, mp := range toMaps(sampleEvs) {
+		for _, e := range evals {
+			if r, err := e.Matches(ctx, mp); err == nil && r.Match {
+				sampleMatches++
+			}
+		}
+	}
+	fmt.Printf("corpus/evtx samples: %d files, %d records, %d matches\n", len(more), len(sampleEvs), sampleMatches)
+
 	// Evaluate every loaded rule on each event, as an embedder without its own index
 	// would (sigma-go has no log-source routing without a config).
 	matchAll := func(k int) {
@@ -580,6 +599,21 @@ func runSigmaGo(files []string, cases []regressionCase, evs []event.Event, caseE
 	res.sgDone = true
 	fmt.Printf("peak RSS (VmHWM): %s\n\n", mib(res.sgHWM))
 	runtime.KeepAlive(evals)
+}
+
+// toMaps gives each event as the map sigma-go takes (the first value of a repeated name).
+func toMaps(evs []event.Event) []map[string]string {
+	maps := make([]map[string]string, len(evs))
+	for i := range evs {
+		mp := make(map[string]string, len(evs[i].Fields))
+		for _, f := range evs[i].Fields {
+			if _, dup := mp[f.Name]; !dup {
+				mp[f.Name] = f.Value
+			}
+		}
+		maps[i] = mp
+	}
+	return maps
 }
 
 // parseSigmaGo parses a rule with sigma-go, turning its panics into errors.
