@@ -296,6 +296,11 @@ func (c *Catalog) WarmSearch(ctx context.Context, n int) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return done, nil
 		}
+		if quoteFTS(t, false) == "" {
+			// A token of the index no search can ask for (an emoji newer than Go's
+			// letter tables, say: "🫡" as an FTS5 string is a syntax error).
+			continue
+		}
 		if err := c.warmTerm(ctx, t); err != nil {
 			return done, err
 		}

@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/internal/corpustest"
 	"github.com/ruledex/ruledex/lang/kql"
+	"github.com/ruledex/ruledex/lang/sigma"
 )
 
 // TestRankByTermsMatchesBM25: searches of plain words and phrases are ranked from
@@ -150,5 +152,63 @@ func TestWarmSearchSameResults(t *testing.T) {
 	}
 	if snippets == 0 {
 		t.Error("no snippet in any answer; the documents read ahead are not tested")
+	}
+}
+
+// TestWarmSearchSkipsUnsearchableTokens: the index holds tokens no search can ask for
+// (SQLite's tokenizer keeps U+1FAE1 "🫡", which as an FTS5 string is a syntax error, and
+// Go's tables give it no letter, so a search drops it); warming every word of the
+// catalog skips them instead of failing, and scores all the others.
+func TestWarmSearchSkipsUnsearchableTokens(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rule := filepath.Join(dir, "salute.yml")
+	if err := os.WriteFile(rule, []byte(`title: Salute 🫡 from certutil
+id: 5d4c1f0e-3a55-4c37-9a53-3a3c1f1d8e01
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '\certutil.exe'
+  condition: selection
+level: low
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Open(filepath.Join(dir, "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if _, err := ingest.Run(ctx, cat, []string{rule}, ingest.Options{Parsers: []ingest.Parser{sigma.Parser{}}}); err != nil {
+		t.Fatal(err)
+	}
+	var vocab, emoji int
+	conn, err := cat.DB().Conn(ctx) // the vocabulary table is the connection's own
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, rules_fts, row)`); err != nil {
+		t.Fatal(err)
+	}
+	err = conn.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE term = '🫡') FROM temp.v`).Scan(&vocab, &emoji)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if emoji != 1 {
+		t.Fatalf("the index does not hold the emoji as a token (%d of %d terms): not a test", emoji, vocab)
+	}
+	n, err := cat.WarmSearch(ctx, vocab+10)
+	if err != nil {
+		t.Fatalf("warm search over every word: %v", err)
+	}
+	if n != vocab-1 {
+		t.Errorf("%d words scored, want the %d of the index but the emoji", n, vocab-1)
+	}
+	res, err := cat.Search(ctx, catalog.SearchQuery{Text: "salute certutil"})
+	if err != nil || res.Total != 1 {
+		t.Errorf("search after warming: %v, %v", res, err)
 	}
 }
