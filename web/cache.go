@@ -404,9 +404,9 @@ func (s *Server) prerender() (int, error) {
 
 // warmWords is how many of the catalog's most common words are scored for search ahead
 // of time (see catalog.WarmSearch): on the full corpus, every word held by 37 rules or
-// more, about 8 MB more than 400 words and 0.5 s more of a core after start-up. With 400, a cold
-// search of a word like "bitsadmin" (rank 898) scored it in SQLite, 1-3 ms holding one
-// of the search slots, and the cold-path p99 was 15-22 ms at the server, not 9-15.
+// more, about 8 MB and 0.5 s of a core more than 400 words. With 400, a cold search of
+// a word like "bitsadmin" (rank 898) scored it in SQLite, 1-3 ms holding one of the
+// search slots, and the cold-path p99 at the server was 14-22 ms, not 9-15.
 const warmWords = 2000
 
 // warmSearch scores the common words for search after the pages are rendered, stopping
