@@ -57,7 +57,8 @@ func (t *termScores) score(pk int64) (float64, bool) {
 	return t.scores[i], true
 }
 
-// maxTermRows bounds the phrase score cache (rows over all phrases; 16 bytes each).
+// maxTermRows bounds the phrase score cache (rows over all phrases; 16 bytes each, 24
+// with the ranking alone).
 const maxTermRows = 1 << 21
 
 func (s *webState) termGet(phrase string, gen, token int64) (*termScores, bool) {
