@@ -55,6 +55,9 @@ func (s *Server) rulePage(ctx context.Context, r *rule.Rule, o pageOptions) (*Ru
 		for _, c := range s.events.Coverage(r) {
 			p.Events = append(p.Events, page.EventRow{Provider: c.Provider, EventID: c.EventID, Title: c.Title})
 		}
+		for _, a := range s.events.AbsentFields(r) {
+			p.AbsentFields = append(p.AbsentFields, page.AbsentField(a))
+		}
 	}
 	if p.Neighbors, err = page.LoadNeighbors(ctx, s.cat, r); err != nil {
 		return nil, fmt.Errorf("rule page %s/%s: neighbors: %w", r.Language, r.ID, err)

@@ -34,7 +34,10 @@ type Rule struct {
 	Attack      []AttackRow `json:"attack,omitempty"`
 	// Events is event coverage; BuildRule leaves it empty, callers with an event
 	// catalog fill it (the CLI and web use package winevent).
-	Events       []EventRow     `json:"events,omitempty"`
+	Events []EventRow `json:"events,omitempty"`
+	// AbsentFields are fields the rule tests that none of its Sysmon events carries
+	// (winevent.AbsentFields); filled by the same callers as Events.
+	AbsentFields []AbsentField  `json:"absent_fields,omitempty"`
 	Bodies       []Body         `json:"bodies"`
 	Stages       []StageView    `json:"stages,omitempty"`
 	Alternatives int            `json:"alternatives,omitempty"` // >0 when the rule is an OR of conjunctions
@@ -163,6 +166,17 @@ type EventRow struct {
 	EventID  int    `json:"event_id"`
 	Title    string `json:"title"`
 	URL      string `json:"url,omitempty"`
+}
+
+// AbsentFieldsNote introduces AbsentFields wherever a rule page lists them.
+const AbsentFieldsNote = "Fields the rule tests that none of its Sysmon events carries (per Sysmon's manifest): " +
+	"on those events a test of them is never true, a negated one always. The rule needs telemetry that adds " +
+	"them, or another of its events (not checked)."
+
+// AbsentField is a field the rule tests that none of Events (the Sysmon ones) carries.
+type AbsentField struct {
+	Field  string   `json:"field"`
+	Events []string `json:"events"`
 }
 
 // Body is the rule text verbatim with its syntax name.

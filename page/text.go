@@ -117,6 +117,12 @@ func writeText(w io.Writer, p *Rule) error {
 			tw.Write([]byte(e.Provider + "\t" + itoa(e.EventID) + "\t" + e.Title + "\n"))
 		}
 		tw.Flush()
+		if len(p.AbsentFields) > 0 {
+			bw.WriteString("\n" + AbsentFieldsNote + "\n")
+			for _, a := range p.AbsentFields {
+				bw.WriteString("- " + a.Field + ": not in " + strings.Join(a.Events, ", ") + "\n")
+			}
+		}
 	}
 	if len(p.Settings) > 0 {
 		section("Parameters")

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ruledex/ruledex/catalog"
+	"github.com/ruledex/ruledex/page"
 	"github.com/ruledex/ruledex/rule"
 )
 
@@ -58,22 +59,23 @@ func parseTemplates() (map[string]*template.Template, error) {
 }
 
 var funcs = template.FuncMap{
-	"safeURL":   safeURL,
-	"ruleURL":   RuleURL,
-	"langName":  func(l string) string { return rule.Language(l).Display() },
-	"join":      strings.Join,
-	"add":       func(a, b int) int { return a + b },
-	"heat":      heatClass,
-	"query":     queryWith,
-	"techURL":   func(id string) string { return "/attack/techniques/" + url.PathEscape(id) + "/" },
-	"tacticURL": func(id string) string { return "/attack/tactics/" + url.PathEscape(id) + "/" },
-	"fieldURL":  func(f string) string { return "/rules/?field=" + url.QueryEscape(f) },
-	"commas":    commas,
-	"markdown":  markdownHTML,
-	"wbr":       softBreaks,
-	"highlight": highlight,
-	"bodyText":  bodyText,
-	"mdInline":  markdownInline,
+	"safeURL":          safeURL,
+	"ruleURL":          RuleURL,
+	"langName":         func(l string) string { return rule.Language(l).Display() },
+	"join":             strings.Join,
+	"absentFieldsNote": func() string { return page.AbsentFieldsNote },
+	"add":              func(a, b int) int { return a + b },
+	"heat":             heatClass,
+	"query":            queryWith,
+	"techURL":          func(id string) string { return "/attack/techniques/" + url.PathEscape(id) + "/" },
+	"tacticURL":        func(id string) string { return "/attack/tactics/" + url.PathEscape(id) + "/" },
+	"fieldURL":         func(f string) string { return "/rules/?field=" + url.QueryEscape(f) },
+	"commas":           commas,
+	"markdown":         markdownHTML,
+	"wbr":              softBreaks,
+	"highlight":        highlight,
+	"bodyText":         bodyText,
+	"mdInline":         markdownInline,
 }
 
 // safeURL returns u when it is an absolute http or https URL, else "". Only such

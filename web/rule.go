@@ -103,6 +103,9 @@ func (s *Server) rule(r *http.Request) (*RuleResponse, *rule.Rule, error) {
 			}
 			p.Events = append(p.Events, er)
 		}
+		for _, a := range s.events.AbsentFields(ru) {
+			p.AbsentFields = append(p.AbsentFields, page.AbsentField(a))
+		}
 	}
 	out := &RuleResponse{Rule: p, ID: ru.ID, Language: string(ru.Language), Class: string(ru.Class),
 		Techniques: ru.Techniques, Tactics: ru.Tactics}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -421,5 +422,50 @@ func TestIndicatorCaseLabel(t *testing.T) {
 	}
 	if i, j := strings.Index(body, `id="lang-`), strings.Index(body, `id="equivalence"`); i < 0 || j < 0 || j < i || strings.Contains(body, ".tsv") {
 		t.Errorf("rules at %d, field equivalence at %d, .tsv shown: %v", i, j, strings.Contains(body, ".tsv"))
+	}
+}
+
+// TestAbsentFieldsSection: a rule testing fields its Sysmon event lacks says which, under
+// its event coverage, in the page and the API; a rule whose fields are all there says
+// nothing.
+func TestAbsentFieldsSection(t *testing.T) {
+	tests := []struct {
+		id     string // SigmaHQ rule id
+		absent []string
+	}{
+		// net_connection_win_python: Sysmon 3 has neither (the rule's own comment says so).
+		{"bef0bc5a-b9ae-425d-85c6-7b2d705980c6", []string{"CommandLine", "ParentImage"}},
+		// proc_creation_win_bitsadmin_download: Image and CommandLine are Sysmon 1's.
+		{"d059842b-6b9d-4ed1-b5c3-5b89143c6ede", nil},
+	}
+	for _, tt := range tests {
+		path := RuleURL("sigma", tt.id)
+		resp, body := get(t, path)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		var api struct {
+			Absent []struct {
+				Field  string   `json:"field"`
+				Events []string `json:"events"`
+			} `json:"absent_fields"`
+		}
+		getJSON(t, "/api"+strings.TrimSuffix(path, "/"), &api)
+		var got []string
+		for _, a := range api.Absent {
+			got = append(got, a.Field)
+			if !slices.Equal(a.Events, []string{"Microsoft-Windows-Sysmon 3"}) {
+				t.Errorf("%s: %s checked against %q", path, a.Field, a.Events)
+			}
+			if want := "<li><code>" + a.Field + "</code>: not in Microsoft-Windows-Sysmon 3</li>"; !strings.Contains(body, want) {
+				t.Errorf("%s: page lacks %q", path, want)
+			}
+		}
+		if !slices.Equal(got, tt.absent) {
+			t.Errorf("%s: absent fields %q, want %q", path, got, tt.absent)
+		}
+		if has := strings.Contains(body, `id="absent-fields"`); has != (len(tt.absent) > 0) {
+			t.Errorf("%s: absent-fields section shown: %v, want %v", path, has, len(tt.absent) > 0)
+		}
 	}
 }

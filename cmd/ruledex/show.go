@@ -59,15 +59,18 @@ Exit status 3 when RULE names no rule (closest titles are suggested) or several 
 				return err
 			}
 			var coverage []winevent.CoverageRow
+			var absent []winevent.AbsentField
 			if events != nil {
 				coverage = events.Coverage(r)
+				absent = events.AbsentFields(r)
 			}
 			if asJSON {
 				out := struct {
 					*rule.Rule
 					URL           string                 `json:"url"`
 					EventCoverage []winevent.CoverageRow `json:"event_coverage,omitempty"`
-				}{r, page.RuleURL(r.Language, r.ID), coverage}
+					AbsentFields  []winevent.AbsentField `json:"absent_fields,omitempty"`
+				}{r, page.RuleURL(r.Language, r.ID), coverage, absent}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				enc.SetEscapeHTML(false)
@@ -81,6 +84,9 @@ Exit status 3 when RULE names no rule (closest titles are suggested) or several 
 			p.Translations = translations(r)
 			for _, c := range coverage {
 				p.Events = append(p.Events, page.EventRow{Provider: c.Provider, EventID: c.EventID, Title: c.Title})
+			}
+			for _, a := range absent {
+				p.AbsentFields = append(p.AbsentFields, page.AbsentField(a))
 			}
 			if p.Neighbors, err = page.LoadNeighbors(ctx, cat, r); err != nil {
 				return err
