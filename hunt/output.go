@@ -383,18 +383,21 @@ type RuleCount struct {
 
 // Summary is what a hunt did. It marshals as the --json-summary object.
 type Summary struct {
-	Files        int            `json:"files"`
-	Events       int64          `json:"events"`
-	Bytes        int64          `json:"bytes"`
-	Matches      int            `json:"matches"`
-	Alerts       int            `json:"alerts"`
-	OutOfRange   int64          `json:"events_outside_time_range"`
-	ReadErrors   int            `json:"read_errors"`
-	OpenFailures int            `json:"inputs_not_readable"`
-	RulesLoaded  int            `json:"rules_loaded"`
-	RulesSkipped []string       `json:"rules_skipped"`
-	Filtered     int            `json:"rules_filtered_out"`
-	RuleWarnings []string       `json:"rule_warnings"`
+	Files        int      `json:"files"`
+	Events       int64    `json:"events"`
+	Bytes        int64    `json:"bytes"`
+	Matches      int      `json:"matches"`
+	Alerts       int      `json:"alerts"`
+	OutOfRange   int64    `json:"events_outside_time_range"`
+	ReadErrors   int      `json:"read_errors"`
+	OpenFailures int      `json:"inputs_not_readable"`
+	RulesLoaded  int      `json:"rules_loaded"`
+	RulesSkipped []string `json:"rules_skipped"`
+	Filtered     int      `json:"rules_filtered_out"`
+	RuleWarnings []string `json:"rule_warnings"`
+	// AbsentFields lists the loaded rules that test fields none of their Sysmon events
+	// carries (winevent.AbsentFields): on raw Sysmon logs those tests are never true.
+	AbsentFields []string       `json:"rules_testing_absent_fields"`
 	Empty        []string       `json:"inputs_without_events"`
 	ByLevel      map[string]int `json:"by_level"`
 	ByRule       []RuleCount    `json:"by_rule"`
@@ -411,6 +414,9 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 	}
 	if s.RuleWarnings == nil {
 		s.RuleWarnings = []string{}
+	}
+	if s.AbsentFields == nil {
+		s.AbsentFields = []string{}
 	}
 	if s.ByRule == nil {
 		s.ByRule = []RuleCount{}
@@ -436,6 +442,12 @@ func (s *Summary) WriteTable(w io.Writer, verbose bool) {
 	}
 	if n := len(s.RuleWarnings); n > 0 {
 		fmt.Fprintf(w, ", %d parser %s", n, plural(n, "warning", "warnings"))
+		if !verbose {
+			fmt.Fprint(w, " (--verbose lists them)")
+		}
+	}
+	if n := len(s.AbsentFields); n > 0 {
+		fmt.Fprintf(w, ", %d testing fields their Sysmon events never carry", n)
 		if !verbose {
 			fmt.Fprint(w, " (--verbose lists them)")
 		}
@@ -474,6 +486,9 @@ func (s *Summary) WriteTable(w io.Writer, verbose bool) {
 	if verbose {
 		for _, x := range s.RuleWarnings {
 			fmt.Fprintf(w, "  warning %s\n", x)
+		}
+		for _, x := range s.AbsentFields {
+			fmt.Fprintf(w, "  absent fields %s\n", x)
 		}
 	}
 	for _, e := range s.Empty {

@@ -19,6 +19,7 @@ import (
 	huntpkg "github.com/ruledex/ruledex/hunt"
 	"github.com/ruledex/ruledex/ingest"
 	"github.com/ruledex/ruledex/internal/hugeheap"
+	"github.com/ruledex/ruledex/rule"
 	"github.com/ruledex/ruledex/winevent"
 )
 
@@ -72,7 +73,9 @@ columns. Matches stream in input order (within a file, by event time); --timelin
 or --timeline jsonl instead prints all matches sorted by time at the end. Correlations
 and "| count() by" aggregations are evaluated over the events ordered by time and
 printed after the matches. A summary (matches per level and per rule, skipped rules,
-read problems) goes to stderr; --json-summary FILE also writes it as JSON.
+read problems, and with --data the rules testing fields their Sysmon events never
+carry, such as CommandLine on Sysmon 3) goes to stderr; --json-summary FILE also
+writes it as JSON.
 
 Exit status: 0 whether or not anything matched; 1 when no rule could be loaded, an
 input could not be read, or no event at all was read; 2 for a wrong command line.
@@ -270,6 +273,9 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 	sum.RulesSkipped = append(loaded.Skipped, sum.RulesSkipped...)
 	sum.Filtered = loaded.Filtered
 	sum.RuleWarnings = loaded.Warnings
+	if cr, ok := opts.Router.(engine.CatalogRouter); ok {
+		sum.AbsentFields = absentFieldRules(cr.Catalog, loaded.Rules)
+	}
 	sum.OpenFailures += len(bad)
 	sum.Seconds = time.Since(start).Seconds()
 	sum.WriteTable(stderr, o.verbose)
@@ -294,6 +300,25 @@ func runHunt(stdout, stderr io.Writer, args []string, o huntOptions) error {
 		return withCode(exitFailure, errors.New("no event was read from the inputs"))
 	}
 	return nil
+}
+
+// absentFieldRules names the rules that test fields none of their Sysmon events carries,
+// with the fields: "path (title): CommandLine, ParentImage not in Microsoft-Windows-Sysmon 3".
+func absentFieldRules(wc *winevent.Catalog, rules []*rule.Rule) []string {
+	var out []string
+	for _, r := range rules {
+		absent := wc.AbsentFields(r)
+		if len(absent) == 0 {
+			continue
+		}
+		var fields []string
+		for _, a := range absent {
+			fields = append(fields, a.Field)
+		}
+		out = append(out, fmt.Sprintf("%s (%s): %s not in %s", r.Source.Path, r.Title, strings.Join(fields, ", "),
+			strings.Join(absent[0].Events, ", ")))
+	}
+	return out
 }
 
 // huntStartGCPercent is GOGC while the rules load and compile (see runHunt).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -334,5 +335,32 @@ func TestHuntRuleCache(t *testing.T) {
 	got, _, err := hunt(t, events, o)
 	if err != nil || !strings.Contains(got, `"title":"Edited BITS rule"`) {
 		t.Errorf("after editing the rule: %v\n%s", err, got)
+	}
+}
+
+// TestHuntAbsentFields: the summary names the rules that test fields their Sysmon events
+// never carry (a hunter over raw Sysmon logs would wait for them in vain), in the table
+// and in --json-summary, and only those.
+func TestHuntAbsentFields(t *testing.T) {
+	python := corpustest.Path(t, "sigma", "sigmahq", "rules", "windows", "network_connection", "net_connection_win_python.yml")
+	sumFile := filepath.Join(t.TempDir(), "summary.json")
+	_, stderr, err := hunt(t, []string{seedEVTX(t)}, huntOptions{json: true, summary: sumFile,
+		rules: []string{seedRulePath(t), python}})
+	if err != nil {
+		t.Fatalf("hunt: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "rules: 2 loaded, 0 skipped, 1 testing fields their Sysmon events never carry (--verbose lists them)") {
+		t.Errorf("summary table:\n%s", stderr)
+	}
+	var sum struct {
+		Absent []string `json:"rules_testing_absent_fields"`
+	}
+	b, err := os.ReadFile(sumFile)
+	if err != nil || json.Unmarshal(b, &sum) != nil {
+		t.Fatalf("--json-summary: %v %s", err, b)
+	}
+	want := []string{python + " (Python Initiated Connection): CommandLine, ParentImage not in Microsoft-Windows-Sysmon 3"}
+	if !slices.Equal(sum.Absent, want) {
+		t.Errorf("rules_testing_absent_fields %q, want %q", sum.Absent, want)
 	}
 }
