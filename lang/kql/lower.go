@@ -1534,20 +1534,26 @@ func tableScoped(t string) bool {
 // sourceTable is the table a pipeline source names directly, "" when it is not a
 // plain table (a let, a function, a union).
 func (lw *lowerer) sourceTable(s *Source) string {
-	if s == nil || s.Kind != "expr" {
-		return ""
-	}
-	id, ok := unparen(s.Expr).(*Ident)
-	if !ok || id.Name == "*" || strings.ContainsAny(id.Name, "*?") {
-		return ""
-	}
-	if l := lw.env[id.Name]; l != nil {
-		if l.Kind == LetTabular && l.Pipe != nil {
-			return lw.sourceTable(l.Pipe.Source)
+	// Lets are followed a few deep, never round a cycle: "let y = y | ..." names itself
+	// (a fuzzed input recursed until the stack overflowed).
+	for range 8 {
+		if s == nil || s.Kind != "expr" {
+			return ""
 		}
-		return ""
+		id, ok := unparen(s.Expr).(*Ident)
+		if !ok || id.Name == "*" || strings.ContainsAny(id.Name, "*?") {
+			return ""
+		}
+		l := lw.env[id.Name]
+		if l == nil {
+			return id.Name
+		}
+		if l.Kind != LetTabular || l.Pipe == nil {
+			return ""
+		}
+		s = l.Pipe.Source
 	}
-	return id.Name
+	return ""
 }
 
 // aggregatingSource reports whether a pipeline source is a let (or a chain of lets)
