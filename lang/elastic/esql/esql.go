@@ -243,7 +243,16 @@ func (r *reader) lowerCommand(c command) rule.Stage {
 }
 
 func (r *reader) from(arg string) {
-	lower := strings.ToLower(arg)
+	// Only ASCII bytes are folded, so offsets in lower are offsets in arg:
+	// strings.ToLower (and strings.Map) change the length of some text (invalid UTF-8
+	// becomes U+FFFD; a fuzzed "FROM \x91... METADATA 0" sliced past the end).
+	b := []byte(arg)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	lower := string(b)
 	if i := strings.Index(lower, " metadata "); i >= 0 {
 		arg = arg[:i]
 	} else if strings.HasSuffix(lower, " metadata") {

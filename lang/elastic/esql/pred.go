@@ -400,6 +400,13 @@ func (r *reader) call(x *ex) *rule.Node {
 		if len(args) == 1 && unparen(args[0]).k == xString {
 			s := unparen(args[0])
 			n, diags := kuery.Parse(s.s, x.op == "qstr", r.stringPos(s))
+			if !r.verbatim(s) {
+				// Escapes (\n, \") make the text parsed differ from the text written, so
+				// offsets inside it would point elsewhere: the string itself is the place.
+				for i := range diags {
+					diags[i].Pos = r.stringPos(s)
+				}
+			}
 			r.q.Diags = append(r.q.Diags, diags...)
 			return n
 		}
@@ -417,6 +424,9 @@ func (r *reader) match(x, fx, qx *ex) *rule.Node {
 	}
 	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(q.s)
 	n, diags := kuery.Parse(o.field+` : "`+esc+`"`, false, r.pos(x.st))
+	for i := range diags {
+		diags[i].Pos = r.pos(x.st) // the text parsed is made up here: the test is the place
+	}
 	r.q.Diags = append(r.q.Diags, diags...)
 	return n
 }
@@ -428,6 +438,17 @@ func (r *reader) stringPos(s *ex) rule.Pos {
 		off = s.st + 3
 	}
 	return r.pos(off)
+}
+
+// verbatim reports whether string literal s holds its value as written (no escapes),
+// so that offsets in the value are offsets in the source from stringPos.
+func (r *reader) verbatim(s *ex) bool {
+	lit := r.text(s.st, s.en)
+	q := 1
+	if strings.HasPrefix(lit, `"""`) {
+		q = 3
+	}
+	return len(lit) >= 2*q && lit[q:len(lit)-q] == s.s
 }
 
 // trailingWild reports whether glob g ends with an unescaped *: the backslashes
