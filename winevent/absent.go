@@ -20,14 +20,13 @@ type AbsentField struct {
 
 // AbsentFields lists the fields a Sigma rule tests that none of the Sysmon events of its
 // coverage (RouteRule: its log source's events that carry all its fields, else all of
-// them, or the event IDs it pins) carries. Only Sysmon's
-// events are judged: the event data has Sysmon's own manifest (every field of schemas
-// 4.40 to 4.81), where it holds older versions of some Windows events (Security 4697
-// without the ClientProcessId newer builds write), so a field missing there proves
-// nothing.
-// Whether another event the rule reads (Security 4688 for process_creation) carries
-// the field is left open. Nothing is claimed for a log source the event data does not
-// map, nor for an event it does not describe.
+// them, or the event IDs it pins) carries. Only Sysmon's events are judged: the event
+// data has Sysmon's own manifest (every field of schemas 4.40 to 4.81), where it holds
+// older versions of some Windows events (Security 4697 without the ClientProcessId newer
+// builds write), so a field missing there proves nothing. Whether another event the
+// rule reads (Security 4688 for process_creation) carries the field is left open.
+// Nothing is claimed for a log source the event data does not map, for the whole
+// Sysmon channel, nor for an event it does not describe.
 func (c *Catalog) AbsentFields(r *rule.Rule) []AbsentField {
 	if c == nil || r == nil || r.Language != rule.Sigma {
 		return nil
@@ -55,6 +54,9 @@ func (c *Catalog) AbsentFields(r *rule.Rule) []AbsentField {
 	for _, t := range targets {
 		if !strings.EqualFold(t.Provider, sysmonProvider) {
 			continue
+		}
+		if len(t.EventIDs) == 0 {
+			return nil // every Sysmon event: some other one may carry the field
 		}
 		for _, id := range t.EventIDs {
 			e, ok := c.Event(t.Provider, id)
